@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Export an original checkpoint to a ``torch.export`` artifact: ``DIR/<MODEL>.pt2`` + ``DIR/<MODEL>.json``.
+
+    python export_scripts/export.py cnn14-16k --source Cnn14_16k_mAP=0.438.pth --out models/
+    python export_scripts/export.py cnn14-32k --source Cnn14_mAP=0.431.pth --out models/
+
+One driver serves every model: the registry (``audiofidelity.artifacts.REGISTRY``) names the
+artifact and its architecture, and the architecture's module here (``cnn14.py``) builds the
+clean ``nn.Module``, example inputs, dynamic shapes and frontend parameters. This script exports,
+checks the exported program against eager PyTorch, writes the program atomically and then the
+manifest (schema below), and prints the manifest path.
+
+Manifest (schema_version 1): name, backbone, sample_rate, artifact {file, sha256, size},
+source {file, sha256, url}, exported_with {torch, python, audiofidelity}, frontend, inputs,
+outputs (name / shape / dtype; inputs carry ``min`` per named axis), license, citation.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+import audiofidelity
+from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, REGISTRY, file_sha256, registry_entry
+
+ARCHITECTURES = {"cnn14": "cnn14"}
+"""Architecture name (registry ``architecture``) -> module in this folder that builds it."""
+
+
+def _atomic_write(path: Path, write) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple, name: str) -> None:
+    with torch.inference_mode():
+        want = module(*example_inputs)
+        got = program.module()(*example_inputs)
+    for w, g in zip(want, got):
+        err = float((w - g).abs().max())
+        if err > 1e-5 * float(w.abs().max()) + 1e-7:
+            raise SystemExit(f"{name}: exported program differs from eager PyTorch by {err:.3g}; not writing it")
+
+
+def export(name: str, source: Path, out: Path) -> Path:
+    """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path."""
+    entry = registry_entry(name)
+    builder = importlib.import_module(ARCHITECTURES[entry.architecture])
+    spec = builder.build(name, source)
+    module = spec["module"].eval()
+    with torch.no_grad():
+        program = torch.export.export(module, spec["example_inputs"], dynamic_shapes=spec["dynamic_shapes"])
+    _check_against_eager(module, program, spec["example_inputs"], name)
+
+    out.mkdir(parents=True, exist_ok=True)
+    program_path = out / f"{name}.pt2"
+    _atomic_write(program_path, lambda tmp: torch.export.save(program, tmp))
+    manifest = {
+        "schema_version": MANIFEST_SCHEMA_VERSION,
+        "name": name,
+        "backbone": entry.backbone,
+        "sample_rate": entry.sample_rate,
+        "artifact": {"file": program_path.name, "sha256": file_sha256(program_path),
+                     "size": program_path.stat().st_size},
+        "source": {"file": source.name, "sha256": file_sha256(source), "url": entry.source_url},
+        "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
+                          "audiofidelity": audiofidelity.__version__},
+        "frontend": spec["frontend"],
+        "inputs": spec["inputs"],
+        "outputs": spec["outputs"],
+        "license": entry.license,
+        "citation": spec["citation"],
+    }
+    manifest_path = out / f"{name}.json"
+    _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
+    return manifest_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", choices=[e.name for e in REGISTRY])
+    parser.add_argument("--source", type=Path, required=True, help="the original checkpoint file or folder")
+    parser.add_argument("--out", type=Path, required=True, help="directory to write <model>.pt2 and <model>.json")
+    args = parser.parse_args(argv)
+    if not args.source.exists():
+        parser.error(f"--source {args.source} does not exist (expected {registry_entry(args.model).source_file}, "
+                     f"from {registry_entry(args.model).source_url})")
+    print(export(args.model, args.source, args.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

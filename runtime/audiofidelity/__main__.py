@@ -1,0 +1,6 @@
+"""``python -m audiofidelity``: the command line."""
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,200 @@
+"""Artifact registry and store: which exported model serves which backbone, and how it is loaded.
+
+An artifact is ``<name>.pt2`` (a ``torch.export`` program) plus ``<name>.json`` (its manifest:
+sha256, frontend parameters, input/output spec, provenance). The store finds them in a models
+directory (``models_dir=`` / ``--models-dir`` / ``AUDIOFIDELITY_MODELS``), checks the ``.pt2``'s
+sha256 against the manifest before loading, and keeps loaded programs for the process.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
+
+MANIFEST_SCHEMA_VERSION = 1
+MODELS_ENV = "AUDIOFIDELITY_MODELS"
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One exportable model: what it serves and where its original checkpoint comes from."""
+
+    name: str
+    backbone: str
+    sample_rate: int
+    architecture: str
+    source_file: str
+    source_url: str
+    license: str
+
+
+REGISTRY: tuple[ArtifactEntry, ...] = (
+    ArtifactEntry("cnn14-16k", "cnn14", 16000, "cnn14", "Cnn14_16k_mAP=0.438.pth",
+                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
+    ArtifactEntry("cnn14-32k", "cnn14", 32000, "cnn14", "Cnn14_mAP=0.431.pth",
+                  "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
+)
+"""Every artifact this version knows, the single source for CLI choices and export commands."""
+
+
+def registry_entry(name: str) -> ArtifactEntry:
+    for entry in REGISTRY:
+        if entry.name == name:
+            return entry
+    raise KeyError(f"unknown artifact {name!r}; known: {', '.join(e.name for e in REGISTRY)}")
+
+
+def backbones() -> dict[str, tuple[int, ...]]:
+    """Backbone name -> the sample rates it has artifacts for."""
+    out: dict[str, tuple[int, ...]] = {}
+    for entry in REGISTRY:
+        out[entry.backbone] = out.get(entry.backbone, ()) + (entry.sample_rate,)
+    return out
+
+
+def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
+    """The registry entry serving ``backbone`` at ``sample_rate``."""
+    for entry in REGISTRY:
+        if entry.backbone == backbone and entry.sample_rate == sample_rate:
+            return entry
+    choices = "; ".join(f"{b}: {', '.join(map(str, r))} Hz" for b, r in backbones().items())
+    raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
+
+
+def export_command(name: str, out: str = "MODELS_DIR") -> str:
+    """The command that builds artifact ``name`` from its original checkpoint."""
+    entry = registry_entry(name)
+    return f"python export_scripts/export.py {name} --source {entry.source_file} --out {out}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """An artifact's JSON manifest (see ``export_scripts/export.py`` for how it is written)."""
+
+    name: str
+    sha256: str
+    frontend: dict[str, Any]
+    inputs: list[dict[str, Any]]
+    outputs: list[dict[str, Any]]
+    raw: dict[str, Any]
+
+    @property
+    def output_names(self) -> list[str]:
+        return [o["name"] for o in self.outputs]
+
+    @classmethod
+    def read(cls, path: Path) -> "Manifest":
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ManifestError(f"cannot read artifact manifest {path}: {exc}") from exc
+        version = raw.get("schema_version")
+        if version != MANIFEST_SCHEMA_VERSION:
+            raise ManifestError(f"{path}: manifest schema_version {version!r}, this version reads "
+                                f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity")
+        try:
+            return cls(name=raw["name"], sha256=raw["artifact"]["sha256"], frontend=raw["frontend"],
+                       inputs=raw["inputs"], outputs=raw["outputs"], raw=raw)
+        except (KeyError, TypeError) as exc:
+            raise ManifestError(f"{path}: manifest lacks required field {exc}") from exc
+
+
+def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file's bytes, read in 4 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def models_dir(explicit: str | Path | None = None) -> Path | None:
+    """The models directory in force: ``explicit``, else ``$AUDIOFIDELITY_MODELS``, else None."""
+    chosen = explicit if explicit is not None else os.environ.get(MODELS_ENV)
+    return Path(chosen).expanduser() if chosen else None
+
+
+def resolve(name: str, directory: str | Path | None = None) -> tuple[Path, Manifest]:
+    """Find ``<name>.pt2`` and ``<name>.json``; return the program path and the parsed manifest.
+
+    Raises
+    ------
+    ArtifactNotFoundError
+        Naming the files looked for and the export command that builds them.
+    """
+    root = models_dir(directory)
+    if root is None:
+        raise ArtifactNotFoundError(
+            f"no models directory for artifact {name!r}: pass --models-dir DIR (or models_dir=) or set "
+            f"{MODELS_ENV}. Build the artifact with: {export_command(name)}")
+    program, manifest_path = root / f"{name}.pt2", root / f"{name}.json"
+    missing = [str(p) for p in (program, manifest_path) if not p.is_file()]
+    if missing:
+        raise ArtifactNotFoundError(
+            f"artifact {name!r} not found: missing {' and '.join(missing)}. "
+            f"Build it with: {export_command(name, str(root))}")
+    manifest = Manifest.read(manifest_path)
+    if manifest.name != name:
+        raise ManifestError(f"{manifest_path} describes artifact {manifest.name!r}, not {name!r}")
+    return program, manifest
+
+
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise ``ChecksumMismatchError`` unless ``path`` hashes to ``expected``."""
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"{path}: sha256 is {actual}, but its manifest pins {expected}. The file is corrupt or was "
+            f"replaced; delete it and export or download the artifact again")
+
+
+@dataclass(frozen=True)
+class LoadedArtifact:
+    """A verified, loaded artifact: its manifest and the callable program on ``device``."""
+
+    manifest: Manifest
+    path: Path
+    device: str
+    program: Any
+
+
+_LOADED: dict[tuple[str, str, str], LoadedArtifact] = {}
+_LOCK = threading.Lock()
+
+
+def load(name: str, *, directory: str | Path | None = None, device: str = "cpu") -> LoadedArtifact:
+    """Resolve, verify (sha256) and load an artifact onto ``device``; cached per process.
+
+    Parameters
+    ----------
+    name : str
+        Registry name, e.g. ``"cnn14-16k"``.
+    directory : path, optional
+        Models directory; defaults to ``$AUDIOFIDELITY_MODELS``.
+    device : str
+        ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    """
+    program_path, manifest = resolve(name, directory)
+    key = (str(program_path.resolve()), manifest.sha256, device)
+    with _LOCK:
+        if key not in _LOADED:
+            verify_sha256(program_path, manifest.sha256)
+            _LOADED[key] = LoadedArtifact(manifest, program_path, device, _load_program(program_path, device))
+        return _LOADED[key]
+
+
+def _load_program(path: Path, device: str) -> Any:
+    import torch
+
+    exported = torch.export.load(str(path))
+    if device != "cpu":
+        from torch.export.passes import move_to_device_pass
+
+        exported = move_to_device_pass(exported, device)
+    return exported.module()

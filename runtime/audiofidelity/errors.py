@@ -1,0 +1,30 @@
+"""Exceptions raised by audiofidelity; each also subclasses the matching built-in."""
+from __future__ import annotations
+
+
+class AudioFidelityError(Exception):
+    """Base class of every error audiofidelity raises on purpose."""
+
+
+class InvalidAudioError(AudioFidelityError, ValueError):
+    """An audio file or array cannot be used: unreadable, empty, silent, non-finite or too short."""
+
+
+class InputFolderError(AudioFidelityError, FileNotFoundError):
+    """A folder to evaluate is missing, not a folder, or holds no files."""
+
+
+class ArtifactNotFoundError(AudioFidelityError, FileNotFoundError):
+    """An exported model artifact (``.pt2`` + manifest) is not where it was looked for."""
+
+
+class ManifestError(AudioFidelityError, ValueError):
+    """An artifact manifest is unreadable or does not describe what the runtime needs."""
+
+
+class ChecksumMismatchError(AudioFidelityError, ValueError):
+    """A file's sha256 differs from the one its manifest or registry pins."""
+
+
+class BadFilesError(AudioFidelityError, ValueError):
+    """Bad input files were found and the run was asked to be strict about them."""

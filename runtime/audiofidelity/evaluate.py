@@ -1,0 +1,307 @@
+"""Evaluate a folder of generated audio against a folder of reference audio, as audioldm_eval does.
+
+Flow: list both folders (sorted; ``limit`` keeps the first N of each) -> decide paired mode
+(file-name intersection > 99% of both folders, as audioldm_eval) -> per file: decode, validate,
+condition, frontend -> batched model run -> metrics (``METRICS``) -> a JSON-ready report with
+every skipped file and its reason, and the provenance of each number.
+"""
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import __version__
+from .artifacts import LoadedArtifact, artifact_for, load
+from .audio import Conditioning, load_conditioned
+from .errors import AudioFidelityError, BadFilesError, InputFolderError, InvalidAudioError
+from .frontends import apply_frontend
+from .metrics import frechet, inception, kernel, kl
+from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner
+
+log = logging.getLogger(__name__)
+
+PAIRING_THRESHOLD = 0.99
+SIDES = ("generated", "reference")
+CHUNK_FILES = 64
+"""Files decoded before each model pass: bounds memory to one chunk of model inputs."""
+
+
+@dataclass
+class SideFeatures:
+    """Features of the usable files of one folder, rows in ``files`` order."""
+
+    folder: Path
+    listed: list[str]
+    files: list[str] = field(default_factory=list)
+    features: dict[str, np.ndarray] = field(default_factory=dict)
+    problems: list[dict] = field(default_factory=list)
+
+    def rows(self, names: Sequence[str], feature: str) -> np.ndarray:
+        index = {name: i for i, name in enumerate(self.files)}
+        return self.features[feature][[index[n] for n in names]]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A selectable metric: the result keys it fills and how it is computed from both sides' features."""
+
+    keys: tuple[str, ...]
+    compute: Callable[[SideFeatures, SideFeatures, list[str]], dict[str, float]]
+    paired_only: bool = False
+    description: str = ""
+
+
+def _kl(mode: str, key: str) -> Callable[[SideFeatures, SideFeatures, list[str]], dict[str, float]]:
+    def compute(gen: SideFeatures, ref: SideFeatures, pairs: list[str]) -> dict[str, float]:
+        if not pairs:
+            raise ValueError("no file name appears in both folders among the usable files")
+        return {key: kl.kl_divergence(gen.rows(pairs, "logits"), ref.rows(pairs, "logits"), mode=mode)}
+    return compute
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fd": MetricSpec(
+        (frechet.KEY_FRECHET_DISTANCE,),
+        lambda g, r, _: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(
+            g.features["2048"], r.features["2048"])},
+        description="Fréchet distance between the backbone's embeddings (lower is better)"),
+    "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
+                     description="KL(reference || generated) of softmax class probabilities per pair (lower is better)"),
+    "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
+                             description="the same with per-class sigmoid probabilities (lower is better)"),
+    "isc": MetricSpec(
+        (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
+        lambda g, r, _: inception.inception_score(g.features["logits"]),
+        description="inception score of the generated clips (higher is better)"),
+    "kid": MetricSpec(
+        (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
+        lambda g, r, _: kernel.kernel_inception_distance(g.features["2048"], r.features["2048"]),
+        description="kernel inception distance between the embeddings (lower is better)"),
+}
+"""Every metric, by its ``--metrics`` name."""
+
+BACKBONE_METRICS = {"cnn14": ("fd", "kl", "kl_sigmoid", "isc", "kid")}
+"""Metrics each backbone's features support, in report order."""
+
+
+@dataclass
+class EvaluationResult:
+    """The report (JSON-ready dict) and the per-side features behind it."""
+
+    report: dict
+    sides: dict[str, SideFeatures]
+
+    def save_features(self, path: str | Path) -> None:
+        """Write ``<gen|ref>/<feature>/<file name>`` arrays and ``<gen|ref>/files`` to an ``.npz``."""
+        arrays = {}
+        for side, data in self.sides.items():
+            short = side[:3]
+            arrays[f"{short}/files"] = np.array(data.files)
+            for feature, matrix in data.features.items():
+                for name, row in zip(data.files, matrix):
+                    arrays[f"{short}/{feature}/{name}"] = row
+        np.savez_compressed(path, **arrays)
+
+
+def list_folder(folder: str | Path, *, limit: int | None = None) -> list[str]:
+    """Sorted entry names of ``folder`` (first ``limit`` of them), as audioldm_eval lists it.
+
+    Raises
+    ------
+    InputFolderError
+        If the folder is missing, not a directory, or empty.
+    """
+    path = Path(folder)
+    if not path.exists():
+        raise InputFolderError(f"folder not found: {path}")
+    if not path.is_dir():
+        raise InputFolderError(f"not a folder: {path} (pass the folder that holds the audio files)")
+    names = sorted(p.name for p in path.iterdir())
+    if not names:
+        raise InputFolderError(f"folder is empty: {path}")
+    return names[:limit] if limit is not None else names
+
+
+def is_paired(generated: Sequence[str], reference: Sequence[str], threshold: float = PAIRING_THRESHOLD) -> bool:
+    """audioldm_eval's rule: paired when the shared names exceed ``threshold`` of both folders."""
+    shared = len(set(generated) & set(reference))
+    return shared / len(set(generated)) > threshold and shared / len(set(reference)) > threshold
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
+
+
+def extract_features(side: SideFeatures, artifact: LoadedArtifact, conditioning: Conditioning, *,
+                     batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True, label: str = "") -> SideFeatures:
+    """Fill ``side`` with the artifact's outputs for every usable file; record the others as problems."""
+    runner = EmbeddingRunner(artifact, batch_size=batch_size)
+    rate, frontend = artifact.manifest.raw["sample_rate"], artifact.manifest.frontend
+    chunks: dict[str, list[np.ndarray]] = {name: [] for name in artifact.manifest.output_names}
+    with _progress(len(side.listed), label or side.folder.name, progress) as bar:
+        for start in range(0, len(side.listed), CHUNK_FILES):
+            names, inputs = [], []
+            for name in side.listed[start:start + CHUNK_FILES]:
+                path = side.folder / name
+                try:
+                    if path.is_dir():
+                        raise InvalidAudioError("is a folder (folders are not searched recursively)")
+                    x = apply_frontend(load_conditioned(path, rate, conditioning), frontend)
+                    runner.check_input(x)
+                except InvalidAudioError as exc:
+                    side.problems.append({"file": name, "reason": str(exc), "action": "skipped"})
+                else:
+                    names.append(name)
+                    inputs.append(x)
+                bar.update(1)
+            for key, value in runner.run(inputs).items():
+                chunks[key].append(value)
+            side.files.extend(names)
+    side.features = {key: np.concatenate(parts) for key, parts in chunks.items()}
+    return side
+
+
+def _report_problems(sides: dict[str, SideFeatures], strict: bool) -> list[dict]:
+    problems = [{"side": name, **p} for name, side in sides.items() for p in side.problems]
+    for p in problems:
+        log.warning("%s: %s: %s (%s)", p["side"], p["file"], p["reason"], p["action"])
+    if strict and problems:
+        listing = "; ".join(f"{p['side']}/{p['file']}: {p['reason']}" for p in problems)
+        raise BadFilesError(f"{len(problems)} bad file(s) and --strict is set: {listing}")
+    return problems
+
+
+def _compute_metrics(names: Sequence[str], sides: dict[str, SideFeatures], paired: bool) -> tuple[dict, dict]:
+    gen, ref = sides["generated"], sides["reference"]
+    pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
+    values: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:
+        spec = METRICS[name]
+        reason = None
+        if spec.paired_only and not paired:
+            reason = "needs paired mode (the two folders' file names do not match; see 'mode')"
+        else:
+            try:
+                values.update(spec.compute(gen, ref, pairs))
+            except ValueError as exc:
+                reason = str(exc)
+        if reason is not None:
+            for key in spec.keys:
+                values[key] = None
+                unavailable[key] = reason
+    return values, unavailable
+
+
+def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:
+    """The metrics to compute: all the backbone supports by default; unknown names are an error."""
+    supported = BACKBONE_METRICS[backbone]
+    if metrics is None:
+        return list(supported)
+    unknown = [m for m in metrics if m not in supported]
+    if unknown:
+        raise ValueError(f"metric(s) {', '.join(unknown)} not available with backbone {backbone!r}; "
+                         f"choose from {', '.join(supported)}")
+    return list(dict.fromkeys(metrics))
+
+
+def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
+             metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
+             device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
+             strict: bool = False, progress: bool = True) -> EvaluationResult:
+    """Compute audioldm_eval's metrics between two folders of audio.
+
+    Parameters
+    ----------
+    generated, reference : path
+        Folders of audio files (not searched recursively).
+    backbone : str
+        Feature network (``"cnn14"``).
+    sample_rate : int
+        Evaluation rate, 16000 or 32000 for CNN14; every file is resampled to it.
+    metrics : sequence of str, optional
+        Names from ``METRICS``; default: all the backbone supports.
+    limit : int, optional
+        Use only the first ``limit`` files of each sorted folder listing (audioldm_eval's ``limit_num``).
+    models_dir : path, optional
+        Directory with the exported artifacts (default ``$AUDIOFIDELITY_MODELS``).
+    conditioning : Conditioning, optional
+        Channel, DC, resampler, padding and minimum-duration settings (default: audioldm_eval's).
+    strict : bool
+        Raise ``BadFilesError`` instead of skipping bad files.
+
+    Returns
+    -------
+    EvaluationResult
+        ``.report``: ``metrics`` (audioldm_eval's keys; ``None`` where not computable, reason in
+        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance``.
+
+    Raises
+    ------
+    InputFolderError, ArtifactNotFoundError, ChecksumMismatchError, BadFilesError, ValueError
+    """
+    conditioning = conditioning or Conditioning()
+    selected = resolve_metrics(backbone, metrics)
+    entry = artifact_for(backbone, sample_rate)
+    folders = {"generated": Path(generated), "reference": Path(reference)}
+    full = {side: list_folder(folder) for side, folder in folders.items()}
+    paired = is_paired(full["generated"], full["reference"])
+    artifact = load(entry.name, directory=models_dir, device=device)
+    sides = {side: SideFeatures(folders[side], full[side][:limit] if limit is not None else full[side])
+             for side in SIDES}
+    for side in SIDES:
+        extract_features(sides[side], artifact, conditioning, batch_size=batch_size, progress=progress, label=side)
+    problems = _report_problems(sides, strict)
+    values, unavailable = _compute_metrics(selected, sides, paired)
+    pairs = len(set(sides["generated"].files) & set(sides["reference"].files)) if paired else 0
+    report = {
+        "metrics": values,
+        "unavailable": unavailable,
+        "mode": "paired" if paired else "unpaired",
+        "files": {
+            **{side: {"folder": str(s.folder), "listed": len(s.listed), "used": len(s.files),
+                      "skipped": len(s.problems)} for side, s in sides.items()},
+            "pairs": pairs,
+        },
+        "problems": problems,
+        "provenance": _provenance(artifact, backbone, sample_rate, conditioning, device, limit),
+    }
+    return EvaluationResult(report, sides)
+
+
+def _provenance(artifact: LoadedArtifact, backbone: str, sample_rate: int, conditioning: Conditioning,
+                device: str, limit: int | None) -> dict:
+    import scipy
+    import torch
+
+    manifest = artifact.manifest.raw
+    return {
+        "audiofidelity": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scipy": scipy.__version__,
+        "backbone": backbone,
+        "sample_rate": sample_rate,
+        "device": device,
+        "limit": limit,
+        "conditioning": conditioning.as_dict(),
+        "artifacts": [{
+            "name": manifest["name"],
+            "sha256": manifest["artifact"]["sha256"],
+            "source_sha256": manifest.get("source", {}).get("sha256"),
+            "manifest_schema_version": manifest["schema_version"],
+            "frontend": manifest["frontend"],
+        }],
+    }
+
+
+__all__ = ["evaluate", "EvaluationResult", "METRICS", "BACKBONE_METRICS", "AudioFidelityError"]

@@ -1,0 +1,86 @@
+"""Model frontends in NumPy/librosa: what turns a conditioned waveform into a network's input.
+
+Every artifact manifest has a ``frontend`` section ``{"kind": ..., **parameters}``; ``apply_frontend``
+looks the kind up in ``FRONTENDS`` and calls it with those parameters, so no code branches on
+a model or sample rate.
+
+- ``log_mel``: PANNs CNN14's torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` (hann window,
+  centred reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ManifestError
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool = False,
+                   norm: str | None = "slaney") -> np.ndarray:
+    """librosa's mel filterbank, shape (n_mels, n_fft // 2 + 1), float64 (cached; read-only)."""
+    import librosa
+
+    bank = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+                               norm=norm, dtype=np.float64)
+    bank.setflags(write=False)
+    return bank
+
+
+def power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int, window: str,
+                      center: bool, pad_mode: str, power: float) -> np.ndarray:
+    """|STFT|**power of a mono float waveform, shape (n_fft // 2 + 1, frames), float64.
+
+    ``pad_mode`` is passed explicitly: librosa >= 0.10 defaults to zero padding, torchlibrosa
+    reflects (the first and last frames differ by up to 12 dB otherwise).
+    """
+    import librosa
+
+    spec = librosa.stft(wave.astype(np.float64), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                        window=window, center=center, pad_mode=pad_mode)
+    return np.abs(spec) ** power
+
+
+def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int,
+            window: str = "hann", center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
+            n_mels: int = 64, fmin: float = 0.0, fmax: float | None = None, htk: bool = False,
+            mel_norm: str | None = "slaney", amin: float = 1e-10, ref: float = 1.0,
+            top_db: float | None = None) -> np.ndarray:
+    """PANNs log-mel spectrogram (torchlibrosa ``Spectrogram`` + ``LogmelFilterBank``).
+
+    Parameters
+    ----------
+    wave : np.ndarray, shape (n,), float32, at ``sample_rate``
+    Others as torchlibrosa / librosa name them.
+
+    Returns
+    -------
+    np.ndarray, shape (1, frames, n_mels), float32, in dB
+        ``frames = 1 + n // hop_length`` when ``center``; the CNN14 input without its batch axis.
+
+    References: Kong et al., "PANNs", 2020; torchlibrosa ``stft.py``.
+    """
+    spec = power_spectrogram(wave, n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+                             center=center, pad_mode=pad_mode, power=power)
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax, htk, mel_norm) @ spec
+    db = 10.0 * np.log10(np.maximum(mel, amin)) - 10.0 * np.log10(max(amin, ref))
+    if top_db is not None:
+        db = np.maximum(db, db.max() - top_db)
+    return db.T[None].astype(np.float32)
+
+
+FRONTENDS: dict[str, Callable[..., np.ndarray]] = {
+    "log_mel": log_mel,
+}
+"""Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
+
+
+def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+    """Run the frontend a manifest's ``frontend`` section describes on a conditioned waveform."""
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    if kind not in FRONTENDS:
+        raise ManifestError(f"unknown frontend kind {kind!r}; this version supports {', '.join(FRONTENDS)}")
+    return FRONTENDS[kind](wave, **params)

@@ -1,0 +1,76 @@
+"""Fréchet distance between Gaussians fitted to two feature sets (FD with CNN14, FAD with VGGish).
+
+FD = ||mu1 - mu2||^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2)). The trace of the matrix square
+root is computed from symmetric eigendecompositions: tr((S1 S2)^(1/2)) = sum_i sqrt(lambda_i) with
+lambda_i the eigenvalues of S1^(1/2) S2 S1^(1/2), which is symmetric positive semi-definite. This is
+stable for the rank-deficient covariances of small sets (N < D), where ``scipy.linalg.sqrtm`` of the
+non-symmetric product is not, and does not depend on ``sqrtm(..., disp=)`` (gone in SciPy 1.18).
+
+References: Heusel et al., "GANs Trained by a Two Time-Scale Update Rule...", NeurIPS 2017;
+Kilgour et al., "Fréchet Audio Distance", Interspeech 2019; audioldm_eval ``metrics/fid.py``.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+KEY_FRECHET_DISTANCE = "frechet_distance"
+
+
+def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[0] < 2:
+        raise ValueError(f"need a (n >= 2, d) feature matrix for a covariance, got shape {features.shape}")
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """tr((sigma1 sigma2)^(1/2)) for symmetric positive semi-definite matrices."""
+    root1 = _psd_sqrt(sigma1)
+    inner = root1 @ sigma2 @ root1
+    values = np.linalg.eigvalsh((inner + inner.T) / 2)
+    return float(np.sqrt(np.clip(values, 0.0, None)).sum())
+
+
+def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet distance between N(mu1, sigma1) and N(mu2, sigma2); all inputs float64.
+
+    Raises
+    ------
+    ValueError
+        If the shapes disagree.
+    """
+    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
+    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
+    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched statistics: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
+    diff = mu1 - mu2
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
+
+
+def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to two (n, d) and (m, d) feature matrices.
+
+    When a set has no more rows than columns its covariance is singular, and the square root
+    turns eigenvalue rounding (~1e-15) into errors of ~1e-7 per null direction. Then the trace
+    term is taken exactly from the centred features A, B instead: with S1 = A'A/(n-1) and
+    S2 = B'B/(m-1), tr((S1 S2)^(1/2)) = ||A B'||_* / sqrt((n-1)(m-1)) (nuclear norm of an n x m
+    matrix), which is also far cheaper for 2048-d embeddings of a few hundred clips.
+    """
+    x, y = np.asarray(features1, dtype=np.float64), np.asarray(features2, dtype=np.float64)
+    mu1, sigma1 = gaussian_statistics(x)
+    mu2, _ = gaussian_statistics(y)
+    n, m, d = len(x), len(y), x.shape[1]
+    if y.shape[1] != d:
+        raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
+    if min(n, m) > d:
+        return frechet_distance(mu1, sigma1, mu2, np.cov(y, rowvar=False))
+    a, b = x - mu1, y - mu2
+    trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
+    diff = mu1 - mu2
+    return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1) - 2.0 * trace_sqrt)
