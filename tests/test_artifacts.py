@@ -1,0 +1,70 @@
+"""Artifact store: resolution, checksum before load, clear errors naming files and the export command."""
+import json
+import os
+
+import pytest
+
+from audiofidelity import artifacts, cli
+from audiofidelity.errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
+
+
+def _copy_artifact(models_dir, tmp_path, name="cnn14-16k"):
+    out = tmp_path / "models"
+    out.mkdir()
+    os.link(models_dir / f"{name}.pt2", out / f"{name}.pt2")  # hard link: no 300 MB copy
+    (out / f"{name}.json").write_text((models_dir / f"{name}.json").read_text())
+    return out
+
+
+def test_missing_artifact_names_the_file_and_the_export_command(tmp_path):
+    with pytest.raises(ArtifactNotFoundError) as info:
+        artifacts.resolve("cnn14-32k", tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "cnn14-32k.pt2") in message
+    assert "python export_scripts/export.py cnn14-32k --source Cnn14_mAP=0.431.pth" in message
+
+
+def test_no_models_directory_says_how_to_set_one():
+    with pytest.raises(ArtifactNotFoundError, match="AUDIOFIDELITY_MODELS"):
+        artifacts.resolve("cnn14-16k")
+
+
+def test_environment_variable_is_honoured(models_dir, monkeypatch):
+    monkeypatch.setenv("AUDIOFIDELITY_MODELS", str(models_dir))
+    path, manifest = artifacts.resolve("cnn14-16k")
+    assert path == models_dir / "cnn14-16k.pt2" and manifest.name == "cnn14-16k"
+
+
+def test_checksum_mismatch_refuses_to_load(models_dir, tmp_path, recordings_dir, capsys):
+    out = _copy_artifact(models_dir, tmp_path)
+    manifest = json.loads((out / "cnn14-16k.json").read_text())
+    real = manifest["artifact"]["sha256"]
+    manifest["artifact"]["sha256"] = "0" * 64
+    (out / "cnn14-16k.json").write_text(json.dumps(manifest))
+    with pytest.raises(ChecksumMismatchError) as info:
+        artifacts.load("cnn14-16k", directory=out)
+    assert real in str(info.value) and "0" * 64 in str(info.value)
+    status = cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
+                       "--models-dir", str(out), "--quiet"])
+    assert status == 1 and "sha256" in capsys.readouterr().err
+
+
+def test_manifest_of_another_schema_is_refused(models_dir, tmp_path):
+    out = _copy_artifact(models_dir, tmp_path)
+    manifest = json.loads((out / "cnn14-16k.json").read_text())
+    manifest["schema_version"] = 99
+    (out / "cnn14-16k.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="schema_version 99"):
+        artifacts.resolve("cnn14-16k", out)
+
+
+def test_loaded_programs_are_kept_per_process(models_dir):
+    first = artifacts.load("cnn14-16k", directory=models_dir)
+    assert artifacts.load("cnn14-16k", directory=models_dir) is first
+
+
+def test_cli_choices_come_from_the_registry():
+    parser = cli.build_parser()
+    eval_parser = parser._subparsers._group_actions[0].choices["eval"]
+    backbone = next(a for a in eval_parser._actions if a.dest == "backbone")
+    assert list(backbone.choices) == sorted(artifacts.backbones())

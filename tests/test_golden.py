@@ -1,0 +1,89 @@
+"""The CLI reproduces the original audioldm_eval's numbers on the fixture audio and weights."""
+import json
+
+import numpy as np
+import pytest
+
+from audiofidelity import cli
+from conftest import golden
+
+RUNS = {  # run -> (sample rate, generated folder)
+    "cnn14_16k_paired": (16000, "generated"),
+    "cnn14_16k_unpaired": (16000, "unpaired"),
+    "cnn14_32k_paired": (32000, "generated"),
+    "cnn14_32k_unpaired": (32000, "unpaired"),
+}
+
+
+@pytest.fixture(scope="module")
+def cli_runs(recordings_dir, models_dir, tmp_path_factory):
+    out = {}
+    for run, (rate, folder) in RUNS.items():
+        d = tmp_path_factory.mktemp(run)
+        status = cli.main(["eval", str(recordings_dir / folder), str(recordings_dir / "reference"), "--sr", str(rate),
+                           "--models-dir", str(models_dir), "--json", str(d / "report.json"),
+                           "--save-features", str(d / "features.npz"), "--quiet"])
+        assert status == 0
+        out[run] = json.loads((d / "report.json").read_text()), dict(np.load(d / "features.npz"))
+    return out
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_fd_and_kid_within_1e4_relative(cli_runs, run):
+    report, _ = cli_runs[run]
+    want, _ = golden(run)
+    got = report["metrics"]
+    assert got["frechet_distance"] == pytest.approx(want["metrics"]["frechet_distance"], rel=1e-4)
+    kid = want["kid_reference"]
+    assert got["kernel_inception_distance_mean"] == pytest.approx(kid["kernel_inception_distance_mean"], rel=1e-4)
+    # in paired runs every subset is the whole set, so the original's std is float32 rounding noise
+    # (~2e-7): compare the std relative to the larger of itself and the mean
+    scale = max(kid["kernel_inception_distance_std"], kid["kernel_inception_distance_mean"])
+    assert abs(got["kernel_inception_distance_std"] - kid["kernel_inception_distance_std"]) <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_is_and_kl_within_1e4_absolute(cli_runs, run):
+    report, _ = cli_runs[run]
+    want = golden(run)[0]["metrics"]
+    got = report["metrics"]
+    for key in ("inception_score_mean", "inception_score_std"):
+        assert got[key] == pytest.approx(want[key], abs=1e-4)
+    for key in ("kullback_leibler_divergence_softmax", "kullback_leibler_divergence_sigmoid"):
+        if want[key] == -1:  # the original's "not computed" sentinel in unpaired mode
+            assert got[key] is None and "paired" in report["unavailable"][key]
+        else:
+            assert got[key] == pytest.approx(want[key], abs=1e-4)
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_mode_and_file_order_follow_the_original(cli_runs, run):
+    report, features = cli_runs[run]
+    meta, want = golden(run)
+    assert report["mode"] == ("paired" if meta["meta"]["same_name"] else "unpaired")
+    for side in ("gen", "ref"):
+        assert list(features[f"{side}/files"]) == list(want[f"{side}/files"])
+    assert report["problems"] == []
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_per_file_embeddings_and_logits_within_1e4_relative(cli_runs, run):
+    _, features = cli_runs[run]
+    _, want = golden(run)
+    for side in ("gen", "ref"):
+        for feature in ("2048", "logits"):
+            for name, expected in zip(want[f"{side}/files"], want[f"{side}/{feature}"]):
+                got = features[f"{side}/{feature}/{name}"]
+                assert np.max(np.abs(got - expected)) <= 1e-4 * np.max(np.abs(expected)), (side, feature, name)
+
+
+def test_report_carries_provenance(cli_runs):
+    report, _ = cli_runs["cnn14_32k_paired"]
+    prov = report["provenance"]
+    assert prov["sample_rate"] == 32000 and prov["backbone"] == "cnn14"
+    (artifact,) = prov["artifacts"]
+    assert artifact["name"] == "cnn14-32k" and len(artifact["sha256"]) == 64
+    assert artifact["frontend"]["n_fft"] == 1024
+    assert prov["conditioning"] == {"channel": "first", "remove_dc": True, "resampler": "torchaudio",
+                                    "min_samples": 32000, "min_duration": 0.1}
+    assert report["files"]["pairs"] == 24

@@ -1,0 +1,37 @@
+"""Package hygiene: light import, no heavy stacks, the documented entry points work."""
+import subprocess
+import sys
+
+import pytest
+
+from audiofidelity.evaluate import is_paired, list_folder
+
+
+def test_import_loads_none_of_the_heavy_stacks():
+    code = ("import sys, audiofidelity, audiofidelity.cli;"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                 .stdout.split())
+    assert not loaded & {"transformers", "torchaudio", "torchlibrosa", "skimage", "sklearn"}
+    assert "torch" not in loaded and "librosa" not in loaded  # loaded on first use only
+
+
+def test_python_dash_m_and_version():
+    done = subprocess.run([sys.executable, "-m", "audiofidelity", "--version"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("audiofidelity ")
+
+
+@pytest.mark.parametrize("gen,ref,paired", [
+    (["a", "b"], ["a", "b"], True),
+    ([f"{i}" for i in range(100)], [f"{i}" for i in range(99)], False),  # 99/100 is not > 99%
+    ([f"{i}" for i in range(1000)], [f"{i}" for i in range(999)], True),  # 999/1000 is
+    (["a", "b"], ["c", "d"], False),
+])
+def test_pairing_rule_is_audioldm_evals(gen, ref, paired):
+    assert is_paired(gen, ref) is paired
+
+
+def test_limit_keeps_the_first_sorted_names(tmp_path):
+    for name in ["c.wav", "a.wav", "b.wav"]:
+        (tmp_path / name).write_bytes(b"")
+    assert list_folder(tmp_path, limit=2) == ["a.wav", "b.wav"]
