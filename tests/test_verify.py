@@ -1,0 +1,33 @@
+"""The verify script against the original PANNs Cnn14 (needs the ``verify`` extra, which CI installs)."""
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT
+from fixtures import checkpoints
+
+pytest.importorskip("torchlibrosa", reason="the verify extra is not installed: pip install -e '.[verify]'")
+
+
+def _verify(model, source, models_dir, *audio):
+    cmd = [sys.executable, str(ROOT / "verify_scripts" / "verify_cnn14.py"), model, "--source", str(source),
+           "--models-dir", str(models_dir)]
+    for a in audio:
+        cmd += ["--audio", str(a)]
+    return subprocess.run(cmd, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("model", sorted(checkpoints.CNN14))
+def test_export_matches_the_original_panns_cnn14(model, checkpoint_dir, models_dir, recordings_dir):
+    done = _verify(model, checkpoint_dir / checkpoints.CNN14[model]["file"], models_dir,
+                   recordings_dir / "reference" / "clip_03.wav", recordings_dir / "generated" / "clip_09.wav",
+                   recordings_dir / "unpaired" / "other_05.wav")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: embedding and logits within 0.0001" in done.stdout
+
+
+def test_verify_fails_on_the_wrong_checkpoint(checkpoint_dir, models_dir, recordings_dir):
+    done = _verify("cnn14-32k", checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"], models_dir,
+                   recordings_dir / "reference" / "clip_03.wav")
+    assert done.returncode != 0 and "does not load into the original 32000 Hz Cnn14" in done.stderr
