@@ -87,3 +87,18 @@ def test_report_carries_provenance(cli_runs):
     assert prov["conditioning"] == {"channel": "first", "remove_dc": True, "resampler": "torchaudio",
                                     "min_samples": 32000, "min_duration": 0.1}
     assert report["files"]["pairs"] == 24
+
+
+def test_limit_truncates_the_sorted_lists_and_keeps_the_originals_pairing(recordings_dir, models_dir, tmp_path):
+    status = cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--limit", "5",
+                       "--metrics", "fd,kl", "--models-dir", str(models_dir), "--quiet",
+                       "--save-features", str(tmp_path / "f.npz"), "--json", str(tmp_path / "r.json")])
+    assert status == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["mode"] == "paired" and report["files"]["pairs"] == 5
+    assert set(report["metrics"]) == {"frechet_distance", "kullback_leibler_divergence_softmax"}
+    features = np.load(tmp_path / "f.npz")
+    _, want = golden("cnn14_16k_paired")
+    assert list(features["gen/files"]) == list(want["gen/files"][:5])
+    for name, expected in zip(want["gen/files"][:5], want["gen/2048"][:5]):
+        assert np.max(np.abs(features[f"gen/2048/{name}"] - expected)) <= 1e-4 * np.max(np.abs(expected))

@@ -158,11 +158,11 @@ def extract_features(side: SideFeatures, artifact: LoadedArtifact, conditioning:
                     runner.check_input(x)
                 except InvalidAudioError as exc:
                     side.problems.append({"file": name, "reason": str(exc), "action": "skipped"})
+                    bar.update(1)
                 else:
                     names.append(name)
                     inputs.append(x)
-                bar.update(1)
-            for key, value in runner.run(inputs).items():
+            for key, value in runner.run(inputs, on_batch=bar.update).items():
                 chunks[key].append(value)
             side.files.extend(names)
     side.features = {key: np.concatenate(parts) for key, parts in chunks.items()}

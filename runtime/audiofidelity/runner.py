@@ -6,7 +6,7 @@ on its batch-mates); outputs come back in input order, one array per manifest ou
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -47,8 +47,12 @@ class EmbeddingRunner:
                     f"too short for {self.artifact.manifest.name}: {size} {axis}, the model needs at least "
                     f"{self._minimum[axis]}")
 
-    def run(self, inputs: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """Model outputs for each input, stacked: ``{output name: array (len(inputs), ...)}``."""
+    def run(self, inputs: Sequence[np.ndarray], *,
+            on_batch: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
+        """Model outputs for each input, stacked: ``{output name: array (len(inputs), ...)}``.
+
+        ``on_batch(n)`` is called after each forward pass with the number of clips it held (progress).
+        """
         import torch
 
         names = self.artifact.manifest.output_names
@@ -70,4 +74,6 @@ class EmbeddingRunner:
                     arrays = [o.float().cpu().numpy() for o in outputs]
                     for row, i in enumerate(chunk):
                         results[i] = [a[row] for a in arrays]
+                    if on_batch is not None:
+                        on_batch(len(chunk))
         return {name: np.stack([r[k] for r in results]) for k, name in enumerate(names)}
