@@ -17,6 +17,7 @@ from .artifacts import artifact_for, backbones
 from .audio import CHANNEL_MODES, Conditioning
 from .errors import AudioFidelityError, InputFolderError
 from .evaluate import BACKBONE_METRICS, METRICS, evaluate, resolve_metrics
+from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
 from .runner import DEFAULT_BATCH_SIZE
 
@@ -58,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
     ev.add_argument("--min-duration", type=float, default=Conditioning.min_duration,
                     help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
+    ev.add_argument("--per-file", action="store_true", help="add each pair's psnr, ssim and lsd to the report")
+    ev.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
+                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
     ev.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     ev.add_argument("--quiet", action="store_true", help="no progress bars or warnings; JSON only")
     ev.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -74,6 +78,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.lsd_offset < 0:
+        parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
     if args.min_duration < 0:
         parser.error(f"--min-duration must be >= 0, got {args.min_duration}")
 
@@ -83,7 +89,7 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate(args.generated, args.reference, backbone=args.backbone, sample_rate=args.sr,
                       metrics=args.metrics, limit=args.limit, models_dir=args.models_dir, device=args.device,
                       batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
-                      progress=not args.quiet)
+                      per_file=args.per_file, lsd_offset=args.lsd_offset, progress=not args.quiet)
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")

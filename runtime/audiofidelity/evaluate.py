@@ -2,11 +2,13 @@
 
 Flow: list both folders (sorted; ``limit`` keeps the first N of each) -> decide paired mode
 (file-name intersection > 99% of both folders, as audioldm_eval) -> per file: decode, validate,
-condition, frontend -> batched model run -> metrics (``METRICS``) -> a JSON-ready report with
+condition, frontend -> batched model run (only when a selected metric needs the backbone) ->
+per pair: signal metrics (``paired.py``) -> metrics (``METRICS``) -> a JSON-ready report with
 every skipped file and its reason, and the provenance of each number.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import platform
 import sys
@@ -21,7 +23,9 @@ from .artifacts import LoadedArtifact, artifact_for, load
 from .audio import Conditioning, load_conditioned
 from .errors import AudioFidelityError, BadFilesError, InputFolderError, InvalidAudioError
 from .frontends import apply_frontend
-from .metrics import frechet, inception, kernel, kl
+from .frontends import PAIRED_MEL
+from .metrics import frechet, inception, kernel, kl, signal
+from .paired import PairValues, compute_pairs
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner
 
 log = logging.getLogger(__name__)
@@ -42,34 +46,55 @@ class SideFeatures:
     features: dict[str, np.ndarray] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)
 
+    def add_problem(self, file: str, reason: str) -> None:
+        """Record a skipped file once, whichever stage found it first."""
+        if file not in {p["file"] for p in self.problems}:
+            self.problems.append({"file": file, "reason": reason, "action": "skipped"})
+
     def rows(self, names: Sequence[str], feature: str) -> np.ndarray:
         index = {name: i for i, name in enumerate(self.files)}
         return self.features[feature][[index[n] for n in names]]
 
 
+@dataclass
+class EvaluationData:
+    """What the metrics read: both sides' features, the KL pairs, and the per-pair signal values."""
+
+    generated: SideFeatures
+    reference: SideFeatures
+    pairs: list[str]
+    signal: PairValues | None = None
+
+
 @dataclass(frozen=True)
 class MetricSpec:
-    """A selectable metric: the result keys it fills and how it is computed from both sides' features."""
+    """A selectable metric: the result keys it fills and how it is computed from ``EvaluationData``."""
 
     keys: tuple[str, ...]
-    compute: Callable[[SideFeatures, SideFeatures, list[str]], dict[str, float]]
+    compute: Callable[[EvaluationData], dict[str, float]]
     paired_only: bool = False
+    needs_backbone: bool = True
     description: str = ""
 
 
-def _kl(mode: str, key: str) -> Callable[[SideFeatures, SideFeatures, list[str]], dict[str, float]]:
-    def compute(gen: SideFeatures, ref: SideFeatures, pairs: list[str]) -> dict[str, float]:
-        if not pairs:
+def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
+    def compute(data: EvaluationData) -> dict[str, float]:
+        if not data.pairs:
             raise ValueError("no file name appears in both folders among the usable files")
-        return {key: kl.kl_divergence(gen.rows(pairs, "logits"), ref.rows(pairs, "logits"), mode=mode)}
+        return {key: kl.kl_divergence(data.generated.rows(data.pairs, "logits"),
+                                      data.reference.rows(data.pairs, "logits"), mode=mode)}
     return compute
+
+
+def _signal_mean(key: str) -> MetricSpec:
+    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs_backbone=False)
 
 
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
-        lambda g, r, _: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(
-            g.features["2048"], r.features["2048"])},
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(
+            d.generated.features["2048"], d.reference.features["2048"])},
         description="Fréchet distance between the backbone's embeddings (lower is better)"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
                      description="KL(reference || generated) of softmax class probabilities per pair (lower is better)"),
@@ -77,17 +102,24 @@ METRICS: dict[str, MetricSpec] = {
                              description="the same with per-class sigmoid probabilities (lower is better)"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
-        lambda g, r, _: inception.inception_score(g.features["logits"]),
+        lambda d: inception.inception_score(d.generated.features["logits"]),
         description="inception score of the generated clips (higher is better)"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
-        lambda g, r, _: kernel.kernel_inception_distance(g.features["2048"], r.features["2048"]),
+        lambda d: kernel.kernel_inception_distance(d.generated.features["2048"], d.reference.features["2048"]),
         description="kernel inception distance between the embeddings (lower is better)"),
+    "psnr": dataclasses.replace(_signal_mean(signal.KEY_PSNR),
+                                description="PSNR of the pairs' mel spectrograms in dB (higher is better)"),
+    "ssim": dataclasses.replace(_signal_mean(signal.KEY_SSIM),
+                                description="SSIM of the pairs' mel spectrograms (higher is better)"),
+    "lsd": dataclasses.replace(_signal_mean(signal.KEY_LSD),
+                               description="log-spectral distance of the pairs' waveforms (lower is better)"),
 }
 """Every metric, by its ``--metrics`` name."""
 
-BACKBONE_METRICS = {"cnn14": ("fd", "kl", "kl_sigmoid", "isc", "kid")}
-"""Metrics each backbone's features support, in report order."""
+SIGNAL_METRICS = ("psnr", "ssim", "lsd")
+BACKBONE_METRICS = {"cnn14": ("fd", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS)}
+"""Metrics available with each backbone, in report order (the signal metrics need no model)."""
 
 
 @dataclass
@@ -157,7 +189,7 @@ def extract_features(side: SideFeatures, artifact: LoadedArtifact, conditioning:
                     x = apply_frontend(load_conditioned(path, rate, conditioning), frontend)
                     runner.check_input(x)
                 except InvalidAudioError as exc:
-                    side.problems.append({"file": name, "reason": str(exc), "action": "skipped"})
+                    side.add_problem(name, str(exc))
                     bar.update(1)
                 else:
                     names.append(name)
@@ -169,19 +201,19 @@ def extract_features(side: SideFeatures, artifact: LoadedArtifact, conditioning:
     return side
 
 
-def _report_problems(sides: dict[str, SideFeatures], strict: bool) -> list[dict]:
+def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], strict: bool) -> list[dict]:
     problems = [{"side": name, **p} for name, side in sides.items() for p in side.problems]
     for p in problems:
         log.warning("%s: %s: %s (%s)", p["side"], p["file"], p["reason"], p["action"])
     if strict and problems:
         listing = "; ".join(f"{p['side']}/{p['file']}: {p['reason']}" for p in problems)
         raise BadFilesError(f"{len(problems)} bad file(s) and --strict is set: {listing}")
-    return problems
+    for p in excluded:
+        log.warning("pair %s: %s (%s)", p["file"], p["reason"], p["action"])
+    return problems + excluded
 
 
-def _compute_metrics(names: Sequence[str], sides: dict[str, SideFeatures], paired: bool) -> tuple[dict, dict]:
-    gen, ref = sides["generated"], sides["reference"]
-    pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
+def _compute_metrics(names: Sequence[str], data: EvaluationData, paired: bool) -> tuple[dict, dict]:
     values: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     for name in names:
@@ -191,7 +223,7 @@ def _compute_metrics(names: Sequence[str], sides: dict[str, SideFeatures], paire
             reason = "needs paired mode (the two folders' file names do not match; see 'mode')"
         else:
             try:
-                values.update(spec.compute(gen, ref, pairs))
+                values.update(spec.compute(data))
             except ValueError as exc:
                 reason = str(exc)
         if reason is not None:
@@ -216,7 +248,8 @@ def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:
 def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
-             strict: bool = False, progress: bool = True) -> EvaluationResult:
+             strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
+             progress: bool = True) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -228,7 +261,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     sample_rate : int
         Evaluation rate, 16000 or 32000 for CNN14; every file is resampled to it.
     metrics : sequence of str, optional
-        Names from ``METRICS``; default: all the backbone supports.
+        Names from ``METRICS``; default: all the backbone supports. The model is loaded only when a
+        selected metric needs it (``psnr``, ``ssim`` and ``lsd`` do not).
     limit : int, optional
         Use only the first ``limit`` files of each sorted folder listing (audioldm_eval's ``limit_num``).
     models_dir : path, optional
@@ -237,12 +271,16 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         Channel, DC, resampler, padding and minimum-duration settings (default: audioldm_eval's).
     strict : bool
         Raise ``BadFilesError`` instead of skipping bad files.
+    per_file : bool
+        Add ``per_file``: each pair's PSNR, SSIM and LSD.
+    lsd_offset : int
+        Samples dropped from each generated clip before LSD (audioldm_eval: 1120, HiFi-GAN's delay).
 
     Returns
     -------
     EvaluationResult
         ``.report``: ``metrics`` (audioldm_eval's keys; ``None`` where not computable, reason in
-        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance``.
+        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``).
 
     Raises
     ------
@@ -254,39 +292,56 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     folders = {"generated": Path(generated), "reference": Path(reference)}
     full = {side: list_folder(folder) for side, folder in folders.items()}
     paired = is_paired(full["generated"], full["reference"])
-    artifact = load(entry.name, directory=models_dir, device=device)
     sides = {side: SideFeatures(folders[side], full[side][:limit] if limit is not None else full[side])
              for side in SIDES}
-    for side in SIDES:
-        extract_features(sides[side], artifact, conditioning, batch_size=batch_size, progress=progress, label=side)
-    problems = _report_problems(sides, strict)
-    values, unavailable = _compute_metrics(selected, sides, paired)
-    pairs = len(set(sides["generated"].files) & set(sides["reference"].files)) if paired else 0
+    artifact = None
+    if any(METRICS[m].needs_backbone for m in selected):
+        artifact = load(entry.name, directory=models_dir, device=device)
+        for side in SIDES:
+            extract_features(sides[side], artifact, conditioning, batch_size=batch_size, progress=progress, label=side)
+    gen, ref = sides["generated"], sides["reference"]
+    signal_keys = [METRICS[m].keys[0] for m in selected if not METRICS[m].needs_backbone]
+    pair_values = None
+    if paired and signal_keys:
+        bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
+        names = sorted(set(gen.listed) & set(ref.listed) - bad["generated"] - bad["reference"])
+        with _progress(len(names), "pairs", progress) as bar:
+            pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=sample_rate, metrics=signal_keys,
+                                        conditioning=conditioning, lsd_offset=lsd_offset, progress=bar.update)
+        for p in pair_values.bad_files:
+            sides[p["side"]].add_problem(p["file"], p["reason"])
+    problems = _report_problems(sides, pair_values.excluded if pair_values else [], strict)
+    kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
+    data = EvaluationData(gen, ref, kl_pairs, pair_values)
+    values, unavailable = _compute_metrics(selected, data, paired)
+    bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
+    usable_pairs = len(set(gen.listed) & set(ref.listed) - bad["generated"] - bad["reference"]) if paired else 0
     report = {
         "metrics": values,
         "unavailable": unavailable,
         "mode": "paired" if paired else "unpaired",
         "files": {
-            **{side: {"folder": str(s.folder), "listed": len(s.listed), "used": len(s.files),
+            **{side: {"folder": str(s.folder), "listed": len(s.listed),
+                      "used": len(s.files) if artifact else usable_pairs,
                       "skipped": len(s.problems)} for side, s in sides.items()},
-            "pairs": pairs,
+            "pairs": usable_pairs,
         },
         "problems": problems,
-        "provenance": _provenance(artifact, backbone, sample_rate, conditioning, device, limit),
+        "provenance": _provenance(artifact, backbone, sample_rate, conditioning, device, limit,
+                                  signal_keys, lsd_offset),
     }
+    if per_file:
+        report["per_file"] = pair_values.per_file if pair_values else {}
     return EvaluationResult(report, sides)
 
 
-def _provenance(artifact: LoadedArtifact, backbone: str, sample_rate: int, conditioning: Conditioning,
-                device: str, limit: int | None) -> dict:
+def _provenance(artifact: LoadedArtifact | None, backbone: str, sample_rate: int, conditioning: Conditioning,
+                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int) -> dict:
     import scipy
-    import torch
 
-    manifest = artifact.manifest.raw
-    return {
+    out = {
         "audiofidelity": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "backbone": backbone,
@@ -294,14 +349,23 @@ def _provenance(artifact: LoadedArtifact, backbone: str, sample_rate: int, condi
         "device": device,
         "limit": limit,
         "conditioning": conditioning.as_dict(),
-        "artifacts": [{
+        "artifacts": [],
+    }
+    if artifact is not None:
+        import torch
+
+        manifest = artifact.manifest.raw
+        out["torch"] = torch.__version__
+        out["artifacts"].append({
             "name": manifest["name"],
             "sha256": manifest["artifact"]["sha256"],
             "source_sha256": manifest.get("source", {}).get("sha256"),
             "manifest_schema_version": manifest["schema_version"],
             "frontend": manifest["frontend"],
-        }],
-    }
+        })
+    if signal_keys:
+        out["signal"] = {"paired_mel": PAIRED_MEL.get(sample_rate), "lsd_offset": lsd_offset}
+    return out
 
 
 __all__ = ["evaluate", "EvaluationResult", "METRICS", "BACKBONE_METRICS", "AudioFidelityError"]

@@ -6,6 +6,9 @@ a model or sample rate.
 
 - ``log_mel``: PANNs CNN14's torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` (hann window,
   centred reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``).
+
+``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
+with its parameters per evaluation rate in ``PAIRED_MEL``.
 """
 from __future__ import annotations
 
@@ -69,6 +72,32 @@ def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, 
     if top_db is not None:
         db = np.maximum(db, db.max() - top_db)
     return db.T[None].astype(np.float32)
+
+
+PAIRED_MEL: dict[int, dict[str, Any]] = {
+    16000: dict(n_fft=512, hop_length=160, win_length=512, n_mels=64, fmin=50, fmax=8000),
+    32000: dict(n_fft=1024, hop_length=320, win_length=1024, n_mels=64, fmin=50, fmax=14000),
+}
+"""audioldm_eval's ``TacotronSTFT`` settings per evaluation rate (``EvaluationHelper.__init__``)."""
+
+
+def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
+               fmin: float, fmax: float, clip_val: float = 1e-5) -> np.ndarray:
+    """The normalised mel spectrogram audioldm_eval's PSNR and SSIM compare.
+
+    ``TacotronSTFT.mel_spectrogram`` as ``MelPairedDataset`` calls it: waveform clipped to [-1, 1],
+    magnitude STFT (periodic Hann, reflect pad of n_fft/2), slaney mel, ``log10(max(x, 1e-5))``,
+    then ``x * 20 - 20``, ``(x + 100) / 100``, clipped to [0, 1].
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, 1 + n // hop_length), float32, values in [0, 1]
+    """
+    magnitude = power_spectrogram(np.clip(wave, -1.0, 1.0), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                                  window="hann", center=True, pad_mode="reflect", power=1.0)
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude
+    db = np.log10(np.maximum(mel, clip_val)) * 20.0 - 20.0
+    return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
 
 
 FRONTENDS: dict[str, Callable[..., np.ndarray]] = {

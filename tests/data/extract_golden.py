@@ -9,6 +9,8 @@ selects and repackages them so the suite runs on a fresh clone without ``../shar
 - ``golden/<run>/metrics.json``: the run's metrics.json, unchanged;
 - ``golden/<run>/features.npz``: ``<gen|ref>/<2048|logits|files>`` stacked in the original's row
   order (reference features are stored once per sample rate, in the paired runs);
+- ``golden/signal_mels.npz``: ``<rate>/<gen|target>/<file>``, the PSNR/SSIM mel spectrograms of four
+  short clips per rate (one each from 16k, 32k FLAC, 44.1k and 48k sources), as the original computed them;
 - ``golden/resampled.npz``: for one clip per (source rate, target rate) pair, the conditioned
   classifier input (first channel, mean removed, torchaudio-resampled, padded): its length and
   three 2048-sample windows (head, middle, tail), enough to pin the resampler to 1e-5 everywhere
@@ -32,6 +34,9 @@ RESAMPLED = {
 }
 
 
+SIGNAL_MEL_CLIPS = ["clip_07.flac", "clip_09.wav", "clip_10.wav", "clip_13.wav"]
+
+
 def main(golden: Path, out: Path) -> None:
     for run in RUNS:
         (out / run).mkdir(parents=True, exist_ok=True)
@@ -53,6 +58,14 @@ def main(golden: Path, out: Path) -> None:
             windows[f"{key}/middle"] = wave[mid - WINDOW // 2: mid + WINDOW // 2]
             windows[f"{key}/tail"] = wave[-WINDOW:]
     np.savez_compressed(out / "resampled.npz", **windows)
+    mels = {}
+    for run in ("cnn14_16k_paired", "cnn14_32k_paired"):
+        z = np.load(golden / run / "psnr_ssim.npz")
+        sr = json.loads((golden / run / "metrics.json").read_text())["meta"]["sr"]
+        for clip in SIGNAL_MEL_CLIPS:
+            mels[f"{sr}/gen/{clip}"] = z[f"mel_gen/{clip}"]
+            mels[f"{sr}/target/{clip}"] = z[f"mel_target/{clip}"]
+    np.savez_compressed(out / "signal_mels.npz", **mels)
 
 
 if __name__ == "__main__":

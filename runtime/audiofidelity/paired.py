@@ -1,0 +1,99 @@
+"""Per-pair signal metrics (PSNR, SSIM, LSD) over two folders of same-named clips; no model involved.
+
+Each pair is decoded and conditioned as audioldm_eval's ``MelPairedDataset`` does (first channel,
+mean removed, resampled to the evaluation rate, no padding), then:
+
+- PSNR and SSIM compare the pair's ``paired_mel`` spectrograms trimmed to the common frame count;
+  a pair with infinite PSNR (identical spectrograms) is left out of both, as the original does;
+- LSD compares the waveforms after ``lsd_preprocess`` (HiFi-GAN offset, mean, peak, trim).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .audio import Conditioning, load_conditioned
+from .errors import InvalidAudioError
+from .frontends import PAIRED_MEL, paired_mel
+from .metrics import signal
+
+SIGNAL_METRICS = (signal.KEY_PSNR, signal.KEY_SSIM, signal.KEY_LSD)
+
+
+@dataclass
+class PairValues:
+    """Per-file values of the selected signal metrics, and why some pairs are left out."""
+
+    per_file: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    excluded: list[dict] = field(default_factory=list)
+    bad_files: list[dict] = field(default_factory=list)
+
+    def mean(self, key: str) -> float:
+        values = [v[key] for v in self.per_file.values() if v.get(key) is not None]
+        if not values:
+            raise ValueError(f"no pair has a finite {key} (see 'problems')")
+        return float(np.mean(values))
+
+
+def _mel_pair(gen: np.ndarray, ref: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
+    if sample_rate not in PAIRED_MEL:
+        raise ValueError(f"PSNR/SSIM mel is defined at {', '.join(map(str, PAIRED_MEL))} Hz, not {sample_rate}")
+    mels = [paired_mel(x, sample_rate=sample_rate, **PAIRED_MEL[sample_rate]) for x in (gen, ref)]
+    frames = min(m.shape[1] for m in mels)
+    return mels[0][:, :frames], mels[1][:, :frames]
+
+
+def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: Sequence[str],
+                lsd_offset: int = signal.HIFIGAN_OFFSET) -> tuple[dict[str, float | None], dict[str, str]]:
+    """Signal metrics of one conditioned pair: (values, reasons for the ones left out)."""
+    values: dict[str, float | None] = {}
+    reasons: dict[str, str] = {}
+    if signal.KEY_PSNR in metrics or signal.KEY_SSIM in metrics:
+        mel_gen, mel_ref = _mel_pair(gen, ref, sample_rate)
+        psnr = signal.psnr(mel_gen, mel_ref)
+        if np.isinf(psnr):
+            for key in (signal.KEY_PSNR, signal.KEY_SSIM):
+                reasons[key] = "infinite PSNR (identical mel spectrograms): left out of PSNR and SSIM as audioldm_eval does"
+        else:
+            values[signal.KEY_PSNR] = psnr
+            low, high = min(mel_gen.min(), mel_ref.min()), max(mel_gen.max(), mel_ref.max())
+            try:
+                values[signal.KEY_SSIM] = signal.ssim(mel_gen, mel_ref, data_range=float(high - low))
+            except ValueError as exc:
+                reasons[signal.KEY_SSIM] = str(exc)
+    if signal.KEY_LSD in metrics:
+        try:
+            values[signal.KEY_LSD] = signal.log_spectral_distance(
+                *signal.lsd_preprocess(gen, ref, offset=lsd_offset), sample_rate=sample_rate)
+        except ValueError as exc:
+            reasons[signal.KEY_LSD] = str(exc)
+    return {k: v for k, v in values.items() if k in metrics}, {k: v for k, v in reasons.items() if k in metrics}
+
+
+def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sample_rate: int,
+                  metrics: Sequence[str], conditioning: Conditioning, lsd_offset: int = signal.HIFIGAN_OFFSET,
+                  progress=None) -> PairValues:
+    """Signal metrics for every named pair; unreadable files and left-out pairs are recorded, not raised."""
+    unpadded = dataclasses.replace(conditioning, min_samples=0)
+    out = PairValues()
+    for name in names:
+        waves = {}
+        for side, folder in (("generated", generated), ("reference", reference)):
+            try:
+                waves[side] = load_conditioned(folder / name, sample_rate, unpadded)
+            except InvalidAudioError as exc:
+                out.bad_files.append({"side": side, "file": name, "reason": str(exc), "action": "skipped"})
+        if len(waves) == 2:
+            values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
+                                          metrics=metrics, lsd_offset=lsd_offset)
+            out.per_file[name] = {key: values.get(key) for key in metrics}
+            for key, reason in reasons.items():
+                out.excluded.append({"side": "pair", "file": name, "reason": f"{key}: {reason}",
+                                     "action": f"left out of {key}"})
+        if progress is not None:
+            progress(1)
+    return out
