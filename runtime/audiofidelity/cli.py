@@ -16,7 +16,7 @@ from . import __version__
 from .artifacts import artifact_for, backbones
 from .audio import CHANNEL_MODES, Conditioning
 from .errors import AudioFidelityError, InputFolderError
-from .evaluate import BACKBONE_METRICS, METRICS, evaluate, resolve_metrics
+from .evaluate import METRICS, evaluate, resolve_metrics
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
 from .runner import DEFAULT_BATCH_SIZE
@@ -38,8 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"audiofidelity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
+    metric_help = "\n".join(f"  {name:<11} {spec.description}" for name, spec in METRICS.items())
     ev = commands.add_parser("eval", help="compare a folder of generated audio with a folder of reference audio",
-                             description="Compute audioldm_eval's metrics between two folders of audio.")
+                             description="Compute audioldm_eval's metrics between two folders of audio.",
+                             epilog=f"metrics:\n{metric_help}", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("generated", type=Path, help="folder of generated audio")
     ev.add_argument("reference", type=Path, help="folder of reference (ground-truth) audio")
     ev.add_argument("--backbone", choices=sorted(backbones()), default="cnn14")
@@ -127,4 +129,4 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
 
 
-__all__ = ["main", "build_parser", "BACKBONE_METRICS"]
+__all__ = ["main", "build_parser"]

@@ -8,7 +8,6 @@ every skipped file and its reason, and the provenance of each number.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import platform
 import sys
@@ -21,9 +20,8 @@ import numpy as np
 from . import __version__
 from .artifacts import LoadedArtifact, artifact_for, load
 from .audio import Conditioning, load_conditioned
-from .errors import AudioFidelityError, BadFilesError, InputFolderError, InvalidAudioError
-from .frontends import apply_frontend
-from .frontends import PAIRED_MEL
+from .errors import BadFilesError, InputFolderError, InvalidAudioError
+from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
 from .paired import PairValues, compute_pairs
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner
@@ -86,8 +84,9 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     return compute
 
 
-def _signal_mean(key: str) -> MetricSpec:
-    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs_backbone=False)
+def _signal_mean(key: str, description: str) -> MetricSpec:
+    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs_backbone=False,
+                      description=description)
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -108,12 +107,9 @@ METRICS: dict[str, MetricSpec] = {
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
         lambda d: kernel.kernel_inception_distance(d.generated.features["2048"], d.reference.features["2048"]),
         description="kernel inception distance between the embeddings (lower is better)"),
-    "psnr": dataclasses.replace(_signal_mean(signal.KEY_PSNR),
-                                description="PSNR of the pairs' mel spectrograms in dB (higher is better)"),
-    "ssim": dataclasses.replace(_signal_mean(signal.KEY_SSIM),
-                                description="SSIM of the pairs' mel spectrograms (higher is better)"),
-    "lsd": dataclasses.replace(_signal_mean(signal.KEY_LSD),
-                               description="log-spectral distance of the pairs' waveforms (lower is better)"),
+    "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB (higher is better)"),
+    "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms (higher is better)"),
+    "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms (lower is better)"),
 }
 """Every metric, by its ``--metrics`` name."""
 
@@ -368,4 +364,4 @@ def _provenance(artifact: LoadedArtifact | None, backbone: str, sample_rate: int
     return out
 
 
-__all__ = ["evaluate", "EvaluationResult", "METRICS", "BACKBONE_METRICS", "AudioFidelityError"]
+__all__ = ["evaluate", "EvaluationResult", "METRICS", "BACKBONE_METRICS"]

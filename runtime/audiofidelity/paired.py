@@ -21,9 +21,6 @@ from .errors import InvalidAudioError
 from .frontends import PAIRED_MEL, paired_mel
 from .metrics import signal
 
-SIGNAL_METRICS = (signal.KEY_PSNR, signal.KEY_SSIM, signal.KEY_LSD)
-
-
 @dataclass
 class PairValues:
     """Per-file values of the selected signal metrics, and why some pairs are left out."""
