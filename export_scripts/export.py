@@ -3,6 +3,8 @@
 
     python export_scripts/export.py cnn14-16k --source Cnn14_16k_mAP=0.438.pth --out models/
     python export_scripts/export.py cnn14-32k --source Cnn14_mAP=0.431.pth --out models/
+    python export_scripts/export.py vggish --source vggish-10086976.pth \
+        [--pca vggish_pca_params-970ea276.pth] --out models/
 
 One driver serves every model: the registry (``audiofidelity.artifacts.REGISTRY``) names the
 artifact and its architecture, and the architecture's module here (``cnn14.py``) builds the
@@ -12,7 +14,8 @@ manifest (schema below), and prints the manifest path.
 
 Manifest (schema_version 1): name, backbone, sample_rate, artifact {file, sha256, size},
 source {file, sha256, url}, exported_with {torch, python, audiofidelity}, frontend, inputs,
-outputs (name / shape / dtype; inputs carry ``min`` per named axis), license, citation.
+outputs (name / shape / dtype; inputs carry ``min`` per named axis and ``items_per_clip``), license,
+citation, and optionally postprocess {file, sha256} (VGGish's PCA, with ``--pca``).
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ import torch
 import audiofidelity
 from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, REGISTRY, file_sha256, registry_entry
 
-ARCHITECTURES = {"cnn14": "cnn14"}
+ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
 
 
@@ -58,9 +61,11 @@ def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple
             raise SystemExit(f"{name}: exported program differs from eager PyTorch by {err:.3g}; not writing it")
 
 
-def export(name: str, source: Path, out: Path) -> Path:
+def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Path:
     """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path."""
     entry = registry_entry(name)
+    if pca is not None and entry.architecture != "vggish":
+        raise SystemExit(f"--pca applies to vggish only, not {name}")
     builder = importlib.import_module(ARCHITECTURES[entry.architecture])
     spec = builder.build(name, source)
     module = spec["module"].eval()
@@ -87,6 +92,11 @@ def export(name: str, source: Path, out: Path) -> Path:
         "license": entry.license,
         "citation": spec["citation"],
     }
+    if pca is not None:
+        pca_path = out / f"{name}{builder.PCA_FILE_SUFFIX}"
+        _atomic_write(pca_path, lambda tmp: builder.write_pca(pca, Path(tmp)))
+        manifest["postprocess"] = {"kind": "vggish_pca", "file": pca_path.name, "sha256": file_sha256(pca_path),
+                                   "source": {"file": pca.name, "sha256": file_sha256(pca)}}
     manifest_path = out / f"{name}.json"
     _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     return manifest_path
@@ -97,11 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", choices=[e.name for e in REGISTRY])
     parser.add_argument("--source", type=Path, required=True, help="the original checkpoint file or folder")
     parser.add_argument("--out", type=Path, required=True, help="directory to write <model>.pt2 and <model>.json")
+    parser.add_argument("--pca", type=Path, default=None,
+                        help="vggish only: torchvggish's PCA file, carried for the optional PCA post-processing")
     args = parser.parse_args(argv)
     if not args.source.exists():
         parser.error(f"--source {args.source} does not exist (expected {registry_entry(args.model).source_file}, "
                      f"from {registry_entry(args.model).source_url})")
-    print(export(args.model, args.source, args.out))
+    if args.pca is not None and not args.pca.is_file():
+        parser.error(f"--pca {args.pca} does not exist")
+    print(export(args.model, args.source, args.out, pca=args.pca))
     return 0
 
 

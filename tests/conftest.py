@@ -38,13 +38,14 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("checkpoints")
     for model in checkpoints.CNN14:
         checkpoints.write_cnn14(out, model)
+    checkpoints.write_vggish(out)
     return out
 
 
-def run_export(model: str, source: Path, out: Path) -> subprocess.CompletedProcess:
+def run_export(model: str, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run the real export script in a fresh interpreter, as a user would."""
     return subprocess.run([sys.executable, str(ROOT / "export_scripts" / "export.py"), model, "--source", str(source),
-                           "--out", str(out)], capture_output=True, text=True)
+                           "--out", str(out), *extra], capture_output=True, text=True)
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +54,9 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     for model, spec in checkpoints.CNN14.items():
         done = run_export(model, checkpoint_dir / spec["file"], out)
         assert done.returncode == 0, done.stderr
+    done = run_export("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, out,
+                      "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE))
+    assert done.returncode == 0, done.stderr
     return out
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from audiofidelity import cli
-from conftest import golden
+from conftest import GOLDEN, golden
 
 RUNS = {  # run -> (sample rate, generated folder)
     "cnn14_16k_paired": (16000, "generated"),
@@ -40,6 +40,27 @@ def test_fd_and_kid_within_1e4_relative(cli_runs, run):
     # (~2e-7): compare the std relative to the larger of itself and the mean
     scale = max(kid["kernel_inception_distance_std"], kid["kernel_inception_distance_mean"])
     assert abs(got["kernel_inception_distance_std"] - kid["kernel_inception_distance_std"]) <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_fad_within_1e4_relative(cli_runs, run):
+    # FAD always runs VGGish at 16 kHz, so the 32 kHz runs carry the same FAD as the 16 kHz ones
+    report, _ = cli_runs[run]
+    want = golden(run)[0]["metrics"]["frechet_audio_distance"]
+    assert report["metrics"]["frechet_audio_distance"] == pytest.approx(want, rel=1e-4)
+
+
+@pytest.mark.parametrize("run", ["cnn14_16k_paired", "cnn14_16k_unpaired"])
+def test_per_file_vggish_embeddings_within_1e4_of_max(cli_runs, run):
+    _, features = cli_runs[run]
+    want = np.load(GOLDEN / run / "vggish.npz")
+    sides = [side for side in ("gen", "ref") if f"{side}/files" in want.files]
+    for side in sides:
+        for name in want[f"{side}/files"]:
+            expected = want[f"{side}/emb/{name}"]
+            got = features[f"{side}/vggish/{name}"]
+            assert got.shape == expected.shape, name
+            assert np.max(np.abs(got - expected)) <= 1e-4 * np.max(np.abs(expected)), (side, name)
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))
@@ -81,9 +102,10 @@ def test_report_carries_provenance(cli_runs):
     report, _ = cli_runs["cnn14_32k_paired"]
     prov = report["provenance"]
     assert prov["sample_rate"] == 32000 and prov["backbone"] == "cnn14"
-    (artifact,) = prov["artifacts"]
-    assert artifact["name"] == "cnn14-32k" and len(artifact["sha256"]) == 64
-    assert artifact["frontend"]["n_fft"] == 1024
+    classifier, vggish = prov["artifacts"]
+    assert classifier["name"] == "cnn14-32k" and len(classifier["sha256"]) == 64
+    assert classifier["frontend"]["n_fft"] == 1024
+    assert vggish["name"] == "vggish" and vggish["frontend"]["kind"] == "vggish_examples"
     assert prov["conditioning"] == {"channel": "first", "remove_dc": True, "resampler": "torchaudio",
                                     "min_samples": 32000, "min_duration": 0.1}
     assert report["files"]["pairs"] == 24

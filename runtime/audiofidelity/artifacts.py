@@ -23,9 +23,14 @@ MODELS_ENV = "AUDIOFIDELITY_MODELS"
 
 @dataclass(frozen=True)
 class ArtifactEntry:
-    """One exportable model: what it serves and where its original checkpoint comes from."""
+    """One exportable model: what it serves and where its original checkpoint comes from.
+
+    ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
+    ``"fad"`` is VGGish, which serves FAD whatever the backbone.
+    """
 
     name: str
+    role: str
     backbone: str
     sample_rate: int
     architecture: str
@@ -34,11 +39,14 @@ class ArtifactEntry:
     license: str
 
 
+VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
 REGISTRY: tuple[ArtifactEntry, ...] = (
-    ArtifactEntry("cnn14-16k", "cnn14", 16000, "cnn14", "Cnn14_16k_mAP=0.438.pth",
+    ArtifactEntry("cnn14-16k", "classifier", "cnn14", 16000, "cnn14", "Cnn14_16k_mAP=0.438.pth",
                   "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
-    ArtifactEntry("cnn14-32k", "cnn14", 32000, "cnn14", "Cnn14_mAP=0.431.pth",
+    ArtifactEntry("cnn14-32k", "classifier", "cnn14", 32000, "cnn14", "Cnn14_mAP=0.431.pth",
                   "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
+    ArtifactEntry("vggish", "fad", "vggish", 16000, "vggish", "vggish-10086976.pth",
+                  VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0"),
 )
 """Every artifact this version knows, the single source for CLI choices and export commands."""
 
@@ -54,6 +62,8 @@ def backbones() -> dict[str, tuple[int, ...]]:
     """Backbone name -> the sample rates it has artifacts for."""
     out: dict[str, tuple[int, ...]] = {}
     for entry in REGISTRY:
+        if entry.role != "classifier":
+            continue
         out[entry.backbone] = out.get(entry.backbone, ()) + (entry.sample_rate,)
     return out
 
@@ -61,7 +71,7 @@ def backbones() -> dict[str, tuple[int, ...]]:
 def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
     """The registry entry serving ``backbone`` at ``sample_rate``."""
     for entry in REGISTRY:
-        if entry.backbone == backbone and entry.sample_rate == sample_rate:
+        if entry.role == "classifier" and entry.backbone == backbone and entry.sample_rate == sample_rate:
             return entry
     choices = "; ".join(f"{b}: {', '.join(map(str, r))} Hz" for b, r in backbones().items())
     raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
@@ -187,6 +197,30 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu")
             verify_sha256(program_path, manifest.sha256)
             _LOADED[key] = LoadedArtifact(manifest, program_path, device, _load_program(program_path, device))
         return _LOADED[key]
+
+
+def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
+    """The manifest's ``postprocess`` section with its data file verified (sha256) and loaded.
+
+    Raises
+    ------
+    ManifestError
+        If the artifact was exported without post-processing data.
+    ArtifactNotFoundError, ChecksumMismatchError
+        If the referenced file is missing or altered.
+    """
+    section = artifact.manifest.raw.get("postprocess")
+    if section is None:
+        raise ManifestError(f"artifact {artifact.manifest.name!r} carries no post-processing data; re-export it "
+                            f"with it (for vggish: export.py vggish --pca vggish_pca_params-970ea276.pth ...)")
+    path = artifact.path.parent / section["file"]
+    if not path.is_file():
+        raise ArtifactNotFoundError(f"{path} (post-processing data of {artifact.manifest.name}) is missing")
+    verify_sha256(path, section["sha256"])
+    import numpy as np
+
+    with np.load(path) as data:
+        return {"kind": section["kind"], **{k: data[k] for k in data.files}}
 
 
 def _load_program(path: Path, device: str) -> Any:

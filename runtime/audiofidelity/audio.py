@@ -129,9 +129,15 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     return np.ascontiguousarray(wave, dtype=np.float32)
 
 
-def load_conditioned(path: str | Path, target_rate: int, conditioning: Conditioning) -> np.ndarray:
-    """Decode one file, validate the channel(s) used, and condition it (see ``condition``)."""
+def load_validated(path: str | Path, conditioning: Conditioning) -> tuple[np.ndarray, int]:
+    """Decode one file and validate the channel(s) used: (mono float32 signal, its sample rate)."""
     audio, sample_rate = load_audio(path)
     mono = select_channel(audio, conditioning.channel)
     validate_audio(mono, sample_rate, min_duration=conditioning.min_duration)
+    return mono, sample_rate
+
+
+def load_conditioned(path: str | Path, target_rate: int, conditioning: Conditioning) -> np.ndarray:
+    """Decode one file, validate the channel(s) used, and condition it (see ``condition``)."""
+    mono, sample_rate = load_validated(path, conditioning)
     return condition(mono[None], sample_rate, target_rate, conditioning)

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--per-file", action="store_true", help="add each pair's psnr, ssim and lsd to the report")
     ev.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
                     help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
+    ev.add_argument("--fad-pca", action="store_true",
+                    help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
     ev.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     ev.add_argument("--quiet", action="store_true", help="no progress bars or warnings; JSON only")
     ev.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -91,7 +93,8 @@ def run_eval(args: argparse.Namespace) -> int:
     result = evaluate(args.generated, args.reference, backbone=args.backbone, sample_rate=args.sr,
                       metrics=args.metrics, limit=args.limit, models_dir=args.models_dir, device=args.device,
                       batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
-                      per_file=args.per_file, lsd_offset=args.lsd_offset, progress=not args.quiet)
+                      per_file=args.per_file, lsd_offset=args.lsd_offset, fad_pca=args.fad_pca,
+                      progress=not args.quiet)
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")

@@ -18,30 +18,31 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .artifacts import LoadedArtifact, artifact_for, load
-from .audio import Conditioning, load_conditioned
+from .artifacts import LoadedArtifact, artifact_for, load, load_postprocess, registry_entry
+from .audio import Conditioning, condition, load_validated
 from .errors import BadFilesError, InputFolderError, InvalidAudioError
 from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
 from .paired import PairValues, compute_pairs
-from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner
+from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner
 
 log = logging.getLogger(__name__)
 
 PAIRING_THRESHOLD = 0.99
 SIDES = ("generated", "reference")
-CHUNK_FILES = 64
+CHUNK_FILES = 16
 """Files decoded before each model pass: bounds memory to one chunk of model inputs."""
+FAD_ARTIFACT = "vggish"
 
 
 @dataclass
 class SideFeatures:
-    """Features of the usable files of one folder, rows in ``files`` order."""
+    """Model outputs for the usable files of one folder: per output, one array per file in ``files`` order."""
 
     folder: Path
     listed: list[str]
     files: list[str] = field(default_factory=list)
-    features: dict[str, np.ndarray] = field(default_factory=dict)
+    per_file: dict[str, list[np.ndarray]] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)
 
     def add_problem(self, file: str, reason: str) -> None:
@@ -49,9 +50,16 @@ class SideFeatures:
         if file not in {p["file"] for p in self.problems}:
             self.problems.append({"file": file, "reason": reason, "action": "skipped"})
 
-    def rows(self, names: Sequence[str], feature: str) -> np.ndarray:
+    def matrix(self, output: str) -> np.ndarray:
+        """All rows of ``output``: one per file (CNN14) or every example of every file (VGGish)."""
+        arrays = self.per_file.get(output, [])
+        if not arrays:
+            return np.zeros((0, 0))
+        return np.concatenate([np.atleast_2d(a) for a in arrays])
+
+    def rows(self, names: Sequence[str], output: str) -> np.ndarray:
         index = {name: i for i, name in enumerate(self.files)}
-        return self.features[feature][[index[n] for n in names]]
+        return np.stack([self.per_file[output][index[n]] for n in names])
 
 
 @dataclass
@@ -71,7 +79,8 @@ class MetricSpec:
     keys: tuple[str, ...]
     compute: Callable[[EvaluationData], dict[str, float]]
     paired_only: bool = False
-    needs_backbone: bool = True
+    needs: str | None = "classifier"
+    """The artifact role the metric reads (``classifier``: the backbone, ``fad``: VGGish), or None."""
     description: str = ""
 
 
@@ -85,7 +94,7 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
 
 
 def _signal_mean(key: str, description: str) -> MetricSpec:
-    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs_backbone=False,
+    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs=None,
                       description=description)
 
 
@@ -93,19 +102,24 @@ METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
         lambda d: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(
-            d.generated.features["2048"], d.reference.features["2048"])},
+            d.generated.matrix("2048"), d.reference.matrix("2048"))},
         description="Fréchet distance between the backbone's embeddings (lower is better)"),
+    "fad": MetricSpec(
+        (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
+        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: frechet.frechet_distance_from_features(
+            d.generated.matrix(FAD_ARTIFACT), d.reference.matrix(FAD_ARTIFACT))},
+        needs="fad", description="Fréchet audio distance between all VGGish frames of each folder (lower is better)"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
                      description="KL(reference || generated) of softmax class probabilities per pair (lower is better)"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
                              description="the same with per-class sigmoid probabilities (lower is better)"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
-        lambda d: inception.inception_score(d.generated.features["logits"]),
+        lambda d: inception.inception_score(d.generated.matrix("logits")),
         description="inception score of the generated clips (higher is better)"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
-        lambda d: kernel.kernel_inception_distance(d.generated.features["2048"], d.reference.features["2048"]),
+        lambda d: kernel.kernel_inception_distance(d.generated.matrix("2048"), d.reference.matrix("2048")),
         description="kernel inception distance between the embeddings (lower is better)"),
     "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB (higher is better)"),
     "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms (higher is better)"),
@@ -114,8 +128,8 @@ METRICS: dict[str, MetricSpec] = {
 """Every metric, by its ``--metrics`` name."""
 
 SIGNAL_METRICS = ("psnr", "ssim", "lsd")
-BACKBONE_METRICS = {"cnn14": ("fd", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS)}
-"""Metrics available with each backbone, in report order (the signal metrics need no model)."""
+BACKBONE_METRICS = {"cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS)}
+"""Metrics available with each backbone, in report order (FAD uses VGGish; the signal metrics need no model)."""
 
 
 @dataclass
@@ -131,9 +145,9 @@ class EvaluationResult:
         for side, data in self.sides.items():
             short = side[:3]
             arrays[f"{short}/files"] = np.array(data.files)
-            for feature, matrix in data.features.items():
-                for name, row in zip(data.files, matrix):
-                    arrays[f"{short}/{feature}/{name}"] = row
+            for output, values in data.per_file.items():
+                for name, value in zip(data.files, values):
+                    arrays[f"{short}/{output}/{name}"] = value
         np.savez_compressed(path, **arrays)
 
 
@@ -168,33 +182,59 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
 
 
-def extract_features(side: SideFeatures, artifact: LoadedArtifact, conditioning: Conditioning, *,
-                     batch_size: int = DEFAULT_BATCH_SIZE, progress: bool = True, label: str = "") -> SideFeatures:
-    """Fill ``side`` with the artifact's outputs for every usable file; record the others as problems."""
-    runner = EmbeddingRunner(artifact, batch_size=batch_size)
-    rate, frontend = artifact.manifest.raw["sample_rate"], artifact.manifest.frontend
-    chunks: dict[str, list[np.ndarray]] = {name: [] for name in artifact.manifest.output_names}
+def extract_features(side: SideFeatures, artifacts: Sequence[LoadedArtifact], conditioning: Conditioning, *,
+                     batch_size: int = DEFAULT_BATCH_SIZE, postprocess: Sequence[str] = (), progress: bool = True,
+                     label: str = "") -> SideFeatures:
+    """Fill ``side`` with every artifact's outputs for the usable files; record the others as problems.
+
+    Each file is decoded once and conditioned once per model rate. A file that any artifact rejects
+    (for example too short for it) is skipped for all of them, so every metric sees the same files.
+    ``postprocess`` names artifacts whose manifest post-processing (VGGish PCA) is applied.
+    """
+    runners = [EmbeddingRunner(a, batch_size=batch_size) for a in artifacts]
+    post = {a.manifest.name: load_postprocess(a) for a in artifacts if a.manifest.name in postprocess}
+    side.per_file = {name: [] for a in artifacts for name in a.manifest.output_names}
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
         for start in range(0, len(side.listed), CHUNK_FILES):
-            names, inputs = [], []
-            for name in side.listed[start:start + CHUNK_FILES]:
-                path = side.folder / name
+            chunk = side.listed[start:start + CHUNK_FILES]
+            names: list[str] = []
+            inputs: list[list[np.ndarray]] = [[] for _ in runners]
+            for name in chunk:
                 try:
-                    if path.is_dir():
-                        raise InvalidAudioError("is a folder (folders are not searched recursively)")
-                    x = apply_frontend(load_conditioned(path, rate, conditioning), frontend)
-                    runner.check_input(x)
+                    model_inputs = _model_inputs(side.folder / name, runners, conditioning)
                 except InvalidAudioError as exc:
                     side.add_problem(name, str(exc))
-                    bar.update(1)
-                else:
-                    names.append(name)
-                    inputs.append(x)
-            for key, value in runner.run(inputs, on_batch=bar.update).items():
-                chunks[key].append(value)
+                    continue
+                names.append(name)
+                for i, x in enumerate(model_inputs):
+                    inputs[i].append(x)
+            for runner, runner_inputs in zip(runners, inputs):
+                for output, values in runner.run(runner_inputs).items():
+                    data = post.get(runner.artifact.manifest.name)
+                    if data is not None:
+                        transform = POSTPROCESSORS[data["kind"]]
+                        values = [transform(v, **{k: d for k, d in data.items() if k != "kind"}) for v in values]
+                    side.per_file[output].extend(values)
             side.files.extend(names)
-    side.features = {key: np.concatenate(parts) for key, parts in chunks.items()}
+            bar.update(len(chunk))
     return side
+
+
+def _model_inputs(path: Path, runners: Sequence[EmbeddingRunner], conditioning: Conditioning) -> list[np.ndarray]:
+    if path.is_dir():
+        raise InvalidAudioError("is a folder (folders are not searched recursively)")
+    mono, rate = load_validated(path, conditioning)
+    waves: dict[int, np.ndarray] = {}
+    out = []
+    for runner in runners:
+        manifest = runner.artifact.manifest
+        target = manifest.raw["sample_rate"]
+        if target not in waves:
+            waves[target] = condition(mono[None], rate, target, conditioning)
+        x = apply_frontend(waves[target], manifest.frontend)
+        runner.check_input(x)
+        out.append(x)
+    return out
 
 
 def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], strict: bool) -> list[dict]:
@@ -245,7 +285,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
-             progress: bool = True) -> EvaluationResult:
+             fad_pca: bool = False, progress: bool = True) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -271,6 +311,9 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         Add ``per_file``: each pair's PSNR, SSIM and LSD.
     lsd_offset : int
         Samples dropped from each generated clip before LSD (audioldm_eval: 1120, HiFi-GAN's delay).
+    fad_pca : bool
+        Apply AudioSet's PCA + 8-bit quantisation to the VGGish embeddings before FAD (torchvggish's
+        ``postprocess``; audioldm_eval does not). Needs a VGGish artifact exported with ``--pca``.
 
     Returns
     -------
@@ -290,13 +333,15 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     paired = is_paired(full["generated"], full["reference"])
     sides = {side: SideFeatures(folders[side], full[side][:limit] if limit is not None else full[side])
              for side in SIDES}
-    artifact = None
-    if any(METRICS[m].needs_backbone for m in selected):
-        artifact = load(entry.name, directory=models_dir, device=device)
+    roles = {METRICS[m].needs for m in selected} - {None}
+    names = [entry.name] * ("classifier" in roles) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in roles)
+    artifacts = [load(name, directory=models_dir, device=device) for name in names]
+    if artifacts:
         for side in SIDES:
-            extract_features(sides[side], artifact, conditioning, batch_size=batch_size, progress=progress, label=side)
+            extract_features(sides[side], artifacts, conditioning, batch_size=batch_size, progress=progress,
+                             postprocess=[FAD_ARTIFACT] if fad_pca else [], label=side)
     gen, ref = sides["generated"], sides["reference"]
-    signal_keys = [METRICS[m].keys[0] for m in selected if not METRICS[m].needs_backbone]
+    signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
     pair_values = None
     if paired and signal_keys:
         bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
@@ -318,21 +363,21 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         "mode": "paired" if paired else "unpaired",
         "files": {
             **{side: {"folder": str(s.folder), "listed": len(s.listed),
-                      "used": len(s.files) if artifact else usable_pairs,
+                      "used": len(s.files) if artifacts else usable_pairs,
                       "skipped": len(s.problems)} for side, s in sides.items()},
             "pairs": usable_pairs,
         },
         "problems": problems,
-        "provenance": _provenance(artifact, backbone, sample_rate, conditioning, device, limit,
-                                  signal_keys, lsd_offset),
+        "provenance": _provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
+                                  signal_keys, lsd_offset, fad_pca),
     }
     if per_file:
         report["per_file"] = pair_values.per_file if pair_values else {}
     return EvaluationResult(report, sides)
 
 
-def _provenance(artifact: LoadedArtifact | None, backbone: str, sample_rate: int, conditioning: Conditioning,
-                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int) -> dict:
+def _provenance(artifacts: Sequence[LoadedArtifact], backbone: str, sample_rate: int, conditioning: Conditioning,
+                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int, fad_pca: bool) -> dict:
     import scipy
 
     out = {
@@ -347,18 +392,22 @@ def _provenance(artifact: LoadedArtifact | None, backbone: str, sample_rate: int
         "conditioning": conditioning.as_dict(),
         "artifacts": [],
     }
-    if artifact is not None:
+    if artifacts:
         import torch
 
-        manifest = artifact.manifest.raw
         out["torch"] = torch.__version__
-        out["artifacts"].append({
+    for artifact in artifacts:
+        manifest = artifact.manifest.raw
+        entry = {
             "name": manifest["name"],
             "sha256": manifest["artifact"]["sha256"],
             "source_sha256": manifest.get("source", {}).get("sha256"),
             "manifest_schema_version": manifest["schema_version"],
             "frontend": manifest["frontend"],
-        })
+        }
+        if fad_pca and manifest["name"] == FAD_ARTIFACT:
+            entry["postprocess"] = manifest["postprocess"]
+        out["artifacts"].append(entry)
     if signal_keys:
         out["signal"] = {"paired_mel": PAIRED_MEL.get(sample_rate), "lsd_offset": lsd_offset}
     return out

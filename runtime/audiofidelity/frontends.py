@@ -4,8 +4,13 @@ Every artifact manifest has a ``frontend`` section ``{"kind": ..., **parameters}
 looks the kind up in ``FRONTENDS`` and calls it with those parameters, so no code branches on
 a model or sample rate.
 
+A frontend returns one clip's model input with a leading *items* axis: one item for whole-clip
+models, or several (VGGish's 0.96 s examples) that the runner batches like clips.
+
 - ``log_mel``: PANNs CNN14's torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` (hann window,
   centred reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``).
+- ``vggish_examples``: torchvggish's ``waveform_to_examples`` (periodic Hann, HTK-style mel,
+  ``log(mel + 0.01)``, non-overlapping 96-frame examples, remainder dropped).
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``.
@@ -60,8 +65,8 @@ def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, 
 
     Returns
     -------
-    np.ndarray, shape (1, frames, n_mels), float32, in dB
-        ``frames = 1 + n // hop_length`` when ``center``; the CNN14 input without its batch axis.
+    np.ndarray, shape (1, 1, frames, n_mels), float32, in dB
+        One item, ``frames = 1 + n // hop_length`` when ``center``.
 
     References: Kong et al., "PANNs", 2020; torchlibrosa ``stft.py``.
     """
@@ -71,7 +76,52 @@ def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, 
     db = 10.0 * np.log10(np.maximum(mel, amin)) - 10.0 * np.log10(max(amin, ref))
     if top_db is not None:
         db = np.maximum(db, db.max() - top_db)
-    return db.T[None].astype(np.float32)
+    return db.T[None, None].astype(np.float32)
+
+
+@lru_cache(maxsize=8)
+def htk_mel_matrix(n_mels: int, n_bins: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
+    """VGGish's mel weights (``mel_features.spectrogram_to_mel_matrix``), shape (n_bins, n_mels), float64.
+
+    Triangles on the HTK mel scale 1127 ln(1 + f/700) between ``fmin`` and ``fmax``; the DC bin gets no weight.
+    """
+    def to_mel(hz):
+        return 1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+    bins_mel = to_mel(np.linspace(0.0, sample_rate / 2.0, n_bins))
+    edges = np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2)
+    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
+    rising = (bins_mel[:, None] - lower) / (center - lower)
+    falling = (upper - bins_mel[:, None]) / (upper - center)
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights[0, :] = 0.0
+    weights.setflags(write=False)
+    return weights
+
+
+def vggish_examples(wave: np.ndarray, *, sample_rate: int, window_length: int, hop_length: int, fft_length: int,
+                    n_mels: int, fmin: float, fmax: float, log_offset: float, example_frames: int,
+                    example_hop: int) -> np.ndarray:
+    """VGGish input patches (torchvggish ``waveform_to_examples`` on audio already at ``sample_rate``).
+
+    Returns
+    -------
+    np.ndarray, shape (examples, 1, example_frames, n_mels), float32
+        ``examples = 1 + (frames - example_frames) // example_hop`` (0 for audio shorter than one example).
+
+    References: tensorflow/models ``research/audioset/vggish/mel_features.py``.
+    """
+    wave = np.asarray(wave)
+    n_frames = 1 + (len(wave) - window_length) // hop_length
+    if n_frames < example_frames:
+        return np.zeros((0, 1, example_frames, n_mels), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(wave, window_length)[::hop_length][:n_frames]
+    window = 0.5 - 0.5 * np.cos(2 * np.pi / window_length * np.arange(window_length))  # periodic Hann
+    spectrum = np.abs(np.fft.rfft(frames * window, fft_length))
+    log_mel = np.log(spectrum @ htk_mel_matrix(n_mels, spectrum.shape[1], sample_rate, fmin, fmax) + log_offset)
+    n_examples = 1 + (len(log_mel) - example_frames) // example_hop
+    examples = np.lib.stride_tricks.sliding_window_view(log_mel, example_frames, axis=0)[::example_hop][:n_examples]
+    return np.ascontiguousarray(examples.transpose(0, 2, 1)[:, None], dtype=np.float32)
 
 
 PAIRED_MEL: dict[int, dict[str, Any]] = {
@@ -102,6 +152,7 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
 
 FRONTENDS: dict[str, Callable[..., np.ndarray]] = {
     "log_mel": log_mel,
+    "vggish_examples": vggish_examples,
 }
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 

@@ -11,6 +11,8 @@ selects and repackages them so the suite runs on a fresh clone without ``../shar
   order (reference features are stored once per sample rate, in the paired runs);
 - ``golden/signal_mels.npz``: ``<rate>/<gen|target>/<file>``, the PSNR/SSIM mel spectrograms of four
   short clips per rate (one each from 16k, 32k FLAC, 44.1k and 48k sources), as the original computed them;
+- ``golden/<cnn14_16k_*>/vggish.npz``: ``<gen|ref>/emb/<file>`` (per-file VGGish frames x 128, pre-ReLU),
+  ``<gen|ref>/files``, and in the paired run ``ref/examples/<file>`` for three clips (the log-mel patches);
 - ``golden/resampled.npz``: for one clip per (source rate, target rate) pair, the conditioned
   classifier input (first channel, mean removed, torchaudio-resampled, padded): its length and
   three 2048-sample windows (head, middle, tail), enough to pin the resampler to 1e-5 everywhere
@@ -34,6 +36,7 @@ RESAMPLED = {
 }
 
 
+VGGISH_EXAMPLE_CLIPS = ["clip_03.wav", "clip_07.flac", "clip_09.wav"]
 SIGNAL_MEL_CLIPS = ["clip_07.flac", "clip_09.wav", "clip_10.wav", "clip_13.wav"]
 
 
@@ -45,6 +48,13 @@ def main(golden: Path, out: Path) -> None:
         sides = ["gen", "ref"] if run.endswith("paired") and not run.endswith("unpaired") else ["gen"]
         keep = {f"{s}/{k}": z[f"{s}/{k}"] for s in sides for k in ("2048", "logits", "files")}
         np.savez_compressed(out / run / "features.npz", **keep)
+    for run in ("cnn14_16k_paired", "cnn14_16k_unpaired"):
+        z = np.load(golden / run / "fad_vggish.npz")
+        sides = ["gen", "ref"] if run.endswith("_paired") else ["gen"]
+        keep = {k: z[k] for k in z.files if k.split("/")[0] in sides and k.split("/")[1] in ("emb", "files")}
+        if run.endswith("_paired"):
+            keep.update({f"ref/examples/{c}": z[f"ref/examples/{c}"] for c in VGGISH_EXAMPLE_CLIPS})
+        np.savez_compressed(out / run / "vggish.npz", **keep)
     windows = {}
     for run, clips in RESAMPLED.items():
         z = np.load(golden / run / "classifier.npz")

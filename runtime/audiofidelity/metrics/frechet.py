@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 KEY_FRECHET_DISTANCE = "frechet_distance"
+KEY_FRECHET_AUDIO_DISTANCE = "frechet_audio_distance"
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
