@@ -31,3 +31,20 @@ def test_verify_fails_on_the_wrong_checkpoint(checkpoint_dir, models_dir, record
     done = _verify("cnn14-32k", checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"], models_dir,
                    recordings_dir / "reference" / "clip_03.wav")
     assert done.returncode != 0 and "does not load into the original 32000 Hz Cnn14" in done.stderr
+
+
+def test_vggish_export_matches_torchvggish_down_to_fad(checkpoint_dir, models_dir, recordings_dir, tmp_path):
+    pytest.importorskip("torchvggish", reason="the verify extra is not installed")
+    sets = {}
+    for label, folder, names in (("audio", "unpaired", ["other_00.wav", "other_05.wav", "other_08.wav"]),
+                                 ("reference", "reference", ["clip_03.wav", "clip_09.wav", "clip_16.wav"])):
+        sets[label] = tmp_path / label
+        sets[label].mkdir()
+        for name in names:
+            (sets[label] / name).symlink_to(recordings_dir / folder / name)
+    done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_vggish.py"), "--source",
+                           str(checkpoint_dir / checkpoints.VGGISH_FILE), "--models-dir", str(models_dir),
+                           "--audio", str(sets["audio"]), "--reference", str(sets["reference"])],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: examples within 1e-05, embeddings and FAD within 0.0001" in done.stdout

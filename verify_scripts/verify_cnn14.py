@@ -29,6 +29,7 @@ from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
+from common import audio_files, relative_error
 
 
 def original_cnn14_class():
@@ -71,13 +72,6 @@ def original_outputs(model: torch.nn.Module, wave: np.ndarray) -> dict[str, np.n
     return {"log_mel": log_mel[0].numpy(), "2048": embedding[0].numpy(), "logits": logits[0].numpy()}
 
 
-def audio_files(paths: list[Path]) -> list[Path]:
-    files = []
-    for p in paths:
-        files.extend(sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p])
-    return files
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=[e.name for e in artifacts.REGISTRY if e.architecture == "cnn14"])
@@ -104,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         theirs = original_outputs(original, wave)
         row = {"log_mel": float(np.max(np.abs(ours_mel - theirs["log_mel"])))}
         for key in ("2048", "logits"):
-            row[key] = float(np.max(np.abs(ours[key][0] - theirs[key])) / max(np.max(np.abs(theirs[key])), 1e-30))
+            row[key] = relative_error(ours[key][0], theirs[key])
         for key, value in row.items():
             worst[key] = max(worst[key], value)
         print(f"{path.name:<28} {row['log_mel']:>21.3g} {row['2048']:>10.3g} {row['logits']:>10.3g}")

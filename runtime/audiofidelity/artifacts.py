@@ -191,7 +191,8 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu")
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     """
     program_path, manifest = resolve(name, directory)
-    key = (str(program_path.resolve()), manifest.sha256, device)
+    # keyed on the path as found (not symlink-resolved): data files referenced by the manifest live beside it
+    key = (str(program_path.absolute()), manifest.sha256, device)
     with _LOCK:
         if key not in _LOADED:
             verify_sha256(program_path, manifest.sha256)

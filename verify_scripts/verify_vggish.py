@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Prove the exported VGGish and the NumPy frontend compute what torchvggish computes, down to FAD.
+
+    python verify_scripts/verify_vggish.py --source vggish-10086976.pth --models-dir models/ \
+        --audio generated/ --reference reference/ [--tolerance 1e-4]
+
+The original is torchvggish's ``VGG`` (PyPI ``torchvggish``) with the same weights and, as
+audioldm_eval and frechet_audio_distance use it, without the final ReLU; its input is torchvggish's
+``waveform_to_examples``. Both sides get the same conditioned 16 kHz waveforms (audioldm_eval's). Prints
+per file the max abs difference of the examples and the relative difference of the embeddings, then
+FAD between the two folders by each side (the original's formula: ``scipy.linalg.sqrtm``). Exits 1 if
+examples differ by more than 1e-5, embeddings by more than ``tolerance`` x max |value|, or FAD by more
+than ``tolerance`` relative. Needs the ``verify`` extra.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+
+from audiofidelity import artifacts
+from audiofidelity.audio import Conditioning, load_conditioned
+from audiofidelity.frontends import apply_frontend
+from audiofidelity.metrics.frechet import frechet_distance_from_features
+from audiofidelity.runner import EmbeddingRunner
+from common import audio_files, relative_error
+
+EXAMPLE_TOLERANCE = 1e-5
+
+
+def load_original(source: Path) -> torch.nn.Module:
+    try:
+        from torchvggish.torchvggish import VGG, make_layers
+    except ImportError:
+        raise SystemExit("torchvggish is not installed: pip install 'audiofidelity[verify]'") from None
+    model = VGG(make_layers(), postprocess=False)
+    try:
+        model.load_state_dict(torch.load(source, map_location="cpu", weights_only=True), strict=True)
+    except (RuntimeError, TypeError) as exc:
+        raise SystemExit(f"{source} does not load into torchvggish's VGG: {str(exc).splitlines()[0]}") from None
+    model.embeddings = torch.nn.Sequential(*list(model.embeddings.children())[:-1])  # use_activation=False
+    return model.eval()
+
+
+def original_fad(a: np.ndarray, b: np.ndarray) -> float:
+    """audioldm_eval's / frechet_audio_distance's formula, transcribed."""
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
+    return float((mu1 - mu2).dot(mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--source", type=Path, required=True, help="torchvggish's vggish-10086976.pth")
+    parser.add_argument("--models-dir", type=Path, default=None, help="directory holding the exported artifact")
+    parser.add_argument("--audio", type=Path, action="append", required=True, help="first set: file or folder")
+    parser.add_argument("--reference", type=Path, action="append", required=True, help="second set: file or folder")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+    args = parser.parse_args(argv)
+    from torchvggish import vggish_input
+
+    artifact = artifacts.load("vggish", directory=args.models_dir)
+    original = load_original(args.source)
+    runner = EmbeddingRunner(artifact, batch_size=64)
+    worst = {"examples": 0.0, "embedding": 0.0}
+    sets = {}
+    print(f"{'file':<28} {'examples max abs':>17} {'embedding rel':>14}")
+    for label, paths in (("audio", args.audio), ("reference", args.reference)):
+        embeddings = {"ours": [], "original": []}
+        files = audio_files(paths)
+        if len(files) < 2:
+            parser.error(f"--{label} needs at least two audio files for FAD")
+        for path in files:
+            wave = load_conditioned(path, 16000, Conditioning())
+            ours_x = apply_frontend(wave, artifact.manifest.frontend)
+            theirs_x = vggish_input.waveform_to_examples(wave, 16000).detach()
+            ours = runner.run([ours_x])["vggish"][0]
+            with torch.inference_mode():
+                theirs = original(theirs_x).numpy()
+            row = {"examples": float(np.max(np.abs(ours_x - theirs_x.numpy()))), "embedding": relative_error(ours, theirs)}
+            for key, value in row.items():
+                worst[key] = max(worst[key], value)
+            embeddings["ours"].append(ours)
+            embeddings["original"].append(theirs)
+            print(f"{path.name:<28} {row['examples']:>17.3g} {row['embedding']:>14.3g}")
+        sets[label] = {k: np.concatenate(v) for k, v in embeddings.items()}
+    fad_ours = frechet_distance_from_features(sets["audio"]["ours"], sets["reference"]["ours"])
+    fad_theirs = original_fad(sets["audio"]["original"], sets["reference"]["original"])
+    fad_error = abs(fad_ours / fad_theirs - 1) if fad_theirs else abs(fad_ours)
+    print(f"FAD: ours {fad_ours:.6f}, original {fad_theirs:.6f}, relative difference {fad_error:.3g}")
+    failed = [name for name, bad in (("examples", worst["examples"] > EXAMPLE_TOLERANCE),
+                                     ("embeddings", worst["embedding"] > args.tolerance),
+                                     ("FAD", fad_error > args.tolerance)) if bad]
+    if failed:
+        print(f"FAIL: {', '.join(failed)} above tolerance", file=sys.stderr)
+        return 1
+    print(f"OK: examples within {EXAMPLE_TOLERANCE:g}, embeddings and FAD within {args.tolerance:g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
