@@ -4,6 +4,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from audiofidelity import artifacts, cli, evaluate
@@ -42,12 +43,16 @@ def test_mel_matrix_equals_torchvggish():
 @pytest.mark.parametrize("clip", sorted({k.split("/")[-1] for k in EXAMPLES.files if "/examples/" in k}))
 def test_examples_through_the_whole_pipeline_match_the_original(recordings_dir, frontend, clip):
     want = EXAMPLES[f"ref/examples/{clip}"]
-    got = apply_frontend(load_conditioned(recordings_dir / "reference" / clip, 16000, Conditioning()), frontend)
+    path = recordings_dir / "reference" / clip
+    got = apply_frontend(load_conditioned(path, 16000, Conditioning()), frontend)
     assert got.shape == want.shape
-    # Same waveform -> bit-equal examples (test above). Through resampling, our waveform is <= 3e-7 from
-    # torchaudio's, which moves log(mel + 0.01) by up to 6e-4 in near-silent high bands; embeddings stay
-    # within 2e-5 and FAD within 1e-6 of the original (test_golden.py)
-    assert np.max(np.abs(got - want)) <= 1e-3
+    if sf.info(path).samplerate == 16000:
+        assert np.max(np.abs(got - want)) <= 1e-5
+    else:
+        # Same waveform -> bit-equal examples (test above). Resampled, our waveform is <= 3e-7 from torchaudio's
+        # (whose float32 conv rounding differs run to run), which moves log(mel + 0.01) by up to 6e-4 in
+        # near-silent high bands; embeddings stay within 2e-5 and FAD within 1e-6 of the original (test_golden.py)
+        assert np.max(np.abs(got - want)) <= 1e-3
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ selects and repackages them so the suite runs on a fresh clone without ``../shar
 - ``golden/signal_mels.npz``: ``<rate>/<gen|target>/<file>``, the PSNR/SSIM mel spectrograms of four
   short clips per rate (one each from 16k, 32k FLAC, 44.1k and 48k sources), as the original computed them;
 - ``golden/<cnn14_16k_*>/vggish.npz``: ``<gen|ref>/emb/<file>`` (per-file VGGish frames x 128, pre-ReLU),
-  ``<gen|ref>/files``, and in the paired run ``ref/examples/<file>`` for three clips (the log-mel patches);
+  ``<gen|ref>/files``, and in the paired run ``ref/examples/<file>`` for four clips (the log-mel patches; clip_10 is native 16 kHz);
 - ``golden/resampled.npz``: for one clip per (source rate, target rate) pair, the conditioned
   classifier input (first channel, mean removed, torchaudio-resampled, padded): its length and
   three 2048-sample windows (head, middle, tail), enough to pin the resampler to 1e-5 everywhere
@@ -36,7 +36,7 @@ RESAMPLED = {
 }
 
 
-VGGISH_EXAMPLE_CLIPS = ["clip_03.wav", "clip_07.flac", "clip_09.wav"]
+VGGISH_EXAMPLE_CLIPS = ["clip_03.wav", "clip_07.flac", "clip_09.wav", "clip_10.wav"]
 SIGNAL_MEL_CLIPS = ["clip_07.flac", "clip_09.wav", "clip_10.wav", "clip_13.wav"]
 
 
