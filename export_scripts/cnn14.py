@@ -140,7 +140,7 @@ def build(name: str, source: Path) -> dict:
         dynamic_shapes={"log_mel": {0: batch, 2: frames}},
         frontend=frontend,
         inputs=[dict(name="log_mel", shape=["batch", 1, "frames", 64], dtype="float32", min={"frames": MIN_FRAMES})],
-        outputs=[dict(name="2048", shape=["batch", 2048], dtype="float32"),
-                 dict(name="logits", shape=["batch", 527], dtype="float32")],
+        outputs=[dict(name="2048", shape=["batch", 2048], dtype="float32", roles=["embedding"]),
+                 dict(name="logits", shape=["batch", 527], dtype="float32", roles=["logits"])],
         citation=CITATION,
     )

@@ -5,6 +5,7 @@
     python export_scripts/export.py cnn14-32k --source Cnn14_mAP=0.431.pth --out models/
     python export_scripts/export.py vggish --source vggish-10086976.pth \
         [--pca vggish_pca_params-970ea276.pth] --out models/
+    python export_scripts/export.py mert-v1-95m --source MERT-v1-95M/ --out models/
 
 One driver serves every model: the registry (``audiofidelity.artifacts.REGISTRY``) names the
 artifact and its architecture, and the architecture's module here (``cnn14.py``) builds the
@@ -12,9 +13,9 @@ clean ``nn.Module``, example inputs, dynamic shapes and frontend parameters. Thi
 checks the exported program against eager PyTorch, writes the program atomically and then the
 manifest (schema below), and prints the manifest path.
 
-Manifest (schema_version 1): name, backbone, sample_rate, artifact {file, sha256, size},
-source {file, sha256, url}, exported_with {torch, python, audiofidelity}, frontend, inputs,
-outputs (name / shape / dtype; inputs carry ``min`` per named axis and ``items_per_clip``), license,
+Manifest (schema_version 1): name, backbone, sample_rate (the model's input rate), artifact
+{file, sha256, size}, source {file, sha256 (a file's, or per file of a source folder), url}, exported_with {torch, python, audiofidelity}, frontend, inputs,
+outputs (name / shape / dtype / roles; inputs carry ``min`` per named axis and ``items_per_clip``), license,
 citation, and optionally postprocess {file, sha256} (VGGish's PCA, with ``--pca``).
 """
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 import audiofidelity
 from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, REGISTRY, file_sha256, registry_entry
 
-ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish"}
+ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
 
 
@@ -51,10 +52,19 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
+def source_sha256(source: Path) -> str | dict[str, str]:
+    """sha256 of a checkpoint file, or of each file directly inside a checkpoint folder."""
+    if source.is_dir():
+        return {p.name: file_sha256(p) for p in sorted(source.iterdir()) if p.is_file()}
+    return file_sha256(source)
+
+
 def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple, name: str) -> None:
     with torch.inference_mode():
         want = module(*example_inputs)
         got = program.module()(*example_inputs)
+    want = want if isinstance(want, (tuple, list)) else (want,)
+    got = got if isinstance(got, (tuple, list)) else (got,)
     for w, g in zip(want, got):
         err = float((w - g).abs().max())
         if err > 1e-5 * float(w.abs().max()) + 1e-7:
@@ -70,7 +80,8 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Pa
     spec = builder.build(name, source)
     module = spec["module"].eval()
     with torch.no_grad():
-        program = torch.export.export(module, spec["example_inputs"], dynamic_shapes=spec["dynamic_shapes"])
+        program = torch.export.export(module, spec["example_inputs"], dynamic_shapes=spec["dynamic_shapes"],
+                                      **spec.get("export_kwargs", {}))
     _check_against_eager(module, program, spec["example_inputs"], name)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -80,10 +91,10 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Pa
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": name,
         "backbone": entry.backbone,
-        "sample_rate": entry.sample_rate,
+        "sample_rate": spec["frontend"]["sample_rate"],
         "artifact": {"file": program_path.name, "sha256": file_sha256(program_path),
                      "size": program_path.stat().st_size},
-        "source": {"file": source.name, "sha256": file_sha256(source), "url": entry.source_url},
+        "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url},
         "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
                           "audiofidelity": audiofidelity.__version__},
         "frontend": spec["frontend"],

@@ -101,6 +101,6 @@ def build(name: str, source: Path) -> dict:
         dynamic_shapes={"examples": {0: batch}},
         frontend=dict(FRONTEND),
         inputs=[dict(name="examples", shape=["batch", 1, 96, 64], dtype="float32", items_per_clip="variable")],
-        outputs=[dict(name="vggish", shape=["batch", 128], dtype="float32")],
+        outputs=[dict(name="vggish", shape=["batch", 128], dtype="float32", roles=["fad"])],
         citation=CITATION,
     )

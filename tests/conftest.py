@@ -39,6 +39,7 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     for model in checkpoints.CNN14:
         checkpoints.write_cnn14(out, model)
     checkpoints.write_vggish(out)
+    checkpoints.write_mert(out)
     return out
 
 
@@ -56,6 +57,8 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
         assert done.returncode == 0, done.stderr
     done = run_export("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, out,
                       "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE))
+    assert done.returncode == 0, done.stderr
+    done = run_export("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out)
     assert done.returncode == 0, done.stderr
     return out
 

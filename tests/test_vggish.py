@@ -133,7 +133,7 @@ def test_export_refuses_a_cnn14_checkpoint_as_vggish(checkpoint_dir, tmp_path):
 def test_vggish_manifest(models_dir, checkpoint_dir):
     manifest = json.loads((models_dir / "vggish.json").read_text())
     assert manifest["inputs"][0]["items_per_clip"] == "variable"
-    assert manifest["outputs"] == [{"name": "vggish", "shape": ["batch", 128], "dtype": "float32"}]
+    assert manifest["outputs"] == [{"name": "vggish", "shape": ["batch", 128], "dtype": "float32", "roles": ["fad"]}]
     assert manifest["license"] == "Apache-2.0"
     assert manifest["postprocess"]["sha256"] == artifacts.file_sha256(models_dir / "vggish.pca.npz")
     assert manifest["postprocess"]["source"]["sha256"] == artifacts.file_sha256(

@@ -26,13 +26,14 @@ class ArtifactEntry:
     """One exportable model: what it serves and where its original checkpoint comes from.
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"fad"`` is VGGish, which serves FAD whatever the backbone.
+    ``"fad"`` is VGGish, which serves FAD whatever the backbone. ``rates``: the evaluation sample
+    rates it serves (the model's own input rate is in its manifest).
     """
 
     name: str
     role: str
     backbone: str
-    sample_rate: int
+    rates: tuple[int, ...]
     architecture: str
     source_file: str
     source_url: str
@@ -41,11 +42,13 @@ class ArtifactEntry:
 
 VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
 REGISTRY: tuple[ArtifactEntry, ...] = (
-    ArtifactEntry("cnn14-16k", "classifier", "cnn14", 16000, "cnn14", "Cnn14_16k_mAP=0.438.pth",
+    ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
                   "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
-    ArtifactEntry("cnn14-32k", "classifier", "cnn14", 32000, "cnn14", "Cnn14_mAP=0.431.pth",
+    ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
                   "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
-    ArtifactEntry("vggish", "fad", "vggish", 16000, "vggish", "vggish-10086976.pth",
+    ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
+                  "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0"),
+    ArtifactEntry("vggish", "fad", "vggish", (16000,), "vggish", "vggish-10086976.pth",
                   VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0"),
 )
 """Every artifact this version knows, the single source for CLI choices and export commands."""
@@ -64,14 +67,14 @@ def backbones() -> dict[str, tuple[int, ...]]:
     for entry in REGISTRY:
         if entry.role != "classifier":
             continue
-        out[entry.backbone] = out.get(entry.backbone, ()) + (entry.sample_rate,)
+        out[entry.backbone] = out.get(entry.backbone, ()) + entry.rates
     return out
 
 
 def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
     """The registry entry serving ``backbone`` at ``sample_rate``."""
     for entry in REGISTRY:
-        if entry.role == "classifier" and entry.backbone == backbone and entry.sample_rate == sample_rate:
+        if entry.role == "classifier" and entry.backbone == backbone and sample_rate in entry.rates:
             return entry
     choices = "; ".join(f"{b}: {', '.join(map(str, r))} Hz" for b, r in backbones().items())
     raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
@@ -97,6 +100,15 @@ class Manifest:
     @property
     def output_names(self) -> list[str]:
         return [o["name"] for o in self.outputs]
+
+    @property
+    def sample_rate(self) -> int:
+        """The rate the model's frontend takes its waveform at."""
+        return int(self.frontend["sample_rate"])
+
+    def output_for(self, role: str) -> str | None:
+        """The output that plays ``role`` (``embedding``, ``logits``, ``layers``, ``fad``), if any."""
+        return next((o["name"] for o in self.outputs if role in o.get("roles", ())), None)
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":

@@ -20,6 +20,7 @@ import numpy as np
 from . import __version__
 from .artifacts import LoadedArtifact, artifact_for, load, load_postprocess, registry_entry
 from .audio import Conditioning, condition, load_validated
+from .resample import resample
 from .errors import BadFilesError, InputFolderError, InvalidAudioError
 from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
@@ -57,19 +58,37 @@ class SideFeatures:
             return np.zeros((0, 0))
         return np.concatenate([np.atleast_2d(a) for a in arrays])
 
-    def rows(self, names: Sequence[str], output: str) -> np.ndarray:
-        index = {name: i for i, name in enumerate(self.files)}
-        return np.stack([self.per_file[output][index[n]] for n in names])
-
 
 @dataclass
 class EvaluationData:
-    """What the metrics read: both sides' features, the KL pairs, and the per-pair signal values."""
+    """What the metrics read: both sides' features, the KL pairs, and the per-pair signal values.
+
+    ``roles`` maps a feature role (``embedding``, ``logits``, ``layers``, ``fad``) to the artifact output
+    that plays it, as the manifests declare.
+    """
 
     generated: SideFeatures
     reference: SideFeatures
     pairs: list[str]
+    roles: dict[str, str] = field(default_factory=dict)
     signal: PairValues | None = None
+
+    def both(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked rows of ``role`` for (generated, reference), in the original's row order."""
+        if role not in self.roles:
+            raise ValueError(f"no loaded model provides {role!r} features")
+        return self.generated.matrix(self.roles[role]), self.reference.matrix(self.roles[role])
+
+    def pair_rows(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for KL: each paired name takes the row at its file position in each side's stacked matrix.
+
+        For one row per file that is the file's own row; for MERT (13 rows per file) it is audioldm_eval's
+        pairing of names with the first rows (its row-pairing quirk, kept for compatibility).
+        """
+        gen, ref = self.both(role)
+        position = {side.folder: {n: i for i, n in enumerate(side.files)} for side in (self.generated, self.reference)}
+        return (gen[[position[self.generated.folder][n] for n in self.pairs]],
+                ref[[position[self.reference.folder][n] for n in self.pairs]])
 
 
 @dataclass(frozen=True)
@@ -88,8 +107,7 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
         if not data.pairs:
             raise ValueError("no file name appears in both folders among the usable files")
-        return {key: kl.kl_divergence(data.generated.rows(data.pairs, "logits"),
-                                      data.reference.rows(data.pairs, "logits"), mode=mode)}
+        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode)}
     return compute
 
 
@@ -101,13 +119,16 @@ def _signal_mean(key: str, description: str) -> MetricSpec:
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(
-            d.generated.matrix("2048"), d.reference.matrix("2048"))},
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(*d.both("embedding"))},
         description="Fréchet distance between the backbone's embeddings (lower is better)"),
+    "fd_layers": MetricSpec(
+        (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
+        lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
+            np.stack(d.generated.per_file[d.roles["layers"]]), np.stack(d.reference.per_file[d.roles["layers"]]))},
+        description="MERT only: one Fréchet distance per hidden layer between per-file time means (lower is better)"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: frechet.frechet_distance_from_features(
-            d.generated.matrix(FAD_ARTIFACT), d.reference.matrix(FAD_ARTIFACT))},
+        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: frechet.frechet_distance_from_features(*d.both("fad"))},
         needs="fad", description="Fréchet audio distance between all VGGish frames of each folder (lower is better)"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
                      description="KL(reference || generated) of softmax class probabilities per pair (lower is better)"),
@@ -115,11 +136,11 @@ METRICS: dict[str, MetricSpec] = {
                              description="the same with per-class sigmoid probabilities (lower is better)"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
-        lambda d: inception.inception_score(d.generated.matrix("logits")),
+        lambda d: inception.inception_score(d.both("logits")[0]),
         description="inception score of the generated clips (higher is better)"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
-        lambda d: kernel.kernel_inception_distance(d.generated.matrix("2048"), d.reference.matrix("2048")),
+        lambda d: kernel.kernel_inception_distance(*d.both("embedding")),
         description="kernel inception distance between the embeddings (lower is better)"),
     "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB (higher is better)"),
     "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms (higher is better)"),
@@ -128,7 +149,10 @@ METRICS: dict[str, MetricSpec] = {
 """Every metric, by its ``--metrics`` name."""
 
 SIGNAL_METRICS = ("psnr", "ssim", "lsd")
-BACKBONE_METRICS = {"cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS)}
+BACKBONE_METRICS = {
+    "cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS),
+    "mert": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers"),
+}
 """Metrics available with each backbone, in report order (FAD uses VGGish; the signal metrics need no model)."""
 
 
@@ -182,16 +206,19 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
 
 
-def extract_features(side: SideFeatures, artifacts: Sequence[LoadedArtifact], conditioning: Conditioning, *,
+def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, int]], conditioning: Conditioning, *,
                      batch_size: int = DEFAULT_BATCH_SIZE, postprocess: Sequence[str] = (), progress: bool = True,
                      label: str = "") -> SideFeatures:
     """Fill ``side`` with every artifact's outputs for the usable files; record the others as problems.
 
-    Each file is decoded once and conditioned once per model rate. A file that any artifact rejects
-    (for example too short for it) is skipped for all of them, so every metric sees the same files.
+    ``models``: (artifact, conditioning rate) pairs. Each file is decoded once, conditioned (channel,
+    DC, resampling, padding) once per conditioning rate, then resampled to the model's own rate where
+    that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval does). A file that any artifact
+    rejects (too short for it, say) is skipped for all of them, so every metric sees the same files.
     ``postprocess`` names artifacts whose manifest post-processing (VGGish PCA) is applied.
     """
-    runners = [EmbeddingRunner(a, batch_size=batch_size) for a in artifacts]
+    artifacts = [a for a, _ in models]
+    runners = [(EmbeddingRunner(a, batch_size=batch_size), rate) for a, rate in models]
     post = {a.manifest.name: load_postprocess(a) for a in artifacts if a.manifest.name in postprocess}
     side.per_file = {name: [] for a in artifacts for name in a.manifest.output_names}
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
@@ -208,7 +235,7 @@ def extract_features(side: SideFeatures, artifacts: Sequence[LoadedArtifact], co
                 names.append(name)
                 for i, x in enumerate(model_inputs):
                     inputs[i].append(x)
-            for runner, runner_inputs in zip(runners, inputs):
+            for (runner, _), runner_inputs in zip(runners, inputs):
                 for output, values in runner.run(runner_inputs).items():
                     data = post.get(runner.artifact.manifest.name)
                     if data is not None:
@@ -220,18 +247,22 @@ def extract_features(side: SideFeatures, artifacts: Sequence[LoadedArtifact], co
     return side
 
 
-def _model_inputs(path: Path, runners: Sequence[EmbeddingRunner], conditioning: Conditioning) -> list[np.ndarray]:
+def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]],
+                  conditioning: Conditioning) -> list[np.ndarray]:
     if path.is_dir():
         raise InvalidAudioError("is a folder (folders are not searched recursively)")
     mono, rate = load_validated(path, conditioning)
-    waves: dict[int, np.ndarray] = {}
+    waves: dict[tuple[int, int], np.ndarray] = {}
     out = []
-    for runner in runners:
+    for runner, conditioning_rate in runners:
         manifest = runner.artifact.manifest
-        target = manifest.raw["sample_rate"]
-        if target not in waves:
-            waves[target] = condition(mono[None], rate, target, conditioning)
-        x = apply_frontend(waves[target], manifest.frontend)
+        key = (conditioning_rate, conditioning_rate)
+        if key not in waves:
+            waves[key] = condition(mono[None], rate, conditioning_rate, conditioning)
+        model_key = (conditioning_rate, manifest.sample_rate)
+        if model_key not in waves:
+            waves[model_key] = resample(waves[key], conditioning_rate, manifest.sample_rate, method=conditioning.resampler)
+        x = apply_frontend(waves[model_key], manifest.frontend)
         runner.check_input(x)
         out.append(x)
     return out
@@ -336,9 +367,11 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     roles = {METRICS[m].needs for m in selected} - {None}
     names = [entry.name] * ("classifier" in roles) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in roles)
     artifacts = [load(name, directory=models_dir, device=device) for name in names]
+    # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
+    models = [(a, sample_rate if a.manifest.name == entry.name else a.manifest.sample_rate) for a in artifacts]
     if artifacts:
         for side in SIDES:
-            extract_features(sides[side], artifacts, conditioning, batch_size=batch_size, progress=progress,
+            extract_features(sides[side], models, conditioning, batch_size=batch_size, progress=progress,
                              postprocess=[FAD_ARTIFACT] if fad_pca else [], label=side)
     gen, ref = sides["generated"], sides["reference"]
     signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
@@ -353,7 +386,9 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
             sides[p["side"]].add_problem(p["file"], p["reason"])
     problems = _report_problems(sides, pair_values.excluded if pair_values else [], strict)
     kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
-    data = EvaluationData(gen, ref, kl_pairs, pair_values)
+    roles = {role: a.manifest.output_for(role) for a in artifacts for role in ("embedding", "logits", "layers", "fad")
+             if a.manifest.output_for(role)}
+    data = EvaluationData(gen, ref, kl_pairs, roles, pair_values)
     values, unavailable = _compute_metrics(selected, data, paired)
     bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
     usable_pairs = len(set(gen.listed) & set(ref.listed) - bad["generated"] - bad["reference"]) if paired else 0

@@ -11,6 +11,7 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
   centred reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``).
 - ``vggish_examples``: torchvggish's ``waveform_to_examples`` (periodic Hann, HTK-style mel,
   ``log(mel + 0.01)``, non-overlapping 96-frame examples, remainder dropped).
+- ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``.
@@ -150,9 +151,23 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
 
 
+def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = True, padding_value: float = 0.0,
+                  variance_epsilon: float = 1e-7) -> np.ndarray:
+    """MERT's input: the waveform, zero-mean unit-variance when ``do_normalize`` (variance + 1e-7).
+
+    As ``Wav2Vec2FeatureExtractor`` prepares one unpadded clip (``padding_value`` only matters for
+    padded batches, which audiofidelity never builds). Returns shape (1, n) float32: one item.
+    """
+    x = np.asarray(wave, dtype=np.float64)
+    if do_normalize:
+        x = (x - x.mean()) / np.sqrt(x.var() + variance_epsilon)
+    return x[None].astype(np.float32)
+
+
 FRONTENDS: dict[str, Callable[..., np.ndarray]] = {
     "log_mel": log_mel,
     "vggish_examples": vggish_examples,
+    "mert_waveform": mert_waveform,
 }
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 

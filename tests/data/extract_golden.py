@@ -13,6 +13,9 @@ selects and repackages them so the suite runs on a fresh clone without ``../shar
   short clips per rate (one each from 16k, 32k FLAC, 44.1k and 48k sources), as the original computed them;
 - ``golden/<cnn14_16k_*>/vggish.npz``: ``<gen|ref>/emb/<file>`` (per-file VGGish frames x 128, pre-ReLU),
   ``<gen|ref>/files``, and in the paired run ``ref/examples/<file>`` for four clips (the log-mel patches; clip_10 is native 16 kHz);
+- ``golden/<mert_*>/metrics.json`` and ``golden/<mert_*>/mert.npz``: ``<gen|ref>/layer_time_mean/<file>``
+  (13 x 768) for a few clips per run, and in ``mert_16k_paired`` for three clips the 24 kHz waveform
+  (``ref/wave24k``) and normalised input (``ref/input_values``) as head/middle/tail windows plus length;
 - ``golden/resampled.npz``: for one clip per (source rate, target rate) pair, the conditioned
   classifier input (first channel, mean removed, torchaudio-resampled, padded): its length and
   three 2048-sample windows (head, middle, tail), enough to pin the resampler to 1e-5 everywhere
@@ -40,6 +43,20 @@ VGGISH_EXAMPLE_CLIPS = ["clip_03.wav", "clip_07.flac", "clip_09.wav", "clip_10.w
 SIGNAL_MEL_CLIPS = ["clip_07.flac", "clip_09.wav", "clip_10.wav", "clip_13.wav"]
 
 
+MERT_RUNS = {  # run -> (side, clips) whose per-file layer means are kept
+    "mert_16k_paired": [("ref", ["clip_00.wav", "clip_07.flac", "clip_09.wav", "clip_13.wav"]), ("gen", ["clip_03.wav"])],
+    "mert_16k_unpaired": [("gen", ["other_02.wav", "other_08.wav"])],
+    "mert_32k_paired": [("ref", ["clip_00.wav", "clip_04.wav"]), ("gen", ["clip_11.wav"])],
+}
+MERT_WAVE_CLIPS = ["clip_00.wav", "clip_09.wav", "clip_13.wav"]
+
+
+def _windows(prefix: str, wave: np.ndarray) -> dict[str, np.ndarray]:
+    mid = len(wave) // 2
+    return {f"{prefix}/length": np.array(len(wave)), f"{prefix}/head": wave[:WINDOW],
+            f"{prefix}/middle": wave[mid - WINDOW // 2: mid + WINDOW // 2], f"{prefix}/tail": wave[-WINDOW:]}
+
+
 def main(golden: Path, out: Path) -> None:
     for run in RUNS:
         (out / run).mkdir(parents=True, exist_ok=True)
@@ -55,18 +72,23 @@ def main(golden: Path, out: Path) -> None:
         if run.endswith("_paired"):
             keep.update({f"ref/examples/{c}": z[f"ref/examples/{c}"] for c in VGGISH_EXAMPLE_CLIPS})
         np.savez_compressed(out / run / "vggish.npz", **keep)
+    for run, keep in MERT_RUNS.items():
+        (out / run).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(golden / run / "metrics.json", out / run / "metrics.json")
+        z = np.load(golden / run / "mert.npz")
+        arrays = {f"{side}/layer_time_mean/{c}": z[f"{side}/layer_time_mean/{c}"] for side, clips in keep for c in clips}
+        if run == "mert_16k_paired":
+            waves = np.load(golden / run / "mert_wave24k.npz")
+            for c in MERT_WAVE_CLIPS:
+                arrays.update(_windows(f"ref/wave24k/{c}", waves[f"ref/wave24k/{c}"]))
+                arrays.update(_windows(f"ref/input_values/{c}", z[f"ref/input_values/{c}"][0]))
+        np.savez_compressed(out / run / "mert.npz", **arrays)
     windows = {}
     for run, clips in RESAMPLED.items():
         z = np.load(golden / run / "classifier.npz")
         sr = json.loads((golden / run / "metrics.json").read_text())["meta"]["sr"]
         for clip in clips:
-            wave = z[f"ref/wave/{clip}"][0]
-            mid = len(wave) // 2
-            key = f"{sr}/{clip}"
-            windows[f"{key}/length"] = np.array(len(wave))
-            windows[f"{key}/head"] = wave[:WINDOW]
-            windows[f"{key}/middle"] = wave[mid - WINDOW // 2: mid + WINDOW // 2]
-            windows[f"{key}/tail"] = wave[-WINDOW:]
+            windows.update(_windows(f"{sr}/{clip}", z[f"ref/wave/{clip}"][0]))
     np.savez_compressed(out / "resampled.npz", **windows)
     mels = {}
     for run in ("cnn14_16k_paired", "cnn14_32k_paired"):

@@ -15,6 +15,7 @@ import numpy as np
 
 KEY_FRECHET_DISTANCE = "frechet_distance"
 KEY_FRECHET_AUDIO_DISTANCE = "frechet_audio_distance"
+KEY_FRECHET_DISTANCE_LAYERS = "frechet_distance_mert_layers"
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,3 +76,15 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
     trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
     diff = mu1 - mu2
     return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1) - 2.0 * trace_sqrt)
+
+
+def frechet_distance_per_layer(features1: np.ndarray, features2: np.ndarray) -> list[float]:
+    """One Fréchet distance per layer between per-file layer features, shapes (n, layers, d) and (m, layers, d).
+
+    For MERT: each layer's per-file time-mean vectors form one sample per file, which is the statistically
+    sound FD (audioldm_eval's compatible FD instead pools the 13 layers of every file as 13 samples).
+    """
+    x, y = np.asarray(features1), np.asarray(features2)
+    if x.ndim != 3 or y.ndim != 3 or x.shape[1:] != y.shape[1:]:
+        raise ValueError(f"need (files, layers, d) features of equal layers and width, got {x.shape} and {y.shape}")
+    return [frechet_distance_from_features(x[:, layer], y[:, layer]) for layer in range(x.shape[1])]

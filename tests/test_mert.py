@@ -1,0 +1,147 @@
+"""MERT-v1-95M: conditioning, the exported encoder, the compatible metrics and per-layer FD against the original."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from audiofidelity import artifacts, cli
+from audiofidelity.audio import Conditioning, load_conditioned
+from audiofidelity.frontends import apply_frontend
+from audiofidelity.metrics.frechet import frechet_distance_from_features, frechet_distance_per_layer
+from audiofidelity.resample import resample
+from audiofidelity.runner import EmbeddingRunner
+from conftest import GOLDEN, run_export
+from fixtures import checkpoints
+
+import mert  # export_scripts/mert.py
+
+RUNS = {"mert_16k_paired": (16000, "generated"), "mert_16k_unpaired": (16000, "unpaired"),
+        "mert_32k_paired": (32000, "generated")}
+WAVES = np.load(GOLDEN / "mert_16k_paired" / "mert.npz")
+
+
+def _windows(wave):
+    mid = len(wave) // 2
+    return {"head": wave[:2048], "middle": wave[mid - 1024: mid + 1024], "tail": wave[-2048:]}
+
+
+@pytest.fixture(scope="module")
+def mert_artifact(models_dir):
+    return artifacts.load("mert-v1-95m", directory=models_dir)
+
+
+@pytest.mark.parametrize("clip", sorted({k.split("/")[2] for k in WAVES.files if "/wave24k/" in k}))
+def test_24k_waveform_and_normalised_input_match_the_original(recordings_dir, mert_artifact, clip):
+    # audioldm_eval's MERT path: file -> 16 kHz (padded to 32000) -> 24 kHz -> Wav2Vec2FeatureExtractor
+    wave16 = load_conditioned(recordings_dir / "reference" / clip, 16000, Conditioning())
+    wave24 = resample(wave16, 16000, 24000)
+    values = apply_frontend(wave24, mert_artifact.manifest.frontend)[0]
+    for name, got, bound in (("wave24k", wave24, 1e-5), ("input_values", values, 1e-4)):
+        assert len(got) == int(WAVES[f"ref/{name}/{clip}/length"])
+        for part, window in _windows(got).items():
+            assert np.max(np.abs(window - WAVES[f"ref/{name}/{clip}/{part}"])) <= bound, (name, part)
+
+
+@pytest.fixture(scope="module")
+def cli_runs(recordings_dir, models_dir, tmp_path_factory):
+    out = {}
+    for run, (rate, folder) in RUNS.items():
+        d = tmp_path_factory.mktemp(run)
+        status = cli.main(["eval", str(recordings_dir / folder), str(recordings_dir / "reference"), "--backbone", "mert",
+                           "--sr", str(rate), "--metrics", "fd,kl,kl_sigmoid,isc,kid,fd_layers", "--models-dir",
+                           str(models_dir), "--json", str(d / "r.json"), "--save-features", str(d / "f.npz"), "--quiet"])
+        assert status == 0
+        out[run] = json.loads((d / "r.json").read_text()), dict(np.load(d / "f.npz"))
+    return out
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_per_file_layer_means_within_1e3_of_max(cli_runs, run):
+    _, features = cli_runs[run]
+    want = np.load(GOLDEN / run / "mert.npz")
+    for key in (k for k in want.files if "/layer_time_mean/" in k):
+        side, _, name = key.split("/")
+        got = features[f"{side}/layer_time_mean/{name}"]
+        assert got.shape == (13, 768)
+        assert np.max(np.abs(got - want[key])) <= 1e-3 * np.max(np.abs(want[key])), key
+
+
+@pytest.mark.parametrize("run", sorted(RUNS))
+def test_compatible_metrics_match_the_original(cli_runs, run):
+    report, _ = cli_runs[run]
+    golden = json.loads((GOLDEN / run / "metrics.json").read_text())
+    want, kid = golden["metrics"], golden["kid_reference"]
+    got = report["metrics"]
+    assert got["frechet_distance"] == pytest.approx(want["frechet_distance"], rel=1e-3)
+    assert got["kernel_inception_distance_mean"] == pytest.approx(kid["kernel_inception_distance_mean"], rel=1e-3)
+    # paired: every KID subset is the whole set, so the original's std is float32 noise (see test_golden.py)
+    scale = max(kid["kernel_inception_distance_std"], abs(kid["kernel_inception_distance_mean"]))
+    assert abs(got["kernel_inception_distance_std"] - kid["kernel_inception_distance_std"]) <= 1e-3 * scale
+    for key in ("inception_score_mean", "inception_score_std"):
+        assert got[key] == pytest.approx(want[key], abs=1e-4)
+    for key in ("kullback_leibler_divergence_softmax", "kullback_leibler_divergence_sigmoid"):
+        if want[key] == -1:
+            assert got[key] is None
+        else:  # includes the original's pairing of N names with the first N of the 13N rows
+            assert got[key] == pytest.approx(want[key], abs=1e-4)
+
+
+def test_per_layer_fd_is_one_fd_per_layer_of_per_file_means(cli_runs):
+    report, features = cli_runs["mert_16k_unpaired"]
+    layers = report["metrics"]["frechet_distance_mert_layers"]
+    gen = np.stack([features[f"gen/layer_time_mean/{n}"] for n in features["gen/files"]])
+    ref = np.stack([features[f"ref/layer_time_mean/{n}"] for n in features["ref/files"]])
+    assert len(layers) == 13
+    assert layers == pytest.approx([frechet_distance_from_features(gen[:, i], ref[:, i]) for i in range(13)], rel=1e-9)
+
+
+def test_per_layer_fd_function_on_random_layers():
+    rs = np.random.RandomState(0)
+    x, y = rs.standard_normal((30, 3, 4)), rs.standard_normal((20, 3, 4)) + 1
+    got = frechet_distance_per_layer(x, y)
+    assert got == pytest.approx([frechet_distance_from_features(x[:, i], y[:, i]) for i in range(3)])
+    with pytest.raises(ValueError, match="layers"):
+        frechet_distance_per_layer(x, y[:, :2])
+
+
+def test_batching_equal_lengths_matches_one_at_a_time(recordings_dir, mert_artifact):
+    # 0.5-3 s clips padded to 32000 samples at 16 kHz share one length; no clip is ever padded to batch
+    names = ["reference/clip_07.flac", "reference/clip_09.wav", "generated/clip_07.flac", "generated/clip_09.wav"]
+    inputs = [apply_frontend(resample(load_conditioned(recordings_dir / n, 16000, Conditioning()), 16000, 24000),
+                             mert_artifact.manifest.frontend) for n in names]
+    one = np.stack(EmbeddingRunner(mert_artifact, batch_size=1).run(inputs)["layer_time_mean"])
+    many = np.stack(EmbeddingRunner(mert_artifact, batch_size=4).run(inputs)["layer_time_mean"])
+    assert np.max(np.abs(one - many)) <= 1e-4 * np.max(np.abs(one))
+
+
+def test_weight_norm_folding_accepts_both_key_schemes():
+    rs = np.random.RandomState(1)
+    g, v = torch.from_numpy(rs.uniform(0.5, 1.5, (1, 1, 8))), torch.from_numpy(rs.standard_normal((6, 3, 8)))
+    want = g * v / v.norm(dim=(0, 1), keepdim=True)
+    for names in (("weight_g", "weight_v"), ("parametrizations.weight.original0", "parametrizations.weight.original1")):
+        state = {f"conv.{names[0]}": g, f"conv.{names[1]}": v}
+        mert.fold_weight_norm(state, "conv")
+        assert set(state) == {"conv.weight"} and torch.allclose(state["conv.weight"], want)
+
+
+@pytest.mark.parametrize("switch,value", [("feature_extractor_cqt", True), ("deepnorm", True),
+                                          ("do_stable_layer_norm", True), ("attention_relax", 32.0)])
+def test_unsupported_config_switches_are_refused(tmp_path, switch, value):
+    source = tmp_path / "MERT"
+    source.mkdir()
+    config = dict(checkpoints.MERT_CONFIG, **{switch: value})
+    (source / "config.json").write_text(json.dumps(config))
+    (source / "preprocessor_config.json").write_text(json.dumps(checkpoints.MERT_PREPROCESSOR))
+    done = run_export("mert-v1-95m", source, tmp_path / "out")
+    assert done.returncode != 0 and switch in done.stderr and "not supported" in done.stderr
+
+
+def test_manifest_frontend_comes_from_the_preprocessor_config(models_dir):
+    manifest = json.loads((models_dir / "mert-v1-95m.json").read_text())
+    assert manifest["frontend"] == {"kind": "mert_waveform", "sample_rate": 24000, "do_normalize": True,
+                                    "padding_value": 0.0, "variance_epsilon": 1e-7}
+    assert set(manifest["source"]["sha256"]) == {"config.json", "preprocessor_config.json", "pytorch_model.bin"}
+    assert manifest["license"] == "CC-BY-NC-4.0"
+    assert manifest["outputs"][0]["roles"] == ["embedding", "logits", "layers"]
