@@ -145,3 +145,28 @@ def test_manifest_frontend_comes_from_the_preprocessor_config(models_dir):
     assert set(manifest["source"]["sha256"]) == {"config.json", "preprocessor_config.json", "pytorch_model.bin"}
     assert manifest["license"] == "CC-BY-NC-4.0"
     assert manifest["outputs"][0]["roles"] == ["embedding", "logits", "layers"]
+
+
+def test_chunked_frontend_cuts_equal_windows_ending_at_the_clip_end():
+    from audiofidelity.frontends import mert_waveform
+
+    wave = np.random.RandomState(0).standard_normal(10 * 24000).astype(np.float32) * 0.1 + 0.05
+    windows = mert_waveform(wave, sample_rate=24000, chunk_samples=4 * 24000)
+    assert windows.shape == (3, 96000)  # 0-4 s, 4-8 s, 6-10 s
+    assert np.allclose(windows.mean(axis=1), 0, atol=1e-5) and np.allclose(windows.std(axis=1), 1, atol=1e-4)
+    short = mert_waveform(wave[:24000], sample_rate=24000, chunk_samples=4 * 24000)
+    assert short.shape == (1, 24000)
+
+
+def test_chunking_leaves_clips_shorter_than_a_window_unchanged(recordings_dir, mert_artifact):
+    wave = resample(load_conditioned(recordings_dir / "reference" / "clip_09.wav", 16000, Conditioning()), 16000, 24000)
+    plain = EmbeddingRunner(mert_artifact).run([apply_frontend(wave, mert_artifact.manifest.frontend)])
+    chunked_input = apply_frontend(wave, {**mert_artifact.manifest.frontend, "chunk_samples": 10 * 24000})
+    chunked = EmbeddingRunner(mert_artifact, average_items=True).run([chunked_input])
+    assert np.array_equal(plain["layer_time_mean"][0], chunked["layer_time_mean"][0])
+
+
+def test_mert_chunk_needs_the_mert_backbone(recordings_dir, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--mert-chunk", "10"])
+    assert info.value.code == 2 and "--mert-chunk needs --backbone mert" in capsys.readouterr().err

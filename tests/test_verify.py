@@ -48,3 +48,13 @@ def test_vggish_export_matches_torchvggish_down_to_fad(checkpoint_dir, models_di
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: examples within 1e-05, embeddings and FAD within 0.0001" in done.stdout
+
+
+def test_mert_export_matches_transformers_hubert(checkpoint_dir, models_dir, recordings_dir):
+    pytest.importorskip("transformers", reason="the verify extra is not installed")
+    done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_mert.py"), "--source",
+                           str(checkpoint_dir / checkpoints.MERT_DIR), "--models-dir", str(models_dir),
+                           "--audio", str(recordings_dir / "reference" / "clip_09.wav"),
+                           "--audio", str(recordings_dir / "unpaired" / "other_03.wav")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: every layer within 0.0001" in done.stdout

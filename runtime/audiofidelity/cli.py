@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
     ev.add_argument("--fad-pca", action="store_true",
                     help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
+    ev.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
+                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
     ev.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     ev.add_argument("--quiet", action="store_true", help="no progress bars or warnings; JSON only")
     ev.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -82,6 +84,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.mert_chunk is not None and (args.backbone != "mert" or args.mert_chunk <= 0):
+        parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
     if args.lsd_offset < 0:
         parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
     if args.min_duration < 0:
@@ -94,7 +98,7 @@ def run_eval(args: argparse.Namespace) -> int:
                       metrics=args.metrics, limit=args.limit, models_dir=args.models_dir, device=args.device,
                       batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
                       per_file=args.per_file, lsd_offset=args.lsd_offset, fad_pca=args.fad_pca,
-                      progress=not args.quiet)
+                      mert_chunk=args.mert_chunk, progress=not args.quiet)
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")

@@ -207,7 +207,8 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, int]], conditioning: Conditioning, *,
-                     batch_size: int = DEFAULT_BATCH_SIZE, postprocess: Sequence[str] = (), progress: bool = True,
+                     batch_size: int = DEFAULT_BATCH_SIZE, postprocess: Sequence[str] = (),
+                     chunk_seconds: dict[str, float] | None = None, progress: bool = True,
                      label: str = "") -> SideFeatures:
     """Fill ``side`` with every artifact's outputs for the usable files; record the others as problems.
 
@@ -215,10 +216,14 @@ def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, 
     DC, resampling, padding) once per conditioning rate, then resampled to the model's own rate where
     that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval does). A file that any artifact
     rejects (too short for it, say) is skipped for all of them, so every metric sees the same files.
-    ``postprocess`` names artifacts whose manifest post-processing (VGGish PCA) is applied.
+    ``postprocess`` names artifacts whose manifest post-processing (VGGish PCA) is applied;
+    ``chunk_seconds`` maps an artifact name to a window length: its clips are cut into windows and the
+    per-window outputs averaged (``--mert-chunk``).
     """
+    chunk_seconds = chunk_seconds or {}
     artifacts = [a for a, _ in models]
-    runners = [(EmbeddingRunner(a, batch_size=batch_size), rate) for a, rate in models]
+    runners = [(EmbeddingRunner(a, batch_size=batch_size, average_items=a.manifest.name in chunk_seconds), rate)
+               for a, rate in models]
     post = {a.manifest.name: load_postprocess(a) for a in artifacts if a.manifest.name in postprocess}
     side.per_file = {name: [] for a in artifacts for name in a.manifest.output_names}
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
@@ -228,7 +233,7 @@ def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, 
             inputs: list[list[np.ndarray]] = [[] for _ in runners]
             for name in chunk:
                 try:
-                    model_inputs = _model_inputs(side.folder / name, runners, conditioning)
+                    model_inputs = _model_inputs(side.folder / name, runners, conditioning, chunk_seconds)
                 except InvalidAudioError as exc:
                     side.add_problem(name, str(exc))
                     continue
@@ -247,8 +252,8 @@ def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, 
     return side
 
 
-def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]],
-                  conditioning: Conditioning) -> list[np.ndarray]:
+def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]], conditioning: Conditioning,
+                  chunk_seconds: dict[str, float]) -> list[np.ndarray]:
     if path.is_dir():
         raise InvalidAudioError("is a folder (folders are not searched recursively)")
     mono, rate = load_validated(path, conditioning)
@@ -262,7 +267,10 @@ def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]],
         model_key = (conditioning_rate, manifest.sample_rate)
         if model_key not in waves:
             waves[model_key] = resample(waves[key], conditioning_rate, manifest.sample_rate, method=conditioning.resampler)
-        x = apply_frontend(waves[model_key], manifest.frontend)
+        frontend = manifest.frontend
+        if manifest.name in chunk_seconds:
+            frontend = {**frontend, "chunk_samples": int(round(chunk_seconds[manifest.name] * manifest.sample_rate))}
+        x = apply_frontend(waves[model_key], frontend)
         runner.check_input(x)
         out.append(x)
     return out
@@ -316,7 +324,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
-             fad_pca: bool = False, progress: bool = True) -> EvaluationResult:
+             fad_pca: bool = False, mert_chunk: float | None = None, progress: bool = True) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -345,6 +353,9 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     fad_pca : bool
         Apply AudioSet's PCA + 8-bit quantisation to the VGGish embeddings before FAD (torchvggish's
         ``postprocess``; audioldm_eval does not). Needs a VGGish artifact exported with ``--pca``.
+    mert_chunk : float, optional
+        MERT only: cut clips longer than this many seconds into windows and average the per-window
+        layer means (bounds attention's quadratic cost on long audio; not audioldm_eval-compatible).
 
     Returns
     -------
@@ -359,6 +370,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     conditioning = conditioning or Conditioning()
     selected = resolve_metrics(backbone, metrics)
     entry = artifact_for(backbone, sample_rate)
+    if mert_chunk is not None and (entry.architecture != "mert" or mert_chunk <= 0):
+        raise ValueError(f"mert_chunk needs the mert backbone and a positive length, got {backbone!r}, {mert_chunk}")
     folders = {"generated": Path(generated), "reference": Path(reference)}
     full = {side: list_folder(folder) for side, folder in folders.items()}
     paired = is_paired(full["generated"], full["reference"])
@@ -372,7 +385,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     if artifacts:
         for side in SIDES:
             extract_features(sides[side], models, conditioning, batch_size=batch_size, progress=progress,
-                             postprocess=[FAD_ARTIFACT] if fad_pca else [], label=side)
+                             postprocess=[FAD_ARTIFACT] if fad_pca else [],
+                             chunk_seconds={entry.name: mert_chunk} if mert_chunk else None, label=side)
     gen, ref = sides["generated"], sides["reference"]
     signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
     pair_values = None
@@ -403,8 +417,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
             "pairs": usable_pairs,
         },
         "problems": problems,
-        "provenance": _provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
-                                  signal_keys, lsd_offset, fad_pca),
+        "provenance": {**_provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
+                                     signal_keys, lsd_offset, fad_pca), "mert_chunk_seconds": mert_chunk},
     }
     if per_file:
         report["per_file"] = pair_values.per_file if pair_values else {}

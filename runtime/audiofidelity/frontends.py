@@ -152,16 +152,26 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
 
 
 def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = True, padding_value: float = 0.0,
-                  variance_epsilon: float = 1e-7) -> np.ndarray:
+                  variance_epsilon: float = 1e-7, chunk_samples: int | None = None) -> np.ndarray:
     """MERT's input: the waveform, zero-mean unit-variance when ``do_normalize`` (variance + 1e-7).
 
     As ``Wav2Vec2FeatureExtractor`` prepares one unpadded clip (``padding_value`` only matters for
     padded batches, which audiofidelity never builds). Returns shape (1, n) float32: one item.
+    With ``chunk_samples`` (``--mert-chunk``, not audioldm_eval-compatible) a longer clip becomes
+    windows of that length, each normalised on its own: consecutive windows from the start and one
+    ending at the clip's end, so all have one length and batch together; shape (windows, chunk_samples).
     """
     x = np.asarray(wave, dtype=np.float64)
+    if chunk_samples is not None and len(x) > chunk_samples:
+        starts = list(range(0, len(x) - chunk_samples + 1, chunk_samples))
+        if starts[-1] + chunk_samples < len(x):
+            starts.append(len(x) - chunk_samples)
+        x = np.stack([x[s:s + chunk_samples] for s in starts])
+    else:
+        x = x[None]
     if do_normalize:
-        x = (x - x.mean()) / np.sqrt(x.var() + variance_epsilon)
-    return x[None].astype(np.float32)
+        x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + variance_epsilon)
+    return x.astype(np.float32)
 
 
 FRONTENDS: dict[str, Callable[..., np.ndarray]] = {

@@ -26,13 +26,17 @@ class EmbeddingRunner:
     artifact : LoadedArtifact
     batch_size : int
         Most items per forward pass; items are only batched with items of the same shape.
+    average_items : bool
+        Return the mean over a clip's items (windows of a chunked clip) instead of one row per item.
     """
 
-    def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+    def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
+                 average_items: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.artifact = artifact
         self.batch_size = batch_size
+        self.average_items = average_items
         spec = artifact.manifest.inputs[0]
         self._axes = spec["shape"][1:]  # per-item axes (no batch)
         self._minimum = spec.get("min", {})
@@ -86,7 +90,8 @@ class EmbeddingRunner:
             rows: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, (clip, _) in enumerate(items):
                 rows[clip].append(results[k][j])
-            per_clip[name] = [r[0] if self.one_item else np.stack(r) for r in rows]
+            per_clip[name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item else np.stack(r)
+                              for r in rows]
         return per_clip
 
 
