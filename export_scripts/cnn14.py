@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from checkpoints import load_strict
+
 MIN_FRAMES = 64
 """Shortest exported time axis. CNN14 runs from 32 frames, but torch.export guards on
 ``frames // 32 != 1``; 64 keeps the public API (audioldm_eval's padding gives >= 101 frames)."""
@@ -117,15 +119,12 @@ def load_body(source: Path, name: str) -> tuple[Cnn14Body, dict]:
     if not isinstance(state, dict):
         raise SystemExit(f"{source}: expected a PANNs checkpoint {{'model': state_dict}}, got {type(checkpoint).__name__}"
                          f"{' with keys ' + ', '.join(map(str, checkpoint)) if isinstance(checkpoint, dict) else ''}")
-    body = Cnn14Body()
-    expected = set(body.state_dict()) | set(FROZEN_FRONTEND_KEYS)
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise SystemExit(f"{source}: not a PANNs Cnn14 state dict; missing keys {missing[:5]}, "
-                         f"unexpected keys {unexpected[:5]}")
+    missing_frozen = [k for k in FROZEN_FRONTEND_KEYS if k not in state]
+    if missing_frozen:
+        raise SystemExit(f"{source}: not a PANNs Cnn14 state dict; missing keys {missing_frozen}")
     check_frontend_buffers(state, frontend, source)
-    body.load_state_dict({k: v for k, v in state.items() if k not in FROZEN_FRONTEND_KEYS}, strict=True)
-    return body.eval(), frontend
+    body = load_strict(Cnn14Body(), state, source, "PANNs Cnn14 state dict", ignore=FROZEN_FRONTEND_KEYS)
+    return body, frontend
 
 
 def build(name: str, source: Path) -> dict:

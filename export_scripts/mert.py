@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from checkpoints import load_strict
+
 MIN_SAMPLES = 720
 """Shortest input the conv stack accepts at 24 kHz (one output frame needs 400 samples; torch.export's
 guards hold from 720)."""
@@ -205,16 +207,9 @@ def load_model(source: Path) -> tuple[MertLayerMeans, dict, dict]:
     check_config(config, source)
     state = dict(load_state(source))
     fold_weight_norm(state, "encoder.pos_conv_embed.conv")
-    for key in UNUSED_KEYS:
-        state.pop(key, None)
-    model = MertLayerMeans(config)
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise SystemExit(f"{source}: not a MERT/HuBERT state dict for this config; missing keys {missing[:5]}, "
-                         f"unexpected keys {unexpected[:5]}")
-    model.load_state_dict(state, strict=True)
-    return model.eval(), config, preprocessor
+    model = load_strict(MertLayerMeans(config), state, source, "MERT/HuBERT state dict for this config",
+                        ignore=tuple(UNUSED_KEYS))
+    return model, config, preprocessor
 
 
 def build(name: str, source: Path) -> dict:

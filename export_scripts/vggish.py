@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from checkpoints import load_strict
+
 FRONTEND = dict(kind="vggish_examples", sample_rate=16000, window_length=400, hop_length=160, fft_length=512,
                 n_mels=64, fmin=125.0, fmax=7500.0, log_offset=0.01, example_frames=96, example_hop=96)
 CITATION = ("Hershey, S. et al. CNN Architectures for Large-Scale Audio Classification. ICASSP 2017. "
@@ -56,16 +58,9 @@ class VGGishBody(nn.Module):
 def load_body(source: Path) -> VGGishBody:
     """Load torchvggish's state dict into ``VGGishBody`` with a strict key check."""
     state = torch.load(source, map_location="cpu", weights_only=True)
-    body = VGGishBody()
     if not isinstance(state, dict):
         raise SystemExit(f"{source}: expected torchvggish's state dict, got {type(state).__name__}")
-    expected = set(body.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
-    if missing or unexpected:
-        raise SystemExit(f"{source}: not a torchvggish VGGish state dict; missing keys {missing[:5]}, "
-                         f"unexpected keys {unexpected[:5]}")
-    body.load_state_dict(state, strict=True)
-    return body.eval()
+    return load_strict(VGGishBody(), state, source, "torchvggish VGGish state dict")
 
 
 def _numpy_array_globals() -> list:

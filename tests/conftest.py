@@ -63,6 +63,16 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     return out
 
 
+def eval_cli(generated: Path, reference: Path, out: Path, *args: str) -> tuple[dict, dict[str, np.ndarray]]:
+    """Run ``audiofidelity eval`` in-process, writing the report and features into ``out``; return both."""
+    from audiofidelity import cli
+
+    status = cli.main(["eval", str(generated), str(reference), "--json", str(out / "report.json"),
+                       "--save-features", str(out / "features.npz"), "--quiet", *args])
+    assert status == 0
+    return json.loads((out / "report.json").read_text()), dict(np.load(out / "features.npz"))
+
+
 def golden(run: str) -> tuple[dict, dict[str, np.ndarray]]:
     """(metrics.json, features) of an original audioldm_eval run; unpaired runs share the paired run's reference."""
     metrics = json.loads((GOLDEN / run / "metrics.json").read_text())

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from audiofidelity import cli
-from conftest import GOLDEN, golden
+from conftest import GOLDEN, eval_cli, golden
 
 RUNS = {  # run -> (sample rate, generated folder)
     "cnn14_16k_paired": (16000, "generated"),
@@ -17,15 +17,9 @@ RUNS = {  # run -> (sample rate, generated folder)
 
 @pytest.fixture(scope="module")
 def cli_runs(recordings_dir, models_dir, tmp_path_factory):
-    out = {}
-    for run, (rate, folder) in RUNS.items():
-        d = tmp_path_factory.mktemp(run)
-        status = cli.main(["eval", str(recordings_dir / folder), str(recordings_dir / "reference"), "--sr", str(rate),
-                           "--models-dir", str(models_dir), "--json", str(d / "report.json"),
-                           "--save-features", str(d / "features.npz"), "--quiet"])
-        assert status == 0
-        out[run] = json.loads((d / "report.json").read_text()), dict(np.load(d / "features.npz"))
-    return out
+    return {run: eval_cli(recordings_dir / folder, recordings_dir / "reference", tmp_path_factory.mktemp(run),
+                          "--sr", str(rate), "--models-dir", str(models_dir))
+            for run, (rate, folder) in RUNS.items()}
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))

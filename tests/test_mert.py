@@ -1,6 +1,5 @@
 """MERT-v1-95M: conditioning, the exported encoder, the compatible metrics and per-layer FD against the original."""
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -12,7 +11,7 @@ from audiofidelity.frontends import apply_frontend
 from audiofidelity.metrics.frechet import frechet_distance_from_features, frechet_distance_per_layer
 from audiofidelity.resample import resample
 from audiofidelity.runner import EmbeddingRunner
-from conftest import GOLDEN, run_export
+from conftest import GOLDEN, eval_cli, run_export
 from fixtures import checkpoints
 
 import mert  # export_scripts/mert.py
@@ -46,15 +45,10 @@ def test_24k_waveform_and_normalised_input_match_the_original(recordings_dir, me
 
 @pytest.fixture(scope="module")
 def cli_runs(recordings_dir, models_dir, tmp_path_factory):
-    out = {}
-    for run, (rate, folder) in RUNS.items():
-        d = tmp_path_factory.mktemp(run)
-        status = cli.main(["eval", str(recordings_dir / folder), str(recordings_dir / "reference"), "--backbone", "mert",
-                           "--sr", str(rate), "--metrics", "fd,kl,kl_sigmoid,isc,kid,fd_layers", "--models-dir",
-                           str(models_dir), "--json", str(d / "r.json"), "--save-features", str(d / "f.npz"), "--quiet"])
-        assert status == 0
-        out[run] = json.loads((d / "r.json").read_text()), dict(np.load(d / "f.npz"))
-    return out
+    return {run: eval_cli(recordings_dir / folder, recordings_dir / "reference", tmp_path_factory.mktemp(run),
+                          "--backbone", "mert", "--sr", str(rate), "--metrics", "fd,kl,kl_sigmoid,isc,kid,fd_layers",
+                          "--models-dir", str(models_dir))
+            for run, (rate, folder) in RUNS.items()}
 
 
 @pytest.mark.parametrize("run", sorted(RUNS))

@@ -19,3 +19,14 @@ def relative_error(ours, theirs) -> float:
     if np.size(theirs) == 0:
         return 0.0
     return float(np.max(np.abs(ours - theirs)) / max(float(np.max(np.abs(theirs))), 1e-30))
+
+
+def verdict(failed: list[str], ok_message: str) -> int:
+    """Print the verdict (failures to stderr) and return the exit status: 1 if anything failed."""
+    import sys
+
+    if failed:
+        print(f"FAIL: {'; '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"OK: {ok_message}")
+    return 0

@@ -29,7 +29,7 @@ from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, relative_error
+from common import audio_files, relative_error, verdict
 
 
 def original_cnn14_class():
@@ -104,12 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path.name:<28} {row['log_mel']:>21.3g} {row['2048']:>10.3g} {row['logits']:>10.3g}")
     print(f"{'max over ' + str(len(files)) + ' clips':<28} {worst['log_mel']:>21.3g} {worst['2048']:>10.3g} "
           f"{worst['logits']:>10.3g}")
-    failed = [k for k in ("2048", "logits") if worst[k] > args.tolerance]
-    if failed:
-        print(f"FAIL: {', '.join(failed)} above tolerance {args.tolerance:g}", file=sys.stderr)
-        return 1
-    print(f"OK: embedding and logits within {args.tolerance:g} x max |value| of the original")
-    return 0
+    failed = [f"{k} above tolerance {args.tolerance:g}" for k in ("2048", "logits") if worst[k] > args.tolerance]
+    return verdict(failed, f"embedding and logits within {args.tolerance:g} x max |value| of the original")
 
 
 if __name__ == "__main__":

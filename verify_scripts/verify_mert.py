@@ -25,7 +25,7 @@ from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.resample import resample
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files
+from common import audio_files, verdict
 
 LEGACY_TO_PARAMETRIZED = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
 
@@ -90,11 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         rel = err / max(float(np.max(np.abs(theirs[:, layer]))), 1e-30)
         worst = max(worst, rel)
         print(f"{layer:>5} {err:>10.3g} {rel:>10.3g}")
-    if worst > args.tolerance:
-        print(f"FAIL: a layer differs by {worst:.3g} x its max |value| (tolerance {args.tolerance:g})", file=sys.stderr)
-        return 1
-    print(f"OK: every layer within {args.tolerance:g} x max |value| of transformers' HubertModel")
-    return 0
+    failed = [f"a layer differs by {worst:.3g} x its max |value| (tolerance {args.tolerance:g})"] * (worst > args.tolerance)
+    return verdict(failed, f"every layer within {args.tolerance:g} x max |value| of transformers' HubertModel")
 
 
 if __name__ == "__main__":

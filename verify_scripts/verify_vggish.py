@@ -27,7 +27,7 @@ from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.metrics.frechet import frechet_distance_from_features
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, relative_error
+from common import audio_files, relative_error, verdict
 
 EXAMPLE_TOLERANCE = 1e-5
 
@@ -93,14 +93,10 @@ def main(argv: list[str] | None = None) -> int:
     fad_theirs = original_fad(sets["audio"]["original"], sets["reference"]["original"])
     fad_error = abs(fad_ours / fad_theirs - 1) if fad_theirs else abs(fad_ours)
     print(f"FAD: ours {fad_ours:.6f}, original {fad_theirs:.6f}, relative difference {fad_error:.3g}")
-    failed = [name for name, bad in (("examples", worst["examples"] > EXAMPLE_TOLERANCE),
-                                     ("embeddings", worst["embedding"] > args.tolerance),
-                                     ("FAD", fad_error > args.tolerance)) if bad]
-    if failed:
-        print(f"FAIL: {', '.join(failed)} above tolerance", file=sys.stderr)
-        return 1
-    print(f"OK: examples within {EXAMPLE_TOLERANCE:g}, embeddings and FAD within {args.tolerance:g}")
-    return 0
+    failed = [f"{name} above tolerance" for name, bad in (("examples", worst["examples"] > EXAMPLE_TOLERANCE),
+                                                           ("embeddings", worst["embedding"] > args.tolerance),
+                                                           ("FAD", fad_error > args.tolerance)) if bad]
+    return verdict(failed, f"examples within {EXAMPLE_TOLERANCE:g}, embeddings and FAD within {args.tolerance:g}")
 
 
 if __name__ == "__main__":
