@@ -7,7 +7,7 @@
         [--pca vggish_pca_params-970ea276.pth] --out models/
     python export_scripts/export.py mert-v1-95m --source MERT-v1-95M/ --out models/
 
-One driver serves every model: the registry (``audiofidelity.artifacts.REGISTRY``) names the
+One driver serves every model: the registry (``audiofidelity.registry``) names the
 artifact and its architecture, and the architecture's module here (``cnn14.py``) builds the
 clean ``nn.Module``, example inputs, dynamic shapes and frontend parameters. This script exports,
 checks the exported program against eager PyTorch, writes the program atomically and then the
@@ -32,7 +32,8 @@ from pathlib import Path
 import torch
 
 import audiofidelity
-from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, REGISTRY, file_sha256, registry_entry
+from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, file_sha256
+from audiofidelity.registry import names, registry_entry
 
 ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
@@ -115,7 +116,7 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Pa
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=[e.name for e in REGISTRY])
+    parser.add_argument("model", choices=names())
     parser.add_argument("--source", type=Path, required=True, help="the original checkpoint file or folder")
     parser.add_argument("--out", type=Path, required=True, help="directory to write <model>.pt2 and <model>.json")
     parser.add_argument("--pca", type=Path, default=None,

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from audiofidelity import artifacts, cli
+from audiofidelity import artifacts, cli, registry
 from audiofidelity.errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
 
 
@@ -31,8 +31,9 @@ def test_no_models_directory_says_how_to_set_one():
 
 def test_environment_variable_is_honoured(models_dir, monkeypatch):
     monkeypatch.setenv("AUDIOFIDELITY_MODELS", str(models_dir))
-    path, manifest = artifacts.resolve("cnn14-16k")
-    assert path == models_dir / "cnn14-16k.pt2" and manifest.name == "cnn14-16k"
+    found = artifacts.resolve("cnn14-16k")
+    assert found.program == models_dir / "cnn14-16k.pt2" and found.manifest.name == "cnn14-16k"
+    assert found.origin == "local"
 
 
 def test_checksum_mismatch_refuses_to_load(models_dir, tmp_path, recordings_dir, capsys):
@@ -67,4 +68,4 @@ def test_cli_choices_come_from_the_registry():
     parser = cli.build_parser()
     eval_parser = parser._subparsers._group_actions[0].choices["eval"]
     backbone = next(a for a in eval_parser._actions if a.dest == "backbone")
-    assert list(backbone.choices) == sorted(artifacts.backbones())
+    assert list(backbone.choices) == sorted(registry.backbones())

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from audiofidelity import artifacts
+from audiofidelity import artifacts, registry
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
@@ -74,7 +74,7 @@ def original_outputs(model: torch.nn.Module, wave: np.ndarray) -> dict[str, np.n
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("model", choices=[e.name for e in artifacts.REGISTRY if e.architecture == "cnn14"])
+    parser.add_argument("model", choices=[n for n in registry.names() if registry.registry_entry(n).architecture == "cnn14"])
     parser.add_argument("--source", type=Path, required=True, help="the original PANNs checkpoint")
     parser.add_argument("--models-dir", type=Path, default=None, help="directory holding the exported artifact")
     parser.add_argument("--audio", type=Path, action="append", required=True, help="audio file or folder (repeatable)")

@@ -1,89 +1,30 @@
-"""Artifact registry and store: which exported model serves which backbone, and how it is loaded.
+"""Artifact store: find an exported model, prove its bytes, load it once per process.
 
-An artifact is ``<name>.pt2`` (a ``torch.export`` program) plus ``<name>.json`` (its manifest:
-sha256, frontend parameters, input/output spec, provenance). The store finds them in a models
-directory (``models_dir=`` / ``--models-dir`` / ``AUDIOFIDELITY_MODELS``), checks the ``.pt2``'s
-sha256 against the manifest before loading, and keeps loaded programs for the process.
+An artifact is ``<name>.pt2`` (a ``torch.export`` program) plus ``<name>.json`` (its manifest: sha256,
+frontend parameters, input/output spec, provenance). Resolution order: a models directory
+(``models_dir=`` / ``--models-dir`` / ``$AUDIOFIDELITY_MODELS``), then the Hugging Face cache or Hub at the
+registry's pinned revision (``hf_hub_download``; honours ``HF_HUB_OFFLINE``, ``HF_HOME``, ``HF_ENDPOINT``),
+then an error saying how to build the artifact. The ``.pt2``'s sha256 is checked before every load (a
+verified file is remembered by path, size and mtime, so a 300 MB file is not re-hashed on every run);
+a mismatch is never loaded.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
+from .registry import ArtifactEntry, export_command, registry_entry
 
 MANIFEST_SCHEMA_VERSION = 1
 MODELS_ENV = "AUDIOFIDELITY_MODELS"
-
-
-@dataclass(frozen=True)
-class ArtifactEntry:
-    """One exportable model: what it serves and where its original checkpoint comes from.
-
-    ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"fad"`` is VGGish, which serves FAD whatever the backbone. ``rates``: the evaluation sample
-    rates it serves (the model's own input rate is in its manifest).
-    """
-
-    name: str
-    role: str
-    backbone: str
-    rates: tuple[int, ...]
-    architecture: str
-    source_file: str
-    source_url: str
-    license: str
-
-
-VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
-REGISTRY: tuple[ArtifactEntry, ...] = (
-    ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
-                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
-    ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
-                  "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
-    ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
-                  "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0"),
-    ArtifactEntry("vggish", "fad", "vggish", (16000,), "vggish", "vggish-10086976.pth",
-                  VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0"),
-)
-"""Every artifact this version knows, the single source for CLI choices and export commands."""
-
-
-def registry_entry(name: str) -> ArtifactEntry:
-    for entry in REGISTRY:
-        if entry.name == name:
-            return entry
-    raise KeyError(f"unknown artifact {name!r}; known: {', '.join(e.name for e in REGISTRY)}")
-
-
-def backbones() -> dict[str, tuple[int, ...]]:
-    """Backbone name -> the sample rates it has artifacts for."""
-    out: dict[str, tuple[int, ...]] = {}
-    for entry in REGISTRY:
-        if entry.role != "classifier":
-            continue
-        out[entry.backbone] = out.get(entry.backbone, ()) + entry.rates
-    return out
-
-
-def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
-    """The registry entry serving ``backbone`` at ``sample_rate``."""
-    for entry in REGISTRY:
-        if entry.role == "classifier" and entry.backbone == backbone and sample_rate in entry.rates:
-            return entry
-    choices = "; ".join(f"{b}: {', '.join(map(str, r))} Hz" for b, r in backbones().items())
-    raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
-
-
-def export_command(name: str, out: str = "MODELS_DIR") -> str:
-    """The command that builds artifact ``name`` from its original checkpoint."""
-    entry = registry_entry(name)
-    return f"python export_scripts/export.py {name} --source {entry.source_file} --out {out}"
+CACHE_ENV = "AUDIOFIDELITY_CACHE"
 
 
 @dataclass(frozen=True)
@@ -127,6 +68,14 @@ class Manifest:
             raise ManifestError(f"{path}: manifest lacks required field {exc}") from exc
 
 
+def cache_root() -> Path:
+    """audiofidelity's one cache directory: ``$AUDIOFIDELITY_CACHE``, else ``$XDG_CACHE_HOME/audiofidelity``,
+    else ``~/.cache/audiofidelity``. Never inside the user's audio folders."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audiofidelity"
+
+
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     """Hex sha256 of a file's bytes, read in 4 MiB chunks."""
     digest = hashlib.sha256()
@@ -136,61 +85,141 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
+def _memo_path() -> Path:
+    return cache_root() / "verified-sha256.json"
+
+
+def _read_memo() -> dict[str, dict]:
+    try:
+        return json.loads(_memo_path().read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def _remember(path: Path, sha256: str) -> None:
+    stat = path.stat()
+    memo = _read_memo()
+    memo[str(path.absolute())] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
+    target = _memo_path()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".verified.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(memo, f)
+        os.replace(tmp, target)  # atomic: concurrent runs see the old or the new memo, never half of one
+    except OSError:
+        pass  # a read-only cache only costs a re-hash next time
+
+
+def verify_sha256(path: Path, expected: str, *, use_memo: bool = True) -> None:
+    """Raise ``ChecksumMismatchError`` unless ``path`` hashes to ``expected``.
+
+    With ``use_memo``, a file verified before with the same size and mtime is not hashed again.
+    """
+    stat = path.stat()
+    known = _read_memo().get(str(path.absolute())) if use_memo else None
+    if known and known == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": expected}:
+        return
+    actual = file_sha256(path)
+    if actual != expected:
+        raise ChecksumMismatchError(
+            f"{path}: sha256 is {actual}, but {expected} is pinned for it. The file is corrupt or was "
+            f"replaced; delete it and export or download the artifact again")
+    _remember(path, actual)
+
+
 def models_dir(explicit: str | Path | None = None) -> Path | None:
     """The models directory in force: ``explicit``, else ``$AUDIOFIDELITY_MODELS``, else None."""
     chosen = explicit if explicit is not None else os.environ.get(MODELS_ENV)
     return Path(chosen).expanduser() if chosen else None
 
 
-def resolve(name: str, directory: str | Path | None = None) -> tuple[Path, Manifest]:
-    """Find ``<name>.pt2`` and ``<name>.json``; return the program path and the parsed manifest.
+@dataclass(frozen=True)
+class Resolved:
+    """Where an artifact was found: its files, manifest, and origin (``local`` or ``hub``)."""
+
+    program: Path
+    manifest: Manifest
+    origin: str
+    entry: ArtifactEntry
+
+
+def _from_hub(entry: ArtifactEntry) -> tuple[Path, Path]:
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub import errors as hub_errors
+
+    pin = entry.hub
+    failures = (hub_errors.LocalEntryNotFoundError, hub_errors.EntryNotFoundError, hub_errors.RepositoryNotFoundError,
+                hub_errors.RevisionNotFoundError, hub_errors.HfHubHTTPError, OSError, ValueError)
+    try:
+        paths = [Path(hf_hub_download(pin.repo_id, f"{entry.name}{suffix}", revision=pin.revision,
+                                      library_name="audiofidelity")) for suffix in (".pt2", ".json")]
+    except failures as exc:
+        raise ArtifactNotFoundError(
+            f"artifact {entry.name!r} could not be fetched from {pin.repo_id} at revision {pin.revision} "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Build it from the original "
+            f"instead: {export_command(entry.name)}, then pass --models-dir") from exc
+    return paths[0], paths[1]
+
+
+def resolve(name: str, directory: str | Path | None = None) -> Resolved:
+    """Find ``<name>.pt2`` and ``<name>.json``: models directory, then the pinned Hub revision.
 
     Raises
     ------
     ArtifactNotFoundError
         Naming the files looked for and the export command that builds them.
+    ChecksumMismatchError
+        If a downloaded manifest differs from its pin.
     """
+    entry = registry_entry(name)
     root = models_dir(directory)
-    if root is None:
+    looked = ""
+    if root is not None:
+        program, manifest_path = root / f"{name}.pt2", root / f"{name}.json"
+        if program.is_file() and manifest_path.is_file():
+            return Resolved(program, _read_manifest(manifest_path, name), "local", entry)
+        looked = f"missing {' and '.join(str(p) for p in (program, manifest_path) if not p.is_file())}. "
+    if entry.hub is None:
+        where = looked or (f"no models directory (pass --models-dir DIR or models_dir=, or set {MODELS_ENV}) "
+                           f"and ")
         raise ArtifactNotFoundError(
-            f"no models directory for artifact {name!r}: pass --models-dir DIR (or models_dir=) or set "
-            f"{MODELS_ENV}. Build the artifact with: {export_command(name)}")
-    program, manifest_path = root / f"{name}.pt2", root / f"{name}.json"
-    missing = [str(p) for p in (program, manifest_path) if not p.is_file()]
-    if missing:
-        raise ArtifactNotFoundError(
-            f"artifact {name!r} not found: missing {' and '.join(missing)}. "
-            f"Build it with: {export_command(name, str(root))}")
-    manifest = Manifest.read(manifest_path)
+            f"artifact {name!r} not found: {where}it is not published on the Hugging Face Hub yet. "
+            f"Build it with: {export_command(name, str(root) if root else 'MODELS_DIR')}")
+    program, manifest_path = _from_hub(entry)
+    verify_sha256(manifest_path, entry.hub.manifest_sha256)
+    manifest = _read_manifest(manifest_path, name)
+    if manifest.sha256 != entry.hub.sha256:
+        raise ChecksumMismatchError(f"{manifest_path} pins {manifest.sha256} for {name}.pt2, the registry pins "
+                                    f"{entry.hub.sha256}; the download does not match the registry")
+    return Resolved(program, manifest, "hub", entry)
+
+
+def _read_manifest(path: Path, name: str) -> Manifest:
+    manifest = Manifest.read(path)
     if manifest.name != name:
-        raise ManifestError(f"{manifest_path} describes artifact {manifest.name!r}, not {name!r}")
-    return program, manifest
-
-
-def verify_sha256(path: Path, expected: str) -> None:
-    """Raise ``ChecksumMismatchError`` unless ``path`` hashes to ``expected``."""
-    actual = file_sha256(path)
-    if actual != expected:
-        raise ChecksumMismatchError(
-            f"{path}: sha256 is {actual}, but its manifest pins {expected}. The file is corrupt or was "
-            f"replaced; delete it and export or download the artifact again")
+        raise ManifestError(f"{path} describes artifact {manifest.name!r}, not {name!r}")
+    return manifest
 
 
 @dataclass(frozen=True)
 class LoadedArtifact:
-    """A verified, loaded artifact: its manifest and the callable program on ``device``."""
+    """A verified, loaded artifact: its manifest, where it came from, and the callable program on ``device``."""
 
     manifest: Manifest
     path: Path
     device: str
     program: Any
+    origin: str = "local"
+    entry: ArtifactEntry | None = None
 
 
 _LOADED: dict[tuple[str, str, str], LoadedArtifact] = {}
 _LOCK = threading.Lock()
 
 
-def load(name: str, *, directory: str | Path | None = None, device: str = "cpu") -> LoadedArtifact:
+def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
+         require_pinned: bool = False) -> LoadedArtifact:
     """Resolve, verify (sha256) and load an artifact onto ``device``; cached per process.
 
     Parameters
@@ -198,17 +227,25 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu")
     name : str
         Registry name, e.g. ``"cnn14-16k"``.
     directory : path, optional
-        Models directory; defaults to ``$AUDIOFIDELITY_MODELS``.
+        Models directory; defaults to ``$AUDIOFIDELITY_MODELS``, then the Hub pin.
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
+    require_pinned : bool
+        Refuse an artifact whose sha256 is not the registry's Hub pin (a local build, say).
     """
-    program_path, manifest = resolve(name, directory)
+    found = resolve(name, directory)
+    if require_pinned and (found.entry.hub is None or found.manifest.sha256 != found.entry.hub.sha256):
+        pinned = found.entry.hub.sha256 if found.entry.hub else "nothing (not published)"
+        raise ChecksumMismatchError(
+            f"--require-pinned: {found.program} has sha256 {found.manifest.sha256}, the registry pins {pinned} "
+            f"for {name}")
     # keyed on the path as found (not symlink-resolved): data files referenced by the manifest live beside it
-    key = (str(program_path.absolute()), manifest.sha256, device)
+    key = (str(found.program.absolute()), found.manifest.sha256, device)
     with _LOCK:
         if key not in _LOADED:
-            verify_sha256(program_path, manifest.sha256)
-            _LOADED[key] = LoadedArtifact(manifest, program_path, device, _load_program(program_path, device))
+            verify_sha256(found.program, found.manifest.sha256)
+            _LOADED[key] = LoadedArtifact(found.manifest, found.program, device,
+                                          _load_program(found.program, device), found.origin, found.entry)
         return _LOADED[key]
 
 

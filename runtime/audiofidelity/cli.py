@@ -12,8 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
-from . import __version__
-from .artifacts import artifact_for, backbones
+from . import __version__, models_cli
+from .registry import artifact_for, backbones
 from .audio import CHANNEL_MODES, Conditioning
 from .errors import AudioFidelityError, InputFolderError
 from .evaluate import METRICS, evaluate, resolve_metrics
@@ -68,9 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
     ev.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
                     help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
+    ev.add_argument("--require-pinned", action="store_true",
+                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
     ev.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     ev.add_argument("--quiet", action="store_true", help="no progress bars or warnings; JSON only")
     ev.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
+    models_cli.add_parser(commands)
     return parser
 
 
@@ -98,7 +101,7 @@ def run_eval(args: argparse.Namespace) -> int:
                       metrics=args.metrics, limit=args.limit, models_dir=args.models_dir, device=args.device,
                       batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
                       per_file=args.per_file, lsd_offset=args.lsd_offset, fad_pca=args.fad_pca,
-                      mert_chunk=args.mert_chunk, progress=not args.quiet)
+                      mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet)
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")
@@ -120,11 +123,13 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``audiofidelity`` and ``python -m audiofidelity``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = logging.ERROR if args.quiet else logging.INFO if args.verbose else logging.WARNING
+    level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if getattr(args, "verbose", False) \
+        else logging.WARNING
     logging.basicConfig(level=level, format="audiofidelity: %(message)s", stream=sys.stderr, force=True)
-    _validate(parser, args)
+    if args.command == "eval":
+        _validate(parser, args)
     try:
-        return run_eval(args)
+        return run_eval(args) if args.command == "eval" else models_cli.run(args)
     except InputFolderError as exc:
         print(f"audiofidelity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .artifacts import LoadedArtifact, artifact_for, load, load_postprocess, registry_entry
+from .artifacts import LoadedArtifact, load, load_postprocess
+from .registry import artifact_for, registry_entry
 from .audio import Conditioning, condition, load_validated
 from .resample import resample
 from .errors import BadFilesError, InputFolderError, InvalidAudioError
@@ -324,7 +325,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
-             fad_pca: bool = False, mert_chunk: float | None = None, progress: bool = True) -> EvaluationResult:
+             fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
+             progress: bool = True) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -356,6 +358,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     mert_chunk : float, optional
         MERT only: cut clips longer than this many seconds into windows and average the per-window
         layer means (bounds attention's quadratic cost on long audio; not audioldm_eval-compatible).
+    require_pinned : bool
+        Refuse artifacts whose sha256 is not the registry's Hub pin.
 
     Returns
     -------
@@ -379,7 +383,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              for side in SIDES}
     roles = {METRICS[m].needs for m in selected} - {None}
     names = [entry.name] * ("classifier" in roles) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in roles)
-    artifacts = [load(name, directory=models_dir, device=device) for name in names]
+    artifacts = [load(name, directory=models_dir, device=device, require_pinned=require_pinned) for name in names]
     # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
     models = [(a, sample_rate if a.manifest.name == entry.name else a.manifest.sample_rate) for a in artifacts]
     if artifacts:
@@ -447,9 +451,13 @@ def _provenance(artifacts: Sequence[LoadedArtifact], backbone: str, sample_rate:
         out["torch"] = torch.__version__
     for artifact in artifacts:
         manifest = artifact.manifest.raw
+        pin = artifact.entry.hub if artifact.entry else None
         entry = {
             "name": manifest["name"],
             "sha256": manifest["artifact"]["sha256"],
+            "origin": artifact.origin,
+            "hub": {"repo_id": pin.repo_id, "revision": pin.revision} if pin else None,
+            "pinned": bool(pin and pin.sha256 == manifest["artifact"]["sha256"]),
             "source_sha256": manifest.get("source", {}).get("sha256"),
             "manifest_schema_version": manifest["schema_version"],
             "frontend": manifest["frontend"],

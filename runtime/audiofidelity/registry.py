@@ -1,0 +1,129 @@
+"""The artifact registry: every model this version knows, what it serves, its upstream source, and its Hub pin.
+
+A Hub pin names the exact bytes: repository, commit (revision) and the sha256 of the ``.pt2`` and of
+its manifest. Entries not yet published have ``hub=None`` and say so; nothing pretends.
+``AUDIOFIDELITY_REGISTRY=path.json`` overrides pins (mirrors, tests)::
+
+    {"artifacts": {"cnn14-16k": {"hub": {"repo_id": "org/name", "revision": "<40 hex>",
+                                         "sha256": "...", "manifest_sha256": "...", "size": 123}}}}
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import ManifestError
+
+REGISTRY_ENV = "AUDIOFIDELITY_REGISTRY"
+
+
+@dataclass(frozen=True)
+class HubPin:
+    """Where a published artifact lives on the Hugging Face Hub, pinned to one commit and its bytes."""
+
+    repo_id: str
+    revision: str
+    sha256: str
+    manifest_sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
+
+    ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
+    ``"fad"`` is VGGish, which serves FAD whatever the backbone. ``rates``: the evaluation sample
+    rates it serves (the model's own input rate is in its manifest).
+    """
+
+    name: str
+    role: str
+    backbone: str
+    rates: tuple[int, ...]
+    architecture: str
+    source_file: str
+    source_url: str
+    license: str
+    hub: HubPin | None = None
+
+    @property
+    def published(self) -> bool:
+        return self.hub is not None
+
+
+VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
+_BUILTIN: tuple[ArtifactEntry, ...] = (
+    # hub=None: not yet published (nothing can be uploaded from the build machines); build them locally
+    ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
+                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
+    ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
+                  "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
+    ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
+                  "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0"),
+    ArtifactEntry("vggish", "fad", "vggish", (16000,), "vggish", "vggish-10086976.pth",
+                  VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0"),
+)
+
+
+def _overrides() -> dict[str, dict]:
+    path = os.environ.get(REGISTRY_ENV)
+    if not path:
+        return {}
+    try:
+        return json.loads(Path(path).read_text())["artifacts"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise ManifestError(f"cannot read registry override {path} ({REGISTRY_ENV}): {exc}; expected "
+                            f'{{"artifacts": {{"<name>": {{"hub": {{...}}}}}}}}') from exc
+
+
+def entries() -> tuple[ArtifactEntry, ...]:
+    """The registry in force: built-in entries with ``$AUDIOFIDELITY_REGISTRY`` pins applied."""
+    overrides = _overrides()
+    unknown = sorted(set(overrides) - {e.name for e in _BUILTIN})
+    if unknown:
+        raise ManifestError(f"registry override names unknown artifact(s) {unknown}; known: "
+                            f"{', '.join(e.name for e in _BUILTIN)}")
+    out = []
+    for entry in _BUILTIN:
+        hub = overrides.get(entry.name, {}).get("hub")
+        out.append(dataclasses.replace(entry, hub=HubPin(**hub)) if hub else entry)
+    return tuple(out)
+
+
+def registry_entry(name: str) -> ArtifactEntry:
+    for entry in entries():
+        if entry.name == name:
+            return entry
+    raise KeyError(f"unknown artifact {name!r}; known: {', '.join(e.name for e in entries())}")
+
+
+def names() -> list[str]:
+    return [e.name for e in _BUILTIN]
+
+
+def backbones() -> dict[str, tuple[int, ...]]:
+    """Backbone name -> the evaluation sample rates it has artifacts for."""
+    out: dict[str, tuple[int, ...]] = {}
+    for entry in _BUILTIN:
+        if entry.role == "classifier":
+            out[entry.backbone] = out.get(entry.backbone, ()) + entry.rates
+    return out
+
+
+def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
+    """The registry entry serving ``backbone`` at ``sample_rate``."""
+    for entry in entries():
+        if entry.role == "classifier" and entry.backbone == backbone and sample_rate in entry.rates:
+            return entry
+    choices = "; ".join(f"{b}: {', '.join(map(str, r))} Hz" for b, r in backbones().items())
+    raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
+
+
+def export_command(name: str, out: str = "MODELS_DIR") -> str:
+    """The command that builds artifact ``name`` from its original checkpoint."""
+    entry = registry_entry(name)
+    return f"python export_scripts/export.py {name} --source {entry.source_file} --out {out}"
