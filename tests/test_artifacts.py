@@ -69,3 +69,13 @@ def test_cli_choices_come_from_the_registry():
     eval_parser = parser._subparsers._group_actions[0].choices["eval"]
     backbone = next(a for a in eval_parser._actions if a.dest == "backbone")
     assert list(backbone.choices) == sorted(registry.backbones())
+
+
+def test_manifest_outputs_without_roles_are_refused(models_dir, tmp_path):
+    out = _copy_artifact(models_dir, tmp_path)
+    manifest = json.loads((out / "cnn14-16k.json").read_text())
+    for output in manifest["outputs"]:
+        del output["roles"]
+    (out / "cnn14-16k.json").write_text(json.dumps(manifest))
+    with pytest.raises(ManifestError, match="declare no roles"):
+        artifacts.resolve("cnn14-16k", out)

@@ -62,10 +62,15 @@ class Manifest:
             raise ManifestError(f"{path}: manifest schema_version {version!r}, this version reads "
                                 f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity")
         try:
-            return cls(name=raw["name"], sha256=raw["artifact"]["sha256"], frontend=raw["frontend"],
-                       inputs=raw["inputs"], outputs=raw["outputs"], raw=raw)
+            manifest = cls(name=raw["name"], sha256=raw["artifact"]["sha256"], frontend=raw["frontend"],
+                           inputs=raw["inputs"], outputs=raw["outputs"], raw=raw)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"{path}: manifest lacks required field {exc}") from exc
+        unroled = [o.get("name") for o in manifest.outputs if not o.get("roles")]
+        if unroled:
+            raise ManifestError(f"{path}: outputs {unroled} declare no roles (an export from before roles existed); "
+                                f"re-export the artifact with export_scripts/export.py")
+        return manifest
 
 
 def cache_root() -> Path:
