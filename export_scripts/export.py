@@ -6,6 +6,7 @@
     python export_scripts/export.py vggish --source vggish-10086976.pth \
         [--pca vggish_pca_params-970ea276.pth] --out models/
     python export_scripts/export.py mert-v1-95m --source MERT-v1-95M/ --out models/
+    python export_scripts/export.py cnn14-16k --download --out models/   # fetch the original first
 
 One driver serves every model: the registry (``audiofidelity.registry``) names the
 artifact and its architecture, and the architecture's module here (``cnn14.py``) builds the
@@ -32,7 +33,7 @@ from pathlib import Path
 import torch
 
 import audiofidelity
-from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, file_sha256
+from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, cache_root, file_sha256
 from audiofidelity.registry import names, registry_entry
 
 ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert"}
@@ -72,7 +73,7 @@ def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple
             raise SystemExit(f"{name}: exported program differs from eager PyTorch by {err:.3g}; not writing it")
 
 
-def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Path:
+def export(name: str, source: Path, out: Path, *, pca: Path | None = None, source_revision: str | None = None) -> Path:
     """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path."""
     entry = registry_entry(name)
     if pca is not None and entry.architecture != "vggish":
@@ -95,7 +96,8 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Pa
         "sample_rate": spec["frontend"]["sample_rate"],
         "artifact": {"file": program_path.name, "sha256": file_sha256(program_path),
                      "size": program_path.stat().st_size},
-        "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url},
+        "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url,
+                   **({"revision": source_revision} if source_revision else {})},
         "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
                           "audiofidelity": audiofidelity.__version__},
         "frontend": spec["frontend"],
@@ -117,17 +119,34 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None) -> Pa
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=names())
-    parser.add_argument("--source", type=Path, required=True, help="the original checkpoint file or folder")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--source", type=Path, help="the original checkpoint file or folder")
+    source.add_argument("--download", action="store_true",
+                        help="fetch the original from its upstream location (registry source_url) first")
+    parser.add_argument("--revision", default=None, help="with --download of a Hugging Face source: the commit")
+    parser.add_argument("--cache", type=Path, default=None,
+                        help="with --download: where originals are kept (default: the audiofidelity cache)")
     parser.add_argument("--out", type=Path, required=True, help="directory to write <model>.pt2 and <model>.json")
     parser.add_argument("--pca", type=Path, default=None,
                         help="vggish only: torchvggish's PCA file, carried for the optional PCA post-processing")
     args = parser.parse_args(argv)
+    if args.revision is not None and not args.download:
+        parser.error("--revision applies to --download only")
+    if args.download:
+        from download import VGGISH_PCA_FILE, fetch_source, fetch_url  # sibling module
+
+        entry = registry_entry(args.model)
+        cache = args.cache or cache_root() / "upstream"
+        args.source = fetch_source(entry, cache, args.revision)
+        if entry.architecture == "vggish" and args.pca is None:
+            args.pca = fetch_url(entry.source_url.rsplit("/", 1)[0] + "/" + VGGISH_PCA_FILE, cache / VGGISH_PCA_FILE)
     if not args.source.exists():
         parser.error(f"--source {args.source} does not exist (expected {registry_entry(args.model).source_file}, "
                      f"from {registry_entry(args.model).source_url})")
     if args.pca is not None and not args.pca.is_file():
         parser.error(f"--pca {args.pca} does not exist")
-    print(export(args.model, args.source, args.out, pca=args.pca))
+    revision = (args.revision or registry_entry(args.model).source_revision) if args.download else None
+    print(export(args.model, args.source, args.out, pca=args.pca, source_revision=revision))
     return 0
 
 

@@ -6,6 +6,7 @@ recipes in ``fixtures/`` and the golden figures live in ``data/golden``.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,10 +44,12 @@ def checkpoint_dir(tmp_path_factory) -> Path:
     return out
 
 
-def run_export(model: str, source: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
-    """Run the real export script in a fresh interpreter, as a user would."""
-    return subprocess.run([sys.executable, str(ROOT / "export_scripts" / "export.py"), model, "--source", str(source),
-                           "--out", str(out), *extra], capture_output=True, text=True)
+def run_export(model: str, source: Path | None, out: Path, *extra: str,
+               env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run the real export script in a fresh interpreter, as a user would (``source=None``: ``--download``)."""
+    where = ["--source", str(source)] if source is not None else ["--download"]
+    return subprocess.run([sys.executable, str(ROOT / "export_scripts" / "export.py"), model, *where, "--out", str(out),
+                           *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
 @pytest.fixture(scope="session")

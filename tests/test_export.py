@@ -1,5 +1,6 @@
 """The export script: strict checkpoint checks, the manifest, and the exported program's guards."""
 import json
+import os
 
 import numpy as np
 import torch
@@ -56,3 +57,43 @@ def test_a_checkpoint_with_missing_keys_is_refused(tmp_path):
 def test_a_missing_source_is_a_usage_error(tmp_path):
     done = run_export("cnn14-16k", tmp_path / "nope.pth", tmp_path)
     assert done.returncode == 2 and "zenodo.org/record/3987831" in done.stderr
+
+
+def _override(tmp_path, name, **fields):
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps({"artifacts": {name: fields}}))
+    return {"AUDIOFIDELITY_REGISTRY": str(path)}
+
+
+def test_download_fetches_the_original_checks_its_pin_and_records_it(checkpoint_dir, tmp_path):
+    source = checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"]
+    env = _override(tmp_path, "cnn14-16k", source_url=source.as_uri(), source_sha256=file_sha256(source))
+    done = run_export("cnn14-16k", None, tmp_path / "out", "--cache", str(tmp_path / "upstream"), env=env)
+    assert done.returncode == 0, done.stderr
+    assert file_sha256(tmp_path / "upstream" / source.name) == file_sha256(source)
+    manifest = json.loads((tmp_path / "out" / "cnn14-16k.json").read_text())
+    assert manifest["source"]["sha256"] == file_sha256(source)
+
+
+def test_download_refuses_bytes_that_differ_from_the_pin(checkpoint_dir, tmp_path):
+    source = checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"]
+    env = _override(tmp_path, "cnn14-16k", source_url=source.as_uri(), source_sha256="0" * 64)
+    done = run_export("cnn14-16k", None, tmp_path / "out", "--cache", str(tmp_path / "upstream"), env=env)
+    assert done.returncode != 0 and "the registry pins " + "0" * 64 in done.stderr
+    assert not (tmp_path / "upstream" / source.name).exists() and not (tmp_path / "out").exists()
+
+
+def test_download_of_mert_takes_a_pinned_revision_from_the_hf_cache(checkpoint_dir, tmp_path):
+    revision = "abcdef0123456789abcdef0123456789abcdef01"
+    snap = tmp_path / "hf" / "hub" / "models--m-a-p--MERT-v1-95M" / "snapshots" / revision
+    snap.mkdir(parents=True)
+    for file in (checkpoint_dir / checkpoints.MERT_DIR).iterdir():
+        os.link(file, snap / file.name)
+    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    missing = run_export("mert-v1-95m", None, tmp_path / "out", env=env)
+    assert missing.returncode != 0 and "pass --revision" in missing.stderr
+    done = run_export("mert-v1-95m", None, tmp_path / "out", "--revision", revision, env=env)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "out" / "mert-v1-95m.json").read_text())
+    assert manifest["source"]["revision"] == revision
+    assert manifest["source"]["sha256"]["pytorch_model.bin"] == file_sha256(snap / "pytorch_model.bin")

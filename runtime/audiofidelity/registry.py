@@ -2,10 +2,11 @@
 
 A Hub pin names the exact bytes: repository, commit (revision) and the sha256 of the ``.pt2`` and of
 its manifest. Entries not yet published have ``hub=None`` and say so; nothing pretends.
-``AUDIOFIDELITY_REGISTRY=path.json`` overrides pins (mirrors, tests)::
+``AUDIOFIDELITY_REGISTRY=path.json`` overrides pins and upstream locations (mirrors, tests)::
 
     {"artifacts": {"cnn14-16k": {"hub": {"repo_id": "org/name", "revision": "<40 hex>",
-                                         "sha256": "...", "manifest_sha256": "...", "size": 123}}}}
+                                         "sha256": "...", "manifest_sha256": "...", "size": 123},
+                                 "source_url": "...", "source_sha256": "...", "source_revision": "..."}}}
 """
 from __future__ import annotations
 
@@ -49,6 +50,10 @@ class ArtifactEntry:
     source_url: str
     license: str
     hub: HubPin | None = None
+    source_sha256: str | None = None
+    """sha256 of the upstream checkpoint when known; ``export.py --download`` checks it and always records it."""
+    source_revision: str | None = None
+    """For a Hugging Face source (MERT): the upstream commit to download."""
 
     @property
     def published(self) -> bool:
@@ -89,8 +94,14 @@ def entries() -> tuple[ArtifactEntry, ...]:
                             f"{', '.join(e.name for e in _BUILTIN)}")
     out = []
     for entry in _BUILTIN:
-        hub = overrides.get(entry.name, {}).get("hub")
-        out.append(dataclasses.replace(entry, hub=HubPin(**hub)) if hub else entry)
+        fields = dict(overrides.get(entry.name, {}))
+        if fields.get("hub"):
+            fields["hub"] = HubPin(**fields["hub"])
+        allowed = {"hub", "source_url", "source_sha256", "source_revision"}
+        if set(fields) - allowed:
+            raise ManifestError(f"registry override for {entry.name} sets {sorted(set(fields) - allowed)}; "
+                                f"only {sorted(allowed)} can be overridden")
+        out.append(dataclasses.replace(entry, **fields))
     return tuple(out)
 
 
