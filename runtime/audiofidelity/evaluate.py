@@ -8,6 +8,7 @@ every skipped file and its reason, and the provenance of each number.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import platform
 import sys
@@ -225,7 +226,7 @@ def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, 
     artifacts = [a for a, _ in models]
     runners = [(EmbeddingRunner(a, batch_size=batch_size, average_items=a.manifest.name in chunk_seconds), rate)
                for a, rate in models]
-    post = {a.manifest.name: load_postprocess(a) for a in artifacts if a.manifest.name in postprocess}
+    post = {a.manifest.name: _postprocessor(a) for a in artifacts if a.manifest.name in postprocess}
     side.per_file = {name: [] for a in artifacts for name in a.manifest.output_names}
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
         for start in range(0, len(side.listed), CHUNK_FILES):
@@ -242,15 +243,18 @@ def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, 
                 for i, x in enumerate(model_inputs):
                     inputs[i].append(x)
             for (runner, _), runner_inputs in zip(runners, inputs):
+                transform = post.get(runner.artifact.manifest.name)
                 for output, values in runner.run(runner_inputs).items():
-                    data = post.get(runner.artifact.manifest.name)
-                    if data is not None:
-                        transform = POSTPROCESSORS[data["kind"]]
-                        values = [transform(v, **{k: d for k, d in data.items() if k != "kind"}) for v in values]
-                    side.per_file[output].extend(values)
+                    side.per_file[output].extend([transform(v) for v in values] if transform else values)
             side.files.extend(names)
             bar.update(len(chunk))
     return side
+
+
+def _postprocessor(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
+    """The artifact's manifest post-processing (verified data bound in), e.g. VGGish's PCA."""
+    data = load_postprocess(artifact)
+    return functools.partial(POSTPROCESSORS[data.pop("kind")], **data)
 
 
 def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]], conditioning: Conditioning,
@@ -258,20 +262,18 @@ def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]], co
     if path.is_dir():
         raise InvalidAudioError("is a folder (folders are not searched recursively)")
     mono, rate = load_validated(path, conditioning)
-    waves: dict[tuple[int, int], np.ndarray] = {}
+    conditioned: dict[int, np.ndarray] = {}
     out = []
     for runner, conditioning_rate in runners:
         manifest = runner.artifact.manifest
-        key = (conditioning_rate, conditioning_rate)
-        if key not in waves:
-            waves[key] = condition(mono[None], rate, conditioning_rate, conditioning)
-        model_key = (conditioning_rate, manifest.sample_rate)
-        if model_key not in waves:
-            waves[model_key] = resample(waves[key], conditioning_rate, manifest.sample_rate, method=conditioning.resampler)
+        if conditioning_rate not in conditioned:
+            conditioned[conditioning_rate] = condition(mono[None], rate, conditioning_rate, conditioning)
+        wave = resample(conditioned[conditioning_rate], conditioning_rate, manifest.sample_rate,
+                        method=conditioning.resampler)  # the input itself when the rates agree
         frontend = manifest.frontend
         if manifest.name in chunk_seconds:
             frontend = {**frontend, "chunk_samples": int(round(chunk_seconds[manifest.name] * manifest.sample_rate))}
-        x = apply_frontend(waves[model_key], frontend)
+        x = apply_frontend(wave, frontend)
         runner.check_input(x)
         out.append(x)
     return out
