@@ -47,9 +47,9 @@ class Manifest:
         """The rate the model's frontend takes its waveform at."""
         return int(self.frontend["sample_rate"])
 
-    def output_for(self, role: str) -> str | None:
-        """The output that plays ``role`` (``embedding``, ``logits``, ``layers``, ``fad``), if any."""
-        return next((o["name"] for o in self.outputs if role in o.get("roles", ())), None)
+    def roles(self) -> dict[str, str]:
+        """Feature role (``embedding``, ``logits``, ``layers``, ``fad``) -> the output that plays it."""
+        return {role: o["name"] for o in self.outputs for role in o.get("roles", ())}
 
     @classmethod
     def read(cls, path: Path) -> "Manifest":
@@ -149,6 +149,12 @@ class Resolved:
     entry: ArtifactEntry
 
 
+def local_files(name: str, directory: str | Path | None = None) -> tuple[Path, Path] | None:
+    """``(<name>.pt2, <name>.json)`` in the models directory in force, or None when there is none."""
+    root = models_dir(directory)
+    return (root / f"{name}.pt2", root / f"{name}.json") if root is not None else None
+
+
 def _from_hub(entry: ArtifactEntry) -> tuple[Path, Path]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hub_errors
@@ -179,12 +185,13 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
     """
     entry = registry_entry(name)
     root = models_dir(directory)
+    local = local_files(name, directory)
     looked = ""
-    if root is not None:
-        program, manifest_path = root / f"{name}.pt2", root / f"{name}.json"
+    if local is not None:
+        program, manifest_path = local
         if program.is_file() and manifest_path.is_file():
             return Resolved(program, _read_manifest(manifest_path, name), "local", entry)
-        looked = f"missing {' and '.join(str(p) for p in (program, manifest_path) if not p.is_file())}. "
+        looked = f"missing {' and '.join(str(p) for p in local if not p.is_file())}. "
     if entry.hub is None:
         where = looked or (f"no models directory (pass --models-dir DIR or models_dir=, or set {MODELS_ENV}) "
                            f"and ")

@@ -87,10 +87,11 @@ class EvaluationData:
         For one row per file that is the file's own row; for MERT (13 rows per file) it is audioldm_eval's
         pairing of names with the first rows (its row-pairing quirk, kept for compatibility).
         """
-        gen, ref = self.both(role)
-        position = {side.folder: {n: i for i, n in enumerate(side.files)} for side in (self.generated, self.reference)}
-        return (gen[[position[self.generated.folder][n] for n in self.pairs]],
-                ref[[position[self.reference.folder][n] for n in self.pairs]])
+        rows = []
+        for side, matrix in zip((self.generated, self.reference), self.both(role)):
+            position = {n: i for i, n in enumerate(side.files)}
+            rows.append(matrix[[position[n] for n in self.pairs]])
+        return rows[0], rows[1]
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,12 @@ def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]], co
     return out
 
 
+def _usable_pairs(gen: SideFeatures, ref: SideFeatures) -> list[str]:
+    """Names listed in both folders whose files neither side has skipped, sorted."""
+    skipped = {p["file"] for side in (gen, ref) for p in side.problems}
+    return sorted(set(gen.listed) & set(ref.listed) - skipped)
+
+
 def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], strict: bool) -> list[dict]:
     problems = [{"side": name, **p} for name, side in sides.items() for p in side.problems]
     for p in problems:
@@ -383,8 +390,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     paired = is_paired(full["generated"], full["reference"])
     sides = {side: SideFeatures(folders[side], full[side][:limit] if limit is not None else full[side])
              for side in SIDES}
-    roles = {METRICS[m].needs for m in selected} - {None}
-    names = [entry.name] * ("classifier" in roles) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in roles)
+    needed = {METRICS[m].needs for m in selected} - {None}
+    names = [entry.name] * ("classifier" in needed) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in needed)
     artifacts = [load(name, directory=models_dir, device=device, require_pinned=require_pinned) for name in names]
     # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
     models = [(a, sample_rate if a.manifest.name == entry.name else a.manifest.sample_rate) for a in artifacts]
@@ -397,8 +404,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
     pair_values = None
     if paired and signal_keys:
-        bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
-        names = sorted(set(gen.listed) & set(ref.listed) - bad["generated"] - bad["reference"])
+        names = _usable_pairs(gen, ref)
         with _progress(len(names), "pairs", progress) as bar:
             pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=sample_rate, metrics=signal_keys,
                                         conditioning=conditioning, lsd_offset=lsd_offset, progress=bar.update)
@@ -406,12 +412,10 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
             sides[p["side"]].add_problem(p["file"], p["reason"])
     problems = _report_problems(sides, pair_values.excluded if pair_values else [], strict)
     kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
-    roles = {role: a.manifest.output_for(role) for a in artifacts for role in ("embedding", "logits", "layers", "fad")
-             if a.manifest.output_for(role)}
+    roles = {role: output for a in artifacts for role, output in a.manifest.roles().items()}
     data = EvaluationData(gen, ref, kl_pairs, roles, pair_values)
     values, unavailable = _compute_metrics(selected, data, paired)
-    bad = {side: {p["file"] for p in sides[side].problems} for side in SIDES}
-    usable_pairs = len(set(gen.listed) & set(ref.listed) - bad["generated"] - bad["reference"]) if paired else 0
+    usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
     report = {
         "metrics": values,
         "unavailable": unavailable,
@@ -423,8 +427,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
             "pairs": usable_pairs,
         },
         "problems": problems,
-        "provenance": {**_provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
-                                     signal_keys, lsd_offset, fad_pca), "mert_chunk_seconds": mert_chunk},
+        "provenance": _provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
+                                  signal_keys, lsd_offset, fad_pca, mert_chunk),
     }
     if per_file:
         report["per_file"] = pair_values.per_file if pair_values else {}
@@ -432,7 +436,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
 
 
 def _provenance(artifacts: Sequence[LoadedArtifact], backbone: str, sample_rate: int, conditioning: Conditioning,
-                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int, fad_pca: bool) -> dict:
+                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int, fad_pca: bool,
+                mert_chunk: float | None) -> dict:
     import scipy
 
     out = {
@@ -445,6 +450,7 @@ def _provenance(artifacts: Sequence[LoadedArtifact], backbone: str, sample_rate:
         "device": device,
         "limit": limit,
         "conditioning": conditioning.as_dict(),
+        "mert_chunk_seconds": mert_chunk,
         "artifacts": [],
     }
     if artifacts:

@@ -10,9 +10,9 @@ from .errors import AudioFidelityError
 
 def where(name: str, directory: Path | None) -> tuple[str, Path | None]:
     """Where an artifact resolves now without downloading: local, cached, downloadable or unavailable."""
-    root = artifacts.models_dir(directory)
-    if root is not None and (root / f"{name}.pt2").is_file() and (root / f"{name}.json").is_file():
-        return "local", root / f"{name}.pt2"
+    local = artifacts.local_files(name, directory)
+    if local is not None and all(p.is_file() for p in local):
+        return "local", local[0]
     entry = registry.registry_entry(name)
     if entry.hub is None:
         return "unavailable (not published; build it locally)", None

@@ -56,12 +56,8 @@ class EmbeddingRunner:
                 raise InvalidAudioError(
                     f"too short for {name}: {size} {axis}, the model needs at least {self._minimum[axis]}")
 
-    def run(self, inputs: Sequence[np.ndarray], *,
-            on_batch: Callable[[int], None] | None = None) -> dict[str, list[np.ndarray]]:
-        """Model outputs per clip: ``{output name: [one array per input]}``.
-
-        ``on_batch(n)`` is called after each forward pass with the number of items it held (progress).
-        """
+    def run(self, inputs: Sequence[np.ndarray]) -> dict[str, list[np.ndarray]]:
+        """Model outputs per clip: ``{output name: [one array per input]}``."""
         import torch
 
         names = self.artifact.manifest.output_names
@@ -83,9 +79,7 @@ class EmbeddingRunner:
                     arrays = [o.float().cpu().numpy() for o in outputs]
                     for row, k in enumerate(chunk):
                         results[k] = [a[row] for a in arrays]
-                    if on_batch is not None:
-                        on_batch(len(chunk))
-        per_clip: dict[str, list[np.ndarray]] = {name: [] for name in names}
+        per_clip: dict[str, list[np.ndarray]] = {}
         for j, name in enumerate(names):
             rows: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, (clip, _) in enumerate(items):
