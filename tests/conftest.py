@@ -25,6 +25,7 @@ GOLDEN = DATA / "golden"
 def _isolated_environment(tmp_path, monkeypatch):
     """No run may read the developer's models or caches, or write outside a temp dir."""
     monkeypatch.delenv("AUDIOFIDELITY_MODELS", raising=False)
+    monkeypatch.delenv("AUDIOFIDELITY_CACHE", raising=False)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 

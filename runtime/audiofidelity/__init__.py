@@ -1,13 +1,14 @@
 """audiofidelity: audioldm_eval's audio-generation metrics from exported models, without the heavy stack.
 
-Public API: ``evaluate`` (two folders -> metrics report), the metric functions in
-``audiofidelity.metrics``, and the ``audiofidelity`` command line (``audiofidelity.cli``).
+Public API: ``evaluate`` (two folders -> metrics report), ``Evaluator`` (models loaded once, many
+evaluations), the metric functions in ``audiofidelity.metrics``, the drop-ins in ``audiofidelity.compat``,
+and the ``audiofidelity`` command line (``audiofidelity.cli``).
 Importing the package loads NumPy, SciPy and soundfile only; torch and librosa load on first use.
 """
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .evaluate import EvaluationResult, evaluate  # noqa: E402
+from .evaluate import EvaluationResult, Evaluator, evaluate  # noqa: E402
 
-__all__ = ["__version__", "evaluate", "EvaluationResult"]
+__all__ = ["__version__", "evaluate", "Evaluator", "EvaluationResult"]

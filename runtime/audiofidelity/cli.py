@@ -1,6 +1,8 @@
 """The ``audiofidelity`` command line: a thin layer over ``audiofidelity.evaluate``.
 
-Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
+Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs`` (every generation
+folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
+info/clear), ``models`` (artifacts). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
 success, 2 on misuse (bad arguments, missing or empty folder), 1 when the run cannot complete
 (artifact missing or corrupt, bad files under ``--strict``).
 """
@@ -15,8 +17,11 @@ from pathlib import Path
 from . import __version__, models_cli
 from .registry import artifact_for, backbones
 from .audio import CHANNEL_MODES, Conditioning
+from .cache import FeatureCache
 from .errors import AudioFidelityError, InputFolderError
-from .evaluate import METRICS, evaluate, resolve_metrics
+from .evaluate import BACKBONE_METRICS, METRICS, Evaluator, list_folder, resolve_metrics
+from .reporting import append_csv, format_table
+from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
 from .runner import DEFAULT_BATCH_SIZE
@@ -33,46 +38,85 @@ def _metric_list(text: str) -> list[str]:
     return names
 
 
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by every command that computes features: backbone, models, conditioning, cache."""
+    p.add_argument("--backbone", choices=sorted(backbones()), default="cnn14")
+    p.add_argument("--sr", type=int, default=16000, help="evaluation sample rate (16000 or 32000)")
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--channel", choices=CHANNEL_MODES, default="first",
+                   help="first channel (audioldm_eval) or the mean of all channels")
+    p.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
+                   help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
+    p.add_argument("--min-duration", type=float, default=Conditioning.min_duration,
+                   help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
+    p.add_argument("--fad-pca", action="store_true",
+                   help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
+    p.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
+                   help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
+    p.add_argument("--require-pinned", action="store_true",
+                   help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
+    p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
+    p.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or warnings")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
+
+
+def _add_metric_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--metrics", type=_metric_list, default=None,
+                   help=f"comma-separated subset of {','.join(METRICS)} (default: all the backbone supports)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N files of each sorted folder")
+    p.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
+                   help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audiofidelity", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"audiofidelity {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    metric_help = "\n".join(f"  {name:<11} {spec.description}" for name, spec in METRICS.items())
+    metric_help = "\n".join(f"  {name:<11} {spec.help}" for name, spec in METRICS.items())
     ev = commands.add_parser("eval", help="compare a folder of generated audio with a folder of reference audio",
                              description="Compute audioldm_eval's metrics between two folders of audio.",
                              epilog=f"metrics:\n{metric_help}", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("generated", type=Path, help="folder of generated audio")
-    ev.add_argument("reference", type=Path, help="folder of reference (ground-truth) audio")
-    ev.add_argument("--backbone", choices=sorted(backbones()), default="cnn14")
-    ev.add_argument("--sr", type=int, default=16000, help="evaluation sample rate (cnn14: 16000 or 32000)")
-    ev.add_argument("--metrics", type=_metric_list, default=None,
-                    help=f"comma-separated subset of {','.join(METRICS)} (default: all the backbone supports)")
-    ev.add_argument("--limit", type=int, default=None, help="use only the first N files of each sorted folder")
+    ev.add_argument("reference", type=Path,
+                    help="folder of reference (ground-truth) audio, or a statistics file from 'audiofidelity stats'")
+    _add_metric_options(ev)
     ev.add_argument("--json", type=Path, default=None, dest="json_out", help="also write the JSON report here")
+    ev.add_argument("--format", choices=("json", "table"), default="json",
+                    help="what goes to stdout: the JSON report (default) or a readable table")
+    ev.add_argument("--csv", type=Path, default=None, help="append one row for this run to this CSV file")
     ev.add_argument("--save-features", type=Path, default=None, help="write per-file features to this .npz")
-    ev.add_argument("--models-dir", type=Path, default=None,
-                    help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS)")
-    ev.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
-    ev.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    ev.add_argument("--channel", choices=CHANNEL_MODES, default="first",
-                    help="first channel (audioldm_eval) or the mean of all channels")
-    ev.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
-                    help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
-    ev.add_argument("--min-duration", type=float, default=Conditioning.min_duration,
-                    help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
     ev.add_argument("--per-file", action="store_true", help="add each pair's psnr, ssim and lsd to the report")
-    ev.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
-                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
-    ev.add_argument("--fad-pca", action="store_true",
-                    help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
-    ev.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
-                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
-    ev.add_argument("--require-pinned", action="store_true",
-                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
-    ev.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
-    ev.add_argument("--quiet", action="store_true", help="no progress bars or warnings; JSON only")
-    ev.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
+    ev.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                    help="add 95%% intervals for fd, fad and kid from N resamplings of the files (seeded)")
+    _add_model_options(ev)
+
+    logs = commands.add_parser("eval-logs", help="evaluate every generation folder of a training run",
+                               description="Evaluate each generation folder under LOG_DIR against one reference; "
+                                           "results are written beside each folder as <folder>.audiofidelity.json.")
+    logs.add_argument("log_dir", type=Path, help="training log folder holding the generation folders")
+    logs.add_argument("--reference", type=Path, required=True, help="reference folder or statistics file")
+    logs.add_argument("--glob", default=DEFAULT_GLOB, help="generation folder name pattern (default %(default)s)")
+    logs.add_argument("--force", action="store_true", help="re-evaluate folders that already have a current result")
+    _add_metric_options(logs)
+    _add_model_options(logs)
+
+    st = commands.add_parser("stats", help="store a reference folder's statistics for later evaluations",
+                             description="Compute a reference folder's FD/FAD statistics once; pass the file to "
+                                         "'eval' in place of the folder.")
+    st.add_argument("reference", type=Path, help="folder of reference audio")
+    st.add_argument("--out", type=Path, required=True, help="statistics file to write (.npz)")
+    st.add_argument("--limit", type=int, default=None, help="use only the first N files of the sorted folder")
+    st.add_argument("--features", action="store_true",
+                    help="also store the features (needed for kid, fd_layers and resampling the reference)")
+    _add_model_options(st)
+
+    cache = commands.add_parser("cache", help="show or clear the feature cache")
+    cache.add_argument("action", choices=("info", "clear"))
     models_cli.add_parser(commands)
     return parser
 
@@ -80,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         artifact_for(args.backbone, args.sr)
-        resolve_metrics(args.backbone, args.metrics)
+        resolve_metrics(args.backbone, getattr(args, "metrics", None))
     except ValueError as exc:
         parser.error(str(exc))
     if args.limit is not None and args.limit < 1:
@@ -89,34 +133,75 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.mert_chunk is not None and (args.backbone != "mert" or args.mert_chunk <= 0):
         parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
-    if args.lsd_offset < 0:
+    if getattr(args, "lsd_offset", 0) < 0:
         parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
     if args.min_duration < 0:
         parser.error(f"--min-duration must be >= 0, got {args.min_duration}")
+    if getattr(args, "bootstrap", 0) not in (0,) and args.bootstrap < 2:
+        parser.error(f"--bootstrap needs at least 2 resamplings, got {args.bootstrap}")
+
+
+def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
+    conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
+    return Evaluator(backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
+                     device=args.device, batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
+                     lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
+                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
+                     cache=not args.no_cache)
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
-    result = evaluate(args.generated, args.reference, backbone=args.backbone, sample_rate=args.sr,
-                      metrics=args.metrics, limit=args.limit, models_dir=args.models_dir, device=args.device,
-                      batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
-                      per_file=args.per_file, lsd_offset=args.lsd_offset, fad_pca=args.fad_pca,
-                      mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet)
+    list_folder(args.generated)  # folder errors before the models load
+    if not args.reference.is_file():
+        list_folder(args.reference)
+    result = _evaluator(args, args.metrics).evaluate(args.generated, args.reference, limit=args.limit,
+                                                      per_file=args.per_file, bootstrap=args.bootstrap)
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")
     if args.save_features is not None:
         result.save_features(args.save_features)
+    if args.csv is not None:
+        append_csv(args.csv, result.report)
     files = result.report["files"]
     logging.getLogger("audiofidelity").info(
-        "%s mode; used %d of %d generated and %d of %d reference files (%d pairs)", result.report["mode"],
-        files["generated"]["used"], files["generated"]["listed"], files["reference"]["used"],
-        files["reference"]["listed"], files["pairs"])
+        "%s mode; used %d generated and %d reference files (%d pairs)", result.report["mode"],
+        files["generated"]["used"], files["reference"]["used"], files["pairs"])
     if result.report["problems"]:
         logging.getLogger("audiofidelity").warning(
             "skipped %d bad file(s); they are listed under 'problems' in the report", len(result.report["problems"]))
-    print(text)
+    print(format_table(result.report) if args.format == "table" else text)
     return EXIT_OK
+
+
+def run_eval_logs(args: argparse.Namespace) -> int:
+    results = evaluate_logs(_evaluator(args, args.metrics), args.log_dir, args.reference, pattern=args.glob,
+                            force=args.force, limit=args.limit)
+    print(format_steps(results))
+    return EXIT_OK
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    evaluator = _evaluator(args, [m for m in ("fd", "fad", "fd_layers") if m in BACKBONE_METRICS[args.backbone]])
+    stats, problems = evaluator.reference_statistics(args.reference, limit=args.limit, keep_features=args.features)
+    stats.save(args.out)
+    print(json.dumps({"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
+                      "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings},
+                     indent=2))
+    return EXIT_OK
+
+
+def run_cache(args: argparse.Namespace) -> int:
+    cache = FeatureCache()
+    if args.action == "clear":
+        print(f"removed {cache.clear()} file(s) from {cache.root}")
+    else:
+        print(json.dumps(cache.info(), indent=2))
+    return EXIT_OK
+
+
+RUNNERS = {"eval": run_eval, "eval-logs": run_eval_logs, "stats": run_stats, "cache": run_cache,
+           "models": models_cli.run}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,10 +211,10 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if getattr(args, "verbose", False) \
         else logging.WARNING
     logging.basicConfig(level=level, format="audiofidelity: %(message)s", stream=sys.stderr, force=True)
-    if args.command == "eval":
+    if args.command in ("eval", "eval-logs", "stats"):
         _validate(parser, args)
     try:
-        return run_eval(args) if args.command == "eval" else models_cli.run(args)
+        return RUNNERS[args.command](args)
     except InputFolderError as exc:
         print(f"audiofidelity: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

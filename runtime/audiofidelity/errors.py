@@ -28,3 +28,7 @@ class ChecksumMismatchError(AudioFidelityError, ValueError):
 
 class BadFilesError(AudioFidelityError, ValueError):
     """Bad input files were found and the run was asked to be strict about them."""
+
+
+class StatsFileError(AudioFidelityError, ValueError):
+    """A reference statistics file is unreadable or was made with other artifacts or settings."""

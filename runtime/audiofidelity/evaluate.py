@@ -1,13 +1,17 @@
 """Evaluate a folder of generated audio against a folder of reference audio, as audioldm_eval does.
 
 Flow: list both folders (sorted; ``limit`` keeps the first N of each) -> decide paired mode
-(file-name intersection > 99% of both folders, as audioldm_eval) -> per file: decode, validate,
-condition, frontend -> batched model run (only when a selected metric needs the backbone) ->
-per pair: signal metrics (``paired.py``) -> metrics (``METRICS``) -> a JSON-ready report with
-every skipped file and its reason, and the provenance of each number.
+(file-name intersection > 99% of both folders, as audioldm_eval) -> per file: feature cache, else
+decode, validate, condition, frontend -> batched model run (only when a selected metric needs the
+backbone) -> per pair: signal metrics (``paired.py``) -> metrics (``METRICS``) -> a JSON-ready report
+with every skipped file and its reason, and the provenance of each number.
+
+``Evaluator`` loads the models once and evaluates many folders (``eval-logs``, the compat helpers);
+the reference may also be a statistics file (``stats.py``).
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import platform
@@ -20,12 +24,15 @@ import numpy as np
 
 from . import __version__
 from .artifacts import LoadedArtifact, load, load_postprocess
-from .registry import artifact_for, registry_entry
 from .audio import Conditioning, condition, load_validated
-from .resample import resample
+from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, InvalidAudioError
 from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
+from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
+from .registry import artifact_for, registry_entry
+from .resample import resample
+from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
 from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner
 
@@ -66,7 +73,8 @@ class EvaluationData:
     """What the metrics read: both sides' features, the KL pairs, and the per-pair signal values.
 
     ``roles`` maps a feature role (``embedding``, ``logits``, ``layers``, ``fad``) to the artifact output
-    that plays it, as the manifests declare.
+    that plays it, as the manifests declare. With ``reference_stats`` the reference side is a statistics
+    file instead of features.
     """
 
     generated: SideFeatures
@@ -74,12 +82,33 @@ class EvaluationData:
     pairs: list[str]
     roles: dict[str, str] = field(default_factory=dict)
     signal: PairValues | None = None
+    reference_stats: ReferenceStats | None = None
+
+    def output(self, role: str) -> str:
+        """The artifact output that plays ``role``."""
+        if role not in self.roles:
+            raise ValueError(f"no loaded model provides {role!r} features")
+        return self.roles[role]
+
+    def per_file(self, role: str) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+        """Per-file arrays of ``role`` for (generated, reference); reference None when only statistics exist."""
+        output = self.output(role)
+        if self.reference_stats is not None:
+            return self.generated.per_file[output], self.reference_stats.role(role).per_file
+        return self.generated.per_file[output], self.reference.per_file[output]
 
     def both(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Stacked rows of ``role`` for (generated, reference), in the original's row order."""
-        if role not in self.roles:
-            raise ValueError(f"no loaded model provides {role!r} features")
-        return self.generated.matrix(self.roles[role]), self.reference.matrix(self.roles[role])
+        output = self.output(role)
+        if self.reference_stats is not None:
+            return self.generated.matrix(output), self.reference_stats.features(role)
+        return self.generated.matrix(output), self.reference.matrix(output)
+
+    def frechet(self, role: str) -> float:
+        """FD of ``role`` between the sides (against the statistics file's Gaussian when there is one)."""
+        if self.reference_stats is not None:
+            return self.reference_stats.frechet_distance(role, self.generated.matrix(self.output(role)))
+        return frechet.frechet_distance_from_features(*self.both(role))
 
     def pair_rows(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows for KL: each paired name takes the row at its file position in each side's stacked matrix.
@@ -104,6 +133,20 @@ class MetricSpec:
     needs: str | None = "classifier"
     """The artifact role the metric reads (``classifier``: the backbone, ``fad``: VGGish), or None."""
     description: str = ""
+    better: str = "lower"
+    """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads."""
+
+    @property
+    def help(self) -> str:
+        return f"{self.description} ({self.better} is better)"
+
+
+def _require_reference_files(files: tuple[list[np.ndarray], list[np.ndarray] | None],
+                             role: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    if files[1] is None:
+        raise ValueError(f"the reference statistics file stores no {role} features (needed here); make it with "
+                         f"'audiofidelity stats ... --features'")
+    return files[0], files[1]
 
 
 def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
@@ -114,40 +157,40 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     return compute
 
 
-def _signal_mean(key: str, description: str) -> MetricSpec:
+def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpec:
     return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs=None,
-                      description=description)
+                      description=description, better=better)
 
 
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_DISTANCE: frechet.frechet_distance_from_features(*d.both("embedding"))},
-        description="Fréchet distance between the backbone's embeddings (lower is better)"),
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding")},
+        description="Fréchet distance between the backbone's embeddings"),
     "fd_layers": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
         lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
-            np.stack(d.generated.per_file[d.roles["layers"]]), np.stack(d.reference.per_file[d.roles["layers"]]))},
-        description="MERT only: one Fréchet distance per hidden layer between per-file time means (lower is better)"),
+            *(np.stack(files) for files in _require_reference_files(d.per_file("layers"), "layers")))},
+        description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: frechet.frechet_distance_from_features(*d.both("fad"))},
-        needs="fad", description="Fréchet audio distance between all VGGish frames of each folder (lower is better)"),
+        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad")},
+        needs="fad", description="Fréchet audio distance between all VGGish frames of each folder"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
-                     description="KL(reference || generated) of softmax class probabilities per pair (lower is better)"),
+                     description="KL(reference || generated) of softmax class probabilities per pair"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
-                             description="the same with per-class sigmoid probabilities (lower is better)"),
+                             description="the same with per-class sigmoid probabilities"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
-        lambda d: inception.inception_score(d.both("logits")[0]),
-        description="inception score of the generated clips (higher is better)"),
+        lambda d: inception.inception_score(d.generated.matrix(d.output("logits"))),
+        description="inception score of the generated clips", better="higher"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
         lambda d: kernel.kernel_inception_distance(*d.both("embedding")),
-        description="kernel inception distance between the embeddings (lower is better)"),
-    "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB (higher is better)"),
-    "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms (higher is better)"),
-    "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms (lower is better)"),
+        description="kernel inception distance between the embeddings"),
+    "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB", better="higher"),
+    "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms", better="higher"),
+    "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms"),
 }
 """Every metric, by its ``--metrics`` name."""
 
@@ -209,75 +252,113 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
 
 
-def extract_features(side: SideFeatures, models: Sequence[tuple[LoadedArtifact, int]], conditioning: Conditioning, *,
-                     batch_size: int = DEFAULT_BATCH_SIZE, postprocess: Sequence[str] = (),
-                     chunk_seconds: dict[str, float] | None = None, progress: bool = True,
-                     label: str = "") -> SideFeatures:
-    """Fill ``side`` with every artifact's outputs for the usable files; record the others as problems.
+@dataclass(frozen=True)
+class ModelStage:
+    """One artifact in the feature pass: its runner, the rate audio is conditioned at before the model's own
+    rate, the frontend parameters in force, the post-processing of its outputs, and its cache settings."""
 
-    ``models``: (artifact, conditioning rate) pairs. Each file is decoded once, conditioned (channel,
-    DC, resampling, padding) once per conditioning rate, then resampled to the model's own rate where
-    that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval does). A file that any artifact
-    rejects (too short for it, say) is skipped for all of them, so every metric sees the same files.
-    ``postprocess`` names artifacts whose manifest post-processing (VGGish PCA) is applied;
-    ``chunk_seconds`` maps an artifact name to a window length: its clips are cut into windows and the
-    per-window outputs averaged (``--mert-chunk``).
+    runner: EmbeddingRunner
+    conditioning_rate: int
+    frontend: dict
+    postprocess: Callable[[np.ndarray], np.ndarray] | None
+    cache_settings: dict
+
+    @property
+    def manifest(self):
+        return self.runner.artifact.manifest
+
+    def model_input(self, mono: np.ndarray, rate: int, conditioning: Conditioning,
+                    conditioned: dict[int, np.ndarray]) -> np.ndarray:
+        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate)."""
+        if self.conditioning_rate not in conditioned:
+            conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
+        wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.manifest.sample_rate,
+                        method=conditioning.resampler)  # the input itself when the rates agree
+        x = apply_frontend(wave, self.frontend)
+        self.runner.check_input(x)
+        return x
+
+
+def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
+                     cache: FeatureCache | None = None, progress: bool = True, label: str = "") -> SideFeatures:
+    """Fill ``side`` with every stage's outputs for the usable files; record the others as problems.
+
+    Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
+    for all the stages that need them), conditioned once per conditioning rate, resampled to each
+    model's own rate where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval does), and
+    run in batches. A file that any stage rejects (too short for it, say) is skipped for all of them,
+    so every metric sees the same files.
     """
-    chunk_seconds = chunk_seconds or {}
-    artifacts = [a for a, _ in models]
-    runners = [(EmbeddingRunner(a, batch_size=batch_size, average_items=a.manifest.name in chunk_seconds), rate)
-               for a, rate in models]
-    post = {a.manifest.name: _postprocessor(a) for a in artifacts if a.manifest.name in postprocess}
-    side.per_file = {name: [] for a in artifacts for name in a.manifest.output_names}
+    side.per_file = {name: [] for st in stages for name in st.manifest.output_names}
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
         for start in range(0, len(side.listed), CHUNK_FILES):
             chunk = side.listed[start:start + CHUNK_FILES]
-            names: list[str] = []
-            inputs: list[list[np.ndarray]] = [[] for _ in runners]
+            found: dict[str, list] = {}
+            keys: dict[str, list[str | None]] = {}
+            pending: dict[str, dict[int, np.ndarray]] = {}
             for name in chunk:
-                try:
-                    model_inputs = _model_inputs(side.folder / name, runners, conditioning, chunk_seconds)
-                except InvalidAudioError as exc:
-                    side.add_problem(name, str(exc))
+                path = side.folder / name
+                if path.is_dir():
+                    side.add_problem(name, "is a folder (folders are not searched recursively)")
                     continue
-                names.append(name)
-                for i, x in enumerate(model_inputs):
-                    inputs[i].append(x)
-            for (runner, _), runner_inputs in zip(runners, inputs):
-                transform = post.get(runner.artifact.manifest.name)
-                for output, values in runner.run(runner_inputs).items():
-                    side.per_file[output].extend([transform(v) for v in values] if transform else values)
-            side.files.extend(names)
+                keys[name] = [cache.key(path, st.cache_settings) if cache else None for st in stages]
+                entries = [cache.get(k) if cache else None for k in keys[name]]
+                reason = next((e for e in entries if isinstance(e, str)), None)
+                if reason is None:
+                    missing = [i for i, e in enumerate(entries) if e is None]
+                    reason = _compute_inputs(path, stages, missing, conditioning, pending.setdefault(name, {}),
+                                             lambda i, why: cache and cache.put(keys[name][i], why))
+                if reason is not None:
+                    side.add_problem(name, reason)
+                    pending.pop(name, None)
+                    continue
+                found[name] = entries
+            for i, stage in enumerate(stages):
+                names = [n for n in found if i in pending.get(n, {})]
+                outputs = stage.runner.run([pending[n][i] for n in names]) if names else {}
+                for row, name in enumerate(names):
+                    found[name][i] = {output: values[row] for output, values in outputs.items()}
+                    if cache:
+                        cache.put(keys[name][i], found[name][i])
+            for name, entries in found.items():
+                for stage, entry in zip(stages, entries):
+                    for output in stage.manifest.output_names:
+                        value = entry[output]
+                        side.per_file[output].append(stage.postprocess(value) if stage.postprocess else value)
+                side.files.append(name)
             bar.update(len(chunk))
     return side
+
+
+def _compute_inputs(path: Path, stages: Sequence[ModelStage], missing: list[int], conditioning: Conditioning,
+                    inputs: dict[int, np.ndarray], remember: Callable[[int, str], object]) -> str | None:
+    """Decode ``path`` once and fill ``inputs`` for the ``missing`` stages; the rejection reason, or None.
+
+    A decoding or validation failure rejects the file for every stage; an input one stage cannot take
+    (too short for it) only for that stage. ``remember(stage index, reason)`` caches each rejection.
+    """
+    if not missing:
+        return None
+    try:
+        mono, rate = load_validated(path, conditioning)
+    except InvalidAudioError as exc:
+        for i in missing:
+            remember(i, str(exc))
+        return str(exc)
+    conditioned: dict[int, np.ndarray] = {}
+    for i in missing:
+        try:
+            inputs[i] = stages[i].model_input(mono, rate, conditioning, conditioned)
+        except InvalidAudioError as exc:
+            remember(i, str(exc))
+            return str(exc)
+    return None
 
 
 def _postprocessor(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
     """The artifact's manifest post-processing (verified data bound in), e.g. VGGish's PCA."""
     data = load_postprocess(artifact)
     return functools.partial(POSTPROCESSORS[data.pop("kind")], **data)
-
-
-def _model_inputs(path: Path, runners: Sequence[tuple[EmbeddingRunner, int]], conditioning: Conditioning,
-                  chunk_seconds: dict[str, float]) -> list[np.ndarray]:
-    if path.is_dir():
-        raise InvalidAudioError("is a folder (folders are not searched recursively)")
-    mono, rate = load_validated(path, conditioning)
-    conditioned: dict[int, np.ndarray] = {}
-    out = []
-    for runner, conditioning_rate in runners:
-        manifest = runner.artifact.manifest
-        if conditioning_rate not in conditioned:
-            conditioned[conditioning_rate] = condition(mono[None], rate, conditioning_rate, conditioning)
-        wave = resample(conditioned[conditioning_rate], conditioning_rate, manifest.sample_rate,
-                        method=conditioning.resampler)  # the input itself when the rates agree
-        frontend = manifest.frontend
-        if manifest.name in chunk_seconds:
-            frontend = {**frontend, "chunk_samples": int(round(chunk_seconds[manifest.name] * manifest.sample_rate))}
-        x = apply_frontend(wave, frontend)
-        runner.check_input(x)
-        out.append(x)
-    return out
 
 
 def _usable_pairs(gen: SideFeatures, ref: SideFeatures) -> list[str]:
@@ -298,14 +379,15 @@ def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], stric
     return problems + excluded
 
 
-def _compute_metrics(names: Sequence[str], data: EvaluationData, paired: bool) -> tuple[dict, dict]:
+def _compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason: str | None) -> tuple[dict, dict]:
+    """Every selected metric's values, and the reason for each one left ``None``."""
     values: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     for name in names:
         spec = METRICS[name]
         reason = None
-        if spec.paired_only and not paired:
-            reason = "needs paired mode (the two folders' file names do not match; see 'mode')"
+        if spec.paired_only and unpaired_reason:
+            reason = f"needs paired mode ({unpaired_reason})"
         else:
             try:
                 values.update(spec.compute(data))
@@ -330,22 +412,232 @@ def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:
     return list(dict.fromkeys(metrics))
 
 
+BOOTSTRAP_METRICS = {"fd": "embedding", "fad": "fad", "kid": "embedding"}
+"""Metrics ``--bootstrap`` gives an interval for, and the feature role each resamples."""
+
+
+def _bootstrap_statistic(metric: str, role: str, data: EvaluationData) -> Callable:
+    gen_files, ref_files = data.per_file(role)
+
+    def statistic(gen_idx: np.ndarray, ref_idx: np.ndarray | None) -> float:
+        gen = stack_files(gen_files, gen_idx)
+        if metric == "kid":
+            ref = stack_files(ref_files, ref_idx) if ref_idx is not None else data.both(role)[1]
+            return kernel.kernel_inception_distance(gen, ref)[kernel.KEY_KID_MEAN]
+        if ref_idx is None:
+            return data.reference_stats.frechet_distance(role, gen)
+        return frechet.frechet_distance_from_features(gen, stack_files(ref_files, ref_idx))
+    return statistic
+
+
+def bootstrap_intervals(data: EvaluationData, values: dict, selected: Sequence[str], replicates: int,
+                        seed: int = DEFAULT_SEED) -> dict[str, dict]:
+    """95% percentile intervals for the computed FD, FAD and KID, keyed like ``metrics``."""
+    out = {}
+    for metric, role in BOOTSTRAP_METRICS.items():
+        key = METRICS[metric].keys[0]
+        if metric not in selected or values.get(key) is None:
+            continue
+        gen_files, ref_files = data.per_file(role)
+        out[key] = bootstrap_interval(_bootstrap_statistic(metric, role, data), len(gen_files),
+                                      len(ref_files) if ref_files is not None else None, replicates, seed=seed)
+    return out
+
+
+class Evaluator:
+    """audioldm_eval's metrics with the models loaded once: evaluate many folders, reuse reference features.
+
+    Takes the settings of ``evaluate`` (see there). ``cache``: True for the default feature cache, a
+    ``FeatureCache``, or False/None for none.
+    """
+
+    def __init__(self, *, backbone: str = "cnn14", sample_rate: int = 16000, metrics: Sequence[str] | None = None,
+                 models_dir: str | Path | None = None, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
+                 conditioning: Conditioning | None = None, strict: bool = False,
+                 lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
+                 require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True) -> None:
+        self.backbone, self.sample_rate, self.device = backbone, sample_rate, device
+        self.conditioning = conditioning or Conditioning()
+        self.selected = resolve_metrics(backbone, metrics)
+        self.entry = artifact_for(backbone, sample_rate)
+        if mert_chunk is not None and (self.entry.architecture != "mert" or mert_chunk <= 0):
+            raise ValueError(f"mert_chunk needs the mert backbone and a positive length, got {backbone!r}, "
+                             f"{mert_chunk}")
+        self.strict, self.lsd_offset, self.fad_pca, self.mert_chunk = strict, lsd_offset, fad_pca, mert_chunk
+        self.progress = progress
+        self.cache = FeatureCache() if cache is True else cache or None
+        needed = {METRICS[m].needs for m in self.selected} - {None}
+        names = [self.entry.name] * ("classifier" in needed) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in needed)
+        self.artifacts = [load(name, directory=models_dir, device=device, require_pinned=require_pinned)
+                          for name in names]
+        self.stages = [self._stage(a, batch_size) for a in self.artifacts]
+        self.roles = {role: output for a in self.artifacts for role, output in a.manifest.roles().items()}
+        self.signal_keys = [METRICS[m].keys[0] for m in self.selected if METRICS[m].needs is None]
+        self._reference_memo: dict[tuple[str, tuple[str, ...]], SideFeatures] = {}
+
+    def _stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
+        manifest = artifact.manifest
+        # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
+        rate = self.sample_rate if manifest.name == self.entry.name else manifest.sample_rate
+        chunked = self.mert_chunk is not None and manifest.name == self.entry.name
+        frontend = {**manifest.frontend, "chunk_samples": int(round(self.mert_chunk * manifest.sample_rate))} \
+            if chunked else manifest.frontend
+        post = _postprocessor(artifact) if self.fad_pca and manifest.name == FAD_ARTIFACT else None
+        settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
+                    "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0]}
+        return ModelStage(EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked), rate, frontend,
+                          post, settings)
+
+    def settings(self) -> dict:
+        """What the features depend on: compared when a reference statistics file is used."""
+        return {"backbone": self.backbone, "sample_rate": self.sample_rate,
+                "conditioning": self.conditioning.as_dict(), "fad_pca": self.fad_pca, "mert_chunk": self.mert_chunk,
+                "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.frontend}
+                              for st in self.stages}}
+
+    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+        """Features of ``names`` in ``folder`` (empty when no selected metric needs a model)."""
+        side = SideFeatures(folder, names)
+        if self.stages:
+            extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
+                             label=label)
+        return side
+
+    def _reference_features(self, folder: Path, names: list[str]) -> SideFeatures:
+        """Reference features, computed once per evaluator and folder listing (each run gets its own copy)."""
+        key = (str(folder.absolute()), tuple(names))
+        if key not in self._reference_memo:
+            self._reference_memo[key] = self.side_features(folder, names, "reference")
+        memo = self._reference_memo[key]
+        return dataclasses.replace(memo, problems=list(memo.problems))
+
+    def reference_statistics(self, folder: str | Path, *, limit: int | None = None,
+                             keep_features: bool = False) -> tuple[ReferenceStats, list[dict]]:
+        """Statistics of a reference folder for ``eval GEN stats.npz``, and the files skipped."""
+        names = list_folder(folder, limit=limit)
+        side = self.side_features(Path(folder), names, "reference")
+        problems = _report_problems({"reference": side}, [], self.strict)
+        per_role = {role: side.per_file[output] for role, output in self.roles.items() if role != "logits"}
+        if not side.files:
+            raise InputFolderError(f"no usable audio file in {folder}")
+        return ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features), \
+            problems
+
+    def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
+                 per_file: bool = False, bootstrap: int = 0) -> "EvaluationResult":
+        """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``)."""
+        gen_folder, ref_path = Path(generated), Path(reference)
+        gen_names = list_folder(gen_folder)
+        stats = None
+        if ref_path.is_file():
+            stats = ReferenceStats.load(ref_path)
+            stats.check_settings(self.settings())
+            ref_names: list[str] = []
+            paired = False
+            unpaired_reason = "the reference is a statistics file"
+        else:
+            ref_names = list_folder(ref_path)
+            paired = is_paired(gen_names, ref_names)
+            unpaired_reason = None if paired else "the two folders' file names do not match; see 'mode'"
+        if limit is not None:
+            gen_names, ref_names = gen_names[:limit], ref_names[:limit]
+        gen = self.side_features(gen_folder, gen_names, "generated")
+        ref = self._reference_features(ref_path, ref_names) if stats is None else SideFeatures(ref_path, [])
+        sides = {"generated": gen, "reference": ref}
+        pair_values = None
+        if paired and self.signal_keys:
+            names = _usable_pairs(gen, ref)
+            with _progress(len(names), "pairs", self.progress) as bar:
+                pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
+                                            metrics=self.signal_keys, conditioning=self.conditioning,
+                                            lsd_offset=self.lsd_offset, progress=bar.update)
+            for p in pair_values.bad_files:
+                sides[p["side"]].add_problem(p["file"], p["reason"])
+        problems = _report_problems(sides if stats is None else {"generated": gen},
+                                    pair_values.excluded if pair_values else [], self.strict)
+        kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
+        data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats)
+        values, unavailable = _compute_metrics(self.selected, data, unpaired_reason)
+        usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
+        files = {side: {"folder": str(s.folder), "listed": len(s.listed),
+                        "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
+                 for side, s in sides.items()}
+        if stats is not None:
+            files["reference"] = {"statistics": str(ref_path), "used": len(stats.files)}
+        report = {
+            "metrics": values,
+            "unavailable": unavailable,
+            "mode": "paired" if paired else "unpaired",
+            "files": {**files, "pairs": usable_pairs},
+            "problems": problems,
+            "provenance": self._provenance(limit),
+        }
+        if bootstrap:
+            report["bootstrap"] = bootstrap_intervals(data, values, self.selected, bootstrap)
+        if per_file:
+            report["per_file"] = pair_values.per_file if pair_values else {}
+        return EvaluationResult(report, sides)
+
+    def _provenance(self, limit: int | None) -> dict:
+        import scipy
+
+        out = {
+            "audiofidelity": __version__,
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "backbone": self.backbone,
+            "sample_rate": self.sample_rate,
+            "device": self.device,
+            "limit": limit,
+            "conditioning": self.conditioning.as_dict(),
+            "mert_chunk_seconds": self.mert_chunk,
+            "feature_cache": str(self.cache.root) if self.cache else None,
+            "artifacts": [],
+        }
+        if self.artifacts:
+            import torch
+
+            out["torch"] = torch.__version__
+        for stage in self.stages:
+            artifact, manifest = stage.runner.artifact, stage.manifest.raw
+            pin = artifact.entry.hub if artifact.entry else None
+            entry = {
+                "name": manifest["name"],
+                "sha256": manifest["artifact"]["sha256"],
+                "origin": artifact.origin,
+                "hub": {"repo_id": pin.repo_id, "revision": pin.revision} if pin else None,
+                "pinned": bool(pin and pin.sha256 == manifest["artifact"]["sha256"]),
+                "source_sha256": manifest.get("source", {}).get("sha256"),
+                "manifest_schema_version": manifest["schema_version"],
+                "frontend": stage.frontend,
+            }
+            if stage.postprocess is not None:
+                entry["postprocess"] = manifest["postprocess"]
+            out["artifacts"].append(entry)
+        if self.signal_keys:
+            out["signal"] = {"paired_mel": PAIRED_MEL.get(self.sample_rate), "lsd_offset": self.lsd_offset}
+        return out
+
+
 def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
-             progress: bool = True) -> EvaluationResult:
+             progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
     ----------
-    generated, reference : path
-        Folders of audio files (not searched recursively).
+    generated : path
+        Folder of audio files (not searched recursively).
+    reference : path
+        Folder of audio files, or a statistics file from ``audiofidelity stats`` (unpaired metrics only).
     backbone : str
-        Feature network (``"cnn14"``).
+        Feature network (``"cnn14"`` or ``"mert"``).
     sample_rate : int
-        Evaluation rate, 16000 or 32000 for CNN14; every file is resampled to it.
+        Evaluation rate, 16000 or 32000; every file is resampled to it.
     metrics : sequence of str, optional
         Names from ``METRICS``; default: all the backbone supports. The model is loaded only when a
         selected metric needs it (``psnr``, ``ssim`` and ``lsd`` do not).
@@ -369,113 +661,29 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         layer means (bounds attention's quadratic cost on long audio; not audioldm_eval-compatible).
     require_pinned : bool
         Refuse artifacts whose sha256 is not the registry's Hub pin.
+    cache : bool or FeatureCache
+        Reuse per-file features from the feature cache (``cache.py``); False computes everything.
+    bootstrap : int
+        When > 0, add ``bootstrap``: 95% intervals for FD, FAD and KID from this many file resamplings.
 
     Returns
     -------
     EvaluationResult
         ``.report``: ``metrics`` (audioldm_eval's keys; ``None`` where not computable, reason in
-        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``).
+        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``, ``bootstrap``).
 
     Raises
     ------
-    InputFolderError, ArtifactNotFoundError, ChecksumMismatchError, BadFilesError, ValueError
+    InputFolderError, ArtifactNotFoundError, ChecksumMismatchError, BadFilesError, StatsFileError, ValueError
     """
-    conditioning = conditioning or Conditioning()
-    selected = resolve_metrics(backbone, metrics)
-    entry = artifact_for(backbone, sample_rate)
-    if mert_chunk is not None and (entry.architecture != "mert" or mert_chunk <= 0):
-        raise ValueError(f"mert_chunk needs the mert backbone and a positive length, got {backbone!r}, {mert_chunk}")
-    folders = {"generated": Path(generated), "reference": Path(reference)}
-    full = {side: list_folder(folder) for side, folder in folders.items()}
-    paired = is_paired(full["generated"], full["reference"])
-    sides = {side: SideFeatures(folders[side], full[side][:limit] if limit is not None else full[side])
-             for side in SIDES}
-    needed = {METRICS[m].needs for m in selected} - {None}
-    names = [entry.name] * ("classifier" in needed) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in needed)
-    artifacts = [load(name, directory=models_dir, device=device, require_pinned=require_pinned) for name in names]
-    # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
-    models = [(a, sample_rate if a.manifest.name == entry.name else a.manifest.sample_rate) for a in artifacts]
-    if artifacts:
-        for side in SIDES:
-            extract_features(sides[side], models, conditioning, batch_size=batch_size, progress=progress,
-                             postprocess=[FAD_ARTIFACT] if fad_pca else [],
-                             chunk_seconds={entry.name: mert_chunk} if mert_chunk else None, label=side)
-    gen, ref = sides["generated"], sides["reference"]
-    signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
-    pair_values = None
-    if paired and signal_keys:
-        names = _usable_pairs(gen, ref)
-        with _progress(len(names), "pairs", progress) as bar:
-            pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=sample_rate, metrics=signal_keys,
-                                        conditioning=conditioning, lsd_offset=lsd_offset, progress=bar.update)
-        for p in pair_values.bad_files:
-            sides[p["side"]].add_problem(p["file"], p["reason"])
-    problems = _report_problems(sides, pair_values.excluded if pair_values else [], strict)
-    kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
-    roles = {role: output for a in artifacts for role, output in a.manifest.roles().items()}
-    data = EvaluationData(gen, ref, kl_pairs, roles, pair_values)
-    values, unavailable = _compute_metrics(selected, data, paired)
-    usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
-    report = {
-        "metrics": values,
-        "unavailable": unavailable,
-        "mode": "paired" if paired else "unpaired",
-        "files": {
-            **{side: {"folder": str(s.folder), "listed": len(s.listed),
-                      "used": len(s.files) if artifacts else usable_pairs,
-                      "skipped": len(s.problems)} for side, s in sides.items()},
-            "pairs": usable_pairs,
-        },
-        "problems": problems,
-        "provenance": _provenance(artifacts, backbone, sample_rate, conditioning, device, limit,
-                                  signal_keys, lsd_offset, fad_pca, mert_chunk),
-    }
-    if per_file:
-        report["per_file"] = pair_values.per_file if pair_values else {}
-    return EvaluationResult(report, sides)
+    list_folder(generated)  # folder errors before the models load
+    if not Path(reference).is_file():
+        list_folder(reference)
+    evaluator = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir,
+                          device=device, batch_size=batch_size, conditioning=conditioning, strict=strict,
+                          lsd_offset=lsd_offset, fad_pca=fad_pca, mert_chunk=mert_chunk,
+                          require_pinned=require_pinned, progress=progress, cache=cache)
+    return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 
-def _provenance(artifacts: Sequence[LoadedArtifact], backbone: str, sample_rate: int, conditioning: Conditioning,
-                device: str, limit: int | None, signal_keys: Sequence[str], lsd_offset: int, fad_pca: bool,
-                mert_chunk: float | None) -> dict:
-    import scipy
-
-    out = {
-        "audiofidelity": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "backbone": backbone,
-        "sample_rate": sample_rate,
-        "device": device,
-        "limit": limit,
-        "conditioning": conditioning.as_dict(),
-        "mert_chunk_seconds": mert_chunk,
-        "artifacts": [],
-    }
-    if artifacts:
-        import torch
-
-        out["torch"] = torch.__version__
-    for artifact in artifacts:
-        manifest = artifact.manifest.raw
-        pin = artifact.entry.hub if artifact.entry else None
-        entry = {
-            "name": manifest["name"],
-            "sha256": manifest["artifact"]["sha256"],
-            "origin": artifact.origin,
-            "hub": {"repo_id": pin.repo_id, "revision": pin.revision} if pin else None,
-            "pinned": bool(pin and pin.sha256 == manifest["artifact"]["sha256"]),
-            "source_sha256": manifest.get("source", {}).get("sha256"),
-            "manifest_schema_version": manifest["schema_version"],
-            "frontend": manifest["frontend"],
-        }
-        if fad_pca and manifest["name"] == FAD_ARTIFACT:
-            entry["postprocess"] = manifest["postprocess"]
-        out["artifacts"].append(entry)
-    if signal_keys:
-        out["signal"] = {"paired_mel": PAIRED_MEL.get(sample_rate), "lsd_offset": lsd_offset}
-    return out
-
-
-__all__ = ["evaluate", "EvaluationResult", "METRICS", "BACKBONE_METRICS"]
+__all__ = ["evaluate", "Evaluator", "EvaluationResult", "METRICS", "BACKBONE_METRICS"]

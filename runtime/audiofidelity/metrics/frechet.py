@@ -78,6 +78,25 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
     return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1) - 2.0 * trace_sqrt)
 
 
+def frechet_distance_to_statistics(features: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to (n, d) features and given statistics N(mu2, sigma2).
+
+    When n <= d the features' covariance S1 = A'A/(n-1) is singular; the trace term is then taken from
+    the n x n matrix A sigma2 A'/(n-1), whose eigenvalues are those of S1 sigma2 (exact, as above).
+    """
+    x = np.asarray(features, dtype=np.float64)
+    mu1, sigma1 = gaussian_statistics(x)
+    if x.shape[0] > x.shape[1]:
+        return frechet_distance(mu1, sigma1, mu2, sigma2)
+    if np.shape(mu2) != mu1.shape:
+        raise ValueError(f"feature width {x.shape[1]} does not match the statistics' {np.shape(mu2)}")
+    a = x - mu1
+    inner = a @ np.asarray(sigma2, dtype=np.float64) @ a.T / (len(x) - 1)
+    trace_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((inner + inner.T) / 2), 0.0, None)).sum()
+    diff = mu1 - np.asarray(mu2, dtype=np.float64)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+
+
 def frechet_distance_per_layer(features1: np.ndarray, features2: np.ndarray) -> list[float]:
     """One Fréchet distance per layer between per-file layer features, shapes (n, layers, d) and (m, layers, d).
 

@@ -1,0 +1,92 @@
+"""Human-facing forms of a report: a readable table for the terminal and one CSV row per run.
+
+The JSON report (``evaluate``) stays the source of truth; these only reformat it. The table names each
+metric's direction (lower or higher is better) and its bootstrap interval when there is one; the CSV
+has a fixed header (every metric key of every backbone), so rows of different runs line up.
+"""
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+from pathlib import Path
+
+from .errors import AudioFidelityError
+from .evaluate import BOOTSTRAP_METRICS, METRICS
+
+CSV_COLUMNS = (["time", "generated", "reference", "backbone", "sample_rate", "mode", "generated_used",
+                "reference_used", "problems"]
+               + [key for spec in METRICS.values() for key in spec.keys]
+               + [f"{METRICS[m].keys[0]}_{end}" for m in BOOTSTRAP_METRICS for end in ("low", "high")])
+
+
+def _direction(key: str) -> str:
+    for spec in METRICS.values():
+        if key in spec.keys:
+            return f"{spec.better} is better" if key == spec.keys[0] else "spread"
+    return ""
+
+
+def _number(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, list):
+        return "[" + ", ".join(f"{v:.4g}" for v in value) + "]"
+    return f"{value:.6g}"
+
+
+def format_table(report: dict) -> str:
+    """The metrics as an aligned text table, with the run's mode, file counts and problems underneath."""
+    intervals = report.get("bootstrap", {})
+    rows = [("metric", "value", f"{int(next(iter(intervals.values()))['confidence'] * 100)}% interval"
+             if intervals else "", "direction")]
+    for key, value in report["metrics"].items():
+        interval = intervals.get(key)
+        rows.append((key, _number(value), f"[{interval['low']:.6g}, {interval['high']:.6g}]" if interval else "",
+                     _direction(key) if value is not None else report["unavailable"].get(key, "")))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    files = report["files"]
+    used = "; ".join(f"{side}: {info['used']} of {info.get('listed', info['used'])} used"
+                     for side, info in files.items() if side != "pairs")
+    lines.append(f"\n{report['mode']} mode ({files['pairs']} pairs); {used}; {len(report['problems'])} problem(s)")
+    lines.extend(f"  {p.get('side', 'pair')}/{p['file']}: {p['reason']} ({p['action']})" for p in report["problems"])
+    return "\n".join(lines)
+
+
+def append_csv(path: str | Path, report: dict) -> None:
+    """Append one row for this run to ``path`` (header written when the file is new).
+
+    Raises
+    ------
+    AudioFidelityError
+        If ``path`` exists with another header (a file not written by this version).
+    """
+    path = Path(path)
+    if path.exists() and path.stat().st_size:
+        with open(path, newline="") as f:
+            header = next(csv.reader(f), [])
+        if header != CSV_COLUMNS:
+            raise AudioFidelityError(f"{path} has other columns than this version writes; pass another --csv file")
+    provenance, files = report["provenance"], report["files"]
+    row = {
+        "time": datetime.datetime.now().isoformat(timespec="seconds"),
+        "generated": files["generated"]["folder"],
+        "reference": files["reference"].get("folder") or files["reference"].get("statistics"),
+        "backbone": provenance["backbone"],
+        "sample_rate": provenance["sample_rate"],
+        "mode": report["mode"],
+        "generated_used": files["generated"]["used"],
+        "reference_used": files["reference"]["used"],
+        "problems": len(report["problems"]),
+    }
+    for key, value in report["metrics"].items():
+        row[key] = json.dumps(value) if isinstance(value, list) else "" if value is None else repr(value)
+    for key, interval in report.get("bootstrap", {}).items():
+        row[f"{key}_low"], row[f"{key}_high"] = repr(interval["low"]), repr(interval["high"])
+    new = not path.exists() or not path.stat().st_size
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
+        if new:
+            writer.writeheader()
+        writer.writerow(row)

@@ -1,0 +1,147 @@
+"""Reference statistics files: a reference set's Gaussian statistics, computed once and reused by every ``eval``.
+
+A ``.npz`` holds, per feature role (``embedding`` for FD, ``fad`` for FAD), the mean, the float64 sample
+covariance and the number of rows, plus the settings that produced them (artifact sha256s, conditioning,
+rates, options). ``eval GEN ref.npz`` compares against them and refuses a file made with other artifacts
+or settings. The features themselves are stored too when a role has no more rows than dimensions (then
+the covariance is singular and FD is computed exactly from the features, as for a folder) or when asked
+for (``--features``: KID, per-layer FD and resampling the reference in ``--bootstrap`` need them).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import StatsFileError
+from .metrics import frechet
+
+STATS_FORMAT = 1
+STATS_ROLES = ("embedding", "fad", "layers")
+
+
+@dataclass
+class RoleStatistics:
+    """One role's statistics: mean (d,), covariance (d, d), row count, and optionally the rows per file."""
+
+    mean: np.ndarray
+    cov: np.ndarray
+    count: int
+    per_file: list[np.ndarray] | None = None
+
+    def rows(self) -> np.ndarray | None:
+        return np.concatenate([np.atleast_2d(a) for a in self.per_file]) if self.per_file is not None else None
+
+
+@dataclass
+class ReferenceStats:
+    """What unpaired metrics need from a reference set, and the settings it was computed with."""
+
+    settings: dict[str, Any]
+    files: list[str]
+    roles: dict[str, RoleStatistics] = field(default_factory=dict)
+    source: str = ""
+
+    @classmethod
+    def from_features(cls, per_file: dict[str, list[np.ndarray]], files: list[str], settings: dict[str, Any], *,
+                      keep_features: bool = False) -> "ReferenceStats":
+        """Statistics of each role's per-file feature arrays (``roles``: role -> per-file arrays)."""
+        roles = {}
+        for role, arrays in per_file.items():
+            rows = np.concatenate([np.atleast_2d(a) for a in arrays])
+            if role == "layers":
+                roles[role] = RoleStatistics(np.zeros(0), np.zeros((0, 0)), len(arrays),
+                                             list(arrays) if keep_features else None)
+                continue
+            mean, cov = frechet.gaussian_statistics(rows)
+            keep = keep_features or rows.shape[0] <= rows.shape[1]
+            roles[role] = RoleStatistics(mean, cov, rows.shape[0], list(arrays) if keep else None)
+        return cls(settings, list(files), roles)
+
+    def save(self, path: str | Path) -> None:
+        arrays: dict[str, np.ndarray] = {
+            "format": np.array(STATS_FORMAT),
+            "settings": np.array(json.dumps(self.settings, sort_keys=True)),
+            "files": np.array(self.files),
+        }
+        for role, stats in self.roles.items():
+            arrays[f"{role}/mean"], arrays[f"{role}/cov"] = stats.mean, stats.cov
+            arrays[f"{role}/count"] = np.array(stats.count)
+            if stats.per_file is not None:
+                for i, a in enumerate(stats.per_file):
+                    arrays[f"{role}/per_file/{i}"] = a
+        np.savez(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "ReferenceStats":
+        """Read a statistics file.
+
+        Raises
+        ------
+        StatsFileError
+            If the file is not an audiofidelity statistics file (or of another format version).
+        """
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (OSError, ValueError, EOFError) as exc:
+            raise StatsFileError(f"{path} is not an audiofidelity statistics file (make one with 'audiofidelity "
+                                 f"stats REF --out FILE.npz'): {str(exc).split('.')[0]}") from exc
+        if "format" not in arrays or "settings" not in arrays:
+            raise StatsFileError(f"{path} is not an audiofidelity statistics file (make one with "
+                                 f"'audiofidelity stats REF --out FILE.npz')")
+        if int(arrays["format"]) != STATS_FORMAT:
+            raise StatsFileError(f"{path} has statistics format {int(arrays['format'])}; this version reads "
+                                 f"{STATS_FORMAT}: recompute it with 'audiofidelity stats'")
+        roles = {}
+        for role in STATS_ROLES:
+            if f"{role}/count" not in arrays:
+                continue
+            count = int(arrays[f"{role}/count"])
+            per_file = [arrays[f"{role}/per_file/{i}"] for i in range(len(arrays["files"]))] \
+                if f"{role}/per_file/0" in arrays else None
+            roles[role] = RoleStatistics(arrays[f"{role}/mean"], arrays[f"{role}/cov"], count, per_file)
+        return cls(json.loads(str(arrays["settings"])), [str(f) for f in arrays["files"]], roles, str(path))
+
+    def check_settings(self, settings: dict[str, Any]) -> None:
+        """Raise ``StatsFileError`` naming every setting that differs from this evaluation's.
+
+        ``settings["artifacts"]`` (name -> sha256 and frontend) needs only the run's own artifacts in the file.
+        """
+        def same(a: Any, b: Any) -> bool:
+            return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+        mine, theirs = dict(settings), dict(self.settings)
+        stored = theirs.get("artifacts", {})
+        differ = [(f"artifact {name}", stored.get(name), spec)
+                  for name, spec in mine.pop("artifacts", {}).items() if not same(stored.get(name), spec)]
+        theirs.pop("artifacts", None)
+        differ += [(k, theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs))
+                   if not same(mine.get(k), theirs.get(k))]
+        if differ:
+            detail = "; ".join(f"{k}: file {a!r}, this run {b!r}" for k, a, b in differ)
+            raise StatsFileError(f"reference statistics {self.source} were made with other artifacts or settings "
+                                 f"({detail}); recompute them with 'audiofidelity stats' and the same options")
+
+    def role(self, role: str) -> RoleStatistics:
+        if role not in self.roles:
+            raise ValueError(f"the reference statistics file holds no {role!r} statistics")
+        return self.roles[role]
+
+    def features(self, role: str) -> np.ndarray:
+        """The stored rows of ``role``; ValueError when the file was made without them."""
+        rows = self.role(role).rows()
+        if rows is None:
+            raise ValueError(f"the reference statistics file stores no {role} features (needed here); "
+                             f"make it with 'audiofidelity stats ... --features'")
+        return rows
+
+    def frechet_distance(self, role: str, generated: np.ndarray) -> float:
+        """FD between the generated rows and this reference, exact for singular covariances on either side."""
+        stats = self.role(role)
+        if stats.per_file is not None:
+            return frechet.frechet_distance_from_features(generated, stats.rows())
+        return frechet.frechet_distance_to_statistics(generated, stats.mean, stats.cov)

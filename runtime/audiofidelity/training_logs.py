@@ -1,0 +1,110 @@
+"""``eval-logs``: evaluate every generation folder of a training run against one reference (AudioLDM's
+``eval.py --log_path``), with the models loaded and the reference features computed once.
+
+Folders are the directories under the log directory whose names match a glob (default ``val_*``),
+searched recursively. Each result is written beside its folder as ``<folder>.audiofidelity.json``
+together with a fingerprint of what it was computed from (reference, settings, the folder's file
+names, sizes and mtimes); a folder whose fingerprint is unchanged is skipped unless ``force``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .evaluate import Evaluator
+from .errors import InputFolderError
+
+log = logging.getLogger(__name__)
+
+RESULT_SUFFIX = ".audiofidelity.json"
+DEFAULT_GLOB = "val_*"
+
+
+@dataclass
+class LogResult:
+    """One generation folder's outcome: its step, report, and whether it was computed now or reused."""
+
+    folder: Path
+    step: int | None
+    report: dict
+    reused: bool
+
+
+def step_of(folder: Path) -> int | None:
+    """The training step in a folder name: its last run of digits (``val_12000`` -> 12000), else None."""
+    numbers = re.findall(r"\d+", folder.name)
+    return int(numbers[-1]) if numbers else None
+
+
+def find_generation_folders(log_dir: str | Path, pattern: str = DEFAULT_GLOB) -> list[Path]:
+    """Directories under ``log_dir`` matching ``pattern``, sorted by step (then path).
+
+    Raises
+    ------
+    InputFolderError
+        If ``log_dir`` is not a folder or holds no matching folder.
+    """
+    root = Path(log_dir)
+    if not root.is_dir():
+        raise InputFolderError(f"log folder not found: {root}")
+    folders = [p for p in root.rglob(pattern) if p.is_dir()]
+    if not folders:
+        raise InputFolderError(f"no folder matching {pattern!r} under {root}")
+    return sorted(folders, key=lambda p: (step_of(p) is None, step_of(p) or 0, str(p)))
+
+
+def result_path(folder: Path) -> Path:
+    return folder.with_name(folder.name + RESULT_SUFFIX)
+
+
+def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
+    """Hash of everything a folder's result depends on: its files, the reference, metrics and settings."""
+    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    payload = {"files": files, "reference": str(reference.absolute()), "metrics": evaluator.selected,
+               "settings": evaluator.settings(), "limit": limit, "lsd_offset": evaluator.lsd_offset}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Path, *, pattern: str = DEFAULT_GLOB,
+                  force: bool = False, limit: int | None = None) -> list[LogResult]:
+    """Evaluate each generation folder against ``reference``; write and return the results, by step."""
+    reference = Path(reference)
+    results = []
+    for folder in find_generation_folders(log_dir, pattern):
+        target = result_path(folder)
+        key = fingerprint(folder, reference, evaluator, limit)
+        if not force and target.is_file():
+            try:
+                previous = json.loads(target.read_text())
+            except (OSError, ValueError):
+                previous = {}
+            if previous.get("fingerprint") == key:
+                log.info("%s: unchanged since %s, reusing it (--force recomputes)", folder, target.name)
+                results.append(LogResult(folder, step_of(folder), previous["report"], reused=True))
+                continue
+        try:
+            report = evaluator.evaluate(folder, reference, limit=limit).report
+        except InputFolderError as exc:  # an empty generation folder: say so, go on with the others
+            log.warning("%s: %s", folder, exc)
+            continue
+        target.write_text(json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
+                                      "report": report}, indent=2) + "\n")
+        results.append(LogResult(folder, step_of(folder), report, reused=False))
+    return results
+
+
+def format_steps(results: list[LogResult]) -> str:
+    """One line per folder, by step: the metrics computed, so a training curve reads top to bottom."""
+    if not results:
+        return "no generation folder evaluated"
+    keys = [k for k, v in results[0].report["metrics"].items() if not isinstance(v, list)]
+    header = ["step", "folder", *keys]
+    rows = [[str(r.step) if r.step is not None else "-", r.folder.name + (" (reused)" if r.reused else ""),
+             *("n/a" if r.report["metrics"].get(k) is None else f"{r.report['metrics'][k]:.6g}" for k in keys)]
+            for r in results]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *rows])

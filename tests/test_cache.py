@@ -1,0 +1,127 @@
+"""Feature cache: a second run decodes nothing and matches bit for bit; a changed file is re-decoded alone."""
+import importlib
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from audiofidelity import cli
+from audiofidelity.cache import FeatureCache
+from audiofidelity.evaluate import evaluate
+
+evaluate_module = importlib.import_module("audiofidelity.evaluate")  # the package exports a function of that name
+
+
+@pytest.fixture()
+def decodes(monkeypatch):
+    """Names of the files decoded for the models during the test, in order."""
+    seen = []
+    real = evaluate_module.load_validated
+
+    def counting(path, conditioning):
+        seen.append(path.name)
+        return real(path, conditioning)
+    monkeypatch.setattr(evaluate_module, "load_validated", counting)
+    return seen
+
+
+@pytest.fixture()
+def folders(recordings_dir, tmp_path):
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    gen.mkdir()
+    shutil.copytree(recordings_dir / "reference", ref)
+    for name in sorted(os.listdir(recordings_dir / "unpaired"))[:6]:
+        shutil.copy(recordings_dir / "unpaired" / name, gen / name)
+    (gen / "broken.wav").write_bytes(b"RIFF not really")
+    return gen, ref
+
+
+def _run(folders, models_dir, cache):
+    return evaluate(*folders, metrics=["fd", "fad", "kid"], models_dir=models_dir, progress=False, cache=cache)
+
+
+def test_second_run_decodes_nothing_and_matches_bit_for_bit(folders, models_dir, tmp_path, decodes):
+    cache = FeatureCache(tmp_path / "cache")
+    first = _run(folders, models_dir, cache)
+    listed = len(os.listdir(folders[0])) + len(os.listdir(folders[1]))
+    assert len(decodes) == listed
+    decodes.clear()
+    second = _run(folders, models_dir, cache)
+    assert decodes == []
+    assert second.report["metrics"] == first.report["metrics"]
+    assert second.report["problems"] == first.report["problems"]  # the broken file is reported from the cache
+    for side in ("generated", "reference"):
+        a, b = first.sides[side], second.sides[side]
+        assert a.files == b.files
+        for output in a.per_file:
+            assert all(np.array_equal(x, y) for x, y in zip(a.per_file[output], b.per_file[output]))
+
+
+def test_a_changed_file_is_the_only_one_decoded_again(folders, models_dir, tmp_path, decodes, recordings_dir):
+    cache = FeatureCache(tmp_path / "cache")
+    _run(folders, models_dir, cache)
+    gen = folders[0]
+    target = sorted(p for p in gen.iterdir() if p.name != "broken.wav")[0]
+    replacement = sorted((recordings_dir / "generated").iterdir())[0]
+    shutil.copy(replacement, target)  # new bytes under the old name
+    decodes.clear()
+    _run(folders, models_dir, cache)
+    assert decodes == [target.name]
+
+
+def test_a_touched_but_unchanged_file_is_rehashed_not_decoded(folders, models_dir, tmp_path, decodes):
+    cache = FeatureCache(tmp_path / "cache")
+    first = _run(folders, models_dir, cache)
+    target = sorted(folders[0].iterdir())[0]
+    os.utime(target, ns=(target.stat().st_atime_ns, target.stat().st_mtime_ns + 10**9))
+    decodes.clear()
+    second = _run(folders, models_dir, cache)
+    assert decodes == []  # the key is the content hash: same bytes, same features
+    assert second.report["metrics"] == first.report["metrics"]
+
+
+def test_other_settings_do_not_share_entries(folders, models_dir, tmp_path, decodes):
+    from audiofidelity.audio import Conditioning
+
+    cache = FeatureCache(tmp_path / "cache")
+    _run(folders, models_dir, cache)
+    decodes.clear()
+    evaluate(*folders, metrics=["fd"], models_dir=models_dir, progress=False, cache=cache,
+             conditioning=Conditioning(channel="mean"))
+    assert len(decodes) == len(os.listdir(folders[0])) + len(os.listdir(folders[1]))
+
+
+def test_no_cache_computes_everything_and_writes_nothing(folders, models_dir, tmp_path, decodes, monkeypatch):
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "envcache"))
+    assert cli.main(["eval", *map(str, folders), "--metrics", "fd", "--models-dir", str(models_dir), "--quiet",
+                     "--no-cache"]) == 0
+    assert not (tmp_path / "envcache").exists()
+    assert cli.main(["eval", *map(str, folders), "--metrics", "fd", "--models-dir", str(models_dir),
+                     "--quiet"]) == 0
+    assert (tmp_path / "envcache" / "features").is_dir()
+
+
+def test_cache_info_and_clear(folders, models_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "envcache"))
+    assert cli.main(["eval", *map(str, folders), "--metrics", "fd", "--models-dir", str(models_dir),
+                     "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["cache", "info"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["root"] == str(tmp_path / "envcache")
+    assert info["feature_entries"] == len(os.listdir(folders[0])) + len(os.listdir(folders[1]))
+    assert cli.main(["cache", "clear"]) == 0
+    capsys.readouterr()
+    assert cli.main(["cache", "info"]) == 0
+    assert json.loads(capsys.readouterr().out)["feature_entries"] == 0
+
+
+def test_a_corrupt_entry_is_recomputed(folders, models_dir, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    first = _run(folders, models_dir, cache)
+    for entry in (tmp_path / "cache" / "features").rglob("*.npz"):
+        entry.write_bytes(b"truncated")
+    second = _run(folders, models_dir, cache)
+    assert second.report["metrics"] == first.report["metrics"]

@@ -1,0 +1,82 @@
+"""``eval-logs``: every val_* folder of a training run against one reference, reference features once."""
+import json
+import os
+import shutil
+
+import pytest
+
+from audiofidelity import cli
+from audiofidelity.runner import EmbeddingRunner
+from audiofidelity.training_logs import find_generation_folders, step_of
+
+
+@pytest.fixture()
+def log_dir(recordings_dir, tmp_path):
+    root = tmp_path / "run"
+    names = sorted(os.listdir(recordings_dir / "generated"))
+    for i, step in enumerate((12000, 500, 3000)):
+        folder = root / "samples" / f"val_{step}"
+        folder.mkdir(parents=True)
+        for name in names[i * 4:i * 4 + 12]:
+            shutil.copy(recordings_dir / "generated" / name, folder / name)
+    (root / "checkpoints").mkdir()
+    return root
+
+
+@pytest.fixture()
+def model_calls(monkeypatch):
+    """Clips sent through each artifact, by artifact name."""
+    calls = {}
+    real = EmbeddingRunner.run
+
+    def counting(self, inputs):
+        calls[self.artifact.manifest.name] = calls.get(self.artifact.manifest.name, 0) + len(inputs)
+        return real(self, inputs)
+    monkeypatch.setattr(EmbeddingRunner, "run", counting)
+    return calls
+
+
+def _eval_logs(log_dir, recordings_dir, models_dir, *extra):
+    return cli.main(["eval-logs", str(log_dir), "--reference", str(recordings_dir / "reference"), "--models-dir",
+                     str(models_dir), "--metrics", "fd,fad,isc", "--quiet", "--no-cache", *extra])
+
+
+def test_folders_are_found_recursively_and_ordered_by_step(log_dir):
+    folders = find_generation_folders(log_dir)
+    assert [step_of(f) for f in folders] == [500, 3000, 12000]
+
+
+def test_three_folders_three_results_reference_features_once(log_dir, recordings_dir, models_dir, model_calls,
+                                                             capsys):
+    assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in out[1:]] == ["500", "3000", "12000"]
+    for step in (500, 3000, 12000):
+        result = json.loads((log_dir / "samples" / f"val_{step}.audiofidelity.json").read_text())
+        assert result["step"] == step and result["report"]["files"]["generated"]["used"] == 12
+    reference = len(os.listdir(recordings_dir / "reference"))
+    # each model saw the reference once and every generated clip once (cache off)
+    assert model_calls == {"cnn14-16k": reference + 36, "vggish": reference + 36}
+
+
+def test_unchanged_folders_are_skipped_unless_forced(log_dir, recordings_dir, models_dir, model_calls, capsys):
+    assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
+    first = (log_dir / "samples" / "val_500.audiofidelity.json").read_text()
+    model_calls.clear()
+    assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
+    assert model_calls == {}
+    assert capsys.readouterr().out.count("(reused)") == 3
+    shutil.copy(recordings_dir / "generated" / "clip_23.wav", log_dir / "samples" / "val_500" / "clip_23.wav")
+    assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
+    assert model_calls["cnn14-16k"] == len(os.listdir(recordings_dir / "reference")) + 13  # only val_500 again
+    assert (log_dir / "samples" / "val_500.audiofidelity.json").read_text() != first
+    model_calls.clear()
+    assert _eval_logs(log_dir, recordings_dir, models_dir, "--force") == 0
+    assert model_calls["cnn14-16k"] == len(os.listdir(recordings_dir / "reference")) + 37
+
+
+def test_no_matching_folder_is_a_usage_error(tmp_path, recordings_dir, models_dir, capsys):
+    (tmp_path / "empty_run").mkdir()
+    assert cli.main(["eval-logs", str(tmp_path / "empty_run"), "--reference", str(recordings_dir / "reference"),
+                     "--models-dir", str(models_dir), "--quiet"]) == 2
+    assert "no folder matching 'val_*'" in capsys.readouterr().err
