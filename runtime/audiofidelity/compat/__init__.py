@@ -1,0 +1,1 @@
+"""Drop-in replacements for the toolkits researchers already call: ``audioldm_eval`` and ``frechet_audio_distance``."""

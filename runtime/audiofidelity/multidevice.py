@@ -1,0 +1,73 @@
+"""Split feature extraction across several devices in one process; the numbers equal a one-device run.
+
+Each folder listing is cut into contiguous shards, one per device; every device runs its shard with
+its own copy of the programs (in a thread: the model calls release the GIL), and the shards are joined
+in listing order, so files, rows and skipped files come out exactly as from one device. Shards are
+whole multiples of the evaluator's file chunk, so every batch holds the same clips as in a one-device
+run: CPU convolutions round differently for different batch compositions (~1e-6), and aligned shards
+make the features bit-identical instead of merely close. Asking for
+more devices than exist falls back to those that do, with a warning.
+"""
+from __future__ import annotations
+
+import logging
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from .evaluate import CHUNK_FILES, Evaluator, SideFeatures
+
+log = logging.getLogger(__name__)
+
+
+def available_devices(requested: int) -> list[str]:
+    """Up to ``requested`` CUDA devices; fewer (warned) when fewer exist, ``["cpu"]`` when there is none."""
+    import torch
+
+    count = torch.cuda.device_count()
+    if count < requested:
+        warnings.warn(f"{requested} GPU(s) requested, {count} available: running on "
+                      f"{'cuda:0..' + str(count - 1) if count else 'the CPU'}", RuntimeWarning, stacklevel=2)
+    return [f"cuda:{i}" for i in range(min(requested, count))] or ["cpu"]
+
+
+def shard(names: list[str], parts: int, align: int = CHUNK_FILES) -> list[list[str]]:
+    """``names`` cut into ``parts`` contiguous shards whose sizes are multiples of ``align`` (the last takes
+    the rest; trailing shards may be empty). No file is repeated or dropped."""
+    size = -(-len(names) // parts)  # ceil
+    size = -(-size // align) * align
+    return [names[i * size:(i + 1) * size] for i in range(parts)]
+
+
+def join(folder: Path, names: list[str], parts: list[SideFeatures]) -> SideFeatures:
+    """One side's features from its shards, in shard order."""
+    joined = SideFeatures(folder, names)
+    for part in parts:
+        joined.files.extend(part.files)
+        joined.problems.extend(part.problems)
+        for output, values in part.per_file.items():
+            joined.per_file.setdefault(output, []).extend(values)
+    return joined
+
+
+class MultiDeviceEvaluator(Evaluator):
+    """An ``Evaluator`` whose feature extraction runs on several devices at once.
+
+    ``devices``: e.g. ``["cuda:0", "cuda:1"]``; other arguments as ``Evaluator`` (its ``device`` is the first).
+    """
+
+    def __init__(self, devices: list[str], **settings) -> None:
+        if not devices:
+            raise ValueError("need at least one device")
+        super().__init__(device=devices[0], **settings)
+        self.workers = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
+
+    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+        if len(self.workers) == 1 or not self.stages:
+            return super().side_features(folder, names, label)
+        shards = shard(names, len(self.workers))
+        with ThreadPoolExecutor(len(self.workers)) as pool:
+            parts = list(pool.map(
+                lambda job: Evaluator.side_features(job[0], folder, job[1], f"{label} [{job[0].device}]"),
+                zip(self.workers, shards)))
+        return join(folder, names, parts)
