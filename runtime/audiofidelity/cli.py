@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,10 +22,11 @@ from .cache import FeatureCache
 from .errors import AudioFidelityError, InputFolderError
 from .evaluate import BACKBONE_METRICS, METRICS, Evaluator, list_folder, resolve_metrics
 from .reporting import append_csv, format_table
+from .multidevice import DistributedEvaluator, distributed_rank
 from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
-from .runner import DEFAULT_BATCH_SIZE
+from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -44,8 +46,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sr", type=int, default=16000, help="evaluation sample rate (16000 or 32000)")
     p.add_argument("--models-dir", type=Path, default=None,
                    help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS)")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses cuda:LOCAL_RANK")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="fp32 (default, exact); bf16 (autocast) or tf32 (CUDA) trade accuracy for speed: opt-in only")
+    p.add_argument("--workers", type=int, default=available_cores(),
+                   help="processes decoding and preprocessing while the models run (default: the available "
+                        "cores, %(default)s; 0: in the main process); results do not depend on it")
     p.add_argument("--channel", choices=CHANNEL_MODES, default="first",
                    help="first channel (audioldm_eval) or the mean of all channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
@@ -121,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         artifact_for(args.backbone, args.sr)
@@ -131,6 +147,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--limit must be >= 1, got {args.limit}")
     if args.batch_size < 1:
         parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.workers < 0:
+        parser.error(f"--workers must be >= 0, got {args.workers}")
+    if args.precision == "tf32" and not _device(args.device).startswith("cuda"):
+        parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
     if args.mert_chunk is not None and (args.backbone != "mert" or args.mert_chunk <= 0):
         parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
     if getattr(args, "lsd_offset", 0) < 0:
@@ -141,21 +161,43 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--bootstrap needs at least 2 resamplings, got {args.bootstrap}")
 
 
+def _device(requested: str) -> str:
+    """``auto``: the first GPU when torch sees one, else the CPU."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
+    """The evaluator for these options: one process, or this rank's share under ``torchrun``."""
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
-    return Evaluator(backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
-                     device=args.device, batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
-                     lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
-                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
-                     cache=not args.no_cache)
+    settings = dict(backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
+                    device=_device(args.device), batch_size=args.batch_size, conditioning=conditioning,
+                    strict=args.strict, lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
+                    mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
+                    cache=not args.no_cache, workers=args.workers, precision=args.precision)
+    if distributed_rank() is not None:
+        return DistributedEvaluator(**settings)
+    return Evaluator(**settings)
+
+
+def _is_writer() -> bool:
+    """Whether this process writes results: always, except on ``torchrun`` ranks other than 0."""
+    found = distributed_rank()
+    return found is None or found[0] == 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
     list_folder(args.generated)  # folder errors before the models load
     if not args.reference.is_file():
         list_folder(args.reference)
-    result = _evaluator(args, args.metrics).evaluate(args.generated, args.reference, limit=args.limit,
-                                                      per_file=args.per_file, bootstrap=args.bootstrap)
+    with _evaluator(args, args.metrics) as evaluator:
+        result = evaluator.evaluate(args.generated, args.reference, limit=args.limit, per_file=args.per_file,
+                                    bootstrap=args.bootstrap)
+    if not _is_writer():
+        return EXIT_OK
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
         args.json_out.write_text(text + "\n")
@@ -175,15 +217,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_eval_logs(args: argparse.Namespace) -> int:
-    results = evaluate_logs(_evaluator(args, args.metrics), args.log_dir, args.reference, pattern=args.glob,
-                            force=args.force, limit=args.limit)
-    print(format_steps(results))
+    with _evaluator(args, args.metrics) as evaluator:
+        results = evaluate_logs(evaluator, args.log_dir, args.reference, pattern=args.glob, force=args.force,
+                                limit=args.limit, write=_is_writer())
+    if _is_writer():
+        print(format_steps(results))
     return EXIT_OK
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    evaluator = _evaluator(args, [m for m in ("fd", "fad", "fd_layers") if m in BACKBONE_METRICS[args.backbone]])
-    stats, problems = evaluator.reference_statistics(args.reference, limit=args.limit, keep_features=args.features)
+    metrics = [m for m in ("fd", "fad", "fd_layers") if m in BACKBONE_METRICS[args.backbone]]
+    with _evaluator(args, metrics) as evaluator:
+        stats, problems = evaluator.reference_statistics(args.reference, limit=args.limit,
+                                                         keep_features=args.features)
+    if not _is_writer():
+        return EXIT_OK
     stats.save(args.out)
     print(json.dumps({"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
                       "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings},

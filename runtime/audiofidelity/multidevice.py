@@ -1,4 +1,5 @@
-"""Split feature extraction across several devices in one process; the numbers equal a one-device run.
+"""Split feature extraction across devices (threads in one process) or across ``torchrun`` ranks; the numbers
+equal a one-device run.
 
 Each folder listing is cut into contiguous shards, one per device; every device runs its shard with
 its own copy of the programs (in a thread: the model calls release the GIL), and the shards are joined
@@ -11,6 +12,7 @@ more devices than exist falls back to those that do, with a warning.
 from __future__ import annotations
 
 import logging
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -60,14 +62,60 @@ class MultiDeviceEvaluator(Evaluator):
         if not devices:
             raise ValueError("need at least one device")
         super().__init__(device=devices[0], **settings)
-        self.workers = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
+        self.replicas = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
 
     def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
-        if len(self.workers) == 1 or not self.stages:
+        if len(self.replicas) == 1 or not self.stages:
             return super().side_features(folder, names, label)
-        shards = shard(names, len(self.workers))
-        with ThreadPoolExecutor(len(self.workers)) as pool:
+        shards = shard(names, len(self.replicas))
+        with ThreadPoolExecutor(len(self.replicas)) as pool:
             parts = list(pool.map(
                 lambda job: Evaluator.side_features(job[0], folder, job[1], f"{label} [{job[0].device}]"),
-                zip(self.workers, shards)))
+                zip(self.replicas, shards)))
+        return join(folder, names, parts)
+
+
+def distributed_rank() -> tuple[int, int, int] | None:
+    """(rank, world size, local rank) when launched by ``torchrun`` with more than one process, else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", os.environ["RANK"]))
+
+
+def rank_device(device: str, local_rank: int) -> str:
+    """The device of one rank: ``cuda`` (or ``cuda:N``, ignored) becomes ``cuda:<local rank>``; CPU stays."""
+    return f"cuda:{local_rank}" if device.startswith("cuda") else device
+
+
+class DistributedEvaluator(Evaluator):
+    """An ``Evaluator`` for one ``torchrun`` rank: features of its shard, gathered so every rank has all.
+
+    Initialises the process group (gloo for CPU, NCCL for CUDA) unless one exists.
+    """
+
+    def __init__(self, **settings) -> None:
+        import torch.distributed as dist
+
+        found = distributed_rank()
+        if found is None:
+            raise RuntimeError("DistributedEvaluator needs torchrun (WORLD_SIZE > 1)")
+        self.rank, self.world, local = found
+        device = rank_device(settings.pop("device", "cpu"), local)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        super().__init__(device=device, **settings)
+
+    def _provenance(self, limit: int | None) -> dict:
+        import torch.distributed as dist
+
+        return {**super()._provenance(limit), "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
+
+    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+        import torch.distributed as dist
+
+        mine = shard(names, self.world)[self.rank]
+        part = super().side_features(folder, mine, f"{label} [rank {self.rank}]")
+        parts: list = [None] * self.world
+        dist.all_gather_object(parts, part)
         return join(folder, names, parts)

@@ -70,8 +70,9 @@ def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int 
 
 
 def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Path, *, pattern: str = DEFAULT_GLOB,
-                  force: bool = False, limit: int | None = None) -> list[LogResult]:
-    """Evaluate each generation folder against ``reference``; write and return the results, by step."""
+                  force: bool = False, limit: int | None = None, write: bool = True) -> list[LogResult]:
+    """Evaluate each generation folder against ``reference``; write (unless ``write`` is False: torchrun ranks
+    other than 0) and return the results, by step."""
     reference = Path(reference)
     results = []
     for folder in find_generation_folders(log_dir, pattern):
@@ -91,8 +92,9 @@ def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Pa
         except InputFolderError as exc:  # an empty generation folder: say so, go on with the others
             log.warning("%s: %s", folder, exc)
             continue
-        target.write_text(json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
-                                      "report": report}, indent=2) + "\n")
+        if write:
+            target.write_text(json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
+                                          "report": report}, indent=2) + "\n")
         results.append(LogResult(folder, step_of(folder), report, reused=False))
     return results
 
