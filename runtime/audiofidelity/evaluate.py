@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from concurrent.futures import Future
 import logging
 import platform
 import sys
@@ -34,7 +35,7 @@ from .registry import artifact_for, registry_entry
 from .resample import resample
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
-from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner
+from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +254,38 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 @dataclass(frozen=True)
-class ModelStage:
-    """One artifact in the feature pass: its runner, the rate audio is conditioned at before the model's own
-    rate, the frontend parameters in force, the post-processing of its outputs, and its cache settings."""
+class StageInput:
+    """How one artifact's input is made from a decoded clip (picklable: it runs in worker processes).
 
-    runner: EmbeddingRunner
+    Audio is conditioned at ``conditioning_rate`` (the evaluation rate, or the model's own for VGGish),
+    resampled to ``model_rate`` where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval
+    does), and put through the frontend.
+    """
+
     conditioning_rate: int
+    model_rate: int
     frontend: dict
+    spec: InputSpec
+
+    def model_input(self, mono: np.ndarray, rate: int, conditioning: Conditioning,
+                    conditioned: dict[int, np.ndarray]) -> np.ndarray:
+        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate)."""
+        if self.conditioning_rate not in conditioned:
+            conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
+        wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.model_rate,
+                        method=conditioning.resampler)  # the input itself when the rates agree
+        x = apply_frontend(wave, self.frontend)
+        self.spec.check(x)
+        return x
+
+
+@dataclass(frozen=True)
+class ModelStage:
+    """One artifact in the feature pass: how its input is made, its runner, the post-processing of its
+    outputs, and its cache settings."""
+
+    input: StageInput
+    runner: EmbeddingRunner
     postprocess: Callable[[np.ndarray], np.ndarray] | None
     cache_settings: dict
 
@@ -267,92 +293,127 @@ class ModelStage:
     def manifest(self):
         return self.runner.artifact.manifest
 
-    def model_input(self, mono: np.ndarray, rate: int, conditioning: Conditioning,
-                    conditioned: dict[int, np.ndarray]) -> np.ndarray:
-        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate)."""
-        if self.conditioning_rate not in conditioned:
-            conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
-        wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.manifest.sample_rate,
-                        method=conditioning.resampler)  # the input itself when the rates agree
-        x = apply_frontend(wave, self.frontend)
-        self.runner.check_input(x)
-        return x
+
+@dataclass
+class _Job:
+    """One file of a chunk: its cache keys, the entries found, and its model inputs (computed or pending)."""
+
+    name: str
+    keys: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
+    work: Future | tuple | None = None
+    reason: str | None = None
+
+
+def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[int],
+                   conditioning: Conditioning) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
+    """Decode ``path`` once and make the model inputs of the ``missing`` stages.
+
+    Returns (inputs by stage index, rejection reason or None, the stages that rejected the file): a
+    decoding or validation failure rejects it for every missing stage, an input one stage cannot take
+    (too short for it) for that stage only. Module-level so worker processes can run it.
+    """
+    if not missing:
+        return {}, None, []
+    try:
+        mono, rate = load_validated(path, conditioning)
+    except InvalidAudioError as exc:
+        return {}, str(exc), list(missing)
+    made: dict[int, np.ndarray] = {}
+    conditioned: dict[int, np.ndarray] = {}
+    for i in missing:
+        try:
+            made[i] = inputs[i].model_input(mono, rate, conditioning, conditioned)
+        except InvalidAudioError as exc:
+            return {}, str(exc), [i]
+    return made, None, []
+
+
+def _worker_pool(workers: int):
+    """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
-                     cache: FeatureCache | None = None, progress: bool = True, label: str = "") -> SideFeatures:
+                     cache: FeatureCache | None = None, progress: bool = True, label: str = "",
+                     pool=None) -> SideFeatures:
     """Fill ``side`` with every stage's outputs for the usable files; record the others as problems.
 
     Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
-    for all the stages that need them), conditioned once per conditioning rate, resampled to each
-    model's own rate where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval does), and
-    run in batches. A file that any stage rejects (too short for it, say) is skipped for all of them,
-    so every metric sees the same files.
+    for all the stages that need them) and run through the models in batches, chunk by chunk. With a
+    ``pool`` (``--workers``), decoding and frontends of the next chunks run in worker processes while
+    the models run on the current one (at most ``LOOKAHEAD_CHUNKS`` chunks ahead, so memory stays
+    bounded); results are taken in listing order, so they do not depend on the worker count. A file
+    that any stage rejects (too short for it, say) is skipped for all of them, so every metric sees
+    the same files.
     """
     side.per_file = {name: [] for st in stages for name in st.manifest.output_names}
+    inputs = [st.input for st in stages]
+    chunks = [side.listed[i:i + CHUNK_FILES] for i in range(0, len(side.listed), CHUNK_FILES)]
+
+    def plan(chunk: list[str]) -> list[_Job]:
+        jobs = []
+        for name in chunk:
+            path = side.folder / name
+            if path.is_dir():
+                jobs.append(_Job(name, reason="is a folder (folders are not searched recursively)"))
+                continue
+            keys = [cache.key(path, st.cache_settings) if cache else None for st in stages]
+            job = _Job(name, keys, [cache.get(k) if cache else None for k in keys])
+            missing = [i for i, e in enumerate(job.entries) if e is None]
+            if missing and not any(isinstance(e, str) for e in job.entries):
+                job.work = pool.submit(compute_inputs, path, inputs, missing, conditioning) if pool \
+                    else compute_inputs(path, inputs, missing, conditioning)
+            jobs.append(job)
+        return jobs
+
+    ahead = LOOKAHEAD_CHUNKS if pool else 0
     with _progress(len(side.listed), label or side.folder.name, progress) as bar:
-        for start in range(0, len(side.listed), CHUNK_FILES):
-            chunk = side.listed[start:start + CHUNK_FILES]
-            found: dict[str, list] = {}
-            keys: dict[str, list[str | None]] = {}
-            pending: dict[str, dict[int, np.ndarray]] = {}
-            for name in chunk:
-                path = side.folder / name
-                if path.is_dir():
-                    side.add_problem(name, "is a folder (folders are not searched recursively)")
-                    continue
-                keys[name] = [cache.key(path, st.cache_settings) if cache else None for st in stages]
-                entries = [cache.get(k) if cache else None for k in keys[name]]
-                reason = next((e for e in entries if isinstance(e, str)), None)
-                if reason is None:
-                    missing = [i for i, e in enumerate(entries) if e is None]
-                    reason = _compute_inputs(path, stages, missing, conditioning, pending.setdefault(name, {}),
-                                             lambda i, why: cache and cache.put(keys[name][i], why))
-                if reason is not None:
-                    side.add_problem(name, reason)
-                    pending.pop(name, None)
-                    continue
-                found[name] = entries
-            for i, stage in enumerate(stages):
-                names = [n for n in found if i in pending.get(n, {})]
-                outputs = stage.runner.run([pending[n][i] for n in names]) if names else {}
-                for row, name in enumerate(names):
-                    found[name][i] = {output: values[row] for output, values in outputs.items()}
-                    if cache:
-                        cache.put(keys[name][i], found[name][i])
-            for name, entries in found.items():
-                for stage, entry in zip(stages, entries):
-                    for output in stage.manifest.output_names:
-                        value = entry[output]
-                        side.per_file[output].append(stage.postprocess(value) if stage.postprocess else value)
-                side.files.append(name)
+        planned = [plan(chunk) for chunk in chunks[:ahead + 1]]
+        for index, chunk in enumerate(chunks):
+            if index + ahead + 1 < len(chunks):
+                planned.append(plan(chunks[index + ahead + 1]))
+            _run_chunk(side, stages, planned.pop(0), cache)
             bar.update(len(chunk))
     return side
 
 
-def _compute_inputs(path: Path, stages: Sequence[ModelStage], missing: list[int], conditioning: Conditioning,
-                    inputs: dict[int, np.ndarray], remember: Callable[[int, str], object]) -> str | None:
-    """Decode ``path`` once and fill ``inputs`` for the ``missing`` stages; the rejection reason, or None.
+LOOKAHEAD_CHUNKS = 2
+"""Chunks whose decoding may run ahead of the models (bounds the inputs held in memory)."""
 
-    A decoding or validation failure rejects the file for every stage; an input one stage cannot take
-    (too short for it) only for that stage. ``remember(stage index, reason)`` caches each rejection.
-    """
-    if not missing:
-        return None
-    try:
-        mono, rate = load_validated(path, conditioning)
-    except InvalidAudioError as exc:
-        for i in missing:
-            remember(i, str(exc))
-        return str(exc)
-    conditioned: dict[int, np.ndarray] = {}
-    for i in missing:
-        try:
-            inputs[i] = stages[i].model_input(mono, rate, conditioning, conditioned)
-        except InvalidAudioError as exc:
-            remember(i, str(exc))
-            return str(exc)
-    return None
+
+def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job], cache: FeatureCache | None) -> None:
+    """Collect one chunk's inputs, run the models on those not cached, cache and append the outputs."""
+    pending: dict[str, dict[int, np.ndarray]] = {}
+    usable: list[_Job] = []
+    for job in jobs:
+        reason = job.reason or next((e for e in job.entries if isinstance(e, str)), None)
+        if reason is None and job.work is not None:
+            made, reason, rejected = job.work.result() if isinstance(job.work, Future) else job.work
+            for i in rejected:
+                if cache:
+                    cache.put(job.keys[i], reason)
+            pending[job.name] = made
+        if reason is not None:
+            side.add_problem(job.name, reason)
+            continue
+        usable.append(job)
+    for i, stage in enumerate(stages):
+        todo = [job for job in usable if i in pending.get(job.name, {})]
+        outputs = stage.runner.run([pending[job.name][i] for job in todo]) if todo else {}
+        for row, job in enumerate(todo):
+            job.entries[i] = {output: values[row] for output, values in outputs.items()}
+            if cache:
+                cache.put(job.keys[i], job.entries[i])
+    for job in usable:
+        for stage, entry in zip(stages, job.entries):
+            for output in stage.manifest.output_names:
+                value = entry[output]
+                side.per_file[output].append(stage.postprocess(value) if stage.postprocess else value)
+        side.files.append(job.name)
 
 
 def _postprocessor(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
@@ -455,8 +516,13 @@ class Evaluator:
                  models_dir: str | Path | None = None, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
                  conditioning: Conditioning | None = None, strict: bool = False,
                  lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
-                 require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True) -> None:
-        self.backbone, self.sample_rate, self.device = backbone, sample_rate, device
+                 require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
+                 workers: int = 0, precision: str = "fp32") -> None:
+        if workers < 0:
+            raise ValueError(f"workers must be >= 0, got {workers}")
+        self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
+        self._pool = None
+        self.precision = precision
         self.conditioning = conditioning or Conditioning()
         self.selected = resolve_metrics(backbone, metrics)
         self.entry = artifact_for(backbone, sample_rate)
@@ -484,15 +550,16 @@ class Evaluator:
             if chunked else manifest.frontend
         post = _postprocessor(artifact) if self.fad_pca and manifest.name == FAD_ARTIFACT else None
         settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
-                    "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0]}
-        return ModelStage(EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked), rate, frontend,
-                          post, settings)
+                    "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0],
+                    "precision": self.precision}
+        runner = EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked, precision=self.precision)
+        return ModelStage(StageInput(rate, manifest.sample_rate, frontend, runner.input_spec), runner, post, settings)
 
     def settings(self) -> dict:
         """What the features depend on: compared when a reference statistics file is used."""
-        return {"backbone": self.backbone, "sample_rate": self.sample_rate,
+        return {"backbone": self.backbone, "sample_rate": self.sample_rate, "precision": self.precision,
                 "conditioning": self.conditioning.as_dict(), "fad_pca": self.fad_pca, "mert_chunk": self.mert_chunk,
-                "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.frontend}
+                "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
                               for st in self.stages}}
 
     def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
@@ -500,8 +567,26 @@ class Evaluator:
         side = SideFeatures(folder, names)
         if self.stages:
             extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
-                             label=label)
+                             label=label, pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
         return side
+
+    def _worker_pool(self):
+        """The decoding pool (``workers`` processes), started on first use; None without workers."""
+        if self.workers and self._pool is None:
+            self._pool = _worker_pool(self.workers)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the worker processes, if any were started."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __enter__(self) -> "Evaluator":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _reference_features(self, folder: Path, names: list[str]) -> SideFeatures:
         """Reference features, computed once per evaluator and folder listing (each run gets its own copy)."""
@@ -589,6 +674,7 @@ class Evaluator:
             "backbone": self.backbone,
             "sample_rate": self.sample_rate,
             "device": self.device,
+            "precision": self.precision,
             "limit": limit,
             "conditioning": self.conditioning.as_dict(),
             "mert_chunk_seconds": self.mert_chunk,
@@ -610,7 +696,7 @@ class Evaluator:
                 "pinned": bool(pin and pin.sha256 == manifest["artifact"]["sha256"]),
                 "source_sha256": manifest.get("source", {}).get("sha256"),
                 "manifest_schema_version": manifest["schema_version"],
-                "frontend": stage.frontend,
+                "frontend": stage.input.frontend,
             }
             if stage.postprocess is not None:
                 entry["postprocess"] = manifest["postprocess"]
@@ -625,7 +711,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
-             progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0) -> EvaluationResult:
+             progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
+             workers: int = 0, precision: str = "fp32") -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -665,6 +752,12 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         Reuse per-file features from the feature cache (``cache.py``); False computes everything.
     bootstrap : int
         When > 0, add ``bootstrap``: 95% intervals for FD, FAD and KID from this many file resamplings.
+    workers : int
+        Processes that decode and run the frontends while the models run (0: in this process). The
+        features do not depend on it.
+    precision : str
+        ``fp32`` (default, exact); ``bf16`` (autocast) or ``tf32`` (CUDA only) as an explicit opt-in: faster,
+        and the features move (README, "Speed and scale").
 
     Returns
     -------
@@ -679,11 +772,11 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     list_folder(generated)  # folder errors before the models load
     if not Path(reference).is_file():
         list_folder(reference)
-    evaluator = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir,
-                          device=device, batch_size=batch_size, conditioning=conditioning, strict=strict,
-                          lsd_offset=lsd_offset, fad_pca=fad_pca, mert_chunk=mert_chunk,
-                          require_pinned=require_pinned, progress=progress, cache=cache)
-    return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
+    with Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir, device=device,
+                   batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
+                   fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
+                   cache=cache, workers=workers, precision=precision) as evaluator:
+        return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 
 __all__ = ["evaluate", "Evaluator", "EvaluationResult", "METRICS", "BACKBONE_METRICS"]

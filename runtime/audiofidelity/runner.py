@@ -7,7 +7,9 @@ features do not depend on its batch-mates); outputs come back per clip, in input
 """
 from __future__ import annotations
 
+import contextlib
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -16,6 +18,33 @@ from .artifacts import LoadedArtifact
 from .errors import InvalidAudioError
 
 DEFAULT_BATCH_SIZE = 8
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one clip's frontend output must look like for an artifact (picklable, for worker processes)."""
+
+    name: str
+    axes: tuple
+    minimum: dict
+
+    @classmethod
+    def from_manifest(cls, manifest) -> "InputSpec":
+        spec = manifest.inputs[0]
+        return cls(manifest.name, tuple(spec["shape"][1:]), dict(spec.get("min", {})))  # per-item axes (no batch)
+
+    def check(self, x: np.ndarray) -> None:
+        """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
+        if x.ndim != len(self.axes) + 1:
+            raise InvalidAudioError(f"{self.name} input has shape {x.shape}, expected (items, {self.axes})")
+        if x.shape[0] == 0:
+            raise InvalidAudioError(f"too short for {self.name}: the frontend produced no complete input")
+        for size, axis in zip(x.shape[1:], self.axes):
+            if isinstance(axis, int) and size != axis:
+                raise InvalidAudioError(f"{self.name} input has shape {x.shape[1:]}, expected {self.axes}")
+            if isinstance(axis, str) and size < self.minimum.get(axis, 0):
+                raise InvalidAudioError(
+                    f"too short for {self.name}: {size} {axis}, the model needs at least {self.minimum[axis]}")
 
 
 class EmbeddingRunner:
@@ -28,33 +57,29 @@ class EmbeddingRunner:
         Most items per forward pass; items are only batched with items of the same shape.
     average_items : bool
         Return the mean over a clip's items (windows of a chunked clip) instead of one row per item.
+    precision : str
+        ``fp32`` (exact), or the opt-in ``bf16`` (autocast, any device) or ``tf32`` (CUDA matmuls and
+        convolutions): faster, and the features move (see the README for how much).
     """
 
     def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 average_items: bool = False) -> None:
+                 average_items: bool = False, precision: str = "fp32") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        if precision == "tf32" and not artifact.device.startswith("cuda"):
+            raise ValueError("tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
+        self.precision = precision
         self.artifact = artifact
         self.batch_size = batch_size
         self.average_items = average_items
-        spec = artifact.manifest.inputs[0]
-        self._axes = spec["shape"][1:]  # per-item axes (no batch)
-        self._minimum = spec.get("min", {})
-        self.one_item = spec.get("items_per_clip", 1) == 1
+        self.input_spec = InputSpec.from_manifest(artifact.manifest)
+        self.one_item = artifact.manifest.inputs[0].get("items_per_clip", 1) == 1
 
     def check_input(self, x: np.ndarray) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
-        name = self.artifact.manifest.name
-        if x.ndim != len(self._axes) + 1:
-            raise InvalidAudioError(f"{name} input has shape {x.shape}, expected (items, {self._axes})")
-        if x.shape[0] == 0:
-            raise InvalidAudioError(f"too short for {name}: the frontend produced no complete input")
-        for size, axis in zip(x.shape[1:], self._axes):
-            if isinstance(axis, int) and size != axis:
-                raise InvalidAudioError(f"{name} input has shape {x.shape[1:]}, expected {self._axes}")
-            if isinstance(axis, str) and size < self._minimum.get(axis, 0):
-                raise InvalidAudioError(
-                    f"too short for {name}: {size} {axis}, the model needs at least {self._minimum[axis]}")
+        self.input_spec.check(x)
 
     def run(self, inputs: Sequence[np.ndarray]) -> dict[str, list[np.ndarray]]:
         """Model outputs per clip: ``{output name: [one array per input]}``."""
@@ -69,7 +94,7 @@ class EmbeddingRunner:
             by_shape[item.shape].append(k)
         results: list[list[np.ndarray] | None] = [None] * len(items)
         module, device = self.artifact.program, self.artifact.device
-        with torch.inference_mode():
+        with torch.inference_mode(), _precision(self.precision, device):
             for indices in by_shape.values():
                 for start in range(0, len(indices), self.batch_size):
                     chunk = indices[start:start + self.batch_size]
@@ -87,6 +112,28 @@ class EmbeddingRunner:
             per_clip[name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item else np.stack(r)
                               for r in rows]
         return per_clip
+
+
+PRECISIONS = ("fp32", "tf32", "bf16")
+
+
+@contextlib.contextmanager
+def _precision(precision: str, device: str):
+    """Run the enclosed model calls at ``precision``; fp32 changes nothing."""
+    import torch
+
+    if precision == "bf16":
+        with torch.autocast(device.split(":")[0], dtype=torch.bfloat16):
+            yield
+    elif precision == "tf32":
+        saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    else:
+        yield
 
 
 def vggish_pca(embeddings: np.ndarray, *, eigen_vectors: np.ndarray, means: np.ndarray) -> np.ndarray:

@@ -85,7 +85,7 @@ class FrechetAudioDistance:
     def get_embeddings(self, x: list[np.ndarray], sr: int = 16000) -> np.ndarray:
         """Embeddings of in-memory clips (1-D float arrays at rate ``sr``): (frames or clips, d)."""
         conditioning = self._evaluator.conditioning
-        inputs = [self._stage.model_input(np.asarray(a, dtype=np.float32).reshape(-1), sr, conditioning, {})
+        inputs = [self._stage.input.model_input(np.asarray(a, dtype=np.float32).reshape(-1), sr, conditioning, {})
                   for a in x]
         output = self._evaluator.roles[self._role]
         return self._finish(self._stage.runner.run(inputs)[output] if inputs else [])
