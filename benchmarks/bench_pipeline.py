@@ -1,0 +1,173 @@
+#!/usr/bin/env python3
+"""Speed and memory of the evaluation pipeline (issue 8's benchmarks). Run by hand; not part of the tests.
+
+    python benchmarks/bench_pipeline.py model --models-dir DIR          # (a) CNN14 vs FLOPs and a conv roofline
+    python benchmarks/bench_pipeline.py e2e --models-dir DIR --clips 500 # (b) eval, all metrics, wall + peak RSS
+    python benchmarks/bench_pipeline.py cold --models-dir DIR           # (c) import and tiny-eval time
+
+Every ratio is against a baseline measured in the same run: (a) a large 3x3 convolution in torch
+(the conv roofline) and CNN14's 40.08 GFLOP per 10-s clip; (b) the model stages alone on the same
+clips (the inputs precomputed), so the ratio is what decoding, preprocessing and the metrics add;
+(c) ``import torch`` alone and the artifact load time. The machine is shared and noisy: medians.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench_signal import write_pairs
+
+CNN14_GFLOP_PER_10S = 40.08
+
+
+def machine() -> str:
+    import torch
+
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores visible, "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+
+def conv_roofline(repeats: int = 5) -> float:
+    """GFLOP/s of a large 3x3 convolution (batch 8, 128 -> 128 channels, 128 x 64), the shape of CNN14's body."""
+    import torch
+
+    x, conv = torch.randn(8, 128, 128, 64), torch.nn.Conv2d(128, 128, 3, padding=1, bias=False)
+    flops = 2 * 8 * 128 * 128 * 9 * 128 * 64
+    with torch.inference_mode():
+        conv(x)
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            conv(x)
+            times.append(time.perf_counter() - start)
+    return flops / statistics.median(times) / 1e9
+
+
+def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3) -> None:
+    import torch
+
+    from audiofidelity.artifacts import load
+    from audiofidelity.frontends import apply_frontend
+
+    artifact = load("cnn14-16k", directory=models_dir)
+    rng = np.random.default_rng(0)
+    clip = apply_frontend((0.1 * rng.standard_normal(160000)).astype(np.float32), artifact.manifest.frontend)
+    roof = conv_roofline()
+    print(f"machine: {machine()}")
+    print(f"conv roofline (3x3, 128ch): {roof:.0f} GFLOP/s")
+    with torch.inference_mode():
+        for batch in batch_sizes:
+            x = torch.from_numpy(np.repeat(clip, batch, axis=0))
+            artifact.program(x)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                artifact.program(x)
+                times.append(time.perf_counter() - start)
+            per_clip = statistics.median(times) / batch
+            rate = CNN14_GFLOP_PER_10S / per_clip
+            print(f"batch {batch:2d}: {per_clip:.3f} s per 10-s clip, {rate:.0f} GFLOP/s = {rate / roof:.0%} of the "
+                  f"conv roofline")
+
+
+def end_to_end(models_dir: Path, clips: int, workers: int) -> None:
+    """``eval`` (FAD + FD/KL/IS/KID + PSNR/SSIM/LSD) on ``clips`` paired 10-s clips at mixed rates, in a
+    fresh process (peak RSS is the process's own), against the model stages alone on the same clips."""
+    with tempfile.TemporaryDirectory() as tmp:
+        gen, ref = write_pairs(Path(tmp), clips)
+        code = (f"import json, resource, time, sys\n"
+                f"from audiofidelity import evaluate\n"
+                f"if __name__ == '__main__':\n"
+                f"    t = time.perf_counter()\n"
+                f"    r = evaluate({str(gen)!r}, {str(ref)!r}, models_dir={str(models_dir)!r}, cache=False,\n"
+                f"                 progress=False, workers={workers})\n"
+                f"    print(json.dumps({{'wall': time.perf_counter() - t,\n"
+                f"                      'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))\n")
+        script = Path(tmp) / "run.py"
+        script.write_text(code)
+        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+        measured = json.loads(done.stdout.strip().splitlines()[-1])
+        models = model_stages_alone(models_dir, [gen, ref])
+    print(f"machine: {machine()}")
+    print(f"{clips} pairs of 10-s clips, workers {workers}: eval {measured['wall']:.1f} s "
+          f"({measured['wall'] / (2 * clips):.3f} s per clip), peak RSS {measured['rss_mb']:.0f} MB")
+    print(f"model stages alone (CNN14 + VGGish on precomputed inputs): {models:.1f} s; "
+          f"eval / models = {measured['wall'] / models:.2f}")
+
+
+def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
+    """Seconds the CNN14 and VGGish programs take on every clip's inputs, computed beforehand."""
+    from audiofidelity.audio import Conditioning
+    from audiofidelity.evaluate import Evaluator, compute_inputs
+
+    evaluator = Evaluator(metrics=["fd", "fad"], models_dir=models_dir, cache=False, progress=False)
+    inputs = [st.input for st in evaluator.stages]
+    per_stage: list[list[np.ndarray]] = [[] for _ in evaluator.stages]
+    for folder in folders:
+        for path in sorted(folder.iterdir()):
+            made, _, _ = compute_inputs(path, inputs, range(len(inputs)), Conditioning())
+            for i, x in made.items():
+                per_stage[i].append(x)
+    start = time.perf_counter()
+    for stage, xs in zip(evaluator.stages, per_stage):
+        for k in range(0, len(xs), 16):
+            stage.runner.run(xs[k:k + 16])
+    return time.perf_counter() - start
+
+
+def cold_start(models_dir: Path) -> None:
+    def seconds(code: str) -> float:
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    torch_import = seconds("import torch")
+    package_import = seconds("import audiofidelity")
+    load = seconds(f"from audiofidelity.artifacts import load\n"
+                   f"load('cnn14-16k', directory={str(models_dir)!r}); load('vggish', directory={str(models_dir)!r})")
+    with tempfile.TemporaryDirectory() as tmp:
+        gen, ref = write_pairs(Path(tmp), 2)
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "audiofidelity", "eval", str(gen), str(ref), "--models-dir",
+                            str(models_dir), "--quiet", "--no-cache"], check=True, capture_output=True)
+            times.append(time.perf_counter() - start)
+    tiny = statistics.median(times)
+    print(f"machine: {machine()}")
+    print(f"import torch {torch_import:.2f} s; import audiofidelity {package_import:.2f} s "
+          f"({package_import / torch_import:.2f}x torch)")
+    print(f"load cnn14-16k + vggish (fresh process, incl. import torch) {load:.2f} s; eval on two 2-clip folders "
+          f"{tiny:.2f} s ({tiny - load:+.2f} s over loading)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("what", choices=("model", "e2e", "cold"))
+    parser.add_argument("--models-dir", type=Path, required=True)
+    parser.add_argument("--clips", type=int, default=50, help="e2e: pairs of clips")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="e2e: worker processes")
+    args = parser.parse_args()
+    if args.what == "model":
+        model_stage(args.models_dir)
+    elif args.what == "e2e":
+        end_to_end(args.models_dir, args.clips, args.workers)
+    else:
+        cold_start(args.models_dir)
+
+
+if __name__ == "__main__":
+    main()
