@@ -57,3 +57,47 @@ def test_reflect_padding_shapes_the_edge_frames():
 def test_unknown_frontend_kind_is_a_manifest_error():
     with pytest.raises(ManifestError, match="unknown frontend kind 'cqt'"):
         apply_frontend(np.zeros(100, np.float32), {"kind": "cqt"})
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_fft, hop, win, pad", [(512, 160, 512, "reflect"), (1024, 320, 1024, "reflect"),
+                                                  (371, 320, None, "constant"), (2048, 441, None, "constant"),
+                                                  (512, 160, 400, "reflect")])
+def test_numpy_stft_is_bit_identical_to_librosa(dtype, n_fft, hop, win, pad):
+    import librosa
+
+    from audiofidelity.frontends import stft
+
+    x = np.random.default_rng(0).standard_normal(33333).astype(dtype)
+    want = librosa.stft(x, n_fft=n_fft, hop_length=hop, win_length=win, pad_mode=pad)
+    got = stft(x, n_fft=n_fft, hop_length=hop, win_length=win, pad_mode=pad)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+
+
+@pytest.mark.parametrize("args", [(16000, 512, 64, 50, 8000, False, "slaney"), (32000, 1024, 64, 50, 14000, False, "slaney"),
+                                  (16000, 512, 64, 125, 7500, True, None), (24000, 400, 80, 0, None, False, "slaney")])
+def test_numpy_mel_filterbank_is_bit_identical_to_librosa(args):
+    import librosa
+
+    from audiofidelity.frontends import mel_filterbank
+
+    sr, n_fft, n_mels, fmin, fmax, htk, norm = args
+    want = librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk, norm=norm,
+                               dtype=np.float64)
+    assert np.array_equal(mel_filterbank(*args), want)
+
+
+def test_frontends_do_not_import_librosa(recordings_dir):
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from audiofidelity.audio import Conditioning, load_conditioned\n"
+            "from audiofidelity.frontends import log_mel\n"
+            "from audiofidelity.metrics.signal import log_spectral_distance\n"
+            f"w = load_conditioned({str(recordings_dir / 'reference' / 'clip_00.wav')!r}, 16000, Conditioning())\n"
+            "log_mel(w, sample_rate=16000, n_fft=512, hop_length=160, win_length=512, fmin=50, fmax=8000)\n"
+            "log_spectral_distance(w, w, sample_rate=16000)\n"
+            "print(sorted(m for m in sys.modules if m.startswith(('librosa', 'numba'))))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -1,4 +1,4 @@
-"""Model frontends in NumPy/librosa: what turns a conditioned waveform into a network's input.
+"""Model frontends in NumPy: what turns a conditioned waveform into a network's input.
 
 Every artifact manifest has a ``frontend`` section ``{"kind": ..., **parameters}``; ``apply_frontend``
 looks the kind up in ``FRONTENDS`` and calls it with those parameters, so no code branches on
@@ -26,16 +26,85 @@ import numpy as np
 from .errors import ManifestError
 
 
-@lru_cache(maxsize=16)
-def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float, htk: bool = False,
-                   norm: str | None = "slaney") -> np.ndarray:
-    """librosa's mel filterbank, shape (n_mels, n_fft // 2 + 1), float64 (cached; read-only)."""
-    import librosa
+def _hz_to_mel(hz: np.ndarray | float, htk: bool) -> np.ndarray:
+    """librosa's ``hz_to_mel`` (Slaney's scale, or HTK's), same arithmetic."""
+    hz = np.asanyarray(hz, dtype=np.float64)
+    if htk:
+        return 2595.0 * np.log10(1.0 + hz / 700.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    mels = np.array(hz / f_sp)
+    log_t = hz >= min_log_hz
+    mels[log_t] = min_log_hz / f_sp + np.log(hz[log_t] / min_log_hz) / (np.log(6.4) / 27.0)
+    return mels
 
-    bank = librosa.filters.mel(sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
-                               norm=norm, dtype=np.float64)
+
+def _mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
+    """librosa's ``mel_to_hz``, same arithmetic."""
+    if htk:
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    f_sp, min_log_hz = 200.0 / 3, 1000.0
+    freqs = f_sp * mels
+    log_t = mels >= min_log_hz / f_sp
+    freqs[log_t] = min_log_hz * np.exp(np.log(6.4) / 27.0 * (mels[log_t] - min_log_hz / f_sp))
+    return freqs
+
+
+@lru_cache(maxsize=16)
+def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, htk: bool = False,
+                   norm: str | None = "slaney") -> np.ndarray:
+    """librosa's ``filters.mel``, shape (n_mels, n_fft // 2 + 1), float64 (cached; read-only).
+
+    The same arithmetic as librosa 0.10-0.11 (tests compare it bit for bit), without importing librosa's
+    filter module, which costs about a second of every run's start.
+    """
+    if norm not in ("slaney", None):
+        raise ValueError(f"mel norm must be 'slaney' or None, got {norm!r}")
+    fmax = float(sample_rate) / 2 if fmax is None else fmax
+    fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
+    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2), htk)
+    fdiff = np.diff(mel_f)
+    ramps = np.subtract.outer(mel_f, fftfreqs)
+    bank = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float64)
+    for i in range(n_mels):
+        bank[i] = np.maximum(0, np.minimum(-ramps[i] / fdiff[i], ramps[i + 2] / fdiff[i + 1]))
+    if norm == "slaney":
+        bank *= (2.0 / (mel_f[2:n_mels + 2] - mel_f[:n_mels]))[:, np.newaxis]
     bank.setflags(write=False)
     return bank
+
+
+@lru_cache(maxsize=16)
+def periodic_hann(length: int) -> np.ndarray:
+    """``scipy.signal.get_window("hann", length, fftbins=True)``, same arithmetic (read-only)."""
+    fac = np.linspace(-np.pi, np.pi, length + 1, dtype=np.float64)
+    window = np.zeros(length + 1, dtype=np.float64)
+    for k, a in enumerate((0.5, 0.5)):
+        window += a * np.cos(k * fac)
+    window = window[:-1]
+    window.setflags(write=False)
+    return window
+
+
+def stft(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None = None, window: str = "hann",
+         center: bool = True, pad_mode: str = "constant") -> np.ndarray:
+    """``librosa.stft`` of a mono waveform (Hann window), shape (n_fft // 2 + 1, frames).
+
+    The same arithmetic (float64 window times the frames, NumPy's ``rfft``, complex64 out for float32 input),
+    so the same bits (tests compare it with librosa), without importing librosa's spectrum module (numba,
+    scipy.signal: a second or more of every run's start).
+    """
+    if window != "hann":
+        raise ValueError(f"only the hann window is implemented, got {window!r}")
+    win_length = win_length or n_fft
+    left = (n_fft - win_length) // 2
+    taper = np.pad(periodic_hann(win_length), (left, n_fft - win_length - left))
+    out_dtype = np.complex64 if wave.dtype == np.float32 else np.complex128
+    if center:
+        wave = np.pad(wave, n_fft // 2, mode=pad_mode)
+    if len(wave) < n_fft:
+        raise ValueError(f"n_fft={n_fft} is longer than the (padded) signal of {len(wave)} samples")
+    frames = np.lib.stride_tricks.sliding_window_view(wave, n_fft)[::hop_length].T
+    return np.fft.rfft(taper[:, None] * frames, axis=0).astype(out_dtype)
 
 
 def power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int, window: str,
@@ -45,10 +114,8 @@ def power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_leng
     ``pad_mode`` is passed explicitly: librosa >= 0.10 defaults to zero padding, torchlibrosa
     reflects (the first and last frames differ by up to 12 dB otherwise).
     """
-    import librosa
-
-    spec = librosa.stft(wave.astype(np.float64), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                        window=window, center=center, pad_mode=pad_mode)
+    spec = stft(wave.astype(np.float64), n_fft=n_fft, hop_length=hop_length, win_length=win_length, window=window,
+                center=center, pad_mode=pad_mode)
     return np.abs(spec) ** power
 
 

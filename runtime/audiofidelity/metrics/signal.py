@@ -108,10 +108,10 @@ def log_spectral_distance(estimate: np.ndarray, target: np.ndarray, *, sample_ra
     Computed in float32 like the original (complex64 STFT of float32 audio, float32 torch ops): in
     near-empty bins the log ratio is set by rounding, so float64 would move LSD by up to 4e-4.
     """
-    import librosa
+    from ..frontends import stft
 
     n_fft, hop = int(2048 / (44100 / sample_rate)), int(sample_rate / 100)
-    spectra = [np.abs(librosa.stft(np.asarray(x, dtype=np.float32), n_fft=n_fft, hop_length=hop, pad_mode="constant"))
+    spectra = [np.abs(stft(np.asarray(x, dtype=np.float32), n_fft=n_fft, hop_length=hop, pad_mode="constant"))
                for x in (estimate, target)]
     est, tgt = spectra
     eps = np.float32(LSD_EPS)
