@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -79,11 +79,13 @@ class FeatureCache:
             pass  # a read-only cache only costs a re-hash
         return digest
 
-    def key(self, path: Path, settings: dict[str, Any]) -> str:
-        """Cache key of one file's outputs under ``settings`` (artifact sha256, frontend, conditioning, ...)."""
-        payload = {"format": CACHE_FORMAT, "audiofidelity": __version__, "audio": self.content_sha256(path),
-                   **settings}
-        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+    def keys(self, path: Path, settings: Sequence[dict[str, Any]]) -> list[str]:
+        """Cache keys of one file's outputs, one per ``settings`` (artifact sha256, frontend, conditioning, ...);
+        the file is hashed once for all of them."""
+        audio = self.content_sha256(path)
+        return [hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "audiofidelity": __version__, "audio": audio,
+                                           **one}, sort_keys=True, default=str).encode()).hexdigest()
+                for one in settings]
 
     def _entry(self, key: str) -> Path:
         return self.features_dir / key[:2] / f"{key}.npz"

@@ -157,7 +157,7 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
     if args.min_duration < 0:
         parser.error(f"--min-duration must be >= 0, got {args.min_duration}")
-    if getattr(args, "bootstrap", 0) not in (0,) and args.bootstrap < 2:
+    if getattr(args, "bootstrap", 0) and args.bootstrap < 2:
         parser.error(f"--bootstrap needs at least 2 resamplings, got {args.bootstrap}")
 
 

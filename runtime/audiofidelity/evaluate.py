@@ -43,6 +43,8 @@ PAIRING_THRESHOLD = 0.99
 SIDES = ("generated", "reference")
 CHUNK_FILES = 16
 """Files decoded before each model pass: bounds memory to one chunk of model inputs."""
+LOOKAHEAD_CHUNKS = 2
+"""Chunks whose decoding may run ahead of the models with ``--workers`` (bounds the inputs held in memory)."""
 FAD_ARTIFACT = "vggish"
 
 
@@ -91,19 +93,19 @@ class EvaluationData:
             raise ValueError(f"no loaded model provides {role!r} features")
         return self.roles[role]
 
-    def per_file(self, role: str) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-        """Per-file arrays of ``role`` for (generated, reference); reference None when only statistics exist."""
-        output = self.output(role)
-        if self.reference_stats is not None:
-            return self.generated.per_file[output], self.reference_stats.role(role).per_file
-        return self.generated.per_file[output], self.reference.per_file[output]
+    def reference_files(self, role: str, *, required: bool = True) -> list[np.ndarray] | None:
+        """The reference's per-file arrays of ``role``. From a statistics file without them: ValueError
+        (``required``) or None."""
+        if self.reference_stats is None:
+            return self.reference.per_file[self.output(role)]
+        return self.reference_stats.per_file(role) if required else self.reference_stats.role(role).per_file
 
     def both(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Stacked rows of ``role`` for (generated, reference), in the original's row order."""
         output = self.output(role)
-        if self.reference_stats is not None:
-            return self.generated.matrix(output), self.reference_stats.features(role)
-        return self.generated.matrix(output), self.reference.matrix(output)
+        reference = self.reference_stats.features(role) if self.reference_stats is not None \
+            else self.reference.matrix(output)
+        return self.generated.matrix(output), reference
 
     def frechet(self, role: str) -> float:
         """FD of ``role`` between the sides (against the statistics file's Gaussian when there is one)."""
@@ -142,14 +144,6 @@ class MetricSpec:
         return f"{self.description} ({self.better} is better)"
 
 
-def _require_reference_files(files: tuple[list[np.ndarray], list[np.ndarray] | None],
-                             role: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    if files[1] is None:
-        raise ValueError(f"the reference statistics file stores no {role} features (needed here); make it with "
-                         f"'audiofidelity stats ... --features'")
-    return files[0], files[1]
-
-
 def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
         if not data.pairs:
@@ -171,7 +165,7 @@ METRICS: dict[str, MetricSpec] = {
     "fd_layers": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
         lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
-            *(np.stack(files) for files in _require_reference_files(d.per_file("layers"), "layers")))},
+            np.stack(d.generated.per_file[d.output("layers")]), np.stack(d.reference_files("layers")))},
         description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
@@ -329,7 +323,7 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     return made, None, []
 
 
-def _worker_pool(workers: int):
+def _spawn_pool(workers: int):
     """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -361,7 +355,7 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
             if path.is_dir():
                 jobs.append(_Job(name, reason="is a folder (folders are not searched recursively)"))
                 continue
-            keys = [cache.key(path, st.cache_settings) if cache else None for st in stages]
+            keys = cache.keys(path, [st.cache_settings for st in stages]) if cache else [None] * len(stages)
             job = _Job(name, keys, [cache.get(k) if cache else None for k in keys])
             missing = [i for i, e in enumerate(job.entries) if e is None]
             if missing and not any(isinstance(e, str) for e in job.entries):
@@ -379,10 +373,6 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
             _run_chunk(side, stages, planned.pop(0), cache)
             bar.update(len(chunk))
     return side
-
-
-LOOKAHEAD_CHUNKS = 2
-"""Chunks whose decoding may run ahead of the models (bounds the inputs held in memory)."""
 
 
 def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job], cache: FeatureCache | None) -> None:
@@ -477,17 +467,17 @@ BOOTSTRAP_METRICS = {"fd": "embedding", "fad": "fad", "kid": "embedding"}
 """Metrics ``--bootstrap`` gives an interval for, and the feature role each resamples."""
 
 
-def _bootstrap_statistic(metric: str, role: str, data: EvaluationData) -> Callable:
-    gen_files, ref_files = data.per_file(role)
-
+def _bootstrap_statistic(metric: str, role: str, data: EvaluationData, gen_files: list[np.ndarray],
+                         ref_files: list[np.ndarray] | None) -> Callable:
+    """The metric on resampled files; ``ref_idx`` None (statistics-only reference, FD/FAD) keeps it fixed."""
     def statistic(gen_idx: np.ndarray, ref_idx: np.ndarray | None) -> float:
         gen = stack_files(gen_files, gen_idx)
-        if metric == "kid":
-            ref = stack_files(ref_files, ref_idx) if ref_idx is not None else data.both(role)[1]
-            return kernel.kernel_inception_distance(gen, ref)[kernel.KEY_KID_MEAN]
         if ref_idx is None:
             return data.reference_stats.frechet_distance(role, gen)
-        return frechet.frechet_distance_from_features(gen, stack_files(ref_files, ref_idx))
+        ref = stack_files(ref_files, ref_idx)
+        if metric == "kid":
+            return kernel.kernel_inception_distance(gen, ref)[kernel.KEY_KID_MEAN]
+        return frechet.frechet_distance_from_features(gen, ref)
     return statistic
 
 
@@ -499,8 +489,9 @@ def bootstrap_intervals(data: EvaluationData, values: dict, selected: Sequence[s
         key = METRICS[metric].keys[0]
         if metric not in selected or values.get(key) is None:
             continue
-        gen_files, ref_files = data.per_file(role)
-        out[key] = bootstrap_interval(_bootstrap_statistic(metric, role, data), len(gen_files),
+        gen_files = data.generated.per_file[data.output(role)]
+        ref_files = data.reference_files(role, required=False)  # KID without them was not computed
+        out[key] = bootstrap_interval(_bootstrap_statistic(metric, role, data, gen_files, ref_files), len(gen_files),
                                       len(ref_files) if ref_files is not None else None, replicates, seed=seed)
     return out
 
@@ -573,7 +564,7 @@ class Evaluator:
     def _worker_pool(self):
         """The decoding pool (``workers`` processes), started on first use; None without workers."""
         if self.workers and self._pool is None:
-            self._pool = _worker_pool(self.workers)
+            self._pool = _spawn_pool(self.workers)
         return self._pool
 
     def close(self) -> None:

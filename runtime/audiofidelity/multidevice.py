@@ -64,6 +64,11 @@ class MultiDeviceEvaluator(Evaluator):
         super().__init__(device=devices[0], **settings)
         self.replicas = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
 
+    def close(self) -> None:
+        for replica in self.replicas[1:]:
+            replica.close()
+        super().close()
+
     def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
         if len(self.replicas) == 1 or not self.stages:
             return super().side_features(folder, names, label)

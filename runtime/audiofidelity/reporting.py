@@ -35,6 +35,12 @@ def _number(value) -> str:
     return f"{value:.6g}"
 
 
+def align(rows: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
+    """Rows of cells as text lines with every column but the last padded to its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    return ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip() for row in rows]
+
+
 def format_table(report: dict) -> str:
     """The metrics as an aligned text table, with the run's mode, file counts and problems underneath."""
     intervals = report.get("bootstrap", {})
@@ -44,8 +50,7 @@ def format_table(report: dict) -> str:
         interval = intervals.get(key)
         rows.append((key, _number(value), f"[{interval['low']:.6g}, {interval['high']:.6g}]" if interval else "",
                      _direction(key) if value is not None else report["unavailable"].get(key, "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(r[:3], widths)) + "  " + r[3] for r in rows]
+    lines = align(rows)
     files = report["files"]
     used = "; ".join(f"{side}: {info['used']} of {info.get('listed', info['used'])} used"
                      for side, info in files.items() if side != "pairs")

@@ -32,9 +32,6 @@ class RoleStatistics:
     count: int
     per_file: list[np.ndarray] | None = None
 
-    def rows(self) -> np.ndarray | None:
-        return np.concatenate([np.atleast_2d(a) for a in self.per_file]) if self.per_file is not None else None
-
 
 @dataclass
 class ReferenceStats:
@@ -131,17 +128,21 @@ class ReferenceStats:
             raise ValueError(f"the reference statistics file holds no {role!r} statistics")
         return self.roles[role]
 
-    def features(self, role: str) -> np.ndarray:
-        """The stored rows of ``role``; ValueError when the file was made without them."""
-        rows = self.role(role).rows()
-        if rows is None:
+    def per_file(self, role: str) -> list[np.ndarray]:
+        """The stored per-file arrays of ``role``; ValueError when the file was made without them."""
+        arrays = self.role(role).per_file
+        if arrays is None:
             raise ValueError(f"the reference statistics file stores no {role} features (needed here); "
                              f"make it with 'audiofidelity stats ... --features'")
-        return rows
+        return arrays
+
+    def features(self, role: str) -> np.ndarray:
+        """The stored rows of ``role``, all files stacked; ValueError when the file was made without them."""
+        return np.concatenate([np.atleast_2d(a) for a in self.per_file(role)])
 
     def frechet_distance(self, role: str, generated: np.ndarray) -> float:
         """FD between the generated rows and this reference, exact for singular covariances on either side."""
         stats = self.role(role)
         if stats.per_file is not None:
-            return frechet.frechet_distance_from_features(generated, stats.rows())
+            return frechet.frechet_distance_from_features(generated, self.features(role))
         return frechet.frechet_distance_to_statistics(generated, stats.mean, stats.cov)

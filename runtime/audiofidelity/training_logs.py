@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .evaluate import Evaluator
 from .errors import InputFolderError
+from .evaluate import Evaluator
+from .reporting import align
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,8 @@ def result_path(folder: Path) -> Path:
 
 def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
     """Hash of everything a folder's result depends on: its files, the reference, metrics and settings."""
-    files = sorted((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir() if p.is_file())
+    files = sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir() if p.is_file()
+                   for st in [p.stat()])
     payload = {"files": files, "reference": str(reference.absolute()), "metrics": evaluator.selected,
                "settings": evaluator.settings(), "limit": limit, "lsd_offset": evaluator.lsd_offset}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
@@ -108,5 +110,4 @@ def format_steps(results: list[LogResult]) -> str:
     rows = [[str(r.step) if r.step is not None else "-", r.folder.name + (" (reused)" if r.reused else ""),
              *("n/a" if r.report["metrics"].get(k) is None else f"{r.report['metrics'][k]:.6g}" for k in keys)]
             for r in results]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in [header, *rows])
+    return "\n".join(align([header, *rows]))

@@ -17,7 +17,7 @@ import logging
 import math
 from pathlib import Path
 
-from ..evaluate import Evaluator, EvaluationResult
+from ..evaluate import METRICS, Evaluator, EvaluationResult
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,6 @@ UNPAIRED_SENTINEL = -1.0
 def result_dict(report: dict, computed: tuple[str, ...]) -> dict[str, float]:
     """The original's result dict from an audiofidelity report: -1 for paired-only keys in unpaired mode,
     NaN for keys it does not compute or that could not be computed."""
-    from ..evaluate import METRICS
-
     computed_keys = {key for m in computed for key in METRICS[m].keys}
     paired_only = {key for m in computed if METRICS[m].paired_only for key in METRICS[m].keys}
     out = {}
