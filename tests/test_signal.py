@@ -139,3 +139,14 @@ def test_unpaired_mode_leaves_signal_metrics_null_with_the_reason(recordings_dir
                       progress=False).report
     assert report["metrics"] == {"psnr": None, "lsd": None}
     assert "needs paired mode" in report["unavailable"]["psnr"]
+
+
+def test_one_evaluator_computes_a_subset_of_its_metrics_per_run(recordings_dir):
+    from audiofidelity import Evaluator
+
+    with Evaluator(metrics=["psnr", "ssim"], progress=False, cache=False) as evaluator:
+        both = evaluator.evaluate(recordings_dir / "generated", recordings_dir / "reference").report
+        only = evaluator.evaluate(recordings_dir / "generated", recordings_dir / "reference", metrics=["ssim"]).report
+        with pytest.raises(ValueError, match="were not selected when this evaluator was built"):
+            evaluator.evaluate(recordings_dir / "generated", recordings_dir / "reference", metrics=["lsd"])
+    assert only["metrics"] == {"ssim": both["metrics"]["ssim"]}

@@ -2,7 +2,7 @@
 
 Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs`` (every generation
 folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
-info/clear), ``models`` (artifacts). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
+info/clear), ``models`` (artifacts), ``serve`` (the HTTP service; ``server`` extra). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
 success, 2 on misuse (bad arguments, missing or empty folder), 1 when the run cannot complete
 (artifact missing or corrupt, bad files under ``--strict``).
 """
@@ -126,7 +126,66 @@ def build_parser() -> argparse.ArgumentParser:
     cache = commands.add_parser("cache", help="show or clear the feature cache")
     cache.add_argument("action", choices=("info", "clear"))
     models_cli.add_parser(commands)
+    _add_serve_parser(commands)
     return parser
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "audiofidelity" / "server"
+
+
+def _add_serve_parser(commands) -> None:
+    sv = commands.add_parser("serve", help="run the evaluation service (HTTP API; pip install 'audiofidelity[server]')",
+                             description="Serve audioldm_eval's evaluation API with a persistent job store.")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
+    sv.add_argument("--port", type=int, default=2600)
+    sv.add_argument("--data-dir", type=Path, default=_default_data_dir(),
+                    help="job store and uploads (default %(default)s)")
+    sv.add_argument("--workers", type=int, default=available_cores(),
+                    help="decoding processes per loaded model set (default: the available cores, %(default)s)")
+    sv.add_argument("--token-file", type=Path, default=None,
+                    help="file holding a bearer token that POST /evaluate and DELETE /jobs/{id} then require")
+    sv.add_argument("--models-dir", type=Path, default=None,
+                    help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
+    sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    sv.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    sv.add_argument("--no-cache", action="store_true", help="read and write no feature cache")
+    sv.add_argument("--max-file-mb", type=float, default=200, help="largest upload per file (default %(default)s)")
+    sv.add_argument("--max-request-mb", type=float, default=2048,
+                    help="largest request body (default %(default)s)")
+    sv.add_argument("--max-files", type=int, default=1000, help="most files per request (default %(default)s)")
+    sv.add_argument("--request-timeout", type=float, default=60,
+                    help="seconds a client may stall while uploading (default %(default)s)")
+    sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
+                    help="allow browser requests from this origin (repeatable; default: no CORS)")
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    try:
+        from .server.app import ServerConfig, serve
+        from .server.uploads import UploadLimits
+        from .server.worker import RunSettings
+    except ImportError as exc:
+        print(f"audiofidelity: error: 'serve' needs the server extra ({exc.name} is missing): "
+              "pip install 'audiofidelity[server]'", file=sys.stderr)
+        return EXIT_FAILED
+    token = None
+    if args.token_file is not None:
+        token = args.token_file.read_text().strip()
+        if not token:
+            print(f"audiofidelity: error: token file {args.token_file} is empty", file=sys.stderr)
+            return EXIT_USAGE
+    mb = 2**20
+    config = ServerConfig(
+        data_dir=args.data_dir,
+        run=RunSettings(models_dir=args.models_dir, device=_device(args.device), batch_size=args.batch_size,
+                        workers=args.workers, cache=not args.no_cache),
+        limits=UploadLimits(max_file_bytes=int(args.max_file_mb * mb), max_request_bytes=int(args.max_request_mb * mb),
+                            max_files=args.max_files),
+        request_timeout=args.request_timeout, token=token, cors_origins=tuple(args.cors_origin))
+    serve(config, host=args.host, port=args.port)
+    return EXIT_OK
 
 
 def available_cores() -> int:
@@ -249,7 +308,7 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 RUNNERS = {"eval": run_eval, "eval-logs": run_eval_logs, "stats": run_stats, "cache": run_cache,
-           "models": models_cli.run}
+           "models": models_cli.run, "serve": run_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

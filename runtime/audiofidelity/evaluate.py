@@ -529,8 +529,7 @@ class Evaluator:
                           for name in names]
         self.stages = [self._stage(a, batch_size) for a in self.artifacts]
         self.roles = {role: output for a in self.artifacts for role, output in a.manifest.roles().items()}
-        self.signal_keys = [METRICS[m].keys[0] for m in self.selected if METRICS[m].needs is None]
-        self._reference_memo: dict[tuple[str, tuple[str, ...]], SideFeatures] = {}
+        self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
 
     def _stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
         manifest = artifact.manifest
@@ -580,12 +579,27 @@ class Evaluator:
         self.close()
 
     def _reference_features(self, folder: Path, names: list[str]) -> SideFeatures:
-        """Reference features, computed once per evaluator and folder listing (each run gets its own copy)."""
+        """Reference features, reused while consecutive runs share the reference folder and listing.
+
+        Only the latest reference is kept, so a long-lived evaluator (the server) does not grow; each
+        run gets its own copy of the problem list.
+        """
         key = (str(folder.absolute()), tuple(names))
-        if key not in self._reference_memo:
-            self._reference_memo[key] = self.side_features(folder, names, "reference")
-        memo = self._reference_memo[key]
+        if self._reference_memo is None or self._reference_memo[0] != key:
+            self._reference_memo = (key, self.side_features(folder, names, "reference"))
+        memo = self._reference_memo[1]
         return dataclasses.replace(memo, problems=list(memo.problems))
+
+    def _selection(self, metrics: Sequence[str] | None) -> list[str]:
+        """The metrics of one run: this evaluator's selection, or a subset of it."""
+        if metrics is None:
+            return self.selected
+        chosen = resolve_metrics(self.backbone, metrics)
+        outside = [m for m in chosen if m not in self.selected]
+        if outside:
+            raise ValueError(f"metric(s) {', '.join(outside)} were not selected when this evaluator was built "
+                             f"(it has {', '.join(self.selected)})")
+        return chosen
 
     def reference_statistics(self, folder: str | Path, *, limit: int | None = None,
                              keep_features: bool = False) -> tuple[ReferenceStats, list[dict]]:
@@ -600,8 +614,14 @@ class Evaluator:
             problems
 
     def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
-                 per_file: bool = False, bootstrap: int = 0) -> "EvaluationResult":
-        """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``)."""
+                 per_file: bool = False, bootstrap: int = 0,
+                 metrics: Sequence[str] | None = None) -> "EvaluationResult":
+        """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``).
+
+        ``metrics``: compute only these of the evaluator's metrics this time (the models stay loaded).
+        """
+        selected = self._selection(metrics)
+        signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
         gen_folder, ref_path = Path(generated), Path(reference)
         gen_names = list_folder(gen_folder)
         stats = None
@@ -621,11 +641,11 @@ class Evaluator:
         ref = self._reference_features(ref_path, ref_names) if stats is None else SideFeatures(ref_path, [])
         sides = {"generated": gen, "reference": ref}
         pair_values = None
-        if paired and self.signal_keys:
+        if paired and signal_keys:
             names = _usable_pairs(gen, ref)
             with _progress(len(names), "pairs", self.progress) as bar:
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
-                                            metrics=self.signal_keys, conditioning=self.conditioning,
+                                            metrics=signal_keys, conditioning=self.conditioning,
                                             lsd_offset=self.lsd_offset, progress=bar.update)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
@@ -633,7 +653,7 @@ class Evaluator:
                                     pair_values.excluded if pair_values else [], self.strict)
         kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats)
-        values, unavailable = _compute_metrics(self.selected, data, unpaired_reason)
+        values, unavailable = _compute_metrics(selected, data, unpaired_reason)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
@@ -646,15 +666,15 @@ class Evaluator:
             "mode": "paired" if paired else "unpaired",
             "files": {**files, "pairs": usable_pairs},
             "problems": problems,
-            "provenance": self._provenance(limit),
+            "provenance": self._provenance(limit, signal_keys),
         }
         if bootstrap:
-            report["bootstrap"] = bootstrap_intervals(data, values, self.selected, bootstrap)
+            report["bootstrap"] = bootstrap_intervals(data, values, selected, bootstrap)
         if per_file:
             report["per_file"] = pair_values.per_file if pair_values else {}
         return EvaluationResult(report, sides)
 
-    def _provenance(self, limit: int | None) -> dict:
+    def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import scipy
 
         out = {
@@ -692,7 +712,7 @@ class Evaluator:
             if stage.postprocess is not None:
                 entry["postprocess"] = manifest["postprocess"]
             out["artifacts"].append(entry)
-        if self.signal_keys:
+        if signal_keys:
             out["signal"] = {"paired_mel": PAIRED_MEL.get(self.sample_rate), "lsd_offset": self.lsd_offset}
         return out
 

@@ -1,0 +1,321 @@
+"""The HTTP API (audioldm_eval's service endpoints, port 2600): routes, error bodies, auth, start-up recovery.
+
+Every error answers JSON ``{"error": "<what went wrong>"}``. ``POST /evaluate`` stores the uploads
+and queues a job (``202``); the worker (``worker.py``) runs it; ``GET /jobs/{id}`` reads it from the
+SQLite store (``jobstore.py``), across restarts.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import resource
+import uuid
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import Depends, FastAPI, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
+
+from .. import __version__, models_cli, registry
+from ..evaluate import BACKBONE_METRICS, METRICS, is_paired, resolve_metrics
+from .jobstore import STATUSES, Job, JobBusyError, JobStore
+from .limits import RequestLimits
+from .uploads import SIDES, UploadError, UploadLimits, discard, store_side
+from .worker import JobRunner, RunSettings
+
+log = logging.getLogger("audiofidelity.server")
+
+API_METRIC_NAMES = {"fad": "FAD", "isc": "ISc", "fd": "FD", "kid": "KID", "kl": "KL", "kl_sigmoid": "KL_Sigmoid",
+                    "psnr": "PSNR", "ssim": "SSIM", "lsd": "LSD", "fd_layers": "FD_layers"}
+"""audioldm_eval's service names for our metrics; requests may use either spelling, in any case."""
+RECOMMENDED = ("fad", "isc")
+BACKBONE_DESCRIPTIONS = {"cnn14": "PANNs CNN14 (16 or 32 kHz): general audio",
+                         "mert": "MERT-v1-95M (audio resampled to 24 kHz): music"}
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything ``audiofidelity serve`` is configured with."""
+
+    data_dir: Path
+    run: RunSettings = field(default_factory=RunSettings)
+    limits: UploadLimits = field(default_factory=UploadLimits)
+    request_timeout: float = 60.0
+    token: str | None = None
+    cors_origins: tuple[str, ...] = ()
+    run_jobs: bool = True
+    """False: queue and store jobs without running them (an API front end; tests of queued jobs)."""
+
+
+def parse_metrics(text: str | None, backbone: str) -> list[str] | None:
+    """A request's comma-separated metrics as ``METRICS`` names; None (all) when empty or ``all``."""
+    if text is None or not text.strip() or text.strip().lower() == "all":
+        return None
+    names = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in names if m not in METRICS]
+    if unknown:
+        raise HTTPException(400, f"Invalid metrics: {unknown}. Available: {list(API_METRIC_NAMES.values())}")
+    try:
+        return resolve_metrics(backbone, names)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+def _int_field(value: object, name: str, default: int | None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(str(value))
+    except ValueError:
+        raise HTTPException(400, f"{name} must be an integer, got {str(value)[:40]!r}") from None
+
+
+def _request_settings(form) -> dict:
+    """The evaluation settings of a submission, checked; ``HTTPException`` (400) naming what is wrong."""
+    backbone = str(form.get("backbone") or "cnn14")
+    rates = registry.backbones()
+    if backbone not in rates:
+        raise HTTPException(400, f"Invalid backbone '{backbone[:40]}'. Available: {sorted(rates)}")
+    rate = _int_field(form.get("sampling_rate"), "sampling_rate", 16000)
+    if rate not in rates[backbone]:
+        raise HTTPException(400, f"Invalid sampling_rate {rate} for {backbone}. Available: {list(rates[backbone])}")
+    limit = _int_field(form.get("limit_num"), "limit_num", None)
+    if limit is not None and limit < 1:
+        raise HTTPException(400, f"limit_num must be >= 1, got {limit}")
+    return {"backbone": backbone, "sampling_rate": rate, "limit_num": limit,
+            "metrics": parse_metrics(form.get("metrics"), backbone)}
+
+
+def _uploads(form, side: str) -> list[UploadFile]:
+    """The files of one side, sent as ``<side>_files`` or ``<side>_files[]``."""
+    items = form.getlist(f"{side}_files") + form.getlist(f"{side}_files[]")
+    if any(not isinstance(item, UploadFile) for item in items):
+        raise HTTPException(400, f"{side}_files must be file uploads")
+    if not items:
+        raise HTTPException(400, f"No {side} files provided")
+    return items
+
+
+def process_memory() -> dict:
+    """This process's resident memory now and at its peak, in bytes."""
+    out = {"peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    out["rss_bytes"] = int(line.split()[1]) * 1024
+    except OSError:  # not Linux
+        pass
+    return out
+
+
+def job_view(job: Job) -> dict:
+    """A job as ``GET /jobs/{id}`` shows it; a finished job adds its report (metrics, problems, provenance)."""
+    view = {"job_id": job.id, "status": job.status, "evaluation_mode": job.evaluation_mode,
+            "backbone": job.request["backbone"], "sampling_rate": job.request["sampling_rate"],
+            "requested_metrics": job.request["metrics"], "limit_num": job.request["limit_num"],
+            "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
+            "attempts": job.attempts, "notes": job.notes, "uploads": job.request["uploads"],
+            "metrics": None, "error": job.error}
+    if job.report is not None:
+        view.update({k: v for k, v in job.report.items() if k != "mode"})
+    return view
+
+
+def job_summary(job: Job) -> dict:
+    """A job as ``GET /jobs`` lists it."""
+    return {"job_id": job.id, "status": job.status, "evaluation_mode": job.evaluation_mode,
+            "backbone": job.request["backbone"], "sampling_rate": job.request["sampling_rate"],
+            "created_at": job.created_at, "finished_at": job.finished_at, "error": job.error}
+
+
+def _tidy(data_dir: Path, store: JobStore) -> None:
+    """At start-up: drop half-received uploads and upload folders whose job is gone or finished."""
+    discard(data_dir / "incoming")
+    jobs_dir = data_dir / "jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    pending = {job_id for job_id in store.ids() if store.get(job_id).status in ("queued", "running")}
+    for folder in jobs_dir.iterdir():
+        if folder.name not in pending:
+            log.info("removing uploads of finished or unknown job %s", folder.name)
+            discard(folder)
+
+
+def create_app(config: ServerConfig) -> FastAPI:
+    """The FastAPI application for ``config``; its lifespan recovers interrupted jobs and runs the worker."""
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(data_dir / "jobs.sqlite3")
+    jobs_dir, incoming = data_dir / "jobs", data_dir / "incoming"
+    runner = JobRunner(store, jobs_dir, config.run)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        _tidy(data_dir, store)
+        for job in store.recover():
+            log.warning("job %s was running when the server stopped: now %s", job.id, job.status)
+        if config.run_jobs:
+            runner.start()
+        yield
+        runner.stop()
+        store.close()
+
+    app = FastAPI(title="audiofidelity evaluation service", version=__version__, lifespan=lifespan,
+                  description="audioldm_eval's evaluation API (FAD, FD, KL, IS, KID, PSNR, SSIM, LSD) with a "
+                              "persistent job store.")
+    app.state.store, app.state.runner, app.state.config = store, runner, config
+    app.add_middleware(RequestLimits, max_bytes=config.limits.max_request_bytes, timeout=config.request_timeout)
+    if config.cors_origins:
+        app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
+                           allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        return JSONResponse({"error": f"invalid request: {reasons}"}, status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
+
+    def require_token(authorization: str | None = Header(None, description="Bearer token (with --token-file)")):
+        """With ``--token-file``: mutating endpoints need ``Authorization: Bearer <token>``."""
+        if config.token is None:
+            return
+        scheme, _, given = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+
+    @app.get("/", summary="Service information and endpoints")
+    def root() -> dict:
+        return {"message": "audiofidelity evaluation service", "version": __version__,
+                "endpoints": {"/health": "status, devices, loaded models, memory",
+                              "/metrics": "available metrics", "/backbones": "available backbones",
+                              "/models": "model artifacts: where they resolve, loaded or not",
+                              "/evaluate": "POST: submit an evaluation job (multipart upload)",
+                              "/jobs": "list jobs (paginated)", "/jobs/{job_id}": "GET a job's status and "
+                              "results; DELETE it", "/docs": "API documentation"}}
+
+    @app.get("/health", summary="Health, devices, loaded models and memory")
+    def health() -> dict:
+        import torch
+
+        cuda = torch.cuda.is_available()
+        return {"status": "healthy", "version": __version__, "cuda_available": cuda,
+                "cuda_devices": torch.cuda.device_count() if cuda else 0, "pytorch_version": torch.__version__,
+                "device": config.run.device, "models": {"loaded_models": runner.loaded_models()},
+                "jobs": store.counts(), "worker_running": config.run_jobs, "memory": process_memory()}
+
+    @app.get("/metrics", summary="Available metrics")
+    def metrics() -> dict:
+        return {"available_metrics": [API_METRIC_NAMES[m] for m in METRICS],
+                "recommended": [API_METRIC_NAMES[m] for m in RECOMMENDED],
+                "paired_only": [API_METRIC_NAMES[m] for m, spec in METRICS.items() if spec.paired_only],
+                "descriptions": {API_METRIC_NAMES[m]: spec.help for m, spec in METRICS.items()},
+                "result_keys": {API_METRIC_NAMES[m]: list(spec.keys) for m, spec in METRICS.items()},
+                "by_backbone": {b: [API_METRIC_NAMES[m] for m in ms] for b, ms in BACKBONE_METRICS.items()}}
+
+    @app.get("/backbones", summary="Available backbones")
+    def backbones() -> dict:
+        rates = registry.backbones()
+        return {"available_backbones": sorted(rates), "sampling_rates": {b: list(r) for b, r in rates.items()},
+                "descriptions": {b: BACKBONE_DESCRIPTIONS.get(b, b) for b in rates}}
+
+    @app.get("/models", summary="Model artifacts: where each resolves, and whether it is loaded")
+    def models() -> dict:
+        loaded = set(runner.loaded_models())
+        out = []
+        for name in registry.names():
+            entry = registry.registry_entry(name)
+            where, path = models_cli.where(name, config.run.models_dir)
+            out.append({"name": name, "role": entry.role, "backbone": entry.backbone, "rates": list(entry.rates),
+                        "license": entry.license, "resolves": where, "path": str(path) if path else None,
+                        "loaded": name in loaded})
+        return {"models": out}
+
+    upload_schema = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+        "type": "object", "required": ["generated_files", "reference_files"],
+        "properties": {
+            "generated_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "reference_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+            "backbone": {"type": "string", "default": "cnn14"},
+            "sampling_rate": {"type": "integer", "default": 16000},
+            "metrics": {"type": "string", "description": "comma list, e.g. FAD,ISc,FD (default: all)"},
+            "limit_num": {"type": "integer", "description": "use only the first N files of each side"}}}}}}}
+
+    @app.post("/evaluate", status_code=202, dependencies=[Depends(require_token)], openapi_extra=upload_schema,
+              summary="Submit an evaluation job: generated and reference audio files")
+    async def submit(request: Request) -> JSONResponse:
+        form = await request.form(max_files=config.limits.max_files, max_fields=100, max_part_size=64 * 1024)
+        try:
+            settings = _request_settings(form)
+            files = {side: _uploads(form, side) for side in SIDES}
+            job_id = uuid.uuid4().hex
+            staging = incoming / job_id
+            try:
+                stored = {side: await run_in_threadpool(
+                    store_side, side, [(f.filename, f.file) for f in files[side]], staging / side, config.limits)
+                    for side in SIDES}
+                mode = "paired" if is_paired(*[[f["name"] for f in stored[s]] for s in SIDES]) else "unpaired"
+                jobs_dir.mkdir(parents=True, exist_ok=True)
+                os.replace(staging, jobs_dir / job_id)
+            except UploadError as exc:
+                raise HTTPException(exc.status, str(exc)) from None
+            finally:
+                discard(staging)
+            store.add(job_id, {**settings, "uploads": stored}, mode)
+        finally:
+            await form.close()
+        runner.wake()
+        return JSONResponse({"job_id": job_id, "status": "queued", "evaluation_mode": mode,
+                             "files": {side: len(stored[side]) for side in SIDES}, "url": f"/jobs/{job_id}"},
+                            status_code=202, headers={"Location": f"/jobs/{job_id}"})
+
+    @app.get("/jobs", summary="List jobs, newest first")
+    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+                  status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}")) -> dict:
+        if status is not None and status not in STATUSES:
+            raise HTTPException(400, f"Invalid status '{status[:40]}'. Available: {list(STATUSES)}")
+        jobs, total = store.list(limit=limit, offset=offset, status=status)
+        following = offset + len(jobs)
+        return {"jobs": [job_summary(j) for j in jobs], "total": total, "limit": limit, "offset": offset,
+                "next_offset": following if following < total else None}
+
+    @app.get("/jobs/{job_id}", summary="A job's status and, once finished, its results")
+    def get_job(job_id: str) -> dict:
+        job = store.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"Job {job_id[:64]} not found")
+        return job_view(job)
+
+    @app.delete("/jobs/{job_id}", dependencies=[Depends(require_token)], summary="Delete a job that is not running")
+    def delete_job(job_id: str) -> dict:
+        try:
+            found = store.delete(job_id)
+        except JobBusyError as exc:
+            raise HTTPException(409, str(exc)) from None
+        if not found:
+            raise HTTPException(404, f"Job {job_id[:64]} not found")
+        discard(jobs_dir / job_id)  # a known id: 32 hex digits
+        return {"job_id": job_id, "deleted": True}
+
+    return app
+
+
+def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600) -> None:
+    """Run the service with uvicorn until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5)

@@ -1,0 +1,182 @@
+"""Evaluation jobs in SQLite (WAL): they survive restarts, and none is ever dropped silently.
+
+A job moves queued -> running -> completed | failed. ``recover`` runs at start-up: a job found
+``running`` was cut off by a stop of the server; it is queued again (up to ``MAX_ATTEMPTS`` starts) or
+failed with that reason, and either way the job says so in its ``notes``.
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+STATUSES = ("queued", "running", "completed", "failed")
+MAX_ATTEMPTS = 2
+"""Starts a job gets: one interrupted run is retried, a second interruption fails it (no crash loops)."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    started_at TEXT,
+    finished_at TEXT,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    request TEXT NOT NULL,
+    evaluation_mode TEXT,
+    report TEXT,
+    error TEXT,
+    notes TEXT NOT NULL DEFAULT '[]'
+);
+CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
+"""
+
+
+def now() -> str:
+    """UTC time as ISO 8601 with microseconds (sorts as text)."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+class JobBusyError(Exception):
+    """The job is running and cannot be deleted."""
+
+
+@dataclass
+class Job:
+    """One evaluation job: what was asked (``request``) and, once finished, the report or the error."""
+
+    id: str
+    status: str
+    created_at: str
+    request: dict
+    evaluation_mode: str | None = None
+    started_at: str | None = None
+    finished_at: str | None = None
+    attempts: int = 0
+    report: dict | None = None
+    error: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> "Job":
+        values = dict(row)
+        values["request"] = json.loads(values["request"])
+        values["report"] = json.loads(values["report"]) if values["report"] else None
+        values["notes"] = json.loads(values["notes"])
+        return cls(**values)
+
+
+class JobStore:
+    """Thread-safe access to the jobs table of one SQLite file."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _write(self, sql: str, params: tuple) -> int:
+        """Run one statement in its own transaction; the number of rows it changed."""
+        with self._lock:
+            return self._db.execute(sql, params).rowcount
+
+    def add(self, job_id: str, request: dict, evaluation_mode: str) -> Job:
+        """A new queued job."""
+        self._write("INSERT INTO jobs (id, status, created_at, request, evaluation_mode) VALUES (?, 'queued', ?, ?, ?)",
+                    (job_id, now(), json.dumps(request), evaluation_mode))
+        return self.get(job_id)
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return Job.from_row(row) if row else None
+
+    def list(self, *, limit: int, offset: int, status: str | None = None) -> tuple[list[Job], int]:
+        """One page of jobs, newest first, and the total count (of that status)."""
+        where, params = ("WHERE status = ?", (status,)) if status else ("", ())
+        with self._lock:
+            total = self._db.execute(f"SELECT COUNT(*) FROM jobs {where}", params).fetchone()[0]
+            rows = self._db.execute(f"SELECT * FROM jobs {where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+                                    (*params, limit, offset)).fetchall()
+        return [Job.from_row(r) for r in rows], total
+
+    def counts(self) -> dict[str, int]:
+        """Number of jobs in each status."""
+        with self._lock:
+            rows = self._db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall()
+        return {status: 0 for status in STATUSES} | {r[0]: r[1] for r in rows}
+
+    def claim_next(self) -> Job | None:
+        """Mark the oldest queued job running (one more attempt) and return it; None when none is queued."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
+                                       ).fetchone()
+                if row is not None:
+                    self._db.execute("UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 "
+                                     "WHERE id = ?", (now(), row[0]))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return self.get(row[0]) if row is not None else None
+
+    def complete(self, job_id: str, report: dict) -> None:
+        self._write("UPDATE jobs SET status = 'completed', finished_at = ?, report = ?, "
+                    "evaluation_mode = ? WHERE id = ?", (now(), json.dumps(report), report.get("mode"), job_id))
+
+    def fail(self, job_id: str, error: str) -> None:
+        self._write("UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                    (now(), error, job_id))
+
+    def delete(self, job_id: str) -> bool:
+        """Remove a job that is not running; False when there is no such job.
+
+        Raises
+        ------
+        JobBusyError
+            If the job is running.
+        """
+        with self._lock:
+            row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return False
+            if row[0] == "running":
+                raise JobBusyError(f"job {job_id} is running; delete it once it has finished")
+            self._db.execute("DELETE FROM jobs WHERE id = ? AND status != 'running'", (job_id,))
+        return True
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self._db.execute("SELECT id FROM jobs").fetchall()}
+
+    def recover(self) -> list[Job]:
+        """After a restart: re-queue or fail each job left ``running``, noting why; returns those jobs."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
+        recovered = []
+        for job in map(Job.from_row, rows):
+            stamp = now()
+            if job.attempts < MAX_ATTEMPTS:
+                note = f"{stamp}: the server stopped during attempt {job.attempts}; queued again"
+                self._write("UPDATE jobs SET status = 'queued', started_at = NULL, notes = ? WHERE id = ?",
+                            (json.dumps([*job.notes, note]), job.id))
+            else:
+                note = f"{stamp}: the server stopped during attempt {job.attempts} of {MAX_ATTEMPTS}; not retried"
+                self._write("UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, notes = ? WHERE id = ?",
+                            (stamp, f"interrupted {job.attempts} times by server stops; not retried",
+                             json.dumps([*job.notes, note]), job.id))
+            recovered.append(self.get(job.id))
+        return recovered

@@ -1,0 +1,116 @@
+"""The background worker: runs queued jobs one at a time, with each model loaded once per process.
+
+Jobs run in order of submission in one thread (the models already use every core). An evaluator is
+built on first need for each backbone, rate and set of models the requested metrics use, then kept;
+its uploads are deleted once a job has finished, its report stays in the job store.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import AudioFidelityError
+from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
+from ..runner import DEFAULT_BATCH_SIZE
+from .jobstore import Job, JobStore
+from .uploads import discard
+
+log = logging.getLogger("audiofidelity.server")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How the server computes features: the ``eval`` options that do not come with a request."""
+
+    models_dir: Path | None = None
+    device: str = "cpu"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    workers: int = 0
+    cache: bool = True
+
+
+def models_needed(backbone: str, metrics: list[str] | None) -> frozenset[str]:
+    """The artifact roles (``classifier``, ``fad``) the requested metrics read."""
+    chosen = metrics if metrics is not None else BACKBONE_METRICS[backbone]
+    return frozenset(METRICS[m].needs for m in chosen) - {None}
+
+
+class JobRunner:
+    """Claims queued jobs from the store and runs them in a daemon thread."""
+
+    def __init__(self, store: JobStore, jobs_dir: Path, settings: RunSettings, *, idle_wait: float = 1.0) -> None:
+        self.store, self.jobs_dir, self.settings, self.idle_wait = store, jobs_dir, settings, idle_wait
+        self._evaluators: dict[tuple[str, int, frozenset[str]], Evaluator] = {}
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="audiofidelity-jobs", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Ask the thread to stop after its current job; a job cut off is recovered at the next start."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            if self._thread.is_alive():  # still in a job: the process exit ends it
+                return
+        for evaluator in self._evaluators.values():
+            evaluator.close()
+
+    def wake(self) -> None:
+        """A job was queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    def loaded_models(self) -> list[str]:
+        """Names of the artifacts loaded so far."""
+        return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts})
+
+    def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None) -> Evaluator:
+        needs = models_needed(backbone, metrics)
+        key = (backbone, sample_rate, needs)
+        if key not in self._evaluators:
+            usable = [m for m in BACKBONE_METRICS[backbone] if METRICS[m].needs is None or METRICS[m].needs in needs]
+            s = self.settings
+            self._evaluators[key] = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=usable,
+                                              models_dir=s.models_dir, device=s.device, batch_size=s.batch_size,
+                                              progress=False, cache=s.cache, workers=s.workers)
+        return self._evaluators[key]
+
+    def run(self, job: Job) -> None:
+        """Evaluate one claimed job and record its report or its error; its uploads are then removed."""
+        request = job.request
+        folder = self.jobs_dir / job.id
+        log.info("job %s: running (attempt %d)", job.id, job.attempts)
+        try:
+            evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"])
+            result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
+                                        metrics=request["metrics"])
+        except (AudioFidelityError, ValueError, OSError) as exc:
+            log.warning("job %s: failed: %s", job.id, exc)
+            self.store.fail(job.id, str(exc))
+        except Exception as exc:  # a bug must fail the job with its reason, not kill the worker
+            log.exception("job %s: internal error", job.id)
+            self.store.fail(job.id, f"internal error ({type(exc).__name__}: {exc})")
+        else:
+            self.store.complete(job.id, result.report)
+            log.info("job %s: completed", job.id)
+        discard(folder)
+
+    def run_next(self) -> bool:
+        """Run the oldest queued job, if any; whether there was one."""
+        job = self.store.claim_next()
+        if job is None:
+            return False
+        self.run(job)
+        return True
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            if not self.run_next():
+                self._wake.wait(self.idle_wait)
+                self._wake.clear()

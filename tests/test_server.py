@@ -1,0 +1,264 @@
+"""The evaluation service in-process (FastAPI's test client): every endpoint, error case and upload check."""
+from __future__ import annotations
+
+import importlib
+import io
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from audiofidelity.evaluate import METRICS  # noqa: E402
+from audiofidelity.server.app import ServerConfig, create_app  # noqa: E402
+from audiofidelity.server.jobstore import MAX_ATTEMPTS, JobStore  # noqa: E402
+from audiofidelity.server.uploads import UploadError, UploadLimits, check_name  # noqa: E402
+from audiofidelity.server.worker import RunSettings  # noqa: E402
+
+NAMES = ["clip_00.wav", "clip_01.wav", "clip_02.wav"]
+
+
+def wav_bytes(seconds: float = 1.0, rate: int = 16000, seed: int = 0) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, 0.3 * np.random.default_rng(seed).standard_normal(int(seconds * rate)), rate, format="WAV")
+    return buffer.getvalue()
+
+
+def upload(recordings_dir: Path, names=NAMES) -> list:
+    """Multipart ``files`` for the generated and reference recordings ``names``."""
+    return [(f"{side}_files", (n, (recordings_dir / side / n).read_bytes()))
+            for side in ("generated", "reference") for n in names]
+
+
+def make_client(tmp_path: Path, models_dir: Path | None = None, **config) -> TestClient:
+    settings = RunSettings(models_dir=models_dir, cache=False)
+    return TestClient(create_app(ServerConfig(data_dir=tmp_path / "data", run=settings, **config)))
+
+
+def wait_finished(client: TestClient, job_id: str, seconds: float = 120) -> dict:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        job = client.get(f"/jobs/{job_id}").json()
+        if job["status"] in ("completed", "failed"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"job {job_id} did not finish in {seconds} s: {job}")
+
+
+def leftovers(tmp_path: Path) -> list[str]:
+    """Files under the data dir other than the job database."""
+    data = tmp_path / "data"
+    return sorted(str(p.relative_to(data)) for p in data.rglob("*") if p.is_file() and "jobs.sqlite3" not in p.name)
+
+
+def test_information_endpoints(tmp_path, models_dir):
+    with make_client(tmp_path, models_dir) as client:
+        root = client.get("/").json()
+        assert {"/health", "/metrics", "/backbones", "/models", "/evaluate", "/jobs", "/docs"} <= set(root["endpoints"])
+        health = client.get("/health").json()
+        assert health["status"] == "healthy" and health["cuda_available"] in (True, False)
+        assert health["memory"]["rss_bytes"] > 0 and health["models"]["loaded_models"] == []
+        metrics = client.get("/metrics").json()
+        assert len(metrics["available_metrics"]) == len(METRICS) and metrics["recommended"] == ["FAD", "ISc"]
+        assert set(metrics["paired_only"]) == {"KL", "KL_Sigmoid", "PSNR", "SSIM", "LSD"}
+        assert client.get("/backbones").json()["sampling_rates"] == {"cnn14": [16000, 32000], "mert": [16000, 32000]}
+        models = {m["name"]: m for m in client.get("/models").json()["models"]}
+        assert models["cnn14-16k"]["resolves"] == "local" and not models["cnn14-16k"]["loaded"]
+        assert "swagger" in client.get("/docs").text.lower()
+        schema = client.get("/openapi.json").json()["paths"]["/evaluate"]["post"]["requestBody"]
+        assert "generated_files" in schema["content"]["multipart/form-data"]["schema"]["properties"]
+
+
+def test_a_job_runs_to_its_report_and_loads_models_once(tmp_path, models_dir, recordings_dir, monkeypatch):
+    loads = []
+    evaluate = importlib.import_module("audiofidelity.evaluate")  # the module; the package exports a function
+    real_load = evaluate.load
+    monkeypatch.setattr(evaluate, "load", lambda name, **kw: loads.append(name) or real_load(name, **kw))
+    with make_client(tmp_path, models_dir) as client:
+        first = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FD,psnr"})
+        assert first.status_code == 202 and first.headers["location"] == f"/jobs/{first.json()['job_id']}"
+        assert first.json()["evaluation_mode"] == "paired"
+        job = wait_finished(client, first.json()["job_id"])
+        assert job["status"] == "completed", job
+        assert set(job["metrics"]) == {"frechet_distance", "psnr"} and job["requested_metrics"] == ["fd", "psnr"]
+        assert job["files"]["pairs"] == 3 and job["provenance"]["artifacts"][0]["name"] == "cnn14-16k"
+        assert client.get("/health").json()["models"]["loaded_models"] == ["cnn14-16k"]
+        second = wait_finished(client, client.post("/evaluate", files=upload(recordings_dir, NAMES[:2]),
+                                                   data={"metrics": "fd"}).json()["job_id"])
+        assert second["status"] == "completed" and second["files"]["pairs"] == 2
+        assert loads == ["cnn14-16k"]  # the second job reused the loaded model
+    assert leftovers(tmp_path) == []  # uploads are removed once a job has finished
+
+
+def test_a_job_that_cannot_run_fails_with_its_reason(tmp_path, recordings_dir):
+    with make_client(tmp_path, tmp_path / "no-models") as client:
+        job = wait_finished(client, client.post("/evaluate", files=upload(recordings_dir),
+                                                data={"metrics": "fd"}).json()["job_id"])
+    assert job["status"] == "failed" and "cnn14-16k" in job["error"] and job["metrics"] is None
+
+
+def test_signal_metrics_need_no_model(tmp_path, recordings_dir):
+    with make_client(tmp_path, tmp_path / "no-models") as client:
+        job = wait_finished(client, client.post("/evaluate", files=upload(recordings_dir),
+                                                data={"metrics": "PSNR,SSIM,LSD"}).json()["job_id"])
+    assert job["status"] == "completed" and set(job["metrics"]) == {"psnr", "ssim", "lsd"}
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"backbone": "vggish"}, "Invalid backbone 'vggish'. Available: ['cnn14', 'mert']"),
+    ({"sampling_rate": "44100"}, "Invalid sampling_rate 44100 for cnn14. Available: [16000, 32000]"),
+    ({"sampling_rate": "fast"}, "sampling_rate must be an integer"),
+    ({"metrics": "FAD,CLAP"}, "Invalid metrics: ['clap']"),
+    ({"metrics": "fd_layers"}, "not available with backbone 'cnn14'"),
+    ({"limit_num": "0"}, "limit_num must be >= 1"),
+])
+def test_invalid_settings_are_refused_with_a_readable_error(tmp_path, recordings_dir, fields, message):
+    with make_client(tmp_path, run_jobs=False) as client:
+        answer = client.post("/evaluate", files=upload(recordings_dir), data=fields)
+    assert answer.status_code == 400 and message in answer.json()["error"]
+    assert leftovers(tmp_path) == []
+
+
+def test_missing_sides_are_refused(tmp_path, recordings_dir):
+    with make_client(tmp_path, run_jobs=False) as client:
+        only_generated = [f for f in upload(recordings_dir) if f[0] == "generated_files"]
+        answer = client.post("/evaluate", files=only_generated)
+        assert answer.status_code == 400 and answer.json()["error"] == "No reference files provided"
+        answer = client.post("/evaluate", files=only_generated, data={"reference_files": "not a file"})
+        assert answer.status_code == 400 and "reference_files must be file uploads" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("name, content, status, message", [
+    ("../escape.wav", None, 400, "is a path"),
+    ("sub/dir.wav", None, 400, "is a path"),
+    ("..\\escape.wav", None, 400, "is a path"),
+    ("..", None, 400, "is a path"),
+    (".hidden.wav", None, 400, "starts with a dot"),
+    ("empty.wav", b"", 400, "empty file (0 bytes)"),
+    ("notes.wav", b"these are not audio bytes", 415, "not audio"),
+    ("fake.wav", b"RIFF\x00\x00\x00\x00WAVEjunkjunkjunk", 415, "cannot be decoded"),
+    ("big.wav", wav_bytes(seconds=2.0), 413, "larger than the 40000 bytes allowed per file"),
+])
+def test_bad_uploads_are_refused_and_leave_nothing_behind(tmp_path, name, content, status, message):
+    files = [("generated_files", ("a.wav", wav_bytes(0.5))), ("reference_files", ("a.wav", wav_bytes(0.5))),
+             ("generated_files", (name, wav_bytes(0.5) if content is None else content))]
+    with make_client(tmp_path, run_jobs=False, limits=UploadLimits(max_file_bytes=40_000)) as client:
+        answer = client.post("/evaluate", files=files)
+        assert answer.status_code == status and message in answer.json()["error"], answer.json()
+        assert client.get("/jobs").json()["total"] == 0
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["bell\x07.wav", "tab\t.wav", "nul\x00.wav", "x" * 201 + ".wav", ""])
+def test_control_characters_and_overlong_names_are_refused(name):
+    # not through HTTP: clients percent-encode control characters in multipart file names
+    with pytest.raises(UploadError):
+        check_name(name)
+    assert check_name("Grüße (take 2).wav") == "Grüße (take 2).wav"
+
+
+def test_duplicate_names_on_one_side_are_refused(tmp_path, recordings_dir):
+    files = upload(recordings_dir) + [("reference_files", ("clip_00.wav", wav_bytes()))]
+    with make_client(tmp_path, run_jobs=False) as client:
+        answer = client.post("/evaluate", files=files)
+    assert answer.status_code == 400 and "uploaded twice" in answer.json()["error"]
+    assert leftovers(tmp_path) == []
+
+
+def test_request_limits_on_size_and_file_count(tmp_path, recordings_dir):
+    limits = UploadLimits(max_request_bytes=300_000, max_files=4)
+    with make_client(tmp_path, run_jobs=False, limits=limits) as client:
+        answer = client.post("/evaluate", files=upload(recordings_dir))  # 6 files, about 1 MB
+        assert answer.status_code == 413 and "over the limit of 300000 bytes" in answer.json()["error"]
+        small = [(f"{side}_files", (f"{i}.wav", wav_bytes(0.2, seed=i))) for side in ("generated", "reference")
+                 for i in range(3)]
+        answer = client.post("/evaluate", files=small)
+        assert answer.status_code == 400 and "Too many files" in answer.json()["error"]
+        assert client.post("/evaluate", files=small[1:5]).status_code == 202
+    assert [p.split("/")[-1] for p in leftovers(tmp_path)] == ["1.wav", "2.wav", "0.wav", "1.wav"]
+
+
+def test_both_sides_keep_their_own_file_of_the_same_name(tmp_path):
+    generated, reference = wav_bytes(seed=1), wav_bytes(seed=2)
+    with make_client(tmp_path, run_jobs=False) as client:
+        job_id = client.post("/evaluate", files=[("generated_files", ("a.wav", generated)),
+                                                 ("reference_files", ("a.wav", reference))]).json()["job_id"]
+    folder = tmp_path / "data" / "jobs" / job_id
+    assert (folder / "generated" / "a.wav").read_bytes() == generated
+    assert (folder / "reference" / "a.wav").read_bytes() == reference
+
+
+def test_bearer_token_guards_mutating_endpoints_only(tmp_path, recordings_dir):
+    with make_client(tmp_path, run_jobs=False, token="s3cret") as client:
+        assert client.post("/evaluate", files=upload(recordings_dir)).status_code == 401
+        wrong = client.post("/evaluate", files=upload(recordings_dir), headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401 and wrong.json()["error"] == "missing or wrong bearer token"
+        good = client.post("/evaluate", files=upload(recordings_dir), headers={"Authorization": "Bearer s3cret"})
+        assert good.status_code == 202
+        job_id = good.json()["job_id"]
+        assert client.get(f"/jobs/{job_id}").status_code == 200 and client.get("/jobs").status_code == 200
+        assert client.delete(f"/jobs/{job_id}").status_code == 401
+        assert client.delete(f"/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_delete_and_pagination(tmp_path, recordings_dir):
+    with make_client(tmp_path, run_jobs=False) as client:
+        ids = [client.post("/evaluate", files=upload(recordings_dir, NAMES[:1])).json()["job_id"] for _ in range(3)]
+        page = client.get("/jobs", params={"limit": 2}).json()
+        assert page["total"] == 3 and [j["job_id"] for j in page["jobs"]] == ids[::-1][:2] and page["next_offset"] == 2
+        last = client.get("/jobs", params={"limit": 2, "offset": 2}).json()
+        assert [j["job_id"] for j in last["jobs"]] == ids[:1] and last["next_offset"] is None
+        assert client.get("/jobs", params={"status": "queued"}).json()["total"] == 3
+        assert client.get("/jobs", params={"status": "done"}).status_code == 400
+        bad_page = client.get("/jobs", params={"limit": 0})
+        assert bad_page.status_code == 422 and "limit" in bad_page.json()["error"]
+
+        running = client.app.state.store.claim_next()  # the oldest job, as the worker would take it
+        busy = client.delete(f"/jobs/{running.id}")
+        assert busy.status_code == 409 and "is running" in busy.json()["error"]
+        assert client.delete(f"/jobs/{ids[1]}").json() == {"job_id": ids[1], "deleted": True}
+        assert client.get(f"/jobs/{ids[1]}").status_code == 404
+        assert not (tmp_path / "data" / "jobs" / ids[1]).exists()
+        assert client.delete("/jobs/nosuchjob").status_code == 404
+
+
+def test_no_cors_unless_configured(tmp_path):
+    preflight = {"Origin": "https://example.org", "Access-Control-Request-Method": "POST"}
+    with make_client(tmp_path, run_jobs=False) as client:
+        assert "access-control-allow-origin" not in client.options("/evaluate", headers=preflight).headers
+    with make_client(tmp_path, run_jobs=False, cors_origins=("https://example.org",)) as client:
+        allowed = client.options("/evaluate", headers=preflight).headers
+        assert allowed["access-control-allow-origin"] == "https://example.org"
+
+
+def test_job_store_requeues_then_fails_jobs_cut_off_by_a_stop(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.add("first", {"backbone": "cnn14"}, "paired")
+    store.add("second", {"backbone": "cnn14"}, "paired")
+    assert store.claim_next().id == "first"  # oldest first
+    store.close()
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        store = JobStore(tmp_path / "jobs.sqlite3")  # a restart
+        (job,) = store.recover()
+        if attempt < MAX_ATTEMPTS:
+            assert job.status == "queued" and "queued again" in job.notes[-1]
+            assert store.claim_next().id == "first" and store.get("first").attempts == attempt + 1
+        else:
+            assert job.status == "failed" and "not retried" in job.error and len(job.notes) == MAX_ATTEMPTS
+        store.close()
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    assert store.recover() == [] and store.get("second").status == "queued"
+    assert store.counts() == {"queued": 1, "running": 0, "completed": 0, "failed": 1}
+
+
+def test_the_runtime_never_imports_the_server_stack():
+    code = ("import sys, audiofidelity, audiofidelity.cli as c; c.build_parser(); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'multipart') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

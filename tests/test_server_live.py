@@ -1,0 +1,158 @@
+"""The evaluation service as users run it: ``audiofidelity serve`` under uvicorn on loopback.
+
+Submit -> poll -> the CLI's numbers; a kill mid-job and a restart; 20 concurrent submissions; a
+stalled upload cut off by the request timeout.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("fastapi")
+httpx = pytest.importorskip("httpx")
+
+from conftest import eval_cli  # noqa: E402
+
+
+class LiveServer:
+    """One ``audiofidelity serve`` process on a free loopback port; restartable on the same data dir."""
+
+    def __init__(self, data_dir: Path, models_dir: Path, log: Path) -> None:
+        self.data_dir, self.models_dir, self.log = data_dir, models_dir, log
+        self.process: subprocess.Popen | None = None
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "audiofidelity", "serve", "--port", str(self.port), "--data-dir",
+                   str(self.data_dir), "--models-dir", str(self.models_dir), "--workers", "0",
+                   "--request-timeout", "2"]
+        self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.2)
+        raise AssertionError(f"server did not start: {self.log.read_text()}")
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(20)
+
+    def submit(self, folders: Path, names: list[str], **fields) -> dict:
+        files = [(f"{side}_files", (n, (folders / side / n).read_bytes()))
+                 for side in ("generated", "reference") for n in names]
+        answer = httpx.post(f"{self.url}/evaluate", files=files, data=fields, timeout=60)
+        assert answer.status_code == 202, answer.text
+        return answer.json()
+
+    def job(self, job_id: str) -> dict:
+        return httpx.get(f"{self.url}/jobs/{job_id}", timeout=10).json()
+
+    def wait(self, job_id: str, statuses=("completed", "failed"), seconds: float = 180) -> dict:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            job = self.job(job_id)
+            if job["status"] in statuses:
+                return job
+            time.sleep(0.1)
+        raise AssertionError(f"job {job_id} not {statuses} after {seconds} s: {job}")
+
+
+@pytest.fixture()
+def server(tmp_path, models_dir):
+    live = LiveServer(tmp_path / "data", models_dir, tmp_path / "server.log")
+    live.start()
+    yield live
+    live.stop()
+
+
+@pytest.fixture()
+def folders(recordings_dir, tmp_path):
+    """The recordings plus one silent clip on each side (reported as a problem, as by the CLI)."""
+    root = tmp_path / "folders"
+    for side in ("generated", "reference"):
+        shutil.copytree(recordings_dir / side, root / side)
+        sf.write(root / side / "silent.wav", np.zeros(32000), 16000)
+    return root
+
+
+def test_submit_poll_result_equals_the_cli(server, folders, models_dir, tmp_path):
+    names = sorted(os.listdir(folders / "generated"))
+    job = server.wait(server.submit(folders, names)["job_id"])
+    assert job["status"] == "completed", job
+    out = tmp_path / "cli"
+    out.mkdir()
+    report, _ = eval_cli(folders / "generated", folders / "reference", out, "--models-dir", str(models_dir),
+                         "--no-cache", "--workers", "0")
+    assert job["metrics"] == report["metrics"] and job["unavailable"] == report["unavailable"]
+    assert job["problems"] == report["problems"] and {p["file"] for p in job["problems"]} == {"silent.wav"}
+    assert job["evaluation_mode"] == report["mode"] == "paired"
+    assert {k: v for k, v in job["files"]["generated"].items() if k != "folder"} == \
+        {k: v for k, v in report["files"]["generated"].items() if k != "folder"}
+
+
+def test_a_job_cut_off_by_a_kill_is_queued_again_and_finished_jobs_survive(server, folders):
+    names = sorted(os.listdir(folders / "generated"))
+    finished = server.wait(server.submit(folders, names[:2], metrics="FD")["job_id"])
+    assert finished["status"] == "completed"
+    long_job = server.submit(folders, names)["job_id"]
+    server.wait(long_job, statuses=("running",))
+    server.kill()
+    server.start()
+    after = server.job(long_job)
+    assert after["status"] in ("queued", "running") and "the server stopped during attempt 1" in after["notes"][0]
+    assert server.job(finished["job_id"]) == finished
+    done = server.wait(long_job)
+    assert done["status"] == "completed" and done["attempts"] == 2 and done["files"]["pairs"] == len(names) - 1
+
+
+def test_twenty_concurrent_submissions_all_complete(server, folders):
+    names = sorted(os.listdir(folders / "generated"))
+    pairs = [[names[i], names[i + 1]] for i in range(20)]
+    with ThreadPoolExecutor(20) as pool:
+        submitted = list(pool.map(lambda p: server.submit(folders, p, metrics="FD,PSNR"), pairs))
+    assert len({s["job_id"] for s in submitted}) == 20
+    jobs = [server.wait(s["job_id"]) for s in submitted]
+    assert [j["status"] for j in jobs] == ["completed"] * 20, [j["error"] for j in jobs]
+    listing = httpx.get(f"{server.url}/jobs", params={"status": "completed", "limit": 100}).json()
+    assert listing["total"] == 20
+    assert not any((server.data_dir / "jobs").iterdir())  # every job's uploads were removed
+
+
+def test_a_stalled_upload_times_out_and_leaves_nothing(server):
+    head = (f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            f"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"generated_files\"; "
+            f"filename=\"a.wav\"\r\n\r\nRIFF").encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
+        conn.sendall(head)
+        started = time.monotonic()
+        answer = conn.recv(4096)
+        waited = time.monotonic() - started
+        while chunk := conn.recv(4096):  # the rest of the response, until the server closes
+            answer += chunk
+    answer = answer.decode()
+    assert answer.startswith("HTTP/1.1 408") and "upload timed out" in answer and 1.5 < waited < 20
+    assert not any((server.data_dir / "incoming").glob("*/*/*"))
+    assert httpx.get(f"{server.url}/jobs").json()["total"] == 0
