@@ -142,9 +142,9 @@ def test_twenty_concurrent_submissions_all_complete(server, folders):
 
 
 def test_a_stalled_upload_times_out_and_leaves_nothing(server):
-    head = (f"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
-            f"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"generated_files\"; "
-            f"filename=\"a.wav\"\r\n\r\nRIFF").encode()
+    head = (b"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"generated_files\"; "
+            b"filename=\"a.wav\"\r\n\r\nRIFF")
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as conn:
         conn.sendall(head)
         started = time.monotonic()
