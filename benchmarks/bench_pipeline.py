@@ -80,9 +80,10 @@ def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3) -
                   f"conv roofline")
 
 
-def end_to_end(models_dir: Path, clips: int, workers: int) -> None:
+def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True) -> None:
     """``eval`` (FAD + FD/KL/IS/KID + PSNR/SSIM/LSD) on ``clips`` paired 10-s clips at mixed rates, in a
-    fresh process (peak RSS is the process's own), against the model stages alone on the same clips."""
+    fresh process (peak RSS is the process's own), against the model stages alone on the same clips
+    (``baseline=False`` skips that second pass: for peak-RSS runs at large N)."""
     with tempfile.TemporaryDirectory() as tmp:
         gen, ref = write_pairs(Path(tmp), clips)
         code = (f"import json, resource, time, sys\n"
@@ -97,12 +98,13 @@ def end_to_end(models_dir: Path, clips: int, workers: int) -> None:
         script.write_text(code)
         done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
         measured = json.loads(done.stdout.strip().splitlines()[-1])
-        models = model_stages_alone(models_dir, [gen, ref])
+        models = model_stages_alone(models_dir, [gen, ref]) if baseline else None
     print(f"machine: {machine()}")
     print(f"{clips} pairs of 10-s clips, workers {workers}: eval {measured['wall']:.1f} s "
           f"({measured['wall'] / (2 * clips):.3f} s per clip), peak RSS {measured['rss_mb']:.0f} MB")
-    print(f"model stages alone (CNN14 + VGGish on precomputed inputs): {models:.1f} s; "
-          f"eval / models = {measured['wall'] / models:.2f}")
+    if models is not None:
+        print(f"model stages alone (CNN14 + VGGish on precomputed inputs): {models:.1f} s; "
+              f"eval / models = {measured['wall'] / models:.2f}")
 
 
 def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
@@ -160,11 +162,13 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=50, help="e2e: pairs of clips")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="e2e: worker processes")
+    parser.add_argument("--no-baseline", action="store_true",
+                        help="e2e: skip timing the model stages alone (peak-RSS runs at large N)")
     args = parser.parse_args()
     if args.what == "model":
         model_stage(args.models_dir)
     elif args.what == "e2e":
-        end_to_end(args.models_dir, args.clips, args.workers)
+        end_to_end(args.models_dir, args.clips, args.workers, baseline=not args.no_baseline)
     else:
         cold_start(args.models_dir)
 

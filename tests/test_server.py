@@ -187,7 +187,7 @@ def test_request_limits_on_size_and_file_count(tmp_path, recordings_dir):
 def test_both_sides_keep_their_own_file_of_the_same_name(tmp_path):
     generated, reference = wav_bytes(seed=1), wav_bytes(seed=2)
     with make_client(tmp_path, run_jobs=False) as client:
-        job_id = client.post("/evaluate", files=[("generated_files", ("a.wav", generated)),
+        job_id = client.post("/evaluate", files=[("generated_files[]", ("a.wav", generated)),  # both spellings
                                                  ("reference_files", ("a.wav", reference))]).json()["job_id"]
     folder = tmp_path / "data" / "jobs" / job_id
     assert (folder / "generated" / "a.wav").read_bytes() == generated

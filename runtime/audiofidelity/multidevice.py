@@ -111,10 +111,10 @@ class DistributedEvaluator(Evaluator):
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
         super().__init__(device=device, **settings)
 
-    def _provenance(self, limit: int | None) -> dict:
+    def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import torch.distributed as dist
 
-        return {**super()._provenance(limit), "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
+        return {**super()._provenance(limit, signal_keys), "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
 
     def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
         import torch.distributed as dist
