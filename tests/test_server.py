@@ -262,3 +262,19 @@ def test_the_runtime_never_imports_the_server_stack():
             "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette', 'multipart') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_serve_without_the_extra_says_how_to_install_it(tmp_path):
+    code = ("import sys; sys.modules['fastapi'] = None; from audiofidelity.cli import main; "
+            f"sys.exit(main(['serve', '--data-dir', {str(tmp_path)!r}]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 1 and "pip install 'audiofidelity[server]'" in done.stderr
+    assert "fastapi is missing" in done.stderr
+
+
+def test_serve_refuses_an_empty_token_file(tmp_path, capsys):
+    from audiofidelity import cli
+
+    (tmp_path / "token").write_text("\n")
+    assert cli.main(["serve", "--data-dir", str(tmp_path), "--token-file", str(tmp_path / "token")]) == 2
+    assert "is empty" in capsys.readouterr().err
