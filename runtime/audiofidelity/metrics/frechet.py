@@ -18,11 +18,17 @@ KEY_FRECHET_AUDIO_DISTANCE = "frechet_audio_distance"
 KEY_FRECHET_DISTANCE_LAYERS = "frechet_distance_mert_layers"
 
 
-def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64."""
+def _feature_matrix(features: np.ndarray) -> np.ndarray:
+    """``features`` as float64, checked to be (n >= 2, d)."""
     features = np.asarray(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"need a (n >= 2, d) feature matrix for a covariance, got shape {features.shape}")
+    return features
+
+
+def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64."""
+    features = _feature_matrix(features)
     return features.mean(axis=0), np.cov(features, rowvar=False)
 
 
@@ -64,14 +70,13 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
     S2 = B'B/(m-1), tr((S1 S2)^(1/2)) = ||A B'||_* / sqrt((n-1)(m-1)) (nuclear norm of an n x m
     matrix), which is also far cheaper for 2048-d embeddings of a few hundred clips.
     """
-    x, y = np.asarray(features1, dtype=np.float64), np.asarray(features2, dtype=np.float64)
-    mu1, sigma1 = gaussian_statistics(x)
-    mu2, _ = gaussian_statistics(y)
+    x, y = _feature_matrix(features1), _feature_matrix(features2)
     n, m, d = len(x), len(y), x.shape[1]
     if y.shape[1] != d:
         raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
     if min(n, m) > d:
-        return frechet_distance(mu1, sigma1, mu2, np.cov(y, rowvar=False))
+        return frechet_distance(*gaussian_statistics(x), *gaussian_statistics(y))
+    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)  # no d x d covariance: the trace comes from the features
     a, b = x - mu1, y - mu2
     trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
     diff = mu1 - mu2
