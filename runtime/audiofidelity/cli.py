@@ -40,20 +40,26 @@ def _metric_list(text: str) -> list[str]:
     return names
 
 
+def _add_runtime_options(p: argparse.ArgumentParser) -> None:
+    """Where the models come from and how they run: shared by the evaluating commands and ``serve``."""
+    p.add_argument("--models-dir", type=Path, default=None,
+                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
+    p.add_argument("--device", default="cpu",
+                   help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses cuda:LOCAL_RANK")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--workers", type=int, default=available_cores(),
+                   help="processes decoding and preprocessing while the models run (default: the available "
+                        "cores, %(default)s; 0: in the main process); results do not depend on it")
+    p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
+
+
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that computes features: backbone, models, conditioning, cache."""
     p.add_argument("--backbone", choices=sorted(backbones()), default="cnn14")
     p.add_argument("--sr", type=int, default=16000, help="evaluation sample rate (16000 or 32000)")
-    p.add_argument("--models-dir", type=Path, default=None,
-                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS)")
-    p.add_argument("--device", default="cpu",
-                   help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    _add_runtime_options(p)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, exact); bf16 (autocast) or tf32 (CUDA) trade accuracy for speed: opt-in only")
-    p.add_argument("--workers", type=int, default=available_cores(),
-                   help="processes decoding and preprocessing while the models run (default: the available "
-                        "cores, %(default)s; 0: in the main process); results do not depend on it")
     p.add_argument("--channel", choices=CHANNEL_MODES, default="first",
                    help="first channel (audioldm_eval) or the mean of all channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
@@ -66,7 +72,6 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
-    p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
     p.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     p.add_argument("--quiet", action="store_true", help="no progress bars or warnings")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -142,15 +147,9 @@ def _add_serve_parser(commands) -> None:
     sv.add_argument("--port", type=int, default=2600)
     sv.add_argument("--data-dir", type=Path, default=_default_data_dir(),
                     help="job store and uploads (default %(default)s)")
-    sv.add_argument("--workers", type=int, default=available_cores(),
-                    help="decoding processes per loaded model set (default: the available cores, %(default)s)")
     sv.add_argument("--token-file", type=Path, default=None,
                     help="file holding a bearer token that POST /evaluate and DELETE /jobs/{id} then require")
-    sv.add_argument("--models-dir", type=Path, default=None,
-                    help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
-    sv.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    sv.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    sv.add_argument("--no-cache", action="store_true", help="read and write no feature cache")
+    _add_runtime_options(sv)
     sv.add_argument("--max-file-mb", type=float, default=200, help="largest upload per file (default %(default)s)")
     sv.add_argument("--max-request-mb", type=float, default=2048,
                     help="largest request body (default %(default)s)")

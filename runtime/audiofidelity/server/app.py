@@ -24,10 +24,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from .. import __version__, models_cli, registry
-from ..evaluate import BACKBONE_METRICS, METRICS, is_paired, resolve_metrics
+from ..evaluate import BACKBONE_METRICS, METRICS, SIDES, is_paired, resolve_metrics
 from .jobstore import STATUSES, Job, JobBusyError, JobStore
 from .limits import RequestLimits
-from .uploads import SIDES, UploadError, UploadLimits, discard, store_side
+from .uploads import UploadError, UploadLimits, discard, store_side
 from .worker import JobRunner, RunSettings
 
 log = logging.getLogger("audiofidelity.server")
@@ -139,10 +139,8 @@ def job_summary(job: Job) -> dict:
 def _tidy(data_dir: Path, store: JobStore) -> None:
     """At start-up: drop half-received uploads and upload folders whose job is gone or finished."""
     discard(data_dir / "incoming")
-    jobs_dir = data_dir / "jobs"
-    jobs_dir.mkdir(parents=True, exist_ok=True)
-    pending = {job_id for job_id in store.ids() if store.get(job_id).status in ("queued", "running")}
-    for folder in jobs_dir.iterdir():
+    pending = store.ids("queued", "running")
+    for folder in (data_dir / "jobs").iterdir():
         if folder.name not in pending:
             log.info("removing uploads of finished or unknown job %s", folder.name)
             discard(folder)
@@ -151,9 +149,9 @@ def _tidy(data_dir: Path, store: JobStore) -> None:
 def create_app(config: ServerConfig) -> FastAPI:
     """The FastAPI application for ``config``; its lifespan recovers interrupted jobs and runs the worker."""
     data_dir = config.data_dir
-    data_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(data_dir / "jobs.sqlite3")
     jobs_dir, incoming = data_dir / "jobs", data_dir / "incoming"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    store = JobStore(data_dir / "jobs.sqlite3")
     runner = JobRunner(store, jobs_dir, config.run)
 
     @asynccontextmanager
@@ -170,7 +168,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="audiofidelity evaluation service", version=__version__, lifespan=lifespan,
                   description="audioldm_eval's evaluation API (FAD, FD, KL, IS, KID, PSNR, SSIM, LSD) with a "
                               "persistent job store.")
-    app.state.store, app.state.runner, app.state.config = store, runner, config
+    app.state.store = store
     app.add_middleware(RequestLimits, max_bytes=config.limits.max_request_bytes, timeout=config.request_timeout)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
@@ -269,7 +267,6 @@ def create_app(config: ServerConfig) -> FastAPI:
                     store_side, side, [(f.filename, f.file) for f in files[side]], staging / side, config.limits)
                     for side in SIDES}
                 mode = "paired" if is_paired(*[[f["name"] for f in stored[s]] for s in SIDES]) else "unpaired"
-                jobs_dir.mkdir(parents=True, exist_ok=True)
                 os.replace(staging, jobs_dir / job_id)
             except UploadError as exc:
                 raise HTTPException(exc.status, str(exc)) from None

@@ -91,11 +91,10 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, params).rowcount
 
-    def add(self, job_id: str, request: dict, evaluation_mode: str) -> Job:
-        """A new queued job."""
+    def add(self, job_id: str, request: dict, evaluation_mode: str) -> None:
+        """Queue a new job."""
         self._write("INSERT INTO jobs (id, status, created_at, request, evaluation_mode) VALUES (?, 'queued', ?, ?, ?)",
                     (job_id, now(), json.dumps(request), evaluation_mode))
-        return self.get(job_id)
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
@@ -158,9 +157,11 @@ class JobStore:
             self._db.execute("DELETE FROM jobs WHERE id = ? AND status != 'running'", (job_id,))
         return True
 
-    def ids(self) -> set[str]:
+    def ids(self, *statuses: str) -> set[str]:
+        """The ids of the jobs in these statuses."""
+        marks = ", ".join("?" * len(statuses))
         with self._lock:
-            return {r[0] for r in self._db.execute("SELECT id FROM jobs").fetchall()}
+            return {r[0] for r in self._db.execute(f"SELECT id FROM jobs WHERE status IN ({marks})", statuses)}
 
     def recover(self) -> list[Job]:
         """After a restart: re-queue or fail each job left ``running``, noting why; returns those jobs."""

@@ -15,7 +15,6 @@ from typing import BinaryIO, Iterable
 
 import soundfile as sf
 
-SIDES = ("generated", "reference")
 MAX_NAME_BYTES = 200
 _COPY_BLOCK = 1 << 20
 
