@@ -86,25 +86,75 @@ def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True
     (``baseline=False`` skips that second pass: for peak-RSS runs at large N)."""
     with tempfile.TemporaryDirectory() as tmp:
         gen, ref = write_pairs(Path(tmp), clips)
-        code = (f"import json, resource, time, sys\n"
-                f"from audiofidelity import evaluate\n"
-                f"if __name__ == '__main__':\n"
-                f"    t = time.perf_counter()\n"
-                f"    r = evaluate({str(gen)!r}, {str(ref)!r}, models_dir={str(models_dir)!r}, cache=False,\n"
-                f"                 progress=False, workers={workers})\n"
-                f"    print(json.dumps({{'wall': time.perf_counter() - t,\n"
-                f"                      'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))\n")
-        script = Path(tmp) / "run.py"
-        script.write_text(code)
-        done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+        done = subprocess.run([sys.executable, __file__, "e2e-run", str(gen), str(ref), "--models-dir",
+                               str(models_dir), "--workers", str(workers)], capture_output=True, text=True, check=True)
         measured = json.loads(done.stdout.strip().splitlines()[-1])
         models = model_stages_alone(models_dir, [gen, ref]) if baseline else None
     print(f"machine: {machine()}")
     print(f"{clips} pairs of 10-s clips, workers {workers}: eval {measured['wall']:.1f} s "
           f"({measured['wall'] / (2 * clips):.3f} s per clip), peak RSS {measured['rss_mb']:.0f} MB")
+    for phase in measured["phases"]:
+        heap = (f"; at its end the heap holds {phase['heap_used_mb']:.0f} MB in use, {phase['heap_free_mb']:.0f} MB "
+                f"free, {phase['mmapped_mb']:.0f} MB mmapped") if "heap_used_mb" in phase else ""
+        print(f"  {phase['phase']:<45} peak RSS in this phase {phase['rss_mb']:6.0f} MB{heap}")
     if models is not None:
         print(f"model stages alone (CNN14 + VGGish on precomputed inputs): {models:.1f} s; "
               f"eval / models = {measured['wall'] / models:.2f}")
+
+
+def heap_mb() -> dict[str, float]:
+    """glibc's heap in MB (all arenas): in use, free but held (fragmentation), and mmapped blocks; {} elsewhere."""
+    import ctypes
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in
+                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+    try:
+        mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    mallinfo2.restype = MallInfo2
+    info = mallinfo2()
+    return {"heap_used_mb": info.uordblks / 2**20, "heap_free_mb": info.fordblks / 2**20,
+            "mmapped_mb": info.hblkhd / 2**20}
+
+
+def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: int) -> None:
+    """One ``evaluate`` in this process; print JSON with its wall time, peak RSS, and each logged phase
+    (``... took N s``) with the highest RSS sampled (every 50 ms) since the previous phase ended."""
+    import logging
+    import resource
+    import threading
+
+    from audiofidelity import evaluate
+
+    page = os.sysconf("SC_PAGE_SIZE")
+    peak = [0]
+    phases: list[dict] = []
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.05):
+            with open("/proc/self/statm") as statm:
+                peak[0] = max(peak[0], int(statm.read().split()[1]) * page)
+
+    class PhaseLog(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if " took " in record.getMessage():
+                phases.append({"phase": record.getMessage(), "rss_mb": peak[0] / 2**20, **heap_mb()})
+                peak[0] = 0
+
+    logger = logging.getLogger("audiofidelity")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(PhaseLog())
+    threading.Thread(target=sample, daemon=True).start()
+    start = time.perf_counter()
+    evaluate(generated, reference, models_dir=models_dir, cache=False, progress=False, workers=workers)
+    wall = time.perf_counter() - start
+    stop.set()
+    print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "phases": phases}))
 
 
 def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
@@ -158,7 +208,8 @@ def cold_start(models_dir: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("model", "e2e", "cold"))
+    parser.add_argument("what", choices=("model", "e2e", "cold", "e2e-run"))
+    parser.add_argument("folders", nargs="*", type=Path, help="e2e-run (internal): the generated and reference folders")
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=50, help="e2e: pairs of clips")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="e2e: worker processes")
@@ -167,6 +218,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "model":
         model_stage(args.models_dir)
+    elif args.what == "e2e-run":
+        run_and_sample(*args.folders, args.models_dir, args.workers)
     elif args.what == "e2e":
         end_to_end(args.models_dir, args.clips, args.workers, baseline=not args.no_baseline)
     else:

@@ -24,6 +24,16 @@ def test_fd_of_a_set_with_itself_is_zero_even_when_rank_deficient():
     assert abs(frechet_distance_from_features(x, x)) < 1e-8
 
 
+def test_fd_and_kid_leave_their_inputs_unchanged():
+    rs = np.random.RandomState(4)
+    for x, y in [(rs.standard_normal((20, 64)), rs.standard_normal((30, 64))),  # n <= d: centred in place
+                 (rs.standard_normal((90, 8)), rs.standard_normal((70, 8)).astype(np.float32))]:
+        saved = x.copy(), y.copy()
+        frechet_distance_from_features(x, y)
+        kernel_inception_distance(x, y, subsets=2)
+        assert np.array_equal(x, saved[0]) and np.array_equal(y, saved[1])
+
+
 def test_fd_matches_scipy_sqrtm_transcription_on_full_rank_data():
     rs = np.random.RandomState(2)
     x, y = rs.standard_normal((500, 16)), rs.standard_normal((400, 16)) * 1.5 + 0.3

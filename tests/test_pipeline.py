@@ -1,11 +1,13 @@
 """The feature pipeline: worker processes and batch size do not change what comes out."""
+import os
+import platform
 import shutil
 
 import numpy as np
 import pytest
 
 from audiofidelity import cli
-from audiofidelity.evaluate import CHUNK_FILES, Evaluator
+from audiofidelity.evaluate import CHUNK_FILES, Evaluator, _malloc_trim, _return_free_heap
 
 
 @pytest.fixture()
@@ -36,6 +38,36 @@ def test_worker_processes_give_bit_identical_features_and_problems(folder, model
     assert [p["file"] for p in inline.problems] == ["gen_clip_05x.wav", "gen_clip_06x"]
     for output, values in inline.per_file.items():
         assert all(np.array_equal(a, b) for a, b in zip(values, pooled.per_file[output])), output
+
+
+def test_worker_processes_give_identical_pair_metrics_and_problems(recordings_dir, tmp_path):
+    for side in ("generated", "reference"):
+        shutil.copytree(recordings_dir / side, tmp_path / side)
+    broken = sorted((tmp_path / "generated").iterdir())[3]
+    broken.write_bytes(b"RIFF broken")
+    reports = []
+    for workers in (0, 2):
+        with Evaluator(metrics=["psnr", "ssim", "lsd"], progress=False, cache=False, workers=workers) as evaluator:
+            reports.append(evaluator.evaluate(tmp_path / "generated", tmp_path / "reference", per_file=True).report)
+    inline, pooled = reports
+    assert len(inline["per_file"]) > CHUNK_FILES and broken.name not in inline["per_file"]
+    assert [p["file"] for p in inline["problems"]] == [broken.name]
+    assert pooled["per_file"] == inline["per_file"] and pooled["problems"] == inline["problems"]
+    assert pooled["metrics"] == inline["metrics"]
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
+def test_freed_heap_pages_go_back_to_the_os():
+    def rss_mb():
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    assert _malloc_trim() is not None
+    blocks = [np.ones(8192) for _ in range(4000)]  # 64 KB each: from the heap, below the mmap threshold
+    del blocks[::4], blocks[::3]  # free half of them, scattered: glibc keeps those pages
+    held = rss_mb()
+    _return_free_heap()
+    assert held - rss_mb() > 50  # of the ~125 MB freed
 
 
 @pytest.mark.parametrize("batch_size", [1, 3])

@@ -11,12 +11,14 @@ the reference may also be a statistics file (``stats.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from concurrent.futures import Future
 import logging
 import platform
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -241,6 +243,14 @@ def is_paired(generated: Sequence[str], reference: Sequence[str], threshold: flo
     return shared / len(set(generated)) > threshold and shared / len(set(reference)) > threshold
 
 
+@contextlib.contextmanager
+def _timed(phase: str):
+    """Log (INFO, ``--verbose``) how long one phase of a run took, so slow runs can be explained."""
+    start = time.perf_counter()
+    yield
+    log.info("%s took %.1f s", phase, time.perf_counter() - start)
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
@@ -371,8 +381,32 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
             if index + ahead + 1 < len(chunks):
                 planned.append(plan(chunks[index + ahead + 1]))
             _run_chunk(side, stages, planned.pop(0), cache)
+            _return_free_heap()
             bar.update(len(chunk))
     return side
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        return None
+
+
+def _return_free_heap() -> None:
+    """Give the heap pages freed by a chunk back to the OS (glibc's ``malloc_trim``).
+
+    Each chunk allocates and frees model activations and worker results of varying sizes; glibc keeps
+    freed pages for reuse, scattered so that they are rarely reused whole, and the resident memory then
+    creeps up with the number of files (benchmarks/RESULTS.md).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
 
 
 def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job], cache: FeatureCache | None) -> None:
@@ -556,8 +590,9 @@ class Evaluator:
         """Features of ``names`` in ``folder`` (empty when no selected metric needs a model)."""
         side = SideFeatures(folder, names)
         if self.stages:
-            extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
-                             label=label, pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
+            with _timed(f"{label} features ({len(names)} files)"):
+                extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
+                                 label=label, pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
         return side
 
     def _worker_pool(self):
@@ -643,17 +678,19 @@ class Evaluator:
         pair_values = None
         if paired and signal_keys:
             names = _usable_pairs(gen, ref)
-            with _progress(len(names), "pairs", self.progress) as bar:
+            with _progress(len(names), "pairs", self.progress) as bar, _timed(f"pair metrics ({len(names)} pairs)"):
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,
-                                            lsd_offset=self.lsd_offset, progress=bar.update)
+                                            lsd_offset=self.lsd_offset, progress=bar.update,
+                                            pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems(sides if stats is None else {"generated": gen},
                                     pair_values.excluded if pair_values else [], self.strict)
         kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats)
-        values, unavailable = _compute_metrics(selected, data, unpaired_reason)
+        with _timed("metrics"):
+            values, unavailable = _compute_metrics(selected, data, unpaired_reason)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}

@@ -10,6 +10,7 @@ mean removed, resampled to the evaluation rate, no padding), then:
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -20,6 +21,10 @@ from .audio import Conditioning, load_conditioned
 from .errors import InvalidAudioError
 from .frontends import PAIRED_MEL, paired_mel
 from .metrics import signal
+
+PAIRS_PER_TASK = 4
+"""Pairs sent to a worker process at a time (fewer round trips; the results stay in order)."""
+
 
 @dataclass
 class PairValues:
@@ -71,26 +76,43 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
     return {k: v for k, v in values.items() if k in metrics}, {k: v for k, v in reasons.items() if k in metrics}
 
 
+def _one_pair(generated: Path, reference: Path, name: str, sample_rate: int, metrics: Sequence[str],
+              conditioning: Conditioning, lsd_offset: int) -> tuple[list[dict], dict | None, dict[str, str]]:
+    """Decode one pair and compute its values: (unreadable files, values or None, reasons). Module-level so
+    worker processes can run it."""
+    waves, bad = {}, []
+    for side, folder in (("generated", generated), ("reference", reference)):
+        try:
+            waves[side] = load_conditioned(folder / name, sample_rate, conditioning)
+        except InvalidAudioError as exc:
+            bad.append({"side": side, "file": name, "reason": str(exc), "action": "skipped"})
+    if len(waves) < 2:
+        return bad, None, {}
+    values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
+                                  metrics=metrics, lsd_offset=lsd_offset)
+    return bad, values, reasons
+
+
 def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sample_rate: int,
                   metrics: Sequence[str], conditioning: Conditioning, lsd_offset: int = signal.HIFIGAN_OFFSET,
-                  progress=None) -> PairValues:
-    """Signal metrics for every named pair; unreadable files and left-out pairs are recorded, not raised."""
+                  progress=None, pool=None) -> PairValues:
+    """Signal metrics for every named pair; unreadable files and left-out pairs are recorded, not raised.
+
+    With a ``pool`` (``--workers``) the pairs are computed in its worker processes; results are taken in
+    ``names`` order, so they do not depend on the worker count.
+    """
     unpadded = dataclasses.replace(conditioning, min_samples=0)
+    task = functools.partial(_one_pair, generated, reference, sample_rate=sample_rate, metrics=metrics,
+                             conditioning=unpadded, lsd_offset=lsd_offset)
+    results = pool.map(task, names, chunksize=PAIRS_PER_TASK) if pool is not None else map(task, names)
     out = PairValues()
-    for name in names:
-        waves = {}
-        for side, folder in (("generated", generated), ("reference", reference)):
-            try:
-                waves[side] = load_conditioned(folder / name, sample_rate, unpadded)
-            except InvalidAudioError as exc:
-                out.bad_files.append({"side": side, "file": name, "reason": str(exc), "action": "skipped"})
-        if len(waves) == 2:
-            values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
-                                          metrics=metrics, lsd_offset=lsd_offset)
+    for name, (bad, values, reasons) in zip(names, results):
+        out.bad_files.extend(bad)
+        if values is not None:
             out.per_file[name] = {key: values.get(key) for key in metrics}
-            for key, reason in reasons.items():
-                out.excluded.append({"side": "pair", "file": name, "reason": f"{key}: {reason}",
-                                     "action": f"left out of {key}"})
+        for key, reason in reasons.items():
+            out.excluded.append({"side": "pair", "file": name, "reason": f"{key}: {reason}",
+                                 "action": f"left out of {key}"})
         if progress is not None:
             progress(1)
     return out

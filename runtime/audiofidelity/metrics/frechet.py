@@ -19,8 +19,8 @@ KEY_FRECHET_DISTANCE_LAYERS = "frechet_distance_mert_layers"
 
 
 def _feature_matrix(features: np.ndarray) -> np.ndarray:
-    """``features`` as float64, checked to be (n >= 2, d)."""
-    features = np.asarray(features, dtype=np.float64)
+    """A float64 copy of ``features`` (callers may change it in place), checked to be (n >= 2, d)."""
+    features = np.array(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
         raise ValueError(f"need a (n >= 2, d) feature matrix for a covariance, got shape {features.shape}")
     return features
@@ -74,10 +74,12 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
     n, m, d = len(x), len(y), x.shape[1]
     if y.shape[1] != d:
         raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
+    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)
     if min(n, m) > d:
-        return frechet_distance(*gaussian_statistics(x), *gaussian_statistics(y))
-    mu1, mu2 = x.mean(axis=0), y.mean(axis=0)  # no d x d covariance: the trace comes from the features
-    a, b = x - mu1, y - mu2
+        return frechet_distance(mu1, np.cov(x, rowvar=False), mu2, np.cov(y, rowvar=False))
+    a, b = x, y  # no d x d covariance: the trace comes from the centred features
+    a -= mu1  # in place: x and y are this function's own copies
+    b -= mu2
     trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
     diff = mu1 - mu2
     return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1) - 2.0 * trace_sqrt)

@@ -44,8 +44,7 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray, *, s
     ValueError
         If either set has fewer than 2 rows or the widths differ.
     """
-    x = np.asarray(features1, dtype=np.float64)
-    y = np.asarray(features2, dtype=np.float64)
+    x, y = np.asarray(features1), np.asarray(features2)  # subsets become float64 when drawn: no full copies
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"need two (n, d) feature matrices of equal width, got {x.shape} and {y.shape}")
     size = min(subset_size, len(x), len(y))
@@ -54,8 +53,8 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray, *, s
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
     for i in range(subsets):
-        a = x[rng.choice(len(x), size, replace=False)]
-        b = y[rng.choice(len(y), size, replace=False)]
+        a = x[rng.choice(len(x), size, replace=False)].astype(np.float64)
+        b = y[rng.choice(len(y), size, replace=False)].astype(np.float64)
         kernel = lambda p, q: polynomial_kernel(p, q, degree=degree, gamma=gamma, coef0=coef0)  # noqa: E731
         mmds[i] = mmd2_unbiased(kernel(a, a), kernel(a, b), kernel(b, b))
     return {KEY_KID_MEAN: float(mmds.mean()), KEY_KID_STD: float(mmds.std())}
