@@ -13,6 +13,7 @@ clips (the inputs precomputed), so the ratio is what decoding, preprocessing and
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -102,14 +103,15 @@ def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True
               f"eval / models = {measured['wall'] / models:.2f}")
 
 
+class MallInfo2(ctypes.Structure):
+    """glibc's ``struct mallinfo2``."""
+
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+
+
 def heap_mb() -> dict[str, float]:
     """glibc's heap in MB (all arenas): in use, free but held (fragmentation), and mmapped blocks; {} elsewhere."""
-    import ctypes
-
-    class MallInfo2(ctypes.Structure):
-        _fields_ = [(name, ctypes.c_size_t) for name in
-                    "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-
     try:
         mallinfo2 = ctypes.CDLL("libc.so.6").mallinfo2
     except (OSError, AttributeError):
@@ -135,20 +137,24 @@ def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: 
     stop = threading.Event()
 
     def sample() -> None:
+        with open("/proc/self/statm") as statm:
+            peak[0] = max(peak[0], int(statm.read().split()[1]) * page)
+
+    def keep_sampling() -> None:
         while not stop.wait(0.05):
-            with open("/proc/self/statm") as statm:
-                peak[0] = max(peak[0], int(statm.read().split()[1]) * page)
+            sample()
 
     class PhaseLog(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             if " took " in record.getMessage():
+                sample()  # a phase shorter than the sampling interval still gets its RSS
                 phases.append({"phase": record.getMessage(), "rss_mb": peak[0] / 2**20, **heap_mb()})
                 peak[0] = 0
 
     logger = logging.getLogger("audiofidelity")
     logger.setLevel(logging.INFO)
     logger.addHandler(PhaseLog())
-    threading.Thread(target=sample, daemon=True).start()
+    threading.Thread(target=keep_sampling, daemon=True).start()
     start = time.perf_counter()
     evaluate(generated, reference, models_dir=models_dir, cache=False, progress=False, workers=workers)
     wall = time.perf_counter() - start

@@ -592,12 +592,15 @@ class Evaluator:
         if self.stages:
             with _timed(f"{label} features ({len(names)} files)"):
                 extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
-                                 label=label, pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
+                                 label=label, pool=self._worker_pool(len(names)))
         return side
 
-    def _worker_pool(self):
-        """The decoding pool (``workers`` processes), started on first use; None without workers."""
-        if self.workers and self._pool is None:
+    def _worker_pool(self, files: int):
+        """The decoding pool (``workers`` processes), started on first use; None without workers, or for
+        ``files`` that fit in one chunk (not worth starting processes for)."""
+        if not self.workers or files <= CHUNK_FILES:
+            return None
+        if self._pool is None:
             self._pool = _spawn_pool(self.workers)
         return self._pool
 
@@ -682,7 +685,7 @@ class Evaluator:
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,
                                             lsd_offset=self.lsd_offset, progress=bar.update,
-                                            pool=self._worker_pool() if len(names) > CHUNK_FILES else None)
+                                            pool=self._worker_pool(len(names)))
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems(sides if stats is None else {"generated": gen},

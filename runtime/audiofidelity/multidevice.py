@@ -114,7 +114,8 @@ class DistributedEvaluator(Evaluator):
     def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import torch.distributed as dist
 
-        return {**super()._provenance(limit, signal_keys), "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
+        return {**super()._provenance(limit, signal_keys),
+                "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
 
     def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
         import torch.distributed as dist
