@@ -5,6 +5,7 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from audiofidelity import cli, evaluate
 from audiofidelity.audio import Conditioning, load_conditioned
@@ -27,11 +28,26 @@ def test_paired_mel_matches_the_original(recordings_dir, key):
     want = MELS[key]
     got = _mel(recordings_dir / ("generated" if side == "gen" else "reference") / clip, int(rate))[:, :want.shape[1]]
     assert got.shape == want.shape
-    # The original's STFT is a float32 conv: in near-silent bins its own rounding (torch's conv on the same
-    # waveform lands 3e-5 from it) exceeds 1e-5, so 1e-5 holds where the spectrogram is above 0.3
-    loud = want > 0.3
-    assert np.max(np.abs(got - want)[loud]) <= 1e-5
-    assert np.max(np.abs(got - want)) <= 1e-4
+    # The original's float32 conv1d STFT, run as the same op: near-silent bins are its rounding (an FFT misses
+    # them by up to 8e-5). The 0.5-s clip is short enough (< 20480 samples) for torch to run the conv as
+    # im2col + gemm, which rounds its quietest 32 kHz bins 2% past the bound here (torch 2.13 vs the golden 2.8).
+    bound = 1.1e-5 if key == "32000/target/clip_09.wav" else 1e-5
+    assert np.max(np.abs(got - want)) <= bound
+
+
+@pytest.mark.parametrize("rate", sorted(RUNS))
+def test_paired_mel_does_not_depend_on_torchs_thread_count(rate):
+    # workers run the conv on one thread, --workers 0 on all cores: the bits must agree
+    wave = np.random.RandomState(0).uniform(-0.5, 0.5, 3 * rate).astype(np.float32)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = paired_mel(wave, sample_rate=rate, **PAIRED_MEL[rate])
+        torch.set_num_threads(max(2, threads))
+        many = paired_mel(wave, sample_rate=rate, **PAIRED_MEL[rate])
+    finally:
+        torch.set_num_threads(threads)
+    np.testing.assert_array_equal(one, many)
 
 
 @pytest.fixture(scope="module")
@@ -51,21 +67,14 @@ def test_psnr_and_ssim_per_file_and_mean_within_1e4(signal_reports, rate):
     assert report["metrics"]["ssim"] == pytest.approx(meta["metrics"]["ssim"], abs=1e-4)
 
 
-def test_lsd_at_16k_per_file_and_mean_within_1e4_relative(signal_reports):
-    report, (meta, _) = signal_reports[16000], golden(RUNS[16000])
+@pytest.mark.parametrize("rate", sorted(RUNS))
+def test_lsd_per_file_and_mean_within_1e4_relative(signal_reports, rate):
+    # upsampled clips included: their LSD above the source's Nyquist is resampler rounding, which
+    # the torchaudio-equal resampler reproduces bit for bit
+    report, (meta, _) = signal_reports[rate], golden(RUNS[rate])
     for name, value in meta["lsd_reference"]["per_file"].items():
         assert report["per_file"][name]["lsd"] == pytest.approx(value["lsd"], rel=1e-4), name
     assert report["metrics"]["lsd"] == pytest.approx(meta["lsd_reference"]["lsd"], rel=1e-4)
-
-
-def test_lsd_at_32k(signal_reports, recordings_dir):
-    report, (meta, _) = signal_reports[32000], golden(RUNS[32000])
-    for name, value in meta["lsd_reference"]["per_file"].items():
-        upsampled = sf.info(recordings_dir / "reference" / name).samplerate < 32000
-        # Upsampled clips have (almost) nothing above the source's Nyquist, so their LSD is a log ratio of
-        # resampler rounding noise there: waveforms 2e-7 apart move it by up to ~1.3% (with the original's own
-        # 32 kHz reference waveform it matches to 1e-6; see README). Elsewhere the 1e-4 bound holds.
-        assert report["per_file"][name]["lsd"] == pytest.approx(value["lsd"], rel=2.5e-2 if upsampled else 1e-4), name
 
 
 def test_identical_inputs_give_ssim_1_infinite_psnr_and_lsd_0():

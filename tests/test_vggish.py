@@ -4,7 +4,6 @@ import shutil
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 from audiofidelity import artifacts, cli, evaluate
@@ -46,13 +45,10 @@ def test_examples_through_the_whole_pipeline_match_the_original(recordings_dir, 
     path = recordings_dir / "reference" / clip
     got = apply_frontend(load_conditioned(path, 16000, Conditioning()), frontend)
     assert got.shape == want.shape
-    if sf.info(path).samplerate == 16000:
-        assert np.max(np.abs(got - want)) <= 1e-5
-    else:
-        # Same waveform -> bit-equal examples (test above). Resampled, our waveform is <= 3e-7 from torchaudio's
-        # (whose float32 conv rounding differs run to run), which moves log(mel + 0.01) by up to 6e-4 in
-        # near-silent high bands; embeddings stay within 2e-5 and FAD within 1e-6 of the original (test_golden.py)
-        assert np.max(np.abs(got - want)) <= 1e-3
+    # Same waveform -> same examples (test above), and the resampler is torchaudio's own float32 ops; what is
+    # left is the clip's mean, taken in float64 where the original's float32 torch mean depends on torch's
+    # thread count: it rounds one ulp apart on some clips (here the native 16 kHz one, 4.8e-7 off)
+    assert np.max(np.abs(got - want)) <= 1e-6
 
 
 @pytest.fixture(scope="module")

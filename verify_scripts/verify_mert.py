@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("no audio files found under --audio")
     ours_all, theirs_all = [], []
     for path in files:
-        wave = resample(load_conditioned(path, args.sr, Conditioning()), args.sr, artifact.manifest.sample_rate)
+        wave = resample(load_conditioned(path, args.sr, Conditioning()), args.sr, artifact.manifest.sample_rate,
+                        api="transforms")
         x = apply_frontend(wave, artifact.manifest.frontend)
         ours_all.append(runner.run([x])["layer_time_mean"][0])
         with torch.inference_mode():

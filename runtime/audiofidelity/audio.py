@@ -24,7 +24,7 @@ class Conditioning:
 
     channel : "first" (audioldm_eval) or "mean" (mixdown).
     remove_dc : subtract the clip's mean before resampling (audioldm_eval).
-    resampler : "torchaudio" (audioldm_eval, NumPy port) or "resampy".
+    resampler : "torchaudio" (audioldm_eval: its float32 torch ops, no torchaudio) or "resampy".
     min_samples : zero-pad the resampled clip to this length (audioldm_eval: 32000).
     min_duration : clips shorter than this many seconds (before padding) are rejected as too short.
     """
@@ -121,7 +121,7 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     np.ndarray, shape (m,), float32, m >= conditioning.min_samples
     """
     mono = select_channel(audio, conditioning.channel)
-    if conditioning.remove_dc:
+    if conditioning.remove_dc:  # in float64: the original's float32 torch mean depends on torch's thread count
         mono = mono - np.float32(mono.mean(dtype=np.float64))
     wave = resample(mono, sample_rate, target_rate, method=conditioning.resampler)
     if len(wave) < conditioning.min_samples:

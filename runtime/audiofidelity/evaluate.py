@@ -263,7 +263,7 @@ class StageInput:
 
     Audio is conditioned at ``conditioning_rate`` (the evaluation rate, or the model's own for VGGish),
     resampled to ``model_rate`` where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval
-    does), and put through the frontend.
+    does with ``torchaudio.transforms.Resample``), and put through the frontend.
     """
 
     conditioning_rate: int
@@ -277,7 +277,7 @@ class StageInput:
         if self.conditioning_rate not in conditioned:
             conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
         wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.model_rate,
-                        method=conditioning.resampler)  # the input itself when the rates agree
+                        method=conditioning.resampler, api="transforms")  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
         return x
@@ -333,12 +333,19 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     return made, None, []
 
 
+def _init_worker() -> None:
+    """Each worker runs torch's float32 ops (resampling, the paired mel) on one thread: the pool fills the cores."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _spawn_pool(workers: int):
     """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
 
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,

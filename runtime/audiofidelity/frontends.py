@@ -14,16 +14,20 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
 - ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
-with its parameters per evaluation rate in ``PAIRED_MEL``.
+with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
+the original, because the metric compares near-silent bins that only that op's rounding reproduces.
 """
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from .errors import ManifestError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def _hz_to_mel(hz: np.ndarray | float, htk: bool) -> np.ndarray:
@@ -199,20 +203,40 @@ PAIRED_MEL: dict[int, dict[str, Any]] = {
 """audioldm_eval's ``TacotronSTFT`` settings per evaluation rate (``EvaluationHelper.__init__``)."""
 
 
+@lru_cache(maxsize=4)
+def _fourier_basis(n_fft: int, win_length: int) -> "torch.Tensor":
+    """``TacotronSTFT``'s forward basis: the real then imaginary DFT rows up to n_fft/2, times the periodic
+    Hann window centred in ``n_fft``; float32, shape (n_fft + 2, 1, n_fft)."""
+    import torch
+
+    dft = np.fft.fft(np.eye(n_fft))[:n_fft // 2 + 1]
+    left = (n_fft - win_length) // 2
+    window = np.pad(periodic_hann(win_length), (left, n_fft - win_length - left)).astype(np.float32)
+    return torch.from_numpy(np.vstack([dft.real, dft.imag]).astype(np.float32) * window)[:, None, :]
+
+
 def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
                fmin: float, fmax: float, clip_val: float = 1e-5) -> np.ndarray:
     """The normalised mel spectrogram audioldm_eval's PSNR and SSIM compare.
 
     ``TacotronSTFT.mel_spectrogram`` as ``MelPairedDataset`` calls it: waveform clipped to [-1, 1],
-    magnitude STFT (periodic Hann, reflect pad of n_fft/2), slaney mel, ``log10(max(x, 1e-5))``,
-    then ``x * 20 - 20``, ``(x + 100) / 100``, clipped to [0, 1].
+    reflect pad of n_fft/2, STFT as a float32 convolution with the windowed Fourier basis (torch's conv1d, the
+    original's own op: near-silent bins are its rounding, which an FFT misses by up to 8e-5 after
+    normalisation), magnitude, slaney mel, ``log10(max(x, 1e-5))``, then ``x * 20 - 20``, ``(x + 100) / 100``,
+    clipped to [0, 1]; the steps after the convolution in float64.
 
     Returns
     -------
     np.ndarray, shape (n_mels, 1 + n // hop_length), float32, values in [0, 1]
     """
-    magnitude = power_spectrogram(np.clip(wave, -1.0, 1.0), n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                                  window="hann", center=True, pad_mode="reflect", power=1.0)
+    import torch
+
+    padded = np.pad(np.clip(wave, -1.0, 1.0).astype(np.float32), n_fft // 2, mode="reflect")
+    with torch.inference_mode():
+        spec = torch.nn.functional.conv1d(torch.from_numpy(padded)[None, None], _fourier_basis(n_fft, win_length),
+                                          stride=hop_length)[0].numpy()
+    real, imag = spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:]
+    magnitude = np.sqrt(real * real + imag * imag).astype(np.float64)
     mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude
     db = np.log10(np.maximum(mel, clip_val)) * 20.0 - 20.0
     return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
@@ -228,17 +252,16 @@ def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = Tr
     windows of that length, each normalised on its own: consecutive windows from the start and one
     ending at the clip's end, so all have one length and batch together; shape (windows, chunk_samples).
     """
-    x = np.asarray(wave, dtype=np.float64)
+    x = np.asarray(wave, dtype=np.float32)
+    rows = [x]
     if chunk_samples is not None and len(x) > chunk_samples:
         starts = list(range(0, len(x) - chunk_samples + 1, chunk_samples))
         if starts[-1] + chunk_samples < len(x):
             starts.append(len(x) - chunk_samples)
-        x = np.stack([x[s:s + chunk_samples] for s in starts])
-    else:
-        x = x[None]
-    if do_normalize:
-        x = (x - x.mean(axis=1, keepdims=True)) / np.sqrt(x.var(axis=1, keepdims=True) + variance_epsilon)
-    return x.astype(np.float32)
+        rows = [x[s:s + chunk_samples] for s in starts]
+    if do_normalize:  # float32, one row at a time, as Wav2Vec2FeatureExtractor: the same bits
+        rows = [(r - r.mean()) / np.sqrt(r.var() + variance_epsilon) for r in rows]
+    return np.stack(rows).astype(np.float32, copy=False)
 
 
 FRONTENDS: dict[str, Callable[..., np.ndarray]] = {
