@@ -84,3 +84,18 @@ def golden(run: str) -> tuple[dict, dict[str, np.ndarray]]:
     paired_run = GOLDEN / run.replace("_unpaired", "_paired") / "features.npz"
     features.update({k: v for k, v in np.load(paired_run).items() if k.startswith("ref/")})
     return metrics, features
+
+
+def on_one_and_many_threads(compute):
+    """``compute()`` run with torch on one thread and on at least two: (one, many), to compare their bits."""
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = compute()
+        torch.set_num_threads(max(2, threads))
+        many = compute()
+    finally:
+        torch.set_num_threads(threads)
+    return one, many

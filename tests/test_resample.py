@@ -4,11 +4,10 @@ import math
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.resample import resample, sinc_kernel
-from conftest import GOLDEN
+from conftest import GOLDEN, on_one_and_many_threads
 
 WINDOWS = np.load(GOLDEN / "resampled.npz")
 CLIPS = sorted({k.rsplit("/", 1)[0] for k in WINDOWS})
@@ -57,15 +56,7 @@ def test_kernel_rows_sum_to_the_passband_gain():
 def test_output_does_not_depend_on_torchs_thread_count(orig, new):
     # worker processes run it on one thread, --workers 0 on all cores: the bits must agree
     x = np.random.RandomState(0).standard_normal(orig * 3).astype(np.float32)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = resample(x, orig, new)
-        torch.set_num_threads(max(2, threads))
-        many = resample(x, orig, new)
-    finally:
-        torch.set_num_threads(threads)
-    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(*on_one_and_many_threads(lambda: resample(x, orig, new)))
 
 
 def test_a_sine_below_nyquist_survives_downsampling():

@@ -5,13 +5,12 @@ import shutil
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from audiofidelity import cli, evaluate
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import PAIRED_MEL, paired_mel
 from audiofidelity.metrics.signal import log_spectral_distance, lsd_preprocess, psnr, ssim
-from conftest import GOLDEN, golden
+from conftest import GOLDEN, golden, on_one_and_many_threads
 
 MELS = np.load(GOLDEN / "signal_mels.npz")
 RUNS = {16000: "cnn14_16k_paired", 32000: "cnn14_32k_paired"}
@@ -39,15 +38,7 @@ def test_paired_mel_matches_the_original(recordings_dir, key):
 def test_paired_mel_does_not_depend_on_torchs_thread_count(rate):
     # workers run the conv on one thread, --workers 0 on all cores: the bits must agree
     wave = np.random.RandomState(0).uniform(-0.5, 0.5, 3 * rate).astype(np.float32)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = paired_mel(wave, sample_rate=rate, **PAIRED_MEL[rate])
-        torch.set_num_threads(max(2, threads))
-        many = paired_mel(wave, sample_rate=rate, **PAIRED_MEL[rate])
-    finally:
-        torch.set_num_threads(threads)
-    np.testing.assert_array_equal(one, many)
+    np.testing.assert_array_equal(*on_one_and_many_threads(lambda: paired_mel(wave, sample_rate=rate, **PAIRED_MEL[rate])))
 
 
 @pytest.fixture(scope="module")

@@ -89,6 +89,12 @@ def periodic_hann(length: int) -> np.ndarray:
     return window
 
 
+def centred_hann(win_length: int, n_fft: int) -> np.ndarray:
+    """The periodic Hann window zero-padded to ``n_fft``, centred (librosa's ``pad_center``), float64."""
+    left = (n_fft - win_length) // 2
+    return np.pad(periodic_hann(win_length), (left, n_fft - win_length - left))
+
+
 def stft(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None = None, window: str = "hann",
          center: bool = True, pad_mode: str = "constant") -> np.ndarray:
     """``librosa.stft`` of a mono waveform (Hann window), shape (n_fft // 2 + 1, frames).
@@ -99,9 +105,7 @@ def stft(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | Non
     """
     if window != "hann":
         raise ValueError(f"only the hann window is implemented, got {window!r}")
-    win_length = win_length or n_fft
-    left = (n_fft - win_length) // 2
-    taper = np.pad(periodic_hann(win_length), (left, n_fft - win_length - left))
+    taper = centred_hann(win_length or n_fft, n_fft)
     out_dtype = np.complex64 if wave.dtype == np.float32 else np.complex128
     if center:
         wave = np.pad(wave, n_fft // 2, mode=pad_mode)
@@ -210,8 +214,7 @@ def _fourier_basis(n_fft: int, win_length: int) -> "torch.Tensor":
     import torch
 
     dft = np.fft.fft(np.eye(n_fft))[:n_fft // 2 + 1]
-    left = (n_fft - win_length) // 2
-    window = np.pad(periodic_hann(win_length), (left, n_fft - win_length - left)).astype(np.float32)
+    window = centred_hann(win_length, n_fft).astype(np.float32)
     return torch.from_numpy(np.vstack([dft.real, dft.imag]).astype(np.float32) * window)[:, None, :]
 
 
