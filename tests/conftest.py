@@ -86,16 +86,20 @@ def golden(run: str) -> tuple[dict, dict[str, np.ndarray]]:
     return metrics, features
 
 
-def on_one_and_many_threads(compute):
-    """``compute()`` run with torch on one thread and on at least two: (one, many), to compare their bits."""
+THREAD_COUNTS = (1, 2, 8, 16)
+"""Torch thread counts the determinism tests compare: torch's small-input gemm rounds differently from 8 on."""
+
+
+def on_thread_counts(compute) -> list:
+    """``compute()`` run with torch on each of ``THREAD_COUNTS`` threads, to compare their bits."""
     import torch
 
     threads = torch.get_num_threads()
     try:
-        torch.set_num_threads(1)
-        one = compute()
-        torch.set_num_threads(max(2, threads))
-        many = compute()
+        results = []
+        for count in THREAD_COUNTS:
+            torch.set_num_threads(count)
+            results.append(compute())
     finally:
         torch.set_num_threads(threads)
-    return one, many
+    return results

@@ -7,7 +7,7 @@ Importing the package loads NumPy, SciPy and soundfile only; torch and librosa l
 """
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 
 from .evaluate import EvaluationResult, Evaluator, evaluate  # noqa: E402
 

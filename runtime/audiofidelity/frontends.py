@@ -15,7 +15,8 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
-the original, because the metric compares near-silent bins that only that op's rounding reproduces.
+the original, because the metric compares near-silent bins that only that op's rounding reproduces
+(``float32_conv``: on one thread, so the bits do not depend on the core count).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from .errors import ManifestError
+from .float32_conv import conv1d
 
 if TYPE_CHECKING:
     import torch
@@ -232,12 +234,8 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     -------
     np.ndarray, shape (n_mels, 1 + n // hop_length), float32, values in [0, 1]
     """
-    import torch
-
     padded = np.pad(np.clip(wave, -1.0, 1.0).astype(np.float32), n_fft // 2, mode="reflect")
-    with torch.inference_mode():
-        spec = torch.nn.functional.conv1d(torch.from_numpy(padded)[None, None], _fourier_basis(n_fft, win_length),
-                                          stride=hop_length)[0].numpy()
+    spec = conv1d(padded, _fourier_basis(n_fft, win_length), stride=hop_length)
     real, imag = spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:]
     magnitude = np.sqrt(real * real + imag * imag).astype(np.float64)
     mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .float32_conv import conv1d
+
 if TYPE_CHECKING:
     import torch
 
@@ -65,16 +67,11 @@ def sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional",
 
 
 def _resample_sinc(x: np.ndarray, orig_sr: int, target_sr: int, api: str) -> np.ndarray:
-    import torch
-
     gcd = math.gcd(orig_sr, target_sr)
     orig, new = orig_sr // gcd, target_sr // gcd
     kernel, width = sinc_kernel(orig, new, api=api)
-    wave = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    with torch.inference_mode():
-        padded = torch.nn.functional.pad(wave[None, None], (width, width + orig))
-        out = torch.nn.functional.conv1d(padded, kernel, stride=orig).transpose(1, 2).reshape(-1)
-    return out[:math.ceil(new * len(x) / orig)].numpy()
+    phases = conv1d(np.pad(np.asarray(x, dtype=np.float32), (width, width + orig)), kernel, stride=orig)
+    return phases.T.reshape(-1)[:math.ceil(new * len(x) / orig)]
 
 
 def resample(x: np.ndarray, orig_sr: int, target_sr: int, *, method: str = "torchaudio",
