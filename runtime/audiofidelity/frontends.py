@@ -210,7 +210,7 @@ PAIRED_MEL: dict[int, dict[str, Any]] = {
 
 
 @lru_cache(maxsize=4)
-def _fourier_basis(n_fft: int, win_length: int) -> "torch.Tensor":
+def fourier_basis(n_fft: int, win_length: int) -> "torch.Tensor":
     """``TacotronSTFT``'s forward basis: the real then imaginary DFT rows up to n_fft/2, times the periodic
     Hann window centred in ``n_fft``; float32, shape (n_fft + 2, 1, n_fft)."""
     import torch
@@ -235,7 +235,7 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     np.ndarray, shape (n_mels, 1 + n // hop_length), float32, values in [0, 1]
     """
     padded = np.pad(np.clip(wave, -1.0, 1.0).astype(np.float32), n_fft // 2, mode="reflect")
-    spec = conv1d(padded, _fourier_basis(n_fft, win_length), stride=hop_length)
+    spec = conv1d(padded, fourier_basis(n_fft, win_length), stride=hop_length)
     real, imag = spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:]
     magnitude = np.sqrt(real * real + imag * imag).astype(np.float64)
     mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude
