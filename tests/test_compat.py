@@ -24,7 +24,8 @@ def _close(got, want, key):
 
 @pytest.mark.parametrize("backbone, run, generated", [
     ("cnn14", "cnn14_16k_paired", "generated"), ("cnn14", "cnn14_16k_unpaired", "unpaired"),
-    ("mert", "mert_16k_paired", "generated"), ("mert", "mert_16k_unpaired", "unpaired")])
+    ("mert", "mert_16k_paired", "generated"),
+    pytest.param("mert", "mert_16k_unpaired", "unpaired", marks=pytest.mark.slow)])  # same path as cnn14 unpaired
 def test_main_returns_the_original_dict(recordings_dir, models_dir, tmp_path, backbone, run, generated, monkeypatch):
     monkeypatch.setenv("AUDIOFIDELITY_MODELS", str(models_dir))
     want = json.loads((GOLDEN / run / "metrics.json").read_text())["metrics"]

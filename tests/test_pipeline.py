@@ -70,7 +70,7 @@ def test_freed_heap_pages_go_back_to_the_os():
     assert held - rss_mb() > 50  # of the ~125 MB freed
 
 
-@pytest.mark.parametrize("batch_size", [1, 3])
+@pytest.mark.parametrize("batch_size", [1, pytest.param(3, marks=pytest.mark.slow)])
 def test_batch_size_moves_features_only_by_rounding(recordings_dir, models_dir, batch_size):
     # no padding is ever added to batch clips, so a clip's features do not depend on its batch-mates beyond
     # the CPU convolutions' rounding, which changes with the batch composition (~1e-6 relative)

@@ -128,6 +128,7 @@ def test_a_job_cut_off_by_a_kill_is_queued_again_and_finished_jobs_survive(serve
     assert done["status"] == "completed" and done["attempts"] == 2 and done["files"]["pairs"] == len(names) - 1
 
 
+@pytest.mark.slow  # a load test; the other live tests cover the same routes
 def test_twenty_concurrent_submissions_all_complete(server, folders):
     names = sorted(os.listdir(folders / "generated"))
     pairs = [[names[i], names[i + 1]] for i in range(20)]
