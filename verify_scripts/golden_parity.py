@@ -20,7 +20,7 @@ from common import relative_error
 
 from audiofidelity import evaluate
 from audiofidelity.audio import Conditioning, load_conditioned
-from audiofidelity.frontends import PAIRED_MEL, fourier_basis, mel_filterbank, paired_mel
+from audiofidelity.frontends import PAIRED_MEL, fourier_basis, normalised_mel, paired_mel
 
 RUNS = {  # golden run -> (backbone, rate, generated folder)
     "cnn14_16k_paired": ("cnn14", 16000, "generated"), "cnn14_16k_unpaired": ("cnn14", 16000, "unpaired"),
@@ -102,9 +102,8 @@ def float64_paired_mel(wave: np.ndarray, rate: int) -> np.ndarray:
     padded = np.pad(np.clip(wave, -1.0, 1.0).astype(np.float64), n_fft // 2, mode="reflect")
     frames = np.lib.stride_tricks.sliding_window_view(padded, n_fft)[::p["hop_length"]]
     spec = fourier_basis(n_fft, p["win_length"])[:, 0].numpy().astype(np.float64) @ frames.T
-    magnitude = np.hypot(spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:])
-    mel = mel_filterbank(rate, n_fft, p["n_mels"], p["fmin"], p["fmax"]) @ magnitude
-    return np.clip((np.log10(np.maximum(mel, 1e-5)) * 20.0 - 20.0 + 100.0) / 100.0, 0.0, 1.0)
+    return normalised_mel(np.hypot(spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:]), sample_rate=rate, n_fft=n_fft,
+                          n_mels=p["n_mels"], fmin=p["fmin"], fmax=p["fmax"])
 
 
 def signal_metrics(args) -> None:

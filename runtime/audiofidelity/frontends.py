@@ -237,8 +237,16 @@ def paired_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: in
     padded = np.pad(np.clip(wave, -1.0, 1.0).astype(np.float32), n_fft // 2, mode="reflect")
     spec = conv1d(padded, fourier_basis(n_fft, win_length), stride=hop_length)
     real, imag = spec[:n_fft // 2 + 1], spec[n_fft // 2 + 1:]
-    magnitude = np.sqrt(real * real + imag * imag).astype(np.float64)
-    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude
+    magnitude = np.sqrt(real * real + imag * imag)
+    return normalised_mel(magnitude, sample_rate=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax,
+                          clip_val=clip_val)
+
+
+def normalised_mel(magnitude: np.ndarray, *, sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float,
+                   clip_val: float = 1e-5) -> np.ndarray:
+    """``paired_mel``'s steps after the STFT, in float64: slaney mel of the magnitudes (n_fft/2 + 1, frames),
+    ``log10(max(x, clip_val))``, ``x * 20 - 20``, ``(x + 100) / 100``, clipped to [0, 1]; returned as float32."""
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, fmin, fmax) @ magnitude.astype(np.float64)
     db = np.log10(np.maximum(mel, clip_val)) * 20.0 - 20.0
     return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
 
