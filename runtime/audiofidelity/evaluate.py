@@ -333,19 +333,12 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     return made, None, []
 
 
-def _init_worker() -> None:
-    """Each worker runs torch's float32 ops (resampling, the paired mel) on one thread: the pool fills the cores."""
-    import torch
-
-    torch.set_num_threads(1)
-
-
 def _spawn_pool(workers: int):
     """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker)
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
 
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,

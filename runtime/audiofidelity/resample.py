@@ -37,7 +37,8 @@ TORCHAUDIO_APIS = ("functional", "transforms")
 
 @lru_cache(maxsize=64)
 def sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional",
-                lowpass_filter_width: int = LOWPASS_FILTER_WIDTH, rolloff: float = ROLLOFF) -> tuple["torch.Tensor", int]:
+                lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
+                rolloff: float = ROLLOFF) -> tuple["torch.Tensor", int]:
     """Polyphase Hann-windowed sinc filter for ``orig_freq -> new_freq`` (both already divided by their gcd).
 
     Torchaudio's statements in torch, in the precision ``api`` builds them in: torch's sin and cos round
