@@ -4,11 +4,14 @@
     python benchmarks/bench_pipeline.py model --models-dir DIR          # (a) CNN14 vs FLOPs and a conv roofline
     python benchmarks/bench_pipeline.py e2e --models-dir DIR --clips 500 # (b) eval, all metrics, wall + peak RSS
     python benchmarks/bench_pipeline.py cold --models-dir DIR           # (c) import and tiny-eval time
+    python benchmarks/bench_pipeline.py cached --models-dir DIR         # (d) re-runs with everything cached
+    python benchmarks/bench_pipeline.py batching --models-dir DIR       # (e) one clip per pass vs clips batched
 
 Every ratio is against a baseline measured in the same run: (a) a large 3x3 convolution in torch
 (the conv roofline) and CNN14's 40.08 GFLOP per 10-s clip; (b) the model stages alone on the same
 clips (the inputs precomputed), so the ratio is what decoding, preprocessing and the metrics add;
-(c) ``import torch`` alone and the artifact load time. The machine is shared and noisy: medians.
+(c) ``import torch`` alone and the artifact load time; (d) ``import audiofidelity`` and the metric phase
+of the same run; (e) the same clips run in cross-clip batches. The machine is shared and noisy: medians.
 """
 from __future__ import annotations
 
@@ -212,9 +215,87 @@ def cold_start(models_dir: Path) -> None:
           f"{tiny:.2f} s ({tiny - load:+.2f} s over loading)")
 
 
+def _median_run(args: list[str], env: dict[str, str], repeats: int = 3) -> tuple[float, str]:
+    """Median wall seconds of ``args`` in a fresh process, and the stderr of the last run."""
+    times, err = [], ""
+    for _ in range(repeats):
+        start = time.perf_counter()
+        done = subprocess.run(args, check=True, capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - start)
+        err = done.stderr
+    return statistics.median(times), err
+
+
+def cached_reruns(models_dir: Path) -> None:
+    """A default eval on 24 + 24 clips with every feature and pair value cached, against ``import
+    audiofidelity`` and the run's own metric phase; and ``eval-logs`` on 10 unchanged folders."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        gen, ref = write_pairs(root, 24, seconds=5.0)
+        env = {**os.environ, "AUDIOFIDELITY_CACHE": str(root / "cache")}
+        run = [sys.executable, "-m", "audiofidelity", "eval", str(gen), str(ref), "--models-dir", str(models_dir),
+               "--json", str(root / "r.json"), "-v"]
+        subprocess.run(run, check=True, capture_output=True, env=env)  # fills the cache
+        rerun, log = _median_run(run, env)
+        metric_phase = sum(float(line.split(" took ")[1].split()[0]) for line in log.splitlines()
+                           if " took " in line and (line.split(": ", 1)[1].startswith(("metrics", "pair metrics"))))
+        package_import, _ = _median_run([sys.executable, "-c", "import audiofidelity"], env)
+        logs = root / "logs"
+        for step in range(10):
+            folder = logs / f"val_{(step + 1) * 1000}"
+            folder.mkdir(parents=True)
+            for path in sorted(gen.iterdir())[step * 2:step * 2 + 4]:
+                os.link(path, folder / path.name)
+        eval_logs = [sys.executable, "-m", "audiofidelity", "eval-logs", str(logs), "--reference", str(ref),
+                     "--models-dir", str(models_dir), "--quiet"]
+        subprocess.run(eval_logs, check=True, capture_output=True, env=env)
+        unchanged, _ = _median_run(eval_logs, env)
+    print(f"machine: {machine()}")
+    print(f"cached default eval, 24 + 24 clips: {rerun:.2f} s; import audiofidelity {package_import:.2f} s; its "
+          f"metric and pair phases {metric_phase:.1f} s; overhead {rerun - package_import - metric_phase:+.2f} s")
+    print(f"eval-logs, 10 unchanged folders: {unchanged:.2f} s")
+
+
+def batching_cost(models_dir: Path, clips: int = 8, repeats: int = 3) -> None:
+    """One clip per forward pass (what the runner does) against the same clips batched across clips."""
+    import torch
+
+    from audiofidelity.artifacts import load
+    from audiofidelity.frontends import apply_frontend
+
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(160000)).astype(np.float32) for _ in range(clips)]
+    print(f"machine: {machine()}")
+    for name in ("cnn14-16k", "vggish"):
+        artifact = load(name, directory=models_dir)
+        inputs = [apply_frontend(w, artifact.manifest.frontend) for w in waves]
+        items = np.concatenate(inputs)
+        with torch.inference_mode():
+            def per_clip():
+                for x in inputs:
+                    for k in range(0, len(x), 8):
+                        artifact.program(torch.from_numpy(x[k:k + 8]))
+
+            def batched():
+                for k in range(0, len(items), 8):
+                    artifact.program(torch.from_numpy(items[k:k + 8]))
+            per_clip(), batched()
+            timing = {}
+            for label, fn in (("one clip per pass", per_clip), ("batched across clips", batched)):
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - start)
+                timing[label] = statistics.median(times) / clips
+        ratio = timing["one clip per pass"] / timing["batched across clips"]
+        print(f"{name}: {', '.join(f'{k} {v:.3f} s' for k, v in timing.items())} per 10-s clip "
+              f"(batch 8); ratio {ratio:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("what", choices=("model", "e2e", "cold", "e2e-run"))
+    parser.add_argument("what", choices=("model", "e2e", "cold", "cached", "batching", "e2e-run"))
     parser.add_argument("folders", nargs="*", type=Path, help="e2e-run (internal): the generated and reference folders")
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=50, help="e2e: pairs of clips")
@@ -228,6 +309,10 @@ def main() -> None:
         run_and_sample(*args.folders, args.models_dir, args.workers)
     elif args.what == "e2e":
         end_to_end(args.models_dir, args.clips, args.workers, baseline=not args.no_baseline)
+    elif args.what == "cached":
+        cached_reruns(args.models_dir)
+    elif args.what == "batching":
+        batching_cost(args.models_dir)
     else:
         cold_start(args.models_dir)
 

@@ -14,10 +14,12 @@ clean ``nn.Module``, example inputs, dynamic shapes and frontend parameters. Thi
 checks the exported program against eager PyTorch, writes the program atomically and then the
 manifest (schema below), and prints the manifest path.
 
-Manifest (schema_version 1): name, backbone, sample_rate (the model's input rate), artifact
-{file, sha256, size}, source {file, sha256 (a file's, or per file of a source folder), url}, exported_with {torch, python, audiofidelity}, frontend, inputs,
-outputs (name / shape / dtype / roles; inputs carry ``min`` per named axis and ``items_per_clip``), license,
-citation, and optionally postprocess {file, sha256} (VGGish's PCA, with ``--pca``).
+Manifest (schema_version 2): name, backbone, sample_rate (the model's input rate), artifact
+{file, sha256, size}, source {file, sha256 (a file's, or per file of a source folder), url}, exported_with
+{torch, python, audiofidelity}, frontend, inputs, outputs (name / shape / dtype / roles; inputs carry ``min``
+per named axis, ``items_per_clip`` and ``memory``), license, citation, and optionally postprocess {file,
+sha256} (VGGish's PCA, with ``--pca``). Every field but ``artifact`` is also sealed inside the ``.pt2``
+(``extra/audiofidelity.json``), so the program's sha256 covers them and the runtime refuses an edited manifest.
 """
 from __future__ import annotations
 
@@ -33,7 +35,8 @@ from pathlib import Path
 import torch
 
 import audiofidelity
-from audiofidelity.artifacts import MANIFEST_SCHEMA_VERSION, cache_root, file_sha256
+from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION, bound_fields, cache_root,
+                                     file_sha256)
 from audiofidelity.registry import names, registry_entry
 
 ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert"}
@@ -87,15 +90,11 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None, sourc
     _check_against_eager(module, program, spec["example_inputs"], name)
 
     out.mkdir(parents=True, exist_ok=True)
-    program_path = out / f"{name}.pt2"
-    _atomic_write(program_path, lambda tmp: torch.export.save(program, tmp))
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": name,
         "backbone": entry.backbone,
         "sample_rate": spec["frontend"]["sample_rate"],
-        "artifact": {"file": program_path.name, "sha256": file_sha256(program_path),
-                     "size": program_path.stat().st_size},
         "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url,
                    **({"revision": source_revision} if source_revision else {})},
         "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
@@ -106,11 +105,16 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None, sourc
         "license": entry.license,
         "citation": spec["citation"],
     }
-    if pca is not None:
+    if pca is not None:  # written first: its sha256 is part of what the program seals
         pca_path = out / f"{name}{builder.PCA_FILE_SUFFIX}"
         _atomic_write(pca_path, lambda tmp: builder.write_pca(pca, Path(tmp)))
         manifest["postprocess"] = {"kind": "vggish_pca", "file": pca_path.name, "sha256": file_sha256(pca_path),
                                    "source": {"file": pca.name, "sha256": file_sha256(pca)}}
+    program_path = out / f"{name}.pt2"
+    sealed = {EMBEDDED_MANIFEST: json.dumps(bound_fields(manifest), sort_keys=True)}
+    _atomic_write(program_path, lambda tmp: torch.export.save(program, tmp, extra_files=sealed))
+    manifest["artifact"] = {"file": program_path.name, "sha256": file_sha256(program_path),
+                            "size": program_path.stat().st_size}
     manifest_path = out / f"{name}.json"
     _atomic_write(manifest_path, lambda tmp: Path(tmp).write_text(json.dumps(manifest, indent=2) + "\n"))
     return manifest_path

@@ -212,6 +212,12 @@ def load_model(source: Path) -> tuple[MertLayerMeans, dict, dict]:
     return model, config, preprocessor
 
 
+MEMORY = dict(axis="samples", fixed_bytes=64_000_000, bytes_per_unit=300, bytes_per_unit_squared=0.0011)
+"""Peak activation memory of a pass: attention is quadratic in a clip's frames (samples / 320; 12 heads
+of float32 scores, a few alive at once). An upper bound of what was measured on the CPU (0.45, 1.0 and
+2.1 GB at 20, 40 and 60 s); a 5-minute clip would need about 60 GB."""
+
+
 def build(name: str, source: Path) -> dict:
     """Everything ``export.py`` needs to export the MERT artifact (``source``: the Hugging Face folder)."""
     model, config, preprocessor = load_model(source)
@@ -227,7 +233,8 @@ def build(name: str, source: Path) -> dict:
         export_kwargs={"prefer_deferred_runtime_asserts_over_guards": True},
         frontend=dict(kind="mert_waveform", sample_rate=rate, do_normalize=bool(preprocessor.get("do_normalize", True)),
                       padding_value=float(preprocessor.get("padding_value", 0.0)), variance_epsilon=1e-7),
-        inputs=[dict(name="input_values", shape=["batch", "samples"], dtype="float32", min={"samples": MIN_SAMPLES})],
+        inputs=[dict(name="input_values", shape=["batch", "samples"], dtype="float32", min={"samples": MIN_SAMPLES},
+                     memory=MEMORY)],
         outputs=[dict(name="layer_time_mean", shape=["batch", layers, config["hidden_size"]], dtype="float32",
                       roles=["embedding", "logits", "layers"])],
         citation=CITATION,

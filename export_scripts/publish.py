@@ -44,7 +44,7 @@ def stage(name: str, models: Path, out: Path) -> dict:
     """Write the upload folder to ``out`` (verified files, rendered card); return the pin without revision."""
     manifest_path, program = models / f"{name}.json", models / f"{name}.pt2"
     manifest = json.loads(manifest_path.read_text())
-    verify_sha256(program, manifest["artifact"]["sha256"], use_memo=False)
+    verify_sha256(program, manifest["artifact"]["sha256"])
     out.mkdir(parents=True, exist_ok=True)
     extra = [manifest["postprocess"]["file"]] if "postprocess" in manifest else []
     for file in [program.name, manifest_path.name, *extra]:

@@ -5,10 +5,14 @@ recipes in ``fixtures/`` and the golden figures live in ``data/golden``.
 """
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +25,28 @@ DATA = Path(__file__).resolve().parent / "data"
 GOLDEN = DATA / "golden"
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One feature cache for the whole session: the fixture recordings' features are computed once and read
+    back by every later test (the cache is content-keyed and a clip's features do not depend on what it
+    holds, test_trust.py). Tests about caching use their own ``FeatureCache`` or ``fresh_cache``."""
+    return tmp_path_factory.mktemp("shared-cache")
+
+
 @pytest.fixture(autouse=True)
-def _isolated_environment(tmp_path, monkeypatch):
+def _isolated_environment(tmp_path, monkeypatch, shared_cache):
     """No run may read the developer's models or caches, or write outside a temp dir."""
     monkeypatch.delenv("AUDIOFIDELITY_MODELS", raising=False)
-    monkeypatch.delenv("AUDIOFIDELITY_CACHE", raising=False)
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(shared_cache))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.fixture()
+def fresh_cache(tmp_path, monkeypatch) -> Path:
+    """An empty default cache for this test alone (for tests that count what is computed)."""
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "own-cache"))
+    return tmp_path / "own-cache"
 
 
 @pytest.fixture(scope="session")
@@ -35,14 +54,63 @@ def recordings_dir(tmp_path_factory) -> Path:
     return recordings.write_recordings(tmp_path_factory.mktemp("audio"))
 
 
-@pytest.fixture(scope="session")
-def checkpoint_dir(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("checkpoints")
+TEST_CACHE_ENV = "AUDIOFIDELITY_TEST_CACHE"
+
+
+def machine_cache() -> Path:
+    """Where stand-in checkpoints and their exports are kept between test runs on this machine
+    (``$AUDIOFIDELITY_TEST_CACHE``, else ``~/.cache/audiofidelity-tests``); a fresh CI machine starts empty."""
+    return Path(os.environ.get(TEST_CACHE_ENV) or Path.home() / ".cache" / "audiofidelity-tests")
+
+
+def _digest(files: list[Path], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for text in extra:
+        digest.update(text.encode() + b"\0")
+    return digest.hexdigest()[:24]
+
+
+def built_once(kind: str, key: str, build) -> Path:
+    """``machine_cache()/<kind>-<key>``, made by ``build(folder)`` the first time and renamed into place whole,
+    so a run that stops half-way leaves nothing that a later run would take for complete."""
+    target = machine_cache() / f"{kind}-{key}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / f".{kind}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # a second test run on this machine waits for the one that builds
+        if not target.is_dir():
+            scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{kind}-"))
+            try:
+                build(scratch)
+                os.rename(scratch, target)
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+    return target
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
+
+
+CHECKPOINT_KEY = _digest([ROOT / "tests" / "fixtures" / "checkpoints.py", DATA / "checkpoint_sha256.json"],
+                         _torch_version())
+"""What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
+
+
+def _write_checkpoints(out: Path) -> None:
     for model in checkpoints.CNN14:
         checkpoints.write_cnn14(out, model)
     checkpoints.write_vggish(out)
     checkpoints.write_mert(out)
-    return out
+
+
+@pytest.fixture(scope="session")
+def checkpoint_dir() -> Path:
+    """The stand-in checkpoints (upstream formats), generated once per machine."""
+    return built_once("checkpoints", CHECKPOINT_KEY, _write_checkpoints)
 
 
 def run_export(model: str, source: Path | None, out: Path, *extra: str,
@@ -53,18 +121,46 @@ def run_export(model: str, source: Path | None, out: Path, *extra: str,
                            *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
+def _export_all(checkpoint_dir: Path, out: Path) -> None:
+    """Every stand-in export, two at a time (tracing is mostly one core's work)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = [(model, checkpoint_dir / spec["file"]) for model, spec in checkpoints.CNN14.items()]
+    jobs += [("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, "--pca",
+              str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)), ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR)]
+    with ThreadPoolExecutor(2) as pool:
+        for done in pool.map(lambda job: run_export(job[0], job[1], out, *job[2:]), jobs):
+            assert done.returncode == 0, done.stderr
+
+
+EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
+                      *(ROOT / "runtime" / "audiofidelity" / name for name in ("__init__.py", "artifacts.py",
+                                                                               "registry.py"))],
+                     CHECKPOINT_KEY, sys.version.split()[0])
+"""What the exported stand-ins depend on: the exporter's source, the checkpoints, torch and Python."""
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
+    """Every artifact exported from the stand-ins, once per machine (``EXPORT_KEY``), hard-linked into this
+    session's own folder so a test that adds files there cannot change the shared copy's folder."""
+    exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
     out = tmp_path_factory.mktemp("models")
-    for model, spec in checkpoints.CNN14.items():
-        done = run_export(model, checkpoint_dir / spec["file"], out)
-        assert done.returncode == 0, done.stderr
-    done = run_export("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, out,
-                      "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE))
-    assert done.returncode == 0, done.stderr
-    done = run_export("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out)
-    assert done.returncode == 0, done.stderr
+    for path in exported.iterdir():
+        try:
+            os.link(path, out / path.name)
+        except OSError:  # another file system
+            shutil.copy2(path, out / path.name)
     return out
+
+
+@pytest.fixture(scope="session")
+def vggish_without_pca_dir(checkpoint_dir) -> Path:
+    """VGGish exported without ``--pca`` (no post-processing data), once per machine."""
+    def export(out: Path) -> None:
+        done = run_export("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, out)
+        assert done.returncode == 0, done.stderr
+    return built_once("models-vggish-no-pca", EXPORT_KEY, export)
 
 
 def eval_cli(generated: Path, reference: Path, out: Path, *args: str) -> tuple[dict, dict[str, np.ndarray]]:
@@ -84,6 +180,23 @@ def golden(run: str) -> tuple[dict, dict[str, np.ndarray]]:
     paired_run = GOLDEN / run.replace("_unpaired", "_paired") / "features.npz"
     features.update({k: v for k, v in np.load(paired_run).items() if k.startswith("ref/")})
     return metrics, features
+
+
+class LazyRuns(dict):
+    """``runs[name]`` computed by ``make(name)`` on first use, so a test tier pays only for the runs it asks for."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, name: str):
+        self[name] = self.make(name)
+        return self[name]
+
+
+def tiered(runs, default: str) -> list:
+    """Parameters for ``runs``: ``default`` in the default tier, every other one marked ``parity``."""
+    return [pytest.param(run, marks=() if run == default else pytest.mark.parity) for run in sorted(runs)]
 
 
 THREAD_COUNTS = (1, 2, 8, 16)

@@ -46,7 +46,7 @@ def test_checksum_mismatch_refuses_to_load(models_dir, tmp_path, recordings_dir,
         artifacts.load("cnn14-16k", directory=out)
     assert real in str(info.value) and "0" * 64 in str(info.value)
     status = cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
-                       "--models-dir", str(out), "--quiet"])
+                       "--models-dir", str(out), "--metrics", "fd", "--quiet"])
     assert status == 1 and "sha256" in capsys.readouterr().err
 
 

@@ -87,7 +87,8 @@ def test_a_folder_whose_files_are_all_bad_yields_null_metrics_with_reasons(tmp_p
     (gen / "b.wav").write_text("x")
     report = evaluate(gen, recordings_dir / "reference", models_dir=models_dir, progress=False).report
     assert report["metrics"]["frechet_distance"] is None
-    assert "n >= 2" in report["unavailable"]["frechet_distance"]
+    assert report["unavailable"]["frechet_distance"] == "no usable generated files (2 skipped, see problems)"
+    assert report["error"] == report["unavailable"]["frechet_distance"]
     assert report["files"]["generated"]["used"] == 0
 
 

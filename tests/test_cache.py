@@ -6,6 +6,7 @@ import shutil
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from audiofidelity import cli
 from audiofidelity.cache import FeatureCache
@@ -30,9 +31,10 @@ def decodes(monkeypatch):
 @pytest.fixture()
 def folders(recordings_dir, tmp_path):
     gen, ref = tmp_path / "gen", tmp_path / "ref"
-    gen.mkdir()
-    shutil.copytree(recordings_dir / "reference", ref)
-    for name in sorted(os.listdir(recordings_dir / "unpaired"))[:6]:
+    gen.mkdir(), ref.mkdir()
+    for name in sorted(os.listdir(recordings_dir / "reference"))[:3]:
+        shutil.copy(recordings_dir / "reference" / name, ref / name)
+    for name in sorted(os.listdir(recordings_dir / "unpaired"))[:3]:
         shutil.copy(recordings_dir / "unpaired" / name, gen / name)
     (gen / "broken.wav").write_bytes(b"RIFF not really")
     return gen, ref
@@ -125,3 +127,65 @@ def test_a_corrupt_entry_is_recomputed(folders, models_dir, tmp_path):
         entry.write_bytes(b"truncated")
     second = _run(folders, models_dir, cache)
     assert second.report["metrics"] == first.report["metrics"]
+
+
+@pytest.fixture()
+def program_loads(monkeypatch):
+    """Artifacts whose program was read from disk during the test (a fresh process: nothing loaded yet)."""
+    from audiofidelity import artifacts
+
+    loads = []
+    real = artifacts._load_program
+    monkeypatch.setattr(artifacts, "_LOADED", {})
+    monkeypatch.setattr(artifacts, "_load_program", lambda path, device: loads.append(path.name) or real(path, device))
+    return loads
+
+
+@pytest.fixture()
+def paired_folders(recordings_dir, tmp_path):
+    gen, ref = tmp_path / "pgen", tmp_path / "pref"
+    gen.mkdir(), ref.mkdir()
+    for name in sorted(os.listdir(recordings_dir / "generated"))[:6]:
+        shutil.copy(recordings_dir / "generated" / name, gen)
+        shutil.copy(recordings_dir / "reference" / name, ref)
+    return gen, ref
+
+
+def test_a_fully_cached_run_loads_no_program_and_starts_no_worker(paired_folders, models_dir, tmp_path,
+                                                                  program_loads, decodes, monkeypatch):
+    cache = FeatureCache(tmp_path / "cache")
+    settings = dict(models_dir=models_dir, progress=False, cache=cache)  # every metric, FAD included
+    first = evaluate(*paired_folders, **settings)
+    assert sorted(program_loads) == ["cnn14-16k.pt2", "vggish.pt2"]
+    program_loads.clear(), decodes.clear()
+    monkeypatch.setattr(evaluate_module, "_spawn_pool", lambda workers: pytest.fail("a worker pool was started"))
+    monkeypatch.setattr(evaluate_module, "CHUNK_FILES", 2)  # so that 6 files would use workers
+    second = evaluate(*paired_folders, workers=2, **settings)
+    assert program_loads == [] and decodes == []
+    assert second.report["metrics"] == first.report["metrics"]
+    assert second.report["provenance"]["artifacts"] == first.report["provenance"]["artifacts"]
+
+
+def test_cached_pair_metrics_equal_fresh_ones_and_an_edit_invalidates_only_its_pairs(
+        paired_folders, models_dir, tmp_path, recordings_dir, monkeypatch):
+    from audiofidelity import paired
+
+    computed = []
+    real = paired._one_pair
+    monkeypatch.setattr(paired, "_one_pair", lambda g, r, name, **kw: computed.append(name) or real(g, r, name, **kw))
+    cache = FeatureCache(tmp_path / "cache")
+    settings = dict(metrics=["psnr", "ssim", "lsd"], per_file=True, progress=False)
+    fresh = evaluate(*paired_folders, cache=False, **settings).report
+    evaluate(*paired_folders, cache=cache, **settings)
+    computed.clear()
+    cached = evaluate(*paired_folders, cache=cache, **settings).report
+    assert computed == [] and cached["per_file"] == fresh["per_file"] and cached["metrics"] == fresh["metrics"]
+    gen = paired_folders[0]
+    target = sorted(gen.iterdir())[1]
+    data, rate = sf.read(target, dtype="float32")
+    sf.write(target, data * 0.5, rate)  # new content under the same name
+    after = evaluate(*paired_folders, cache=cache, **settings).report
+    assert computed == [target.name]
+    changed = [name for name in fresh["per_file"] if after["per_file"][name] != fresh["per_file"][name]]
+    assert changed == [target.name]
+    assert evaluate(*paired_folders, cache=False, **settings).report["per_file"] == after["per_file"]

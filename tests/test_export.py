@@ -3,16 +3,19 @@ import json
 import os
 
 import numpy as np
+import pytest
 import torch
 
-from audiofidelity.artifacts import file_sha256
+from audiofidelity.artifacts import embedded_manifest, file_sha256
 from conftest import run_export
 from fixtures import checkpoints
 
 
 def test_manifest_describes_the_artifact(models_dir, checkpoint_dir):
     manifest = json.loads((models_dir / "cnn14-16k.json").read_text())
-    assert manifest["schema_version"] == 1 and manifest["name"] == "cnn14-16k"
+    assert manifest["schema_version"] == 2 and manifest["name"] == "cnn14-16k"
+    # everything but the program's own checksum is sealed inside the program, so its sha256 covers it
+    assert embedded_manifest(models_dir / "cnn14-16k.pt2") == {k: v for k, v in manifest.items() if k != "artifact"}
     assert manifest["artifact"]["sha256"] == file_sha256(models_dir / "cnn14-16k.pt2")
     source = checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"]
     assert manifest["source"] == {"file": source.name, "sha256": file_sha256(source),
@@ -46,6 +49,7 @@ def test_a_32k_checkpoint_passed_as_16k_is_refused(checkpoint_dir, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parity  # writes a 300 MB checkpoint and runs an export
 def test_a_checkpoint_with_missing_keys_is_refused(tmp_path):
     state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in checkpoints.cnn14_state_dict("cnn14-16k").items()}
     del state["fc1.bias"]
@@ -65,6 +69,7 @@ def _override(tmp_path, name, **fields):
     return {"AUDIOFIDELITY_REGISTRY": str(path)}
 
 
+@pytest.mark.parity  # a whole export through --download
 def test_download_fetches_the_original_checks_its_pin_and_records_it(checkpoint_dir, tmp_path):
     source = checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"]
     env = _override(tmp_path, "cnn14-16k", source_url=source.as_uri(), source_sha256=file_sha256(source))
@@ -83,6 +88,7 @@ def test_download_refuses_bytes_that_differ_from_the_pin(checkpoint_dir, tmp_pat
     assert not (tmp_path / "upstream" / source.name).exists() and not (tmp_path / "out").exists()
 
 
+@pytest.mark.parity  # a whole MERT export: the CNN14 download test covers the same path in the fast tier
 def test_download_of_mert_takes_a_pinned_revision_from_the_hf_cache(checkpoint_dir, tmp_path):
     revision = "abcdef0123456789abcdef0123456789abcdef01"
     snap = tmp_path / "hf" / "hub" / "models--m-a-p--MERT-v1-95M" / "snapshots" / revision

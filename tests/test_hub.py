@@ -73,8 +73,9 @@ def test_eval_resolves_pinned_artifacts_from_the_hf_cache_offline(hub_env, model
     assert REVISION in _cli(env, "models", "path", "vggish").stdout
 
 
-def test_a_tampered_byte_is_refused(hub_env, models_dir, recordings_dir):
+def test_a_tampered_byte_is_refused(hub_env, models_dir, recordings_dir, fresh_cache):
     hf_home, _, env = hub_env
+    env["AUDIOFIDELITY_CACHE"] = str(fresh_cache)  # nothing cached: the program must be loaded
     _snapshot(hf_home, "cnn14-16k", models_dir, tamper=True)
     _snapshot(hf_home, "vggish", models_dir)
     done = _eval(env, recordings_dir)
@@ -104,20 +105,13 @@ def test_require_pinned_refuses_a_local_build(hub_env, models_dir, recordings_di
     assert _eval(env, recordings_dir, "--models-dir", str(models_dir)).returncode == 0  # local builds are fine otherwise
 
 
-def test_a_verified_file_is_not_hashed_again_until_it_changes(models_dir, tmp_path, monkeypatch):
+def test_every_load_hashes_the_program(models_dir, monkeypatch):
     from audiofidelity import artifacts
 
-    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "cache"))
-    target = tmp_path / "file.bin"
-    target.write_bytes(b"abc" * 1000)
-    digest = file_sha256(target)
     calls = []
     real = artifacts.file_sha256
     monkeypatch.setattr(artifacts, "file_sha256", lambda p, *a: calls.append(p) or real(p, *a))
-    artifacts.verify_sha256(target, digest)
-    artifacts.verify_sha256(target, digest)
-    assert len(calls) == 1  # the second check used the memo
-    target.write_bytes(b"abd" * 1000)  # same size, new mtime and content
-    with pytest.raises(artifacts.ChecksumMismatchError):
-        artifacts.verify_sha256(target, digest)
-    assert len(calls) == 2
+    for _ in range(2):  # two processes' loads: no memo of an earlier check is trusted
+        monkeypatch.setattr(artifacts, "_LOADED", {})
+        artifacts.load("cnn14-16k", directory=models_dir)
+    assert calls == [models_dir / "cnn14-16k.pt2"] * 2

@@ -7,20 +7,39 @@ import numpy as np
 import pytest
 
 from audiofidelity import cli
-from audiofidelity.evaluate import CHUNK_FILES, Evaluator, _malloc_trim, _return_free_heap
+from audiofidelity.evaluate import Evaluator, _malloc_trim, _return_free_heap
+
+CHUNK = 4
+"""Chunk size in these tests (16 in use): a few files then span several chunks and use the workers."""
 
 
 @pytest.fixture()
-def folder(recordings_dir, tmp_path):
+def small_chunks(monkeypatch):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("audiofidelity.evaluate"), "CHUNK_FILES", CHUNK)
+
+
+@pytest.fixture()
+def folder(recordings_dir, tmp_path, small_chunks):
     """More than two chunks of files, with a broken file and a sub-folder in the middle."""
     out = tmp_path / "mixed"
     out.mkdir()
     for side in ("reference", "generated"):
-        for path in sorted((recordings_dir / side).iterdir()):
+        for path in sorted((recordings_dir / side).iterdir())[:6]:
             shutil.copy(path, out / f"{side[:3]}_{path.name}")
-    (out / "gen_clip_05x.wav").write_bytes(b"RIFF broken")
-    (out / "gen_clip_06x").mkdir()
-    assert len(list(out.iterdir())) > 2 * CHUNK_FILES
+    (out / "gen_clip_02x.wav").write_bytes(b"RIFF broken")
+    (out / "gen_clip_03x").mkdir()
+    assert len(list(out.iterdir())) > 2 * CHUNK
+    return out
+
+
+def _first(recordings_dir, tmp_path, count: int = 6):
+    """A folder with the first ``count`` reference recordings (mixed rates and lengths)."""
+    out = tmp_path / "first"
+    out.mkdir()
+    for path in sorted((recordings_dir / "reference").iterdir())[:count]:
+        shutil.copy(path, out)
     return out
 
 
@@ -33,24 +52,36 @@ def _features(folder, **settings):
 def test_worker_processes_give_bit_identical_features_and_problems(folder, models_dir):
     inline = _features(folder, models_dir=models_dir, workers=0)
     pooled = _features(folder, models_dir=models_dir, workers=2)
-    assert pooled.files == inline.files and len(inline.files) == 48
+    assert pooled.files == inline.files and len(inline.files) == 12
     assert pooled.problems == inline.problems
-    assert [p["file"] for p in inline.problems] == ["gen_clip_05x.wav", "gen_clip_06x"]
+    assert [p["file"] for p in inline.problems] == ["gen_clip_02x.wav", "gen_clip_03x"]
     for output, values in inline.per_file.items():
         assert all(np.array_equal(a, b) for a, b in zip(values, pooled.per_file[output])), output
 
 
-def test_worker_processes_give_identical_pair_metrics_and_problems(recordings_dir, tmp_path):
+def test_worker_processes_give_identical_pair_metrics_and_problems_and_are_started_once(recordings_dir, tmp_path,
+                                                                                        small_chunks, monkeypatch):
+    import importlib
+
+    evaluate_module = importlib.import_module("audiofidelity.evaluate")
+    started = []
+    real = evaluate_module._spawn_pool
+    monkeypatch.setattr(evaluate_module, "_spawn_pool", lambda workers: started.append(workers) or real(workers))
     for side in ("generated", "reference"):
-        shutil.copytree(recordings_dir / side, tmp_path / side)
+        (tmp_path / side).mkdir()
+        for path in sorted((recordings_dir / side).iterdir())[:10]:
+            shutil.copy(path, tmp_path / side)
     broken = sorted((tmp_path / "generated").iterdir())[3]
     broken.write_bytes(b"RIFF broken")
     reports = []
     for workers in (0, 2):
         with Evaluator(metrics=["psnr", "ssim", "lsd"], progress=False, cache=False, workers=workers) as evaluator:
-            reports.append(evaluator.evaluate(tmp_path / "generated", tmp_path / "reference", per_file=True).report)
-    inline, pooled = reports
-    assert len(inline["per_file"]) > CHUNK_FILES and broken.name not in inline["per_file"]
+            for _ in range(1 + workers // 2):  # the pooled evaluator runs twice, on the same workers
+                reports.append(evaluator.evaluate(tmp_path / "generated", tmp_path / "reference",
+                                                  per_file=True).report)
+    inline, pooled, again = reports
+    assert started == [2] and again == pooled
+    assert len(inline["per_file"]) > CHUNK and broken.name not in inline["per_file"]
     assert [p["file"] for p in inline["problems"]] == [broken.name]
     assert pooled["per_file"] == inline["per_file"] and pooled["problems"] == inline["problems"]
     assert pooled["metrics"] == inline["metrics"]
@@ -71,35 +102,34 @@ def test_freed_heap_pages_go_back_to_the_os():
 
 
 @pytest.mark.parametrize("batch_size", [1, pytest.param(3, marks=pytest.mark.slow)])
-def test_batch_size_moves_features_only_by_rounding(recordings_dir, models_dir, batch_size):
-    # no padding is ever added to batch clips, so a clip's features do not depend on its batch-mates beyond
-    # the CPU convolutions' rounding, which changes with the batch composition (~1e-6 relative)
-    reference = recordings_dir / "reference"
+def test_batch_size_moves_features_only_by_rounding(recordings_dir, models_dir, tmp_path, batch_size):
+    # a pass holds one clip's items: CNN14's one item per clip is the same whatever the batch size; VGGish's
+    # examples of a clip are split into other passes, and the CPU convolutions round differently per batch size
+    reference = _first(recordings_dir, tmp_path)
     base = _features(reference, models_dir=models_dir, batch_size=8)
     other = _features(reference, models_dir=models_dir, batch_size=batch_size)
     assert other.files == base.files
     for output, values in base.per_file.items():
         for a, b in zip(values, other.per_file[output]):
-            assert np.max(np.abs(a - b)) <= 1e-5 * max(np.max(np.abs(a)), 1e-3), output
+            if output == "vggish":
+                assert np.max(np.abs(a - b)) <= 1e-5 * max(np.max(np.abs(a)), 1e-3), output
+            else:
+                assert np.array_equal(a, b), output
 
 
-def test_cli_workers_flag(recordings_dir, models_dir, tmp_path, capsys):
-    import json
-
-    reports = []
-    for workers in ("0", "2"):
-        assert cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
-                         "--models-dir", str(models_dir), "--metrics", "fd", "--quiet", "--no-cache",
-                         "--workers", workers]) == 0
-        reports.append(json.loads(capsys.readouterr().out))
-    assert reports[0]["metrics"] == reports[1]["metrics"]
+def test_cli_workers_flag(recordings_dir, models_dir):
+    # what the workers compute is tested above, on the Evaluator the flag configures
+    args = cli.build_parser().parse_args(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
+                                          "--models-dir", str(models_dir), "--metrics", "fd", "--workers", "2"])
+    with cli._evaluator(args, args.metrics) as evaluator:
+        assert evaluator.workers == 2
     with pytest.raises(SystemExit) as stop:
         cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--workers", "-1"])
     assert stop.value.code == 2
 
 
-def test_bf16_is_an_opt_in_that_moves_features_by_under_2_percent(recordings_dir, models_dir):
-    folder = recordings_dir / "reference"
+def test_bf16_is_an_opt_in_that_moves_features_by_under_2_percent(recordings_dir, models_dir, tmp_path):
+    folder = _first(recordings_dir, tmp_path)
     exact = _features(folder, models_dir=models_dir)
     fast = _features(folder, models_dir=models_dir, precision="bf16")
     for output, values in exact.per_file.items():

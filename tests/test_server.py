@@ -1,7 +1,6 @@
 """The evaluation service in-process (FastAPI's test client): every endpoint, error case and upload check."""
 from __future__ import annotations
 
-import importlib
 import io
 import subprocess
 import sys
@@ -76,10 +75,14 @@ def test_information_endpoints(tmp_path, models_dir):
 
 
 def test_a_job_runs_to_its_report_and_loads_models_once(tmp_path, models_dir, recordings_dir, monkeypatch):
+    from audiofidelity import artifacts
+
     loads = []
-    evaluate = importlib.import_module("audiofidelity.evaluate")  # the module; the package exports a function
-    real_load = evaluate.load
-    monkeypatch.setattr(evaluate, "load", lambda name, **kw: loads.append(name) or real_load(name, **kw))
+    real_load = artifacts._load_program
+    monkeypatch.setattr(artifacts, "_LOADED", {})  # a fresh process
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "own-cache"))  # nothing cached: the models must run
+    monkeypatch.setattr(artifacts, "_load_program", lambda path, device: loads.append(path.stem) or
+                        real_load(path, device))
     with make_client(tmp_path, models_dir) as client:
         first = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FD,psnr"})
         assert first.status_code == 202 and first.headers["location"] == f"/jobs/{first.json()['job_id']}"

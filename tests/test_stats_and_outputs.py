@@ -66,8 +66,10 @@ def test_bootstrap_keeps_a_statistics_only_reference_fixed(recordings_dir, model
             for name in ("ref.npz", "full.npz")]
     assert runs[0]["bootstrap"]["frechet_audio_distance"]["resampled"] == ["generated"]
     assert runs[1]["bootstrap"]["frechet_audio_distance"]["resampled"] == ["generated", "reference"]
+    # two float64 routes to the same FD (covariance from the file vs from the features): the trace terms
+    # cancel to a few percent of their size, so rounding reaches ~1e-8 relative
     assert runs[0]["metrics"]["frechet_audio_distance"] == pytest.approx(
-        runs[1]["metrics"]["frechet_audio_distance"], rel=1e-9)
+        runs[1]["metrics"]["frechet_audio_distance"], rel=1e-8)
 
 
 def test_statistics_match_numpy_on_the_features(recordings_dir, models_dir, tmp_path):
@@ -104,8 +106,11 @@ def test_fd_to_statistics_is_exact_for_singular_covariances():
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(20, 64)), rng.normal(size=(300, 64)) * 1.5 + 0.2
     mu, sigma = frechet.gaussian_statistics(y)
+    # two exact forms (nuclear norm of A B' vs eigenvalues of A S2 A'): float64 rounding of the
+    # eigen-decompositions, amplified by the cancellation of the trace terms, reaches ~1e-9 relative here
+    # (numpy 2.4 / OpenBLAS 0.3.31)
     assert frechet.frechet_distance_to_statistics(x, mu, sigma) == pytest.approx(
-        frechet.frechet_distance_from_features(x, y), rel=1e-10)
+        frechet.frechet_distance_from_features(x, y), rel=1e-8)
 
 
 def test_bootstrap_interval_of_a_mean_has_the_textbook_width():

@@ -7,6 +7,8 @@ import pytest
 from conftest import ROOT
 from fixtures import checkpoints
 
+pytestmark = pytest.mark.parity  # the verify scripts against the original packages: CI's parity tier
+
 pytest.importorskip("torchlibrosa", reason="the verify extra is not installed: pip install -e '.[verify]'")
 
 
@@ -18,8 +20,7 @@ def _verify(model, source, models_dir, *audio):
     return subprocess.run(cmd, capture_output=True, text=True)
 
 
-@pytest.mark.parametrize("model", [m if m == "cnn14-16k" else pytest.param(m, marks=pytest.mark.slow)
-                                   for m in sorted(checkpoints.CNN14)])  # one rate by default: the same code
+@pytest.mark.parametrize("model", sorted(checkpoints.CNN14))
 def test_export_matches_the_original_panns_cnn14(model, checkpoint_dir, models_dir, recordings_dir):
     done = _verify(model, checkpoint_dir / checkpoints.CNN14[model]["file"], models_dir,
                    recordings_dir / "reference" / "clip_03.wav", recordings_dir / "generated" / "clip_09.wav",

@@ -7,7 +7,7 @@ Importing the package loads NumPy, SciPy and soundfile only; torch and librosa l
 """
 from __future__ import annotations
 
-__version__ = "0.2.1"
+__version__ = "0.3.0"
 
 from .evaluate import EvaluationResult, Evaluator, evaluate  # noqa: E402
 

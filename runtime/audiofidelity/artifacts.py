@@ -4,25 +4,27 @@ An artifact is ``<name>.pt2`` (a ``torch.export`` program) plus ``<name>.json`` 
 frontend parameters, input/output spec, provenance). Resolution order: a models directory
 (``models_dir=`` / ``--models-dir`` / ``$AUDIOFIDELITY_MODELS``), then the Hugging Face cache or Hub at the
 registry's pinned revision (``hf_hub_download``; honours ``HF_HUB_OFFLINE``, ``HF_HOME``, ``HF_ENDPOINT``),
-then an error saying how to build the artifact. The ``.pt2``'s sha256 is checked before every load (a
-verified file is remembered by path, size and mtime, so a 300 MB file is not re-hashed on every run);
-a mismatch is never loaded.
+then an error saying how to build the artifact. The ``.pt2`` is hashed on every load, in a thread
+beside ``torch.export.load`` so the check costs no wall time; a mismatch is never used. Every manifest
+field that shapes a number is also stored inside the ``.pt2`` (``extra/audiofidelity.json``, covered by
+its sha256), and a manifest that disagrees with that copy is refused, naming the field.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
-from .registry import ArtifactEntry, export_command, registry_entry
+from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError
+from .registry import ArtifactEntry, build_instructions, export_command, registry_entry
 
-MANIFEST_SCHEMA_VERSION = 1
+MANIFEST_SCHEMA_VERSION = 2
+EMBEDDED_MANIFEST = "audiofidelity.json"
+"""Extra file of the ``.pt2`` archive holding the manifest less its ``artifact`` section (see ``bound_fields``)."""
 MODELS_ENV = "AUDIOFIDELITY_MODELS"
 CACHE_ENV = "AUDIOFIDELITY_CACHE"
 
@@ -73,6 +75,71 @@ class Manifest:
         return manifest
 
 
+def bound_fields(raw: dict[str, Any]) -> dict[str, Any]:
+    """The manifest fields stored inside the ``.pt2``: all but ``artifact`` (the program's own name, sha256
+    and size, which cannot be inside it)."""
+    return {k: v for k, v in raw.items() if k != "artifact"}
+
+
+def embedded_manifest(program: Path) -> dict[str, Any] | None:
+    """The manifest copy inside a ``.pt2`` archive (``<archive>/extra/audiofidelity.json``), or None."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(program) as archive:
+            member = next((n for n in archive.namelist() if n.endswith(f"/extra/{EMBEDDED_MANIFEST}")), None)
+            return json.loads(archive.read(member)) if member else None
+    except (OSError, zipfile.BadZipFile, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """Dotted path of the first field where ``a`` and ``b`` differ (``frontend.fmax``), or None."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            where = f"{prefix}.{key}" if prefix else str(key)
+            if key not in a or key not in b:
+                return where
+            found = first_difference(a[key], b[key], where)
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{prefix}[{i}]")
+            if found:
+                return found
+        return None
+    return None if (a == b and type(a) is type(b)) else prefix or "(whole manifest)"
+
+
+def check_bound(manifest: "Manifest", program: Path, manifest_path: Path) -> None:
+    """Refuse a manifest that disagrees with the copy inside its ``.pt2`` (a field edited after export).
+
+    The copy is read from the archive's directory without loading the program; the program's sha256,
+    checked at load, proves the copy itself.
+    """
+    embedded = embedded_manifest(program)
+    if embedded is None:
+        raise ManifestError(f"{program} carries no embedded manifest (extra/{EMBEDDED_MANIFEST}): it was exported "
+                            f"by an older version or is not an audiofidelity artifact; re-export it with "
+                            f"{export_command(manifest.name)}")
+    field_path = first_difference(bound_fields(manifest.raw), embedded)
+    if field_path is not None:
+        raise ManifestError(f"{manifest_path}: field '{field_path}' differs from the copy sealed inside "
+                            f"{program.name} (the manifest was edited after export); restore it or re-export "
+                            f"the artifact")
+
+
+def plain_file_name(value: Any, folder: Path, what: str) -> Path:
+    """``folder / value`` when ``value`` is a bare file name; a manifest never points out of its folder."""
+    if not isinstance(value, str) or not value or value in (".", "..") or Path(value).name != value \
+            or "\\" in value:
+        raise ManifestError(f"manifest field {what} is {value!r}: only a file name in the models folder is "
+                            f"allowed (no paths); restore the manifest or re-export the artifact")
+    return folder / value
+
+
 def cache_root() -> Path:
     """audiofidelity's one cache directory: ``$AUDIOFIDELITY_CACHE``, else ``$XDG_CACHE_HOME/audiofidelity``,
     else ``~/.cache/audiofidelity``. Never inside the user's audio folders."""
@@ -90,47 +157,17 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
     return digest.hexdigest()
 
 
-def _memo_path() -> Path:
-    return cache_root() / "verified-sha256.json"
+def verify_sha256(path: Path, expected: str) -> None:
+    """Raise ``ChecksumMismatchError`` unless ``path`` hashes to ``expected`` (hashed every time: no memo
+    that a content change with a restored timestamp, or bit-rot, could keep)."""
+    _check_digest(path, file_sha256(path), expected)
 
 
-def _read_memo() -> dict[str, dict]:
-    try:
-        return json.loads(_memo_path().read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-
-
-def _remember(path: Path, sha256: str) -> None:
-    stat = path.stat()
-    memo = _read_memo()
-    memo[str(path.absolute())] = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": sha256}
-    target = _memo_path()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".verified.", suffix=".tmp")
-        with os.fdopen(fd, "w") as f:
-            json.dump(memo, f)
-        os.replace(tmp, target)  # atomic: concurrent runs see the old or the new memo, never half of one
-    except OSError:
-        pass  # a read-only cache only costs a re-hash next time
-
-
-def verify_sha256(path: Path, expected: str, *, use_memo: bool = True) -> None:
-    """Raise ``ChecksumMismatchError`` unless ``path`` hashes to ``expected``.
-
-    With ``use_memo``, a file verified before with the same size and mtime is not hashed again.
-    """
-    stat = path.stat()
-    known = _read_memo().get(str(path.absolute())) if use_memo else None
-    if known and known == {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "sha256": expected}:
-        return
-    actual = file_sha256(path)
+def _check_digest(path: Path, actual: str, expected: str) -> None:
     if actual != expected:
         raise ChecksumMismatchError(
             f"{path}: sha256 is {actual}, but {expected} is pinned for it. The file is corrupt or was "
             f"replaced; delete it and export or download the artifact again")
-    _remember(path, actual)
 
 
 def models_dir(explicit: str | Path | None = None) -> Path | None:
@@ -190,7 +227,7 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
     if local is not None:
         program, manifest_path = local
         if program.is_file() and manifest_path.is_file():
-            return Resolved(program, _read_manifest(manifest_path, name), "local", entry)
+            return Resolved(program, _read_manifest(manifest_path, name, program), "local", entry)
         looked = f"missing {' and '.join(str(p) for p in local if not p.is_file())}. "
     if entry.hub is None:
         where = looked or (f"no models directory (pass --models-dir DIR or models_dir=, or set {MODELS_ENV}) "
@@ -200,30 +237,47 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
             f"Build it with: {export_command(name, str(root) if root else 'MODELS_DIR')}")
     program, manifest_path = _from_hub(entry)
     verify_sha256(manifest_path, entry.hub.manifest_sha256)
-    manifest = _read_manifest(manifest_path, name)
+    manifest = _read_manifest(manifest_path, name, program)
     if manifest.sha256 != entry.hub.sha256:
         raise ChecksumMismatchError(f"{manifest_path} pins {manifest.sha256} for {name}.pt2, the registry pins "
                                     f"{entry.hub.sha256}; the download does not match the registry")
     return Resolved(program, manifest, "hub", entry)
 
 
-def _read_manifest(path: Path, name: str) -> Manifest:
+def _read_manifest(path: Path, name: str, program: Path) -> Manifest:
+    """Read ``path`` and prove it belongs to ``program``: its name, its file field, its sealed copy."""
     manifest = Manifest.read(path)
     if manifest.name != name:
         raise ManifestError(f"{path} describes artifact {manifest.name!r}, not {name!r}")
+    if plain_file_name(manifest.raw["artifact"].get("file"), path.parent, "artifact.file").name != program.name:
+        raise ManifestError(f"{path}: field 'artifact.file' is {manifest.raw['artifact'].get('file')!r}, not "
+                            f"{program.name!r}; restore the manifest or re-export the artifact")
+    check_bound(manifest, program, path)
     return manifest
 
 
-@dataclass(frozen=True)
 class LoadedArtifact:
-    """A verified, loaded artifact: its manifest, where it came from, and the callable program on ``device``."""
+    """A resolved artifact: its manifest, where it came from, and its program on ``device``, which is loaded
+    (its bytes hashed meanwhile) on first use, once per process, so a run that finds every feature in the
+    cache never reads the ``.pt2``."""
 
-    manifest: Manifest
-    path: Path
-    device: str
-    program: Any
-    origin: str = "local"
-    entry: ArtifactEntry | None = None
+    def __init__(self, manifest: Manifest, path: Path, device: str, origin: str = "local",
+                 entry: ArtifactEntry | None = None) -> None:
+        self.manifest, self.path, self.device, self.origin, self.entry = manifest, path, device, origin, entry
+        self._program: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def program(self) -> Any:
+        """The callable exported program, loaded and verified against the manifest's sha256 on first access."""
+        with self._lock:
+            if self._program is None:
+                self._program = _load_verified(self.path, self.manifest.sha256, self.device)
+            return self._program
+
+    @property
+    def loaded(self) -> bool:
+        return self._program is not None
 
 
 _LOADED: dict[tuple[str, str, str], LoadedArtifact] = {}
@@ -231,8 +285,8 @@ _LOCK = threading.Lock()
 
 
 def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
-         require_pinned: bool = False) -> LoadedArtifact:
-    """Resolve, verify (sha256) and load an artifact onto ``device``; cached per process.
+         require_pinned: bool = False, lazy: bool = False) -> LoadedArtifact:
+    """Resolve an artifact and load it onto ``device`` (verified by sha256); cached per process.
 
     Parameters
     ----------
@@ -244,6 +298,8 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     require_pinned : bool
         Refuse an artifact whose sha256 is not the registry's Hub pin (a local build, say).
+    lazy : bool
+        Leave the program unloaded until ``.program`` is first used (the manifest is read and checked now).
     """
     found = resolve(name, directory)
     if require_pinned and (found.entry.hub is None or found.manifest.sha256 != found.entry.hub.sha256):
@@ -255,10 +311,57 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
     key = (str(found.program.absolute()), found.manifest.sha256, device)
     with _LOCK:
         if key not in _LOADED:
-            verify_sha256(found.program, found.manifest.sha256)
-            _LOADED[key] = LoadedArtifact(found.manifest, found.program, device,
-                                          _load_program(found.program, device), found.origin, found.entry)
-        return _LOADED[key]
+            _LOADED[key] = LoadedArtifact(found.manifest, found.program, device, found.origin, found.entry)
+        artifact = _LOADED[key]
+    if not lazy:
+        artifact.program  # noqa: B018 - load and verify now
+    return artifact
+
+
+def load_all(names: list[str], *, directory: str | Path | None = None, device: str = "cpu",
+             require_pinned: bool = False, lazy: bool = False) -> list[LoadedArtifact]:
+    """``load`` each of ``names``; when any cannot be found, one error names every missing one and how to
+    build each (not one error per run)."""
+    missing: dict[str, str] = {}
+    for name in dict.fromkeys(names):
+        try:
+            resolve(name, directory)
+        except ArtifactNotFoundError as exc:
+            missing[name] = str(exc)
+    if missing:
+        root = models_dir(directory)
+        where = f"in {root}" if root else f"(no models directory: --models-dir, models_dir= or ${MODELS_ENV})"
+        published = [n for n in missing if registry_entry(n).hub is not None]
+        hub = "; ".join(missing[n] for n in published)
+        raise ArtifactNotFoundError(
+            f"{len(missing)} model artifact(s) missing {where}: {', '.join(missing)}. "
+            + (f"Hub: {hub}. " if hub else "They are not published on the Hugging Face Hub yet. ")
+            + build_instructions(list(missing), str(root) if root else "MODELS_DIR"))
+    return [load(name, directory=directory, device=device, require_pinned=require_pinned, lazy=lazy)
+            for name in names]
+
+
+def check_device(device: str) -> None:
+    """Refuse a device this torch cannot run on, before any model loads (``cpu``, ``cuda``, ``cuda:N``).
+
+    Raises
+    ------
+    DeviceError
+        Naming the device, what this torch sees and what to pass instead.
+    """
+    if device == "cpu":
+        return
+    if device != "cuda" and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise DeviceError(f"device {device!r} is not one of cpu, cuda, cuda:N, auto")
+    import torch
+
+    if not torch.cuda.is_available():
+        raise DeviceError(f"device {device!r}: this torch ({torch.__version__}) sees no CUDA device (a CPU-only "
+                          f"build, or no driver); use --device cpu (or auto), or install a CUDA build of torch")
+    index = int(device[5:]) if ":" in device else 0
+    if index >= torch.cuda.device_count():
+        raise DeviceError(f"device {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
 
 
 def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
@@ -275,7 +378,7 @@ def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
     if section is None:
         raise ManifestError(f"artifact {artifact.manifest.name!r} carries no post-processing data; re-export it "
                             f"with it (for vggish: export.py vggish --pca vggish_pca_params-970ea276.pth ...)")
-    path = artifact.path.parent / section["file"]
+    path = plain_file_name(section.get("file"), artifact.path.parent, "postprocess.file")
     if not path.is_file():
         raise ArtifactNotFoundError(f"{path} (post-processing data of {artifact.manifest.name}) is missing")
     verify_sha256(path, section["sha256"])
@@ -283,6 +386,30 @@ def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
 
     with np.load(path) as data:
         return {"kind": section["kind"], **{k: data[k] for k in data.files}}
+
+
+def _load_verified(path: Path, sha256: str, device: str) -> Any:
+    """Load ``path`` while a thread hashes it (hashlib releases the GIL), so the check adds no wall time;
+    the program is returned only when the bytes match ``sha256``."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as hasher:
+        digest = hasher.submit(file_sha256, path)
+        try:
+            program = _load_program(path, device)
+        except Exception as exc:  # a damaged archive: say whether its bytes are the pinned ones
+            _check_digest(path, digest.result(), sha256)
+            raise ManifestError(f"{path}: its sha256 is the pinned one, but torch cannot load it ({exc}); "
+                                f"this torch ({_torch_version()}) may be older than the one that exported it") \
+                from exc
+        _check_digest(path, digest.result(), sha256)
+    return program
+
+
+def _torch_version() -> str:
+    import torch
+
+    return torch.__version__
 
 
 def _load_program(path: Path, device: str) -> Any:

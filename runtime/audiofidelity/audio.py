@@ -65,7 +65,9 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
         data, sample_rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
         size = Path(path).stat().st_size if Path(path).is_file() else None
-        reason = "empty file (0 bytes)" if size == 0 else f"cannot be decoded as audio ({exc})"
+        # the reason names no path (it is cached by content; the report says which file): libsndfile's own text
+        detail = getattr(exc, "error_string", None) or str(exc).replace(str(path), "the file")
+        reason = "empty file (0 bytes)" if size == 0 else f"cannot be decoded as audio ({detail})"
         raise InvalidAudioError(reason) from exc
     return np.ascontiguousarray(data.T), int(sample_rate)
 

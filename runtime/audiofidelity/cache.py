@@ -1,30 +1,37 @@
 """Feature cache: each file's model outputs, keyed by what they depend on, so unchanged files are never decoded twice.
 
 Key = sha256 over the audio file's content hash, the artifact's sha256, the model's frontend parameters,
-the conditioning (channel, DC, resampler, padding, minimum duration) and rate, the device kind and the
-package version. A file's content hash is remembered by (path, size, mtime), so a second run over an
-unchanged folder reads no audio at all; a file whose bytes changed gets a new key. A file that was
-rejected (undecodable, silent, too short) is cached with its reason, so it is reported again without
-decoding. Entries live under ``cache_root()/features`` (never in the user's folders), written to a
-temporary file and renamed into place, so concurrent runs never see half an entry.
+the conditioning (channel, DC, resampler, padding, minimum duration) and rate, the device kind, the batch
+size and the package version. A file's content hash is remembered by (path, device, inode, size, mtime,
+ctime), as git's index does: a write to the file moves its ctime even when its mtime is put back
+(``touch -r``), so a changed file is always re-hashed, and a second run over an unchanged folder reads no
+audio at all. A file that was rejected (undecodable, silent, too short) is cached with its reason (which
+names no path: the report attaches it), so it is reported again without decoding. Entries live under
+``cache_root()/features`` (never in the user's folders), written to a temporary file and renamed into
+place, so concurrent runs never see half an entry; an entry that cannot be read or fails its check is
+deleted and recomputed.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import __version__
 from .artifacts import cache_root, file_sha256
 
+log = logging.getLogger(__name__)
+
 PROBLEM_KEY = "__problem__"
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+"""2: per-clip forward passes, batch size in the key, path-free rejection reasons."""
 
 
 def _atomic_write(target: Path, write) -> None:
@@ -62,10 +69,12 @@ class FeatureCache:
         return self.root / "content-sha256"
 
     def content_sha256(self, path: Path) -> str:
-        """sha256 of the file's bytes, re-hashed only when its size or mtime changed since last time."""
+        """sha256 of the file's bytes, re-hashed unless its device, inode, size, mtime and ctime are all as
+        when it was last hashed."""
         stat = path.stat()
         memo = self.hashes_dir / f"{hashlib.sha256(str(path.absolute()).encode()).hexdigest()}.json"
-        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
+                 "inode": stat.st_ino, "device": stat.st_dev}
         try:
             known = json.loads(memo.read_text())
             if {k: known[k] for k in stamp} == stamp:
@@ -90,16 +99,69 @@ class FeatureCache:
     def _entry(self, key: str) -> Path:
         return self.features_dir / key[:2] / f"{key}.npz"
 
-    def get(self, key: str) -> dict[str, np.ndarray] | str | None:
-        """The cached outputs, the cached rejection reason (a str), or None when absent or unreadable."""
+    def get(self, key: str, valid: Callable[[dict[str, np.ndarray]], bool] | None = None
+            ) -> dict[str, np.ndarray] | str | None:
+        """The cached outputs, the cached rejection reason (a str), or None when absent.
+
+        An entry that cannot be read (truncated, empty, not an archive) or that ``valid`` rejects (wrong
+        outputs or shapes) is deleted and counted as a miss, so it is recomputed and rewritten.
+        """
+        path = self._entry(key)
+        if not path.is_file():
+            self.misses += 1
+            return None
         try:
-            with np.load(self._entry(key), allow_pickle=False) as data:
+            with np.load(path, allow_pickle=False) as data:
                 entry = {name: data[name] for name in data.files}
-        except (OSError, ValueError, EOFError):
+            if PROBLEM_KEY in entry:
+                reason = entry[PROBLEM_KEY]
+                if reason.ndim != 0 or reason.dtype.kind != "U" or len(entry) != 1:
+                    raise ValueError("malformed rejection entry")
+                self.hits += 1
+                return str(reason)
+            if valid is not None and not valid(entry):
+                raise ValueError("outputs do not match the model's")
+        except Exception as exc:  # any unreadable entry (zipfile.BadZipFile, zlib.error, ...) is a miss
+            log.warning("feature cache entry %s is unusable (%s: %s); deleted, recomputing", path.name,
+                        type(exc).__name__, exc)
+            path.unlink(missing_ok=True)
             self.misses += 1
             return None
         self.hits += 1
-        return str(entry[PROBLEM_KEY]) if PROBLEM_KEY in entry else entry
+        return entry
+
+    def pair_key(self, generated: Path, reference: Path, settings: dict[str, Any]) -> str:
+        """Cache key of one pair's signal metrics: both files' content and every setting of the metrics."""
+        return hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "audiofidelity": __version__, "pair": [
+            self.content_sha256(generated), self.content_sha256(reference)], **settings}, sort_keys=True,
+            default=str).encode()).hexdigest()
+
+    def _pair_entry(self, key: str) -> Path:
+        return self.root / "pairs" / key[:2] / f"{key}.json"
+
+    def get_pair(self, key: str) -> dict | None:
+        """A pair's cached result (JSON: floats round-trip exactly), or None; unreadable entries are deleted."""
+        path = self._pair_entry(key)
+        try:
+            value = json.loads(path.read_text())
+            if not isinstance(value, dict):
+                raise ValueError("not an object")
+        except FileNotFoundError:
+            self.misses += 1
+            return None
+        except (OSError, ValueError) as exc:
+            log.warning("pair cache entry %s is unusable (%s); deleted, recomputing", path.name, exc)
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return value
+
+    def put_pair(self, key: str, value: dict) -> None:
+        try:
+            _atomic_write(self._pair_entry(key), lambda f: f.write(json.dumps(value).encode()))
+        except OSError:
+            pass
 
     def put(self, key: str, value: dict[str, np.ndarray] | str) -> None:
         """Store outputs (or a rejection reason); a failed write only costs recomputation next time."""
@@ -113,13 +175,14 @@ class FeatureCache:
         """Location, entry count and size on disk."""
         files = [p for p in self.root.rglob("*") if p.is_file()] if self.root.exists() else []
         entries = sum(1 for p in files if p.suffix == ".npz" and p.parent.parent == self.features_dir)
-        return {"root": str(self.root), "feature_entries": entries,
+        pairs = sum(1 for p in files if p.suffix == ".json" and p.parent.parent == self.root / "pairs")
+        return {"root": str(self.root), "feature_entries": entries, "pair_entries": pairs,
                 "bytes": sum(p.stat().st_size for p in files)}
 
     def clear(self) -> int:
-        """Delete every feature entry and content-hash memo; returns the number of files removed."""
+        """Delete every feature and pair entry and content-hash memo; returns the number of files removed."""
         removed = 0
-        for folder in (self.features_dir, self.hashes_dir):
+        for folder in (self.features_dir, self.hashes_dir, self.root / "pairs"):
             if folder.exists():
                 removed += sum(1 for p in folder.rglob("*") if p.is_file())
                 shutil.rmtree(folder)

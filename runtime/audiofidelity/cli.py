@@ -19,13 +19,14 @@ from . import __version__, models_cli
 from .registry import artifact_for, backbones
 from .audio import CHANNEL_MODES, Conditioning
 from .cache import FeatureCache
-from .errors import AudioFidelityError, InputFolderError
+from .errors import AudioFidelityError, InputFolderError, OutputPathError
 from .evaluate import BACKBONE_METRICS, METRICS, Evaluator, list_folder, resolve_metrics
 from .reporting import append_csv, format_table
 from .multidevice import DistributedEvaluator, distributed_rank
 from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
+from .memory import parse_size
 from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -38,6 +39,13 @@ def _metric_list(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; "
                                          f"choose from {', '.join(METRICS)}")
     return names
+
+
+def _memory_size(text: str) -> int:
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def _add_runtime_options(p: argparse.ArgumentParser) -> None:
@@ -72,6 +80,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
+    p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                   help="most memory one model pass may use, e.g. 8G (default: half the available memory); "
+                        "longer clips are refused by name before they run")
     p.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     p.add_argument("--quiet", action="store_true", help="no progress bars or warnings")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -98,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("reference", type=Path,
                     help="folder of reference (ground-truth) audio, or a statistics file from 'audiofidelity stats'")
     _add_metric_options(ev)
-    ev.add_argument("--json", type=Path, default=None, dest="json_out", help="also write the JSON report here")
+    ev.add_argument("--json", type=Path, default=None, dest="json_out",
+                    help="write the JSON report to this file instead of stdout (checked before any work)")
     ev.add_argument("--format", choices=("json", "table"), default="json",
                     help="what goes to stdout: the JSON report (default) or a readable table")
     ev.add_argument("--csv", type=Path, default=None, help="append one row for this run to this CSV file")
@@ -235,7 +247,8 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
                     device=_device(args.device), batch_size=args.batch_size, conditioning=conditioning,
                     strict=args.strict, lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
-                    cache=not args.no_cache, workers=args.workers, precision=args.precision)
+                    cache=not args.no_cache, workers=args.workers, precision=args.precision,
+                    max_memory=args.max_memory)
     if distributed_rank() is not None:
         return DistributedEvaluator(**settings)
     return Evaluator(**settings)
@@ -247,10 +260,31 @@ def _is_writer() -> bool:
     return found is None or found[0] == 0
 
 
+def check_writable(path: Path | None, option: str) -> None:
+    """Fail before any work when ``path`` cannot be written (missing folder, no permission, a folder);
+    a file that did not exist is not left behind."""
+    if path is None:
+        return
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"{option} {path}: cannot write there ({exc.strerror or exc}); nothing was "
+                              f"computed") from exc
+    if not existed:
+        path.unlink(missing_ok=True)
+
+
 def run_eval(args: argparse.Namespace) -> int:
     list_folder(args.generated)  # folder errors before the models load
     if not args.reference.is_file():
         list_folder(args.reference)
+    if _is_writer():
+        for path, option in ((args.json_out, "--json"), (args.csv, "--csv"), (args.save_features, "--save-features")):
+            check_writable(path, option)
     with _evaluator(args, args.metrics) as evaluator:
         result = evaluator.evaluate(args.generated, args.reference, limit=args.limit, per_file=args.per_file,
                                     bootstrap=args.bootstrap)
@@ -270,7 +304,13 @@ def run_eval(args: argparse.Namespace) -> int:
     if result.report["problems"]:
         logging.getLogger("audiofidelity").warning(
             "skipped %d bad file(s); they are listed under 'problems' in the report", len(result.report["problems"]))
-    print(format_table(result.report) if args.format == "table" else text)
+    if args.format == "table":
+        print(format_table(result.report))
+    elif args.json_out is None:
+        print(text)
+    if "error" in result.report and not args.per_file:
+        print(f"audiofidelity: error: {result.report['error']}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -284,6 +324,8 @@ def run_eval_logs(args: argparse.Namespace) -> int:
 
 
 def run_stats(args: argparse.Namespace) -> int:
+    if _is_writer():
+        check_writable(args.out, "--out")
     metrics = [m for m in ("fd", "fad", "fd_layers") if m in BACKBONE_METRICS[args.backbone]]
     with _evaluator(args, metrics) as evaluator:
         stats, problems = evaluator.reference_statistics(args.reference, limit=args.limit,

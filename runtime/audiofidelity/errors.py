@@ -10,12 +10,25 @@ class InvalidAudioError(AudioFidelityError, ValueError):
     """An audio file or array cannot be used: unreadable, empty, silent, non-finite or too short."""
 
 
+class TooLongForMemoryError(InvalidAudioError):
+    """A clip whose model pass would exceed the memory budget; refused before it runs (never cached: another
+    budget may accept it)."""
+
+
 class InputFolderError(AudioFidelityError, FileNotFoundError):
     """A folder to evaluate is missing, not a folder, or holds no files."""
 
 
 class ArtifactNotFoundError(AudioFidelityError, FileNotFoundError):
     """An exported model artifact (``.pt2`` + manifest) is not where it was looked for."""
+
+
+class OutputPathError(AudioFidelityError, OSError):
+    """An output file (``--json``, ``--csv``, ``--save-features``, ``stats --out``) cannot be written."""
+
+
+class DeviceError(AudioFidelityError, ValueError):
+    """The requested device does not exist for this torch build or machine."""
 
 
 class ManifestError(AudioFidelityError, ValueError):

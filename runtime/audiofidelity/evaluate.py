@@ -26,14 +26,15 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .artifacts import LoadedArtifact, load, load_postprocess
+from .artifacts import LoadedArtifact, check_device, load_all, load_postprocess
 from .audio import Conditioning, condition, load_validated
 from .cache import FeatureCache
-from .errors import BadFilesError, InputFolderError, InvalidAudioError
+from .errors import BadFilesError, InputFolderError, InvalidAudioError, ManifestError, TooLongForMemoryError
 from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
-from .registry import artifact_for, registry_entry
+from .memory import default_budget
+from .registry import artifact_for, export_command, registry_entry
 from .resample import resample
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
@@ -137,6 +138,8 @@ class MetricSpec:
     paired_only: bool = False
     needs: str | None = "classifier"
     """The artifact role the metric reads (``classifier``: the backbone, ``fad``: VGGish), or None."""
+    role: str | None = None
+    """The feature role it reads (``embedding``, ``logits``, ``layers``, ``fad``), which a manifest must declare."""
     description: str = ""
     better: str = "lower"
     """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads."""
@@ -162,28 +165,28 @@ def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpe
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding")},
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding")}, role="embedding",
         description="Fréchet distance between the backbone's embeddings"),
     "fd_layers": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
         lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
             np.stack(d.generated.per_file[d.output("layers")]), np.stack(d.reference_files("layers")))},
-        description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
+        role="layers", description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
         lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad")},
-        needs="fad", description="Fréchet audio distance between all VGGish frames of each folder"),
-    "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True,
+        needs="fad", role="fad", description="Fréchet audio distance between all VGGish frames of each folder"),
+    "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
                      description="KL(reference || generated) of softmax class probabilities per pair"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
-                             description="the same with per-class sigmoid probabilities"),
+                             role="logits", description="the same with per-class sigmoid probabilities"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
-        lambda d: inception.inception_score(d.generated.matrix(d.output("logits"))),
+        lambda d: inception.inception_score(d.generated.matrix(d.output("logits"))), role="logits",
         description="inception score of the generated clips", better="higher"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
-        lambda d: kernel.kernel_inception_distance(*d.both("embedding")),
+        lambda d: kernel.kernel_inception_distance(*d.both("embedding")), role="embedding",
         description="kernel inception distance between the embeddings"),
     "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB", better="higher"),
     "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms", better="higher"),
@@ -270,16 +273,24 @@ class StageInput:
     model_rate: int
     frontend: dict
     spec: InputSpec
+    batch_size: int = DEFAULT_BATCH_SIZE
+    memory_budget: int | None = None
+    """Bytes one model pass may use (None: no guard)."""
+    too_long_advice: str = "split the file, or raise --max-memory"
 
     def model_input(self, mono: np.ndarray, rate: int, conditioning: Conditioning,
                     conditioned: dict[int, np.ndarray]) -> np.ndarray:
-        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate)."""
+        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate).
+
+        Raises ``InvalidAudioError`` for a clip the model cannot take (``TooLongForMemoryError`` when its
+        pass would not fit the memory budget)."""
         if self.conditioning_rate not in conditioned:
             conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
         wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.model_rate,
                         method=conditioning.resampler, api="transforms")  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
+        self.spec.check_memory(x, self.batch_size, self.memory_budget, self.too_long_advice)
         return x
 
 
@@ -297,6 +308,18 @@ class ModelStage:
     def manifest(self):
         return self.runner.artifact.manifest
 
+    def valid_entry(self, entry: dict[str, np.ndarray]) -> bool:
+        """Whether a cached entry holds exactly this model's outputs, of its shapes, finite float32."""
+        if set(entry) != set(self.manifest.output_names):
+            return False
+        items_axis = 0 if self.runner.one_item or self.runner.average_items else 1
+        for spec in self.manifest.outputs:
+            value, tail = entry[spec["name"]], tuple(spec["shape"][1:])
+            if value.dtype != np.float32 or value.ndim != len(tail) + items_axis \
+                    or value.shape[items_axis:] != tail or not np.all(np.isfinite(value)):
+                return False
+        return True
+
 
 @dataclass
 class _Job:
@@ -313,9 +336,10 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
                    conditioning: Conditioning) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
     """Decode ``path`` once and make the model inputs of the ``missing`` stages.
 
-    Returns (inputs by stage index, rejection reason or None, the stages that rejected the file): a
+    Returns (inputs by stage index, rejection reason or None, the stages whose rejection may be cached): a
     decoding or validation failure rejects it for every missing stage, an input one stage cannot take
-    (too short for it) for that stage only. Module-level so worker processes can run it.
+    (too short for it) for that stage only; a clip too long for the memory budget is rejected uncached
+    (another budget may take it). Module-level so worker processes can run it.
     """
     if not missing:
         return {}, None, []
@@ -328,6 +352,8 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     for i in missing:
         try:
             made[i] = inputs[i].model_input(mono, rate, conditioning, conditioned)
+        except TooLongForMemoryError as exc:
+            return {}, str(exc), []
         except InvalidAudioError as exc:
             return {}, str(exc), [i]
     return made, None, []
@@ -348,7 +374,8 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
 
     Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
     for all the stages that need them) and run through the models in batches, chunk by chunk. With a
-    ``pool`` (``--workers``), decoding and frontends of the next chunks run in worker processes while
+    ``pool`` (``--workers``: a callable that starts the pool on first use, so a fully cached run starts no
+    process), decoding and frontends of the next chunks run in worker processes while
     the models run on the current one (at most ``LOOKAHEAD_CHUNKS`` chunks ahead, so memory stays
     bounded); results are taken in listing order, so they do not depend on the worker count. A file
     that any stage rejects (too short for it, say) is skipped for all of them, so every metric sees
@@ -366,10 +393,10 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
                 jobs.append(_Job(name, reason="is a folder (folders are not searched recursively)"))
                 continue
             keys = cache.keys(path, [st.cache_settings for st in stages]) if cache else [None] * len(stages)
-            job = _Job(name, keys, [cache.get(k) if cache else None for k in keys])
+            job = _Job(name, keys, [cache.get(k, st.valid_entry) if cache else None for k, st in zip(keys, stages)])
             missing = [i for i, e in enumerate(job.entries) if e is None]
             if missing and not any(isinstance(e, str) for e in job.entries):
-                job.work = pool.submit(compute_inputs, path, inputs, missing, conditioning) if pool \
+                job.work = pool().submit(compute_inputs, path, inputs, missing, conditioning) if pool \
                     else compute_inputs(path, inputs, missing, conditioning)
             jobs.append(job)
         return jobs
@@ -452,6 +479,17 @@ def _usable_pairs(gen: SideFeatures, ref: SideFeatures) -> list[str]:
     return sorted(set(gen.listed) & set(ref.listed) - skipped)
 
 
+def _nothing_usable(sides: dict[str, SideFeatures], models: bool, paired: bool, usable_pairs: int) -> str | None:
+    """Why no metric can be computed (a side with no usable file, or no usable pair), else None."""
+    for name, side in sides.items():
+        if models and not side.files:
+            return f"no usable {name} files ({len(side.problems)} skipped, see problems)"
+    if not models and paired and not usable_pairs:
+        skipped = sum(len(side.problems) for side in sides.values())
+        return f"no usable pairs ({skipped} file(s) skipped, see problems)"
+    return None
+
+
 def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], strict: bool) -> list[dict]:
     problems = [{"side": name, **p} for name, side in sides.items() for p in side.problems]
     for p in problems:
@@ -464,14 +502,18 @@ def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], stric
     return problems + excluded
 
 
-def _compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason: str | None) -> tuple[dict, dict]:
-    """Every selected metric's values, and the reason for each one left ``None``."""
+def _compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason: str | None,
+                     nothing_usable: str | None = None) -> tuple[dict, dict]:
+    """Every selected metric's values, and the reason for each one left ``None`` (``nothing_usable``: why
+    no metric can be computed at all)."""
     values: dict[str, float | None] = {}
     unavailable: dict[str, str] = {}
     for name in names:
         spec = METRICS[name]
         reason = None
-        if spec.paired_only and unpaired_reason:
+        if nothing_usable:
+            reason = nothing_usable
+        elif spec.paired_only and unpaired_reason:
             reason = f"needs paired mode ({unpaired_reason})"
         else:
             try:
@@ -542,10 +584,13 @@ class Evaluator:
                  conditioning: Conditioning | None = None, strict: bool = False,
                  lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
                  require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
-                 workers: int = 0, precision: str = "fp32") -> None:
+                 workers: int = 0, precision: str = "fp32", max_memory: int | None = None) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
+        check_device(device)
+        self.memory_budget = max_memory if max_memory is not None else default_budget()
         self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
+        self.batch_size = batch_size
         self._pool = None
         self.precision = precision
         self.conditioning = conditioning or Conditioning()
@@ -559,10 +604,12 @@ class Evaluator:
         self.cache = FeatureCache() if cache is True else cache or None
         needed = {METRICS[m].needs for m in self.selected} - {None}
         names = [self.entry.name] * ("classifier" in needed) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in needed)
-        self.artifacts = [load(name, directory=models_dir, device=device, require_pinned=require_pinned)
-                          for name in names]
+        # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
+        self.artifacts = load_all(names, directory=models_dir, device=device, require_pinned=require_pinned,
+                                  lazy=True)
         self.stages = [self._stage(a, batch_size) for a in self.artifacts]
         self.roles = {role: output for a in self.artifacts for role, output in a.manifest.roles().items()}
+        self._check_roles()
         self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
 
     def _stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
@@ -575,9 +622,31 @@ class Evaluator:
         post = _postprocessor(artifact) if self.fad_pca and manifest.name == FAD_ARTIFACT else None
         settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
                     "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0],
-                    "precision": self.precision}
+                    "precision": self.precision, "batch_size": batch_size}
         runner = EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked, precision=self.precision)
-        return ModelStage(StageInput(rate, manifest.sample_rate, frontend, runner.input_spec), runner, post, settings)
+        stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, batch_size,
+                                 self.memory_budget, self._too_long_advice(runner.input_spec, manifest.sample_rate))
+        return ModelStage(stage_input, runner, post, settings)
+
+    def _too_long_advice(self, spec: InputSpec, model_rate: int) -> str:
+        """What to do about a clip too long for the memory budget: for MERT, the exact ``--mert-chunk``."""
+        if spec.name != self.entry.name or self.entry.architecture != "mert" or self.mert_chunk is not None \
+                or spec.memory is None or spec.memory.axis != "samples" or self.memory_budget is None:
+            return "split the file, or raise --max-memory"
+        seconds = spec.memory.largest_units(self.memory_budget, self.batch_size) // model_rate
+        if seconds < 1:
+            return "raise --max-memory or lower --batch-size"
+        return (f"pass --mert-chunk {min(seconds, 10)} (windows up to {seconds} s fit this budget at --batch-size "
+                f"{self.batch_size}; not audioldm_eval-compatible), or raise --max-memory")
+
+    def _check_roles(self) -> None:
+        """Every selected metric's feature role must be declared by a loaded artifact's manifest."""
+        for metric in self.selected:
+            role = METRICS[metric].role
+            if role is not None and role not in self.roles:
+                owner = self.entry.name if METRICS[metric].needs == "classifier" else FAD_ARTIFACT
+                raise ManifestError(f"artifact {owner!r} declares no output with role {role!r}, which metric "
+                                    f"{metric!r} needs; re-export it: {export_command(owner)}")
 
     def settings(self) -> dict:
         """What the features depend on: compared when a reference statistics file is used."""
@@ -595,11 +664,15 @@ class Evaluator:
                                  label=label, pool=self._worker_pool(len(names)))
         return side
 
-    def _worker_pool(self, files: int):
-        """The decoding pool (``workers`` processes), started on first use; None without workers, or for
-        ``files`` that fit in one chunk (not worth starting processes for)."""
+    def _worker_pool(self, files: int) -> Callable | None:
+        """A callable giving the decoding pool (``workers`` processes), which starts it on the first call (a
+        fully cached run starts none) and keeps it for later runs; None without workers, or for ``files``
+        that fit in one chunk (not worth starting processes for)."""
         if not self.workers or files <= CHUNK_FILES:
             return None
+        return self._started_pool
+
+    def _started_pool(self):
         if self._pool is None:
             self._pool = _spawn_pool(self.workers)
         return self._pool
@@ -685,16 +758,18 @@ class Evaluator:
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,
                                             lsd_offset=self.lsd_offset, progress=bar.update,
-                                            pool=self._worker_pool(len(names)))
+                                            pool=self._worker_pool(len(names)), cache=self.cache)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems(sides if stats is None else {"generated": gen},
                                     pair_values.excluded if pair_values else [], self.strict)
         kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats)
-        with _timed("metrics"):
-            values, unavailable = _compute_metrics(selected, data, unpaired_reason)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
+        nothing_usable = _nothing_usable(sides if stats is None else {"generated": gen}, bool(self.stages),
+                                         paired, usable_pairs)
+        with _timed("metrics"):
+            values, unavailable = _compute_metrics(selected, data, unpaired_reason, nothing_usable)
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
                  for side, s in sides.items()}
@@ -708,6 +783,8 @@ class Evaluator:
             "problems": problems,
             "provenance": self._provenance(limit, signal_keys),
         }
+        if nothing_usable:
+            report["error"] = nothing_usable
         if bootstrap:
             report["bootstrap"] = bootstrap_intervals(data, values, selected, bootstrap)
         if per_file:
@@ -733,9 +810,7 @@ class Evaluator:
             "artifacts": [],
         }
         if self.artifacts:
-            import torch
-
-            out["torch"] = torch.__version__
+            out["torch"] = _torch_version()
         for stage in self.stages:
             artifact, manifest = stage.runner.artifact, stage.manifest.raw
             pin = artifact.entry.hub if artifact.entry else None
@@ -757,13 +832,22 @@ class Evaluator:
         return out
 
 
+def _torch_version() -> str:
+    """torch's version without importing it (a fully cached run never needs torch itself)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    from importlib.metadata import version
+
+    return version("torch")
+
+
 def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
              metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
              device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
              progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
-             workers: int = 0, precision: str = "fp32") -> EvaluationResult:
+             workers: int = 0, precision: str = "fp32", max_memory: int | None = None) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -809,12 +893,16 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     precision : str
         ``fp32`` (default, exact); ``bf16`` (autocast) or ``tf32`` (CUDA only) as an explicit opt-in: faster,
         and the features move (README, "Speed and scale").
+    max_memory : int, optional
+        Bytes one model pass may use; a clip that would need more is refused by name before it runs
+        (default: half the memory available at the start).
 
     Returns
     -------
     EvaluationResult
         ``.report``: ``metrics`` (audioldm_eval's keys; ``None`` where not computable, reason in
-        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``, ``bootstrap``).
+        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``, ``bootstrap``;
+        ``error`` when a side has no usable file at all, so no metric could be computed).
 
     Raises
     ------
@@ -826,7 +914,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     with Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir, device=device,
                    batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
                    fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
-                   cache=cache, workers=workers, precision=precision) as evaluator:
+                   cache=cache, workers=workers, precision=precision, max_memory=max_memory) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 

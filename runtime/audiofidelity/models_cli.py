@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         found = artifacts.resolve(name, args.models_dir)
         try:
-            artifacts.verify_sha256(found.program, found.manifest.sha256, use_memo=False)
+            artifacts.verify_sha256(found.program, found.manifest.sha256)
             print(f"{name}: ok ({status}, sha256 {found.manifest.sha256[:12]}…)")
         except AudioFidelityError as exc:
             bad += 1

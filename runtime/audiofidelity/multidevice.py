@@ -3,11 +3,10 @@ equal a one-device run.
 
 Each folder listing is cut into contiguous shards, one per device; every device runs its shard with
 its own copy of the programs (in a thread: the model calls release the GIL), and the shards are joined
-in listing order, so files, rows and skipped files come out exactly as from one device. Shards are
-whole multiples of the evaluator's file chunk, so every batch holds the same clips as in a one-device
-run: CPU convolutions round differently for different batch compositions (~1e-6), and aligned shards
-make the features bit-identical instead of merely close. Asking for
-more devices than exist falls back to those that do, with a warning.
+in listing order, so files, rows and skipped files come out exactly as from one device. A forward pass
+holds one clip's items only, so a clip's features do not depend on which shard it falls in: the numbers
+are bit-identical to a one-device run (with the same thread count) wherever the shards are cut. Asking
+for more devices than exist falls back to those that do, with a warning.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .evaluate import CHUNK_FILES, Evaluator, SideFeatures
+from .evaluate import Evaluator, SideFeatures
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +32,10 @@ def available_devices(requested: int) -> list[str]:
     return [f"cuda:{i}" for i in range(min(requested, count))] or ["cpu"]
 
 
-def shard(names: list[str], parts: int, align: int = CHUNK_FILES) -> list[list[str]]:
-    """``names`` cut into ``parts`` contiguous shards whose sizes are multiples of ``align`` (the last takes
-    the rest; trailing shards may be empty). No file is repeated or dropped."""
+def shard(names: list[str], parts: int) -> list[list[str]]:
+    """``names`` cut into ``parts`` contiguous shards of ceil(n / parts) (the last takes the rest; trailing
+    shards may be empty). No file is repeated or dropped."""
     size = -(-len(names) // parts)  # ceil
-    size = -(-size // align) * align
     return [names[i * size:(i + 1) * size] for i in range(parts)]
 
 

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from .audio import Conditioning, load_conditioned
+from .cache import FeatureCache
 from .errors import InvalidAudioError
 from .frontends import PAIRED_MEL, paired_mel
 from .metrics import signal
@@ -77,42 +78,57 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
 
 
 def _one_pair(generated: Path, reference: Path, name: str, sample_rate: int, metrics: Sequence[str],
-              conditioning: Conditioning, lsd_offset: int) -> tuple[list[dict], dict | None, dict[str, str]]:
-    """Decode one pair and compute its values: (unreadable files, values or None, reasons). Module-level so
-    worker processes can run it."""
-    waves, bad = {}, []
+              conditioning: Conditioning, lsd_offset: int) -> dict:
+    """Decode one pair and compute its values: ``{"bad": {side: reason}, "values": dict | None, "reasons":
+    {metric: reason}}`` (JSON, naming no file, so it can be cached by content). Module-level so worker
+    processes can run it."""
+    waves, bad = {}, {}
     for side, folder in (("generated", generated), ("reference", reference)):
         try:
             waves[side] = load_conditioned(folder / name, sample_rate, conditioning)
         except InvalidAudioError as exc:
-            bad.append({"side": side, "file": name, "reason": str(exc), "action": "skipped"})
+            bad[side] = str(exc)
     if len(waves) < 2:
-        return bad, None, {}
+        return {"bad": bad, "values": None, "reasons": {}}
     values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
                                   metrics=metrics, lsd_offset=lsd_offset)
-    return bad, values, reasons
+    return {"bad": bad, "values": values, "reasons": reasons}
 
 
 def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sample_rate: int,
                   metrics: Sequence[str], conditioning: Conditioning, lsd_offset: int = signal.HIFIGAN_OFFSET,
-                  progress=None, pool=None) -> PairValues:
+                  progress=None, pool=None, cache: FeatureCache | None = None) -> PairValues:
     """Signal metrics for every named pair; unreadable files and left-out pairs are recorded, not raised.
 
-    With a ``pool`` (``--workers``) the pairs are computed in its worker processes; results are taken in
-    ``names`` order, so they do not depend on the worker count.
+    With a ``cache``, a pair whose two files and settings are unchanged is read from it (keyed by both
+    files' content and every setting), so only new or edited pairs are decoded. With a ``pool``
+    (``--workers``, a callable that starts it on first use) the others are computed in worker processes;
+    results are taken in ``names`` order, so they do not depend on the worker count or the cache.
     """
     unpadded = dataclasses.replace(conditioning, min_samples=0)
+    settings = {"kind": "pair_metrics", "sample_rate": sample_rate, "metrics": sorted(metrics),
+                "conditioning": unpadded.as_dict(), "lsd_offset": lsd_offset,
+                "paired_mel": PAIRED_MEL.get(sample_rate)}
+    keys = [cache.pair_key(generated / n, reference / n, settings) if cache else None for n in names]
+    found = [cache.get_pair(k) if cache else None for k in keys]
+    todo = [n for n, f in zip(names, found) if f is None]
     task = functools.partial(_one_pair, generated, reference, sample_rate=sample_rate, metrics=metrics,
                              conditioning=unpadded, lsd_offset=lsd_offset)
-    results = pool.map(task, names, chunksize=PAIRS_PER_TASK) if pool is not None else map(task, names)
+    computed = iter(pool().map(task, todo, chunksize=PAIRS_PER_TASK) if pool is not None and todo
+                    else map(task, todo))
     out = PairValues()
-    for name, (bad, values, reasons) in zip(names, results):
-        out.bad_files.extend(bad)
-        if values is not None:
-            out.per_file[name] = {key: values.get(key) for key in metrics}
-        for key, reason in reasons.items():
-            out.excluded.append({"side": "pair", "file": name, "reason": f"{key}: {reason}",
-                                 "action": f"left out of {key}"})
+    for name, key, result in zip(names, keys, found):
+        if result is None:
+            result = next(computed)
+            if cache:
+                cache.put_pair(key, result)
+        for side, reason in result["bad"].items():
+            out.bad_files.append({"side": side, "file": name, "reason": reason, "action": "skipped"})
+        if result["values"] is not None:
+            out.per_file[name] = {key: result["values"].get(key) for key in metrics}
+        for metric, reason in result["reasons"].items():
+            out.excluded.append({"side": "pair", "file": name, "reason": f"{metric}: {reason}",
+                                 "action": f"left out of {metric}"})
         if progress is not None:
             progress(1)
     return out

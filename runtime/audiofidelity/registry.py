@@ -54,6 +54,10 @@ class ArtifactEntry:
     """sha256 of the upstream checkpoint when known; ``export.py --download`` checks it and always records it."""
     source_revision: str | None = None
     """For a Hugging Face source (MERT): the upstream commit to download."""
+    origin: str = ""
+    """Where the original checkpoint is published, in words (for error messages and ``models list``)."""
+    extra_sources: tuple[str, ...] = ()
+    """Export options naming further upstream files (VGGish's ``--pca``), as ``OPTION FILE``."""
 
     @property
     def published(self) -> bool:
@@ -64,13 +68,17 @@ VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v
 _BUILTIN: tuple[ArtifactEntry, ...] = (
     # hub=None: not yet published (nothing can be uploaded from the build machines); build them locally
     ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
-                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0"),
+                  "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0",
+                  origin="PANNs, Zenodo record 3987831"),
     ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
-                  "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0"),
+                  "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0",
+                  origin="PANNs, Zenodo record 3576403"),
     ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
-                  "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0"),
+                  "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0",
+                  origin="Hugging Face repository m-a-p/MERT-v1-95M (a folder)"),
     ArtifactEntry("vggish", "fad", "vggish", (16000,), "vggish", "vggish-10086976.pth",
-                  VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0"),
+                  VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0",
+                  origin="torchvggish GitHub release v0.1", extra_sources=("--pca vggish_pca_params-970ea276.pth",)),
 )
 
 
@@ -137,4 +145,20 @@ def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
 def export_command(name: str, out: str = "MODELS_DIR") -> str:
     """The command that builds artifact ``name`` from its original checkpoint."""
     entry = registry_entry(name)
-    return f"python export_scripts/export.py {name} --source {entry.source_file} --out {out}"
+    extra = "".join(f" {option}" for option in entry.extra_sources)
+    return f"python export_scripts/export.py {name} --source {entry.source_file}{extra} --out {out}"
+
+
+def build_instructions(missing: list[str], out: str = "MODELS_DIR") -> str:
+    """How to build every artifact in ``missing``: where each original comes from and the two commands
+    (fetch it, or use a copy you have), for one error message that names them all."""
+    lines = []
+    for name in missing:
+        entry = registry_entry(name)
+        files = " + ".join([entry.source_file, *(o.split()[-1] for o in entry.extra_sources)])
+        lines += [f"  {name}: {files} from {entry.origin} ({entry.license})",
+                  f"    python export_scripts/export.py {name} --download --out {out}",
+                  f"    or, with the file at hand: {export_command(name, out)}"]
+    return "\n".join(["Build them once from the original checkpoints with the export scripts (they come with the "
+                      "audiofidelity source repository, not with the installed package; the export needs the "
+                      "'export' extra for MERT), then pass --models-dir " + out + ":", *lines])

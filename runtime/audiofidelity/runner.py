@@ -1,21 +1,23 @@
 """Run frontend outputs through a loaded artifact in batches; the one runner every model uses.
 
 A frontend gives each clip an array of *items* (one log-mel for CNN14, several 0.96 s examples for
-VGGish). Items of equal shape are stacked into batches across clips (no padding, so a clip's
-features do not depend on its batch-mates); outputs come back per clip, in input order: shape
-(D,) for one-item models, (items, D) otherwise.
+VGGish, the windows of a chunked MERT clip). A forward pass holds the items of one clip only, at most
+``batch_size`` of them: CPU convolutions round differently for different batch sizes, so batching
+clips together would make a clip's features depend on which clips ran with it (and on what the
+feature cache already held). Outputs come back per clip, in input order: shape (D,) for one-item
+models, (items, D) otherwise.
 """
 from __future__ import annotations
 
 import contextlib
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .artifacts import LoadedArtifact
-from .errors import InvalidAudioError
+from .errors import InvalidAudioError, TooLongForMemoryError
+from .memory import MemoryModel, format_bytes
 
 DEFAULT_BATCH_SIZE = 8
 
@@ -27,11 +29,28 @@ class InputSpec:
     name: str
     axes: tuple
     minimum: dict
+    memory: MemoryModel | None = None
 
     @classmethod
     def from_manifest(cls, manifest) -> "InputSpec":
         spec = manifest.inputs[0]
-        return cls(manifest.name, tuple(spec["shape"][1:]), dict(spec.get("min", {})))  # per-item axes (no batch)
+        return cls(manifest.name, tuple(spec["shape"][1:]), dict(spec.get("min", {})),  # per-item axes (no batch)
+                   MemoryModel.from_manifest(spec.get("memory")))
+
+    def pass_bytes(self, x: np.ndarray, batch_size: int) -> float:
+        """Estimated peak memory of the largest forward pass over one clip's items ``x`` (0: no model)."""
+        if self.memory is None:
+            return 0.0
+        units = x.shape[1 + self.axes.index(self.memory.axis)] if self.memory.axis else 0
+        return self.memory.pass_bytes(min(batch_size, x.shape[0]), units)
+
+    def check_memory(self, x: np.ndarray, batch_size: int, budget: int | None, advice: str) -> None:
+        """Raise ``TooLongForMemoryError`` if one clip's pass would exceed ``budget`` bytes (None: no guard)."""
+        need = self.pass_bytes(x, batch_size)
+        if budget is not None and need > budget:
+            raise TooLongForMemoryError(
+                f"too long for memory: {self.name} would need about {format_bytes(need)} for this clip, over the "
+                f"{format_bytes(budget)} budget (--max-memory; default half the available memory); {advice}")
 
     def check(self, x: np.ndarray) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
@@ -85,32 +104,21 @@ class EmbeddingRunner:
         """Model outputs per clip: ``{output name: [one array per input]}``."""
         import torch
 
-        names = self.artifact.manifest.output_names
-        items: list[tuple[int, np.ndarray]] = [(clip, item) for clip, x in enumerate(inputs) for item in x]
-        by_shape: dict[tuple, list[int]] = defaultdict(list)
         for x in inputs:
             self.check_input(x)
-        for k, (_, item) in enumerate(items):
-            by_shape[item.shape].append(k)
-        results: list[list[np.ndarray] | None] = [None] * len(items)
         module, device = self.artifact.program, self.artifact.device
+        per_clip: dict[str, list[np.ndarray]] = {name: [] for name in self.artifact.manifest.output_names}
         with torch.inference_mode(), _precision(self.precision, device):
-            for indices in by_shape.values():
-                for start in range(0, len(indices), self.batch_size):
-                    chunk = indices[start:start + self.batch_size]
-                    batch = torch.from_numpy(np.stack([items[k][1] for k in chunk])).to(device)
-                    outputs = module(batch)
+            for x in inputs:
+                passes = []
+                for start in range(0, len(x), self.batch_size):
+                    outputs = module(torch.from_numpy(np.ascontiguousarray(x[start:start + self.batch_size])).to(device))
                     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-                    arrays = [o.float().cpu().numpy() for o in outputs]
-                    for row, k in enumerate(chunk):
-                        results[k] = [a[row] for a in arrays]
-        per_clip: dict[str, list[np.ndarray]] = {}
-        for j, name in enumerate(names):
-            rows: list[list[np.ndarray]] = [[] for _ in inputs]
-            for k, (clip, _) in enumerate(items):
-                rows[clip].append(results[k][j])
-            per_clip[name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item else np.stack(r)
-                              for r in rows]
+                    passes.append([o.float().cpu().numpy() for o in outputs])
+                for j, name in enumerate(per_clip):
+                    rows = np.concatenate([p[j] for p in passes])
+                    per_clip[name].append(rows.mean(axis=0) if self.average_items else rows[0] if self.one_item
+                                          else rows)
         return per_clip
 
 

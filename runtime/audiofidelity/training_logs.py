@@ -3,8 +3,8 @@
 
 Folders are the directories under the log directory whose names match a glob (default ``val_*``),
 searched recursively. Each result is written beside its folder as ``<folder>.audiofidelity.json``
-together with a fingerprint of what it was computed from (reference, settings, the folder's file
-names, sizes and mtimes); a folder whose fingerprint is unchanged is skipped unless ``force``.
+together with a fingerprint of what it was computed from (the content of the folder's files and of the
+reference, metrics and settings); a folder whose fingerprint is unchanged is skipped unless ``force``.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .artifacts import file_sha256
 from .errors import InputFolderError
 from .evaluate import Evaluator
 from .reporting import align
@@ -62,12 +63,20 @@ def result_path(folder: Path) -> Path:
     return folder.with_name(folder.name + RESULT_SUFFIX)
 
 
+def _contents(path: Path, evaluator: Evaluator) -> list[tuple[str, str]]:
+    """(name, content sha256) of a file, or of each file in a folder; hashed again only when a file's stamp
+    (inode, size, mtime, ctime) moved, through the feature cache's memo."""
+    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    digest = evaluator.cache.content_sha256 if evaluator.cache else file_sha256
+    return [(p.name, digest(p)) for p in files]
+
+
 def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
-    """Hash of everything a folder's result depends on: its files, the reference, metrics and settings."""
-    files = sorted((p.name, st.st_size, st.st_mtime_ns) for p in folder.iterdir() if p.is_file()
-                   for st in [p.stat()])
-    payload = {"files": files, "reference": str(reference.absolute()), "metrics": evaluator.selected,
-               "settings": evaluator.settings(), "limit": limit, "lsd_offset": evaluator.lsd_offset}
+    """Hash of everything a folder's result depends on: the content of its files and of the reference,
+    metrics and settings (content, not timestamps: a file rewritten with its mtime put back still counts)."""
+    payload = {"files": _contents(folder, evaluator), "reference": _contents(reference, evaluator),
+               "metrics": evaluator.selected, "settings": evaluator.settings(), "limit": limit,
+               "lsd_offset": evaluator.lsd_offset}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 

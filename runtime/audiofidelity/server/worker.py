@@ -68,7 +68,7 @@ class JobRunner:
 
     def loaded_models(self) -> list[str]:
         """Names of the artifacts loaded so far."""
-        return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts})
+        return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts if a.loaded})
 
     def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None) -> Evaluator:
         needs = models_needed(backbone, metrics)
