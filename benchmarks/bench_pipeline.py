@@ -57,7 +57,7 @@ def conv_roofline(repeats: int = 5) -> float:
     return flops / statistics.median(times) / 1e9
 
 
-def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3) -> None:
+def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3, bf16: bool = False) -> None:
     import torch
 
     from audiofidelity.artifacts import load
@@ -69,19 +69,24 @@ def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3) -
     roof = conv_roofline()
     print(f"machine: {machine()}")
     print(f"conv roofline (3x3, 128ch): {roof:.0f} GFLOP/s")
-    with torch.inference_mode():
-        for batch in batch_sizes:
-            x = torch.from_numpy(np.repeat(clip, batch, axis=0))
-            artifact.program(x)
-            times = []
-            for _ in range(repeats):
-                start = time.perf_counter()
+    from audiofidelity.runner import _precision
+
+    fp32 = {}
+    for precision in ("fp32",) + (("bf16",) if bf16 else ()):
+        with torch.inference_mode(), _precision(precision, "cpu"):
+            for batch in batch_sizes:
+                x = torch.from_numpy(np.repeat(clip, batch, axis=0))
                 artifact.program(x)
-                times.append(time.perf_counter() - start)
-            per_clip = statistics.median(times) / batch
-            rate = CNN14_GFLOP_PER_10S / per_clip
-            print(f"batch {batch:2d}: {per_clip:.3f} s per 10-s clip, {rate:.0f} GFLOP/s = {rate / roof:.0%} of the "
-                  f"conv roofline")
+                times = []
+                for _ in range(repeats):
+                    start = time.perf_counter()
+                    artifact.program(x)
+                    times.append(time.perf_counter() - start)
+                per_clip = statistics.median(times) / batch
+                rate = CNN14_GFLOP_PER_10S / per_clip
+                fp32.setdefault(batch, per_clip)
+                print(f"{precision} batch {batch:2d}: {per_clip:.3f} s per 10-s clip, {rate:.0f} GFLOP/s = "
+                      f"{rate / roof:.0%} of the conv roofline; {fp32[batch] / per_clip:.2f}x fp32")
 
 
 def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True) -> None:
@@ -300,11 +305,13 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, default=50, help="e2e: pairs of clips")
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="e2e: worker processes")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                        help="model: bf16 also times bf16 autocast against fp32, in the same run")
     parser.add_argument("--no-baseline", action="store_true",
                         help="e2e: skip timing the model stages alone (peak-RSS runs at large N)")
     args = parser.parse_args()
     if args.what == "model":
-        model_stage(args.models_dir)
+        model_stage(args.models_dir, bf16=args.precision == "bf16")
     elif args.what == "e2e-run":
         run_and_sample(*args.folders, args.models_dir, args.workers)
     elif args.what == "e2e":

@@ -189,3 +189,13 @@ def test_cached_pair_metrics_equal_fresh_ones_and_an_edit_invalidates_only_its_p
     changed = [name for name in fresh["per_file"] if after["per_file"][name] != fresh["per_file"][name]]
     assert changed == [target.name]
     assert evaluate(*paired_folders, cache=False, **settings).report["per_file"] == after["per_file"]
+
+
+def test_batching_across_clips_keeps_its_own_entries(folders, models_dir, tmp_path, decodes):
+    cache = FeatureCache(tmp_path / "cache")
+    _run(folders, models_dir, cache)
+    decodes.clear()
+    report = evaluate(*folders, metrics=["fd"], models_dir=models_dir, progress=False, cache=cache,
+                      batch_across_clips=True).report
+    assert len(decodes) == len(os.listdir(folders[0])) + len(os.listdir(folders[1]))  # no exact entry reused
+    assert report["provenance"]["batch_across_clips"] is True

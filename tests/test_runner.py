@@ -44,3 +44,14 @@ def test_too_few_frames_is_reported_before_the_model_runs(artifact):
 
 def test_no_inputs_give_no_outputs(artifact):
     assert EmbeddingRunner(artifact).run([]) == {"2048": [], "logits": []}
+
+
+def test_batching_across_clips_is_an_opt_in_that_moves_only_the_last_bits(recordings_dir, artifact):
+    # equal-length clips, so the opt-in puts them in one pass; CPU convolutions round differently per batch size
+    names = ["reference/clip_07.flac", "reference/clip_09.wav", "generated/clip_07.flac", "generated/clip_09.wav"]
+    inputs = _inputs(recordings_dir, artifact, names)
+    alone = EmbeddingRunner(artifact).run(inputs)
+    together = EmbeddingRunner(artifact, across_clips=True).run(inputs)
+    for key in alone:
+        a, b = np.stack(alone[key]), np.stack(together[key])
+        assert a.shape == b.shape and np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(a)), key

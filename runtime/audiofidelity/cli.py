@@ -80,6 +80,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
+    p.add_argument("--batch-across-clips", action="store_true",
+                   help="fill forward passes with several clips (faster on the CPU; the last bits of a clip's "
+                        "features then depend on the clips run with it; not the default)")
     p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
                    help="most memory one model pass may use, e.g. 8G (default: half the available memory); "
                         "longer clips are refused by name before they run")
@@ -248,7 +251,7 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
                     strict=args.strict, lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
                     cache=not args.no_cache, workers=args.workers, precision=args.precision,
-                    max_memory=args.max_memory)
+                    max_memory=args.max_memory, batch_across_clips=args.batch_across_clips)
     if distributed_rank() is not None:
         return DistributedEvaluator(**settings)
     return Evaluator(**settings)

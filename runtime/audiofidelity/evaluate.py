@@ -584,13 +584,14 @@ class Evaluator:
                  conditioning: Conditioning | None = None, strict: bool = False,
                  lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
                  require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
-                 workers: int = 0, precision: str = "fp32", max_memory: int | None = None) -> None:
+                 workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
+                 batch_across_clips: bool = False) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         check_device(device)
         self.memory_budget = max_memory if max_memory is not None else default_budget()
         self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
-        self.batch_size = batch_size
+        self.batch_size, self.batch_across_clips = batch_size, batch_across_clips
         self._pool = None
         self.precision = precision
         self.conditioning = conditioning or Conditioning()
@@ -622,8 +623,10 @@ class Evaluator:
         post = _postprocessor(artifact) if self.fad_pca and manifest.name == FAD_ARTIFACT else None
         settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
                     "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0],
-                    "precision": self.precision, "batch_size": batch_size}
-        runner = EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked, precision=self.precision)
+                    "precision": self.precision, "batch_size": batch_size,
+                    **({"batch_across_clips": True} if self.batch_across_clips else {})}
+        runner = EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked, precision=self.precision,
+                                 across_clips=self.batch_across_clips)
         stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, batch_size,
                                  self.memory_budget, self._too_long_advice(runner.input_spec, manifest.sample_rate))
         return ModelStage(stage_input, runner, post, settings)
@@ -803,6 +806,7 @@ class Evaluator:
             "sample_rate": self.sample_rate,
             "device": self.device,
             "precision": self.precision,
+            "batch_across_clips": self.batch_across_clips,
             "limit": limit,
             "conditioning": self.conditioning.as_dict(),
             "mert_chunk_seconds": self.mert_chunk,
@@ -847,7 +851,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
              progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
-             workers: int = 0, precision: str = "fp32", max_memory: int | None = None) -> EvaluationResult:
+             workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
+             batch_across_clips: bool = False) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -896,6 +901,9 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     max_memory : int, optional
         Bytes one model pass may use; a clip that would need more is refused by name before it runs
         (default: half the memory available at the start).
+    batch_across_clips : bool
+        Batch items of several clips in one forward pass (faster on the CPU; a clip's features then move in
+        their last bits with the clips that share its pass, so cached and fresh runs can differ there).
 
     Returns
     -------
@@ -914,7 +922,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     with Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir, device=device,
                    batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
                    fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
-                   cache=cache, workers=workers, precision=precision, max_memory=max_memory) as evaluator:
+                   cache=cache, workers=workers, precision=precision, max_memory=max_memory,
+                   batch_across_clips=batch_across_clips) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 

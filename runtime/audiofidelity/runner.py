@@ -1,11 +1,11 @@
 """Run frontend outputs through a loaded artifact in batches; the one runner every model uses.
 
 A frontend gives each clip an array of *items* (one log-mel for CNN14, several 0.96 s examples for
-VGGish, the windows of a chunked MERT clip). A forward pass holds the items of one clip only, at most
-``batch_size`` of them: CPU convolutions round differently for different batch sizes, so batching
-clips together would make a clip's features depend on which clips ran with it (and on what the
-feature cache already held). Outputs come back per clip, in input order: shape (D,) for one-item
-models, (items, D) otherwise.
+VGGish, the windows of a chunked MERT clip). By default a forward pass holds the items of one clip
+only, at most ``batch_size`` of them: CPU convolutions round differently for different batch sizes,
+so batching clips together would make a clip's features depend on which clips ran with it (and on
+what the feature cache already held). ``across_clips`` trades that for speed. Outputs come back per
+clip, in input order: shape (D,) for one-item models, (items, D) otherwise.
 """
 from __future__ import annotations
 
@@ -74,6 +74,9 @@ class EmbeddingRunner:
     artifact : LoadedArtifact
     batch_size : int
         Most items per forward pass; items are only batched with items of the same shape.
+    across_clips : bool
+        Fill passes with items of several clips of the same shape (faster on the CPU, 1.7x for CNN14 here;
+        a clip's last bits then depend on which clips share its pass). Default: one clip per pass.
     average_items : bool
         Return the mean over a clip's items (windows of a chunked clip) instead of one row per item.
     precision : str
@@ -82,7 +85,7 @@ class EmbeddingRunner:
     """
 
     def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 average_items: bool = False, precision: str = "fp32") -> None:
+                 average_items: bool = False, precision: str = "fp32", across_clips: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -92,6 +95,7 @@ class EmbeddingRunner:
         self.precision = precision
         self.artifact = artifact
         self.batch_size = batch_size
+        self.across_clips = across_clips
         self.average_items = average_items
         self.input_spec = InputSpec.from_manifest(artifact.manifest)
         self.one_item = artifact.manifest.inputs[0].get("items_per_clip", 1) == 1
@@ -107,18 +111,30 @@ class EmbeddingRunner:
         for x in inputs:
             self.check_input(x)
         module, device = self.artifact.program, self.artifact.device
-        per_clip: dict[str, list[np.ndarray]] = {name: [] for name in self.artifact.manifest.output_names}
+        # each group's items go through the program together, in passes of batch_size: one clip's items, or
+        # (across_clips) every item of one shape
+        owner = [clip for clip, x in enumerate(inputs) for _ in range(len(x))]
+        items = [item for x in inputs for item in x]
+        groups: dict = {}
+        for k, item in enumerate(items):
+            groups.setdefault(item.shape if self.across_clips else owner[k], []).append(k)
+        rows: list[list[np.ndarray] | None] = [None] * len(items)
         with torch.inference_mode(), _precision(self.precision, device):
-            for x in inputs:
-                passes = []
-                for start in range(0, len(x), self.batch_size):
-                    outputs = module(torch.from_numpy(np.ascontiguousarray(x[start:start + self.batch_size])).to(device))
+            for members in groups.values():
+                for start in range(0, len(members), self.batch_size):
+                    chunk = members[start:start + self.batch_size]
+                    outputs = module(torch.from_numpy(np.stack([items[k] for k in chunk])).to(device))
                     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-                    passes.append([o.float().cpu().numpy() for o in outputs])
-                for j, name in enumerate(per_clip):
-                    rows = np.concatenate([p[j] for p in passes])
-                    per_clip[name].append(rows.mean(axis=0) if self.average_items else rows[0] if self.one_item
-                                          else rows)
+                    arrays = [o.float().cpu().numpy() for o in outputs]
+                    for row, k in enumerate(chunk):
+                        rows[k] = [a[row] for a in arrays]
+        per_clip: dict[str, list[np.ndarray]] = {}
+        for j, name in enumerate(self.artifact.manifest.output_names):
+            mine: list[list[np.ndarray]] = [[] for _ in inputs]
+            for k, clip in enumerate(owner):
+                mine[clip].append(rows[k][j])
+            per_clip[name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item else np.stack(r)
+                              for r in mine]
         return per_clip
 
 
