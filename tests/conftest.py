@@ -154,6 +154,19 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     return out
 
 
+@pytest.fixture()
+def decodes(monkeypatch) -> list[str]:
+    """Names of the files decoded for the models during the test, in order."""
+    import importlib
+
+    module = importlib.import_module("audiofidelity.evaluate")  # the package exports a function of that name
+    seen: list[str] = []
+    real = module.load_validated
+    monkeypatch.setattr(module, "load_validated", lambda path, conditioning: seen.append(path.name) or
+                        real(path, conditioning))
+    return seen
+
+
 @pytest.fixture(scope="session")
 def vggish_without_pca_dir(checkpoint_dir) -> Path:
     """VGGish exported without ``--pca`` (no post-processing data), once per machine."""

@@ -16,19 +16,6 @@ evaluate_module = importlib.import_module("audiofidelity.evaluate")  # the packa
 
 
 @pytest.fixture()
-def decodes(monkeypatch):
-    """Names of the files decoded for the models during the test, in order."""
-    seen = []
-    real = evaluate_module.load_validated
-
-    def counting(path, conditioning):
-        seen.append(path.name)
-        return real(path, conditioning)
-    monkeypatch.setattr(evaluate_module, "load_validated", counting)
-    return seen
-
-
-@pytest.fixture()
 def folders(recordings_dir, tmp_path):
     gen, ref = tmp_path / "gen", tmp_path / "ref"
     gen.mkdir(), ref.mkdir()

@@ -5,7 +5,6 @@ audio file changed in place with its mtime put back, corrupt cache entries, cach
 clip too long for memory, environment mistakes, unwritable outputs, missing models, and features that
 depended on what the cache held.
 """
-import importlib
 import json
 import os
 import re
@@ -20,7 +19,6 @@ from audiofidelity.cache import FeatureCache
 from audiofidelity.errors import ChecksumMismatchError, ManifestError
 from audiofidelity.evaluate import Evaluator, evaluate
 
-evaluate_module = importlib.import_module("audiofidelity.evaluate")
 
 
 def _linked_models(models_dir, tmp_path, names=("cnn14-16k", "vggish")):
@@ -49,15 +47,6 @@ def _folders(recordings_dir, tmp_path, count=4):
         for path in sorted((recordings_dir / source).iterdir())[:count]:
             shutil.copy(path, target)
     return gen, ref
-
-
-@pytest.fixture()
-def decodes(monkeypatch):
-    """Files decoded for the models during the test."""
-    seen = []
-    real = evaluate_module.load_validated
-    monkeypatch.setattr(evaluate_module, "load_validated", lambda path, c: seen.append(path.name) or real(path, c))
-    return seen
 
 
 # 1. the manifest is part of the pin
