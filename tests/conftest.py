@@ -121,15 +121,20 @@ def run_export(model: str, source: Path | None, out: Path, *extra: str,
                            *extra], capture_output=True, text=True, env={**os.environ, **(env or {})})
 
 
+NO_PCA = "vggish-without-pca"
+"""Sub-folder of the exports holding VGGish exported without ``--pca`` (no post-processing data)."""
+
+
 def _export_all(checkpoint_dir: Path, out: Path) -> None:
     """Every stand-in export, two at a time (tracing is mostly one core's work)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    jobs = [(model, checkpoint_dir / spec["file"]) for model, spec in checkpoints.CNN14.items()]
-    jobs += [("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, "--pca",
-              str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)), ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR)]
+    vggish = checkpoint_dir / checkpoints.VGGISH_FILE
+    jobs = [(model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.CNN14.items()]
+    jobs += [("vggish", vggish, out, "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)),
+             ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out), ("vggish", vggish, out / NO_PCA)]
     with ThreadPoolExecutor(2) as pool:
-        for done in pool.map(lambda job: run_export(job[0], job[1], out, *job[2:]), jobs):
+        for done in pool.map(lambda job: run_export(*job), jobs):
             assert done.returncode == 0, done.stderr
 
 
@@ -146,7 +151,7 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     session's own folder so a test that adds files there cannot change the shared copy's folder."""
     exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
     out = tmp_path_factory.mktemp("models")
-    for path in exported.iterdir():
+    for path in (p for p in exported.iterdir() if p.is_file()):
         try:
             os.link(path, out / path.name)
         except OSError:  # another file system
@@ -168,12 +173,9 @@ def decodes(monkeypatch) -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def vggish_without_pca_dir(checkpoint_dir) -> Path:
-    """VGGish exported without ``--pca`` (no post-processing data), once per machine."""
-    def export(out: Path) -> None:
-        done = run_export("vggish", checkpoint_dir / checkpoints.VGGISH_FILE, out)
-        assert done.returncode == 0, done.stderr
-    return built_once("models-vggish-no-pca", EXPORT_KEY, export)
+def vggish_without_pca_dir(models_dir, checkpoint_dir) -> Path:
+    """VGGish exported without ``--pca`` (no post-processing data), built with the other exports."""
+    return built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out)) / NO_PCA
 
 
 def eval_cli(generated: Path, reference: Path, out: Path, *args: str) -> tuple[dict, dict[str, np.ndarray]]:

@@ -209,6 +209,7 @@ def test_a_clip_too_long_for_the_memory_budget_is_refused_by_name_and_not_cached
     assert json.loads((tmp_path / "r.json").read_text())["problems"] == []
 
 
+@pytest.mark.parity  # a MERT run (11 s); the CNN14 test above covers the guard in the fast tier
 def test_mert_refusal_names_the_mert_chunk_that_fits(models_dir, recordings_dir, tmp_path):
     gen, ref = _folders(recordings_dir, tmp_path, 2)
     sf.write(gen / "long.wav", np.random.RandomState(1).standard_normal(16000 * 20).astype(np.float32) * 0.1, 16000)
