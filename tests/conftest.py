@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from audiofidelity.artifacts import torch_version
 from fixtures import checkpoints, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,14 +90,8 @@ def built_once(kind: str, key: str, build) -> Path:
     return target
 
 
-def _torch_version() -> str:
-    import torch
-
-    return torch.__version__
-
-
 CHECKPOINT_KEY = _digest([ROOT / "tests" / "fixtures" / "checkpoints.py", DATA / "checkpoint_sha256.json"],
-                         _torch_version())
+                         torch_version())
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 

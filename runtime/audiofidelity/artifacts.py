@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -301,7 +302,12 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
     lazy : bool
         Leave the program unloaded until ``.program`` is first used (the manifest is read and checked now).
     """
-    found = resolve(name, directory)
+    return _artifact(resolve(name, directory), device=device, require_pinned=require_pinned, lazy=lazy)
+
+
+def _artifact(found: Resolved, *, device: str, require_pinned: bool, lazy: bool) -> LoadedArtifact:
+    """The per-process artifact of a resolved ``.pt2`` (see ``load``)."""
+    name = found.manifest.name
     if require_pinned and (found.entry.hub is None or found.manifest.sha256 != found.entry.hub.sha256):
         pinned = found.entry.hub.sha256 if found.entry.hub else "nothing (not published)"
         raise ChecksumMismatchError(
@@ -322,10 +328,11 @@ def load_all(names: list[str], *, directory: str | Path | None = None, device: s
              require_pinned: bool = False, lazy: bool = False) -> list[LoadedArtifact]:
     """``load`` each of ``names``; when any cannot be found, one error names every missing one and how to
     build each (not one error per run)."""
+    found: dict[str, Resolved] = {}
     missing: dict[str, str] = {}
     for name in dict.fromkeys(names):
         try:
-            resolve(name, directory)
+            found[name] = resolve(name, directory)
         except ArtifactNotFoundError as exc:
             missing[name] = str(exc)
     if missing:
@@ -337,8 +344,7 @@ def load_all(names: list[str], *, directory: str | Path | None = None, device: s
             f"{len(missing)} model artifact(s) missing {where}: {', '.join(missing)}. "
             + (f"Hub: {hub}. " if hub else "They are not published on the Hugging Face Hub yet. ")
             + build_instructions(list(missing), str(root) if root else "MODELS_DIR"))
-    return [load(name, directory=directory, device=device, require_pinned=require_pinned, lazy=lazy)
-            for name in names]
+    return [_artifact(found[name], device=device, require_pinned=require_pinned, lazy=lazy) for name in names]
 
 
 def check_device(device: str) -> None:
@@ -400,16 +406,19 @@ def _load_verified(path: Path, sha256: str, device: str) -> Any:
         except Exception as exc:  # a damaged archive: say whether its bytes are the pinned ones
             _check_digest(path, digest.result(), sha256)
             raise ManifestError(f"{path}: its sha256 is the pinned one, but torch cannot load it ({exc}); "
-                                f"this torch ({_torch_version()}) may be older than the one that exported it") \
+                                f"this torch ({torch_version()}) may be older than the one that exported it") \
                 from exc
         _check_digest(path, digest.result(), sha256)
     return program
 
 
-def _torch_version() -> str:
-    import torch
+def torch_version() -> str:
+    """torch's version without importing it (a fully cached run never needs torch itself)."""
+    if "torch" in sys.modules:
+        return sys.modules["torch"].__version__
+    from importlib.metadata import version
 
-    return torch.__version__
+    return version("torch")
 
 
 def _load_program(path: Path, device: str) -> Any:

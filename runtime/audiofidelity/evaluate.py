@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .artifacts import LoadedArtifact, check_device, load_all, load_postprocess
+from .artifacts import LoadedArtifact, check_device, load_all, load_postprocess, torch_version
 from .audio import Conditioning, condition, load_validated
 from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, InvalidAudioError, ManifestError, TooLongForMemoryError
@@ -814,7 +814,7 @@ class Evaluator:
             "artifacts": [],
         }
         if self.artifacts:
-            out["torch"] = _torch_version()
+            out["torch"] = torch_version()
         for stage in self.stages:
             artifact, manifest = stage.runner.artifact, stage.manifest.raw
             pin = artifact.entry.hub if artifact.entry else None
@@ -834,15 +834,6 @@ class Evaluator:
         if signal_keys:
             out["signal"] = {"paired_mel": PAIRED_MEL.get(self.sample_rate), "lsd_offset": self.lsd_offset}
         return out
-
-
-def _torch_version() -> str:
-    """torch's version without importing it (a fully cached run never needs torch itself)."""
-    if "torch" in sys.modules:
-        return sys.modules["torch"].__version__
-    from importlib.metadata import version
-
-    return version("torch")
 
 
 def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
