@@ -10,8 +10,8 @@
 Every ratio is against a baseline measured in the same run: (a) a large 3x3 convolution in torch
 (the conv roofline) and CNN14's 40.08 GFLOP per 10-s clip; (b) the model stages alone on the same
 clips (the inputs precomputed), so the ratio is what decoding, preprocessing and the metrics add;
-(c) ``import torch`` alone and the artifact load time; (d) ``import audiofidelity`` and the metric phase
-of the same run; (e) the same clips run in cross-clip batches. The machine is shared and noisy: medians.
+(c) ``import torch`` alone, the artifact load time and the clips' forward passes; (d) ``import audiofidelity``
+and the metric phase of the same run; (e) the same clips run in cross-clip batches. The machine is shared and noisy: medians.
 """
 from __future__ import annotations
 
@@ -212,12 +212,14 @@ def cold_start(models_dir: Path) -> None:
             subprocess.run([sys.executable, "-m", "audiofidelity", "eval", str(gen), str(ref), "--models-dir",
                             str(models_dir), "--quiet", "--no-cache"], check=True, capture_output=True)
             times.append(time.perf_counter() - start)
-    tiny = statistics.median(times)
+        tiny = statistics.median(times)
+        compute = statistics.median(model_stages_alone(models_dir, [gen, ref]) for _ in range(3))
     print(f"machine: {machine()}")
     print(f"import torch {torch_import:.2f} s; import audiofidelity {package_import:.2f} s "
           f"({package_import / torch_import:.2f}x torch)")
     print(f"load cnn14-16k + vggish (fresh process, incl. import torch) {load:.2f} s; eval on two 2-clip folders "
-          f"{tiny:.2f} s ({tiny - load:+.2f} s over loading)")
+          f"{tiny:.2f} s ({tiny - load:+.2f} s over loading, of which the 4 clips' forward passes alone take "
+          f"{compute:.2f} s: {tiny - load - compute:+.2f} s beyond loading and model compute)")
 
 
 def _median_run(args: list[str], env: dict[str, str], repeats: int = 3) -> tuple[float, str]:
