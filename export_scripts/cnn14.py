@@ -1,6 +1,7 @@
 """PANNs CNN14 for export: the network body as a clean ``nn.Module`` plus its checkpoint loader.
 
-The published checkpoints (Zenodo ``Cnn14_16k_mAP=0.438.pth``, ``Cnn14_mAP=0.431.pth``) are
+The published checkpoints (Zenodo ``Cnn14_8k_mAP=0.416.pth``, ``Cnn14_16k_mAP=0.438.pth``,
+``Cnn14_mAP=0.431.pth``) are
 ``{"model": state_dict}`` of PANNs' ``Cnn14``, which includes torchlibrosa's frozen STFT and mel
 buffers. The runtime computes that frontend in NumPy, so the export takes only the body
 (bn0 -> six conv blocks -> time mean/max pooling -> fc1 -> 2048-d embedding and 527 logits).
@@ -21,11 +22,13 @@ from torch import nn
 
 from checkpoints import load_strict
 
-MIN_FRAMES = 64
-"""Shortest exported time axis. CNN14 runs from 32 frames, but torch.export guards on
-``frames // 32 != 1``; 64 keeps the public API (audioldm_eval's padding gives >= 101 frames)."""
+MIN_FRAMES = 32
+"""Shortest time axis CNN14 takes (five 2x2 poolings leave one frame). torch.export guards on
+``frames // 32 != 1`` unless sizes are size-oblivious (``export_config`` below), which keeps 32-63 frames:
+frechet_audio_distance feeds unpadded clips (0.33 s at 16 kHz)."""
 
 FRONTENDS = {
+    "cnn14-8k": dict(kind="log_mel", sample_rate=8000, n_fft=256, hop_length=80, win_length=256, fmax=4000),
     "cnn14-16k": dict(kind="log_mel", sample_rate=16000, n_fft=512, hop_length=160, win_length=512, fmax=8000),
     "cnn14-32k": dict(kind="log_mel", sample_rate=32000, n_fft=1024, hop_length=320, win_length=1024, fmax=14000),
 }
@@ -104,7 +107,8 @@ def check_frontend_buffers(state: dict[str, torch.Tensor], frontend: dict, sourc
             raise SystemExit(
                 f"{source}: {key} has shape {tuple(got.shape)}, but a {frontend['sample_rate']} Hz CNN14 "
                 f"(n_fft {frontend['n_fft']}) has {tuple(want.shape)}. Is this the checkpoint for another "
-                f"sample rate? (16 kHz: Cnn14_16k_mAP=0.438.pth, 32 kHz: Cnn14_mAP=0.431.pth)")
+                f"sample rate? (8 kHz: Cnn14_8k_mAP=0.416.pth, 16 kHz: Cnn14_16k_mAP=0.438.pth, "
+                f"32 kHz: Cnn14_mAP=0.431.pth)")
         err = float(np.max(np.abs(got - want)))
         if err > 1e-4 * float(np.max(np.abs(want))):
             raise SystemExit(f"{source}: {key} differs from the expected {frontend['sample_rate']} Hz frontend "
@@ -142,6 +146,7 @@ def build(name: str, source: Path) -> dict:
         module=body,
         example_inputs=(example,),
         dynamic_shapes={"log_mel": {0: batch, 2: frames}},
+        export_config={"backed_size_oblivious": True},
         frontend=frontend,
         inputs=[dict(name="log_mel", shape=["batch", 1, "frames", 64], dtype="float32", min={"frames": MIN_FRAMES},
                      memory=MEMORY)],

@@ -6,6 +6,9 @@
     python export_scripts/export.py vggish --source vggish-10086976.pth \
         [--pca vggish_pca_params-970ea276.pth] --out models/
     python export_scripts/export.py mert-v1-95m --source MERT-v1-95M/ --out models/
+    python export_scripts/export.py cnn14-8k --source Cnn14_8k_mAP=0.416.pth --out models/
+    python export_scripts/export.py encodec-24k --source encodec_24khz-d7cc33bc.th --out models/
+    python export_scripts/export.py encodec-48k --source encodec_48khz-7e698e3e.th --out models/
     python export_scripts/export.py cnn14-16k --download --out models/   # fetch the original first
 
 One driver serves every model: the registry (``audiofidelity.registry``) names the
@@ -39,7 +42,7 @@ from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION,
                                      file_sha256)
 from audiofidelity.registry import names, registry_entry
 
-ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert"}
+ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert", "encodec": "encodec_encoder"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
 
 
@@ -84,7 +87,9 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None, sourc
     builder = importlib.import_module(ARCHITECTURES[entry.architecture])
     spec = builder.build(name, source)
     module = spec["module"].eval()
-    with torch.no_grad():
+    torch._dynamo.reset()  # a second export in one process would reuse the first one's traces of scan steps
+    # export_config: torch.fx.experimental settings (EnCodec: size-oblivious sizes, so one frame is not special)
+    with torch.no_grad(), torch.fx.experimental._config.patch(**spec.get("export_config", {})):
         program = torch.export.export(module, spec["example_inputs"], dynamic_shapes=spec["dynamic_shapes"],
                                       **spec.get("export_kwargs", {}))
     _check_against_eager(module, program, spec["example_inputs"], name)

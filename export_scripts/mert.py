@@ -4,8 +4,9 @@ MERT-v1-95M with its published settings is HuBERT-base with group norm: a 7-laye
 encoder (group norm on the first layer, GELU), a feature projection with layer norm, a convolutional
 positional embedding (kernel 128, 16 groups, weight norm folded into a plain weight here) and a
 post-LN transformer encoder (12 layers, 12 heads, GELU). The exported program returns, per clip, the
-time mean of each of the 13 hidden states (embedding output + 12 layers): what audioldm_eval's
-``mert`` backbone feeds its metrics.
+time mean of each of the 13 hidden states (embedding output + 12 layers), what audioldm_eval's
+``mert`` backbone feeds its metrics, and the 13 hidden states themselves, frame by frame, whose layers
+fadtk's ``MERT-v1-95M-<layer>`` FAD reads (``--fad-model mert-v1-95m-<layer>``).
 
 References: Li et al., "MERT: Acoustic Music Understanding Model with Large-Scale Self-supervised
 Training", ICLR 2024; Hsu et al., "HuBERT", 2021; transformers ``models/hubert/modeling_hubert.py``.
@@ -152,7 +153,8 @@ class Encoder(nn.Module):
 
 
 class MertLayerMeans(nn.Module):
-    """Waveform (batch, samples) at 24 kHz, normalised -> per-layer time means (batch, 13, hidden)."""
+    """Waveform (batch, samples) at 24 kHz, normalised -> per-layer time means (batch, 13, hidden) and the
+    hidden states (batch, 13, frames, hidden)."""
 
     def __init__(self, config: dict) -> None:
         super().__init__()
@@ -160,10 +162,10 @@ class MertLayerMeans(nn.Module):
         self.feature_projection = FeatureProjection(config)
         self.encoder = Encoder(config)
 
-    def forward(self, input_values: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         features = self.feature_extractor(input_values).transpose(1, 2)
         states = self.encoder(self.feature_projection(features))
-        return torch.stack([s.mean(dim=1) for s in states], dim=1)
+        return torch.stack([s.mean(dim=1) for s in states], dim=1), torch.stack(states, dim=1)
 
 
 def fold_weight_norm(state: dict[str, torch.Tensor], prefix: str) -> None:
@@ -212,10 +214,11 @@ def load_model(source: Path) -> tuple[MertLayerMeans, dict, dict]:
     return model, config, preprocessor
 
 
-MEMORY = dict(axis="samples", fixed_bytes=64_000_000, bytes_per_unit=300, bytes_per_unit_squared=0.0011)
+MEMORY = dict(axis="samples", fixed_bytes=64_000_000, bytes_per_unit=450, bytes_per_unit_squared=0.0011)
 """Peak activation memory of a pass: attention is quadratic in a clip's frames (samples / 320; 12 heads
 of float32 scores, a few alive at once). An upper bound of what was measured on the CPU (0.45, 1.0 and
-2.1 GB at 20, 40 and 60 s); a 5-minute clip would need about 60 GB."""
+2.1 GB at 20, 40 and 60 s), plus the 13 returned hidden states (125 bytes per sample); a 5-minute clip
+would need about 60 GB."""
 
 
 def build(name: str, source: Path) -> dict:
@@ -236,7 +239,9 @@ def build(name: str, source: Path) -> dict:
         inputs=[dict(name="input_values", shape=["batch", "samples"], dtype="float32", min={"samples": MIN_SAMPLES},
                      memory=MEMORY)],
         outputs=[dict(name="layer_time_mean", shape=["batch", layers, config["hidden_size"]], dtype="float32",
-                      roles=["embedding", "logits", "layers"])],
+                      roles=["embedding", "logits", "layers"]),
+                 dict(name="hidden_states", shape=["batch", layers, "frames", config["hidden_size"]],
+                      dtype="float32", roles=["hidden_states"])],
         citation=CITATION,
     )
 

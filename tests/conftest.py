@@ -100,6 +100,7 @@ def _write_checkpoints(out: Path) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     writers = [lambda m=model: checkpoints.write_cnn14(out, m) for model in checkpoints.CNN14]
+    writers += [lambda m=model: checkpoints.write_encodec(out, m) for model in checkpoints.ENCODEC]
     writers += [lambda: checkpoints.write_vggish(out), lambda: checkpoints.write_mert(out)]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda write: write(), writers))
@@ -123,17 +124,32 @@ NO_PCA = "vggish-without-pca"
 """Sub-folder of the exports holding VGGish exported without ``--pca`` (no post-processing data)."""
 
 
-def _export_all(checkpoint_dir: Path, out: Path) -> None:
-    """Every stand-in export, two at a time (tracing is mostly one core's work)."""
+FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k")
+"""Artifacts only ``--fad-model`` reads: exported on first use (the parity tier), not for the fast tier."""
+
+
+def _run_exports(jobs: list[tuple]) -> None:
+    """Export jobs, two at a time (tracing is mostly one core's work)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    vggish = checkpoint_dir / checkpoints.VGGISH_FILE
-    jobs = [(model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.CNN14.items()]
-    jobs += [("vggish", vggish, out, "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)),
-             ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out), ("vggish", vggish, out / NO_PCA)]
     with ThreadPoolExecutor(2) as pool:
         for done in pool.map(lambda job: run_export(*job), jobs):
             assert done.returncode == 0, done.stderr
+
+
+def _export_all(checkpoint_dir: Path, out: Path) -> None:
+    """Every stand-in export the fast tier uses."""
+    vggish = checkpoint_dir / checkpoints.VGGISH_FILE
+    jobs = [(model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.CNN14.items()
+            if model not in FAD_ONLY]
+    jobs += [("vggish", vggish, out, "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)),
+             ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out), ("vggish", vggish, out / NO_PCA)]
+    _run_exports(jobs)
+
+
+def _export_fad_only(checkpoint_dir: Path, out: Path) -> None:
+    _run_exports([("cnn14-8k", checkpoint_dir / checkpoints.CNN14["cnn14-8k"]["file"], out),
+                  *((model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.ENCODEC.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
@@ -143,18 +159,31 @@ EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
 """What the exported stand-ins depend on: the exporter's source, the checkpoints, torch and Python."""
 
 
+def _linked(folders: list[Path], out: Path) -> Path:
+    """Hard links (copies across file systems) of the folders' files in ``out``."""
+    for folder in folders:
+        for path in (p for p in folder.iterdir() if p.is_file()):
+            try:
+                os.link(path, out / path.name)
+            except OSError:  # another file system
+                shutil.copy2(path, out / path.name)
+    return out
+
+
 @pytest.fixture(scope="session")
 def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     """Every artifact exported from the stand-ins, once per machine (``EXPORT_KEY``), hard-linked into this
     session's own folder so a test that adds files there cannot change the shared copy's folder."""
     exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
-    out = tmp_path_factory.mktemp("models")
-    for path in (p for p in exported.iterdir() if p.is_file()):
-        try:
-            os.link(path, out / path.name)
-        except OSError:  # another file system
-            shutil.copy2(path, out / path.name)
-    return out
+    return _linked([exported], tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def all_models_dir(tmp_path_factory, checkpoint_dir) -> Path:
+    """``models_dir`` plus the artifacts only ``--fad-model`` reads (``FAD_ONLY``, built once per machine)."""
+    exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
+    fad_only = built_once("fad-models", EXPORT_KEY, lambda out: _export_fad_only(checkpoint_dir, out))
+    return _linked([exported, fad_only], tmp_path_factory.mktemp("all-models"))
 
 
 @pytest.fixture()
@@ -164,9 +193,8 @@ def decodes(monkeypatch) -> list[str]:
 
     module = importlib.import_module("audiofidelity.evaluate")  # the package exports a function of that name
     seen: list[str] = []
-    real = module.load_validated
-    monkeypatch.setattr(module, "load_validated", lambda path, conditioning: seen.append(path.name) or
-                        real(path, conditioning))
+    real = module.load_audio
+    monkeypatch.setattr(module, "load_audio", lambda path: seen.append(path.name) or real(path))
     return seen
 
 

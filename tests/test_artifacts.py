@@ -1,4 +1,5 @@
 """Artifact store: resolution, checksum before load, clear errors naming files and the export command."""
+import dataclasses
 import json
 import os
 
@@ -6,6 +7,8 @@ import pytest
 
 from audiofidelity import artifacts, cli, registry
 from audiofidelity.errors import ArtifactNotFoundError, ChecksumMismatchError, ManifestError
+from audiofidelity.evaluate import Evaluator
+from audiofidelity.registry import FadModel, fad_models
 
 
 def _copy_artifact(models_dir, tmp_path, name="cnn14-16k"):
@@ -79,3 +82,16 @@ def test_manifest_outputs_without_roles_are_refused(models_dir, tmp_path):
     (out / "cnn14-16k.json").write_text(json.dumps(manifest))
     with pytest.raises(ManifestError, match="declare no roles"):
         artifacts.resolve("cnn14-16k", out)
+
+
+def test_every_fad_model_is_listed_with_its_artifact():
+    names = set(fad_models())
+    assert {"vggish", "cnn14-8k", "cnn14-16k", "cnn14-32k", "encodec-24k", "encodec-48k"} <= names
+    assert {f"mert-v1-95m-{layer}" for layer in range(1, 13)} <= names
+
+
+def test_an_artifact_without_the_role_a_fad_model_reads_is_refused_with_the_export_command(models_dir):
+    lacking = dataclasses.replace(fad_models()["cnn14-16k"], name="x", role="hidden_states")
+    with pytest.raises(ManifestError, match="declares no output with role 'hidden_states'.*export.py cnn14-16k"):
+        Evaluator(metrics=["fad"], fad_model=lacking, models_dir=models_dir, progress=False, cache=False)
+    assert isinstance(lacking, FadModel)

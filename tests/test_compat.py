@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from audiofidelity.compat.audioldm_eval import RESULT_KEYS, EvaluationHelper, EvaluationHelperParallel
-from audiofidelity.compat.frechet_audio_distance import FrechetAudioDistance
+from audiofidelity.compat.frechet_audio_distance import FAD_CONDITIONING, FrechetAudioDistance, package_fad_model
 from audiofidelity.evaluate import evaluate
 from audiofidelity.multidevice import MultiDeviceEvaluator, shard
 from conftest import GOLDEN, golden
@@ -106,13 +106,17 @@ def test_shards_are_contiguous_and_complete():
     assert shard(names[:2], 3) == [["000"], ["001"], []]
 
 
-def test_fad_dropin_equals_eval(recordings_dir, models_dir, tmp_path):
+def test_fad_dropin_equals_eval_with_the_packages_conditioning(recordings_dir, models_dir, tmp_path):
     fad = FrechetAudioDistance(model_name="vggish", sample_rate=16000, models_dir=models_dir)
     score = fad.score(str(recordings_dir / "reference"), str(recordings_dir / "unpaired"))
     report = evaluate(recordings_dir / "unpaired", recordings_dir / "reference", metrics=["fad"],
-                      models_dir=models_dir, progress=False).report
+                      models_dir=models_dir, progress=False, conditioning=FAD_CONDITIONING,
+                      fad_model=package_fad_model("vggish")).report
     assert score == pytest.approx(report["metrics"]["frechet_audio_distance"], rel=1e-12)
-    assert score == pytest.approx(golden("cnn14_16k_unpaired")[0]["metrics"]["frechet_audio_distance"], rel=1e-4)
+    assert report["provenance"]["fad_model"]["toolkit"] == "frechet_audio_distance"
+    # not audioldm_eval's number: the package averages channels and resamples with resampy, no padding
+    audioldm = golden("cnn14_16k_unpaired")[0]["metrics"]["frechet_audio_distance"]
+    assert score != pytest.approx(audioldm, rel=1e-4)
 
 
 def test_fad_dropin_embedding_files_are_written_then_read(recordings_dir, models_dir, tmp_path):
@@ -140,6 +144,8 @@ def test_fad_dropin_in_memory_embeddings_and_statistics(recordings_dir, models_d
 def test_fad_dropin_refuses_what_it_cannot_do(models_dir):
     with pytest.raises(ValueError, match="not available"):
         FrechetAudioDistance(model_name="clap", models_dir=models_dir)
+    with pytest.raises(ValueError, match="channels=2"):
+        FrechetAudioDistance(model_name="encodec", sample_rate=48000, channels=1, models_dir=models_dir)
     with pytest.raises(ValueError, match="16000"):
         FrechetAudioDistance(model_name="vggish", sample_rate=32000, models_dir=models_dir)
     with warnings.catch_warnings():

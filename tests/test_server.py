@@ -67,8 +67,11 @@ def test_information_endpoints(tmp_path, models_dir):
         assert len(metrics["available_metrics"]) == len(METRICS) and metrics["recommended"] == ["FAD", "ISc"]
         assert set(metrics["paired_only"]) == {"KL", "KL_Sigmoid", "PSNR", "SSIM", "LSD"}
         assert client.get("/backbones").json()["sampling_rates"] == {"cnn14": [16000, 32000], "mert": [16000, 32000]}
+        assert client.get("/backbones").json()["fad_models"]["mert-v1-95m-7"] == {
+            "artifact": "mert-v1-95m", "toolkit": "fadtk", "layer": 7}
         models = {m["name"]: m for m in client.get("/models").json()["models"]}
         assert models["cnn14-16k"]["resolves"] == "local" and not models["cnn14-16k"]["loaded"]
+        assert models["encodec-48k"]["channels"] == 2 and models["encodec-48k"]["serves"] == "--fad-model encodec-48k"
         assert "swagger" in client.get("/docs").text.lower()
         schema = client.get("/openapi.json").json()["paths"]["/evaluate"]["post"]["requestBody"]
         assert "generated_files" in schema["content"]["multipart/form-data"]["schema"]["properties"]
@@ -113,6 +116,14 @@ def test_signal_metrics_need_no_model(tmp_path, recordings_dir):
     assert job["status"] == "completed" and set(job["metrics"]) == {"psnr", "ssim", "lsd"}
 
 
+def test_a_job_computes_fad_with_the_fad_model_it_names(tmp_path, models_dir, recordings_dir):
+    with make_client(tmp_path, models_dir) as client:
+        posted = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FAD", "fad_model": "cnn14-16k"})
+        job = wait_finished(client, posted.json()["job_id"])
+    assert job["status"] == "completed" and job["fad_model"] == "cnn14-16k", job
+    assert job["provenance"]["fad_model"]["name"] == "cnn14-16k" and job["metrics"]["frechet_audio_distance"] > 0
+
+
 @pytest.mark.parametrize("fields, message", [
     ({"backbone": "vggish"}, "Invalid backbone 'vggish'. Available: ['cnn14', 'mert']"),
     ({"sampling_rate": "44100"}, "Invalid sampling_rate 44100 for cnn14. Available: [16000, 32000]"),
@@ -120,6 +131,7 @@ def test_signal_metrics_need_no_model(tmp_path, recordings_dir):
     ({"metrics": "FAD,CLAP"}, "Invalid metrics: ['clap']"),
     ({"metrics": "fd_layers"}, "not available with backbone 'cnn14'"),
     ({"limit_num": "0"}, "limit_num must be >= 1"),
+    ({"fad_model": "clap"}, "Invalid fad_model 'clap'. Available: ['vggish', 'cnn14-8k'"),
 ])
 def test_invalid_settings_are_refused_with_a_readable_error(tmp_path, recordings_dir, fields, message):
     with make_client(tmp_path, run_jobs=False) as client:

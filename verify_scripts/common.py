@@ -30,3 +30,14 @@ def verdict(failed: list[str], ok_message: str) -> int:
         return 1
     print(f"OK: {ok_message}")
     return 0
+
+
+def original_fad(a, b) -> float:
+    """FAD as audioldm_eval, frechet_audio_distance and fadtk compute it (``scipy.linalg.sqrtm``), transcribed."""
+    import numpy as np
+    import scipy.linalg
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
+    return float((mu1 - mu2).dot(mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))

@@ -38,10 +38,10 @@ def original_cnn14_class():
     ``panns_inference/__init__.py`` imports its ``config.py``, which downloads AudioSet's label CSV
     with wget at import time; registering the package path alone lets ``models.py`` import offline.
     """
-    spec = importlib.util.find_spec("panns_inference")
-    if spec is None:
-        raise SystemExit("panns-inference is not installed: pip install 'audiofidelity[verify]'")
     if "panns_inference" not in sys.modules:
+        spec = importlib.util.find_spec("panns_inference")
+        if spec is None:
+            raise SystemExit("panns-inference is not installed: pip install 'audiofidelity[verify]'")
         package = types.ModuleType("panns_inference")
         package.__path__ = list(spec.submodule_search_locations)
         sys.modules["panns_inference"] = package

@@ -8,7 +8,9 @@ MERT-v1-95M with its published settings is HuBERT-base with group norm, so the r
 (legacy ``weight_g``/``weight_v`` names are mapped to whichever names the installed transformers uses).
 Both get the same normalised 24 kHz input (audiofidelity's conditioning at 16 kHz, then 24 kHz, as
 audioldm_eval's ``mert`` backbone). Prints per hidden layer the max abs and relative difference of the
-per-file time means, and exits 1 above ``tolerance`` x the layer's max |value|. Needs the ``verify`` extra.
+per-file time means and of the frame-level hidden states (what ``--fad-model mert-v1-95m-<layer>`` reads, as
+fadtk's ``out.hidden_states[layer]``), and exits 1 above ``tolerance`` x the layer's max |value|. Needs the
+``verify`` extra.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.resample import resample
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, verdict
+from common import audio_files, relative_error, verdict
 
 LEGACY_TO_PARAMETRIZED = {"weight_g": "parametrizations.weight.original0", "weight_v": "parametrizations.weight.original1"}
 
@@ -73,24 +75,28 @@ def main(argv: list[str] | None = None) -> int:
     files = audio_files(args.audio)
     if not files:
         parser.error("no audio files found under --audio")
-    ours_all, theirs_all = [], []
+    ours_all, theirs_all, frames_err = [], [], np.zeros(13)
     for path in files:
         wave = resample(load_conditioned(path, args.sr, Conditioning()), args.sr, artifact.manifest.sample_rate,
                         api="transforms")
         x = apply_frontend(wave, artifact.manifest.frontend)
-        ours_all.append(runner.run([x])["layer_time_mean"][0])
+        outputs = runner.run([x])
+        ours_all.append(outputs["layer_time_mean"][0])
         with torch.inference_mode():
             states = reference(torch.from_numpy(x), output_hidden_states=True).hidden_states
         theirs_all.append(torch.stack([s[0].mean(dim=0) for s in states]).numpy())
+        theirs_frames = torch.stack([s[0] for s in states]).numpy()  # (layers, frames, hidden)
+        frames_err = np.maximum(frames_err, [relative_error(o, t) for o, t in zip(outputs["hidden_states"][0],
+                                                                                   theirs_frames)])
     ours, theirs = np.stack(ours_all), np.stack(theirs_all)  # (files, layers, hidden)
     worst = 0.0
     print(f"{len(files)} clips; per hidden layer, over all clips:")
-    print(f"{'layer':>5} {'max abs':>10} {'relative':>10}")
+    print(f"{'layer':>5} {'max abs':>10} {'relative':>10} {'frames rel':>10}")
     for layer in range(ours.shape[1]):
         err = float(np.max(np.abs(ours[:, layer] - theirs[:, layer])))
         rel = err / max(float(np.max(np.abs(theirs[:, layer]))), 1e-30)
-        worst = max(worst, rel)
-        print(f"{layer:>5} {err:>10.3g} {rel:>10.3g}")
+        worst = max(worst, rel, float(frames_err[layer]))
+        print(f"{layer:>5} {err:>10.3g} {rel:>10.3g} {frames_err[layer]:>10.3g}")
     failed = [f"a layer differs by {worst:.3g} x its max |value| (tolerance {args.tolerance:g})"] * (worst > args.tolerance)
     return verdict(failed, f"every layer within {args.tolerance:g} x max |value| of transformers' HubertModel")
 

@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import scipy.linalg
 import torch
 
 from audiofidelity import artifacts
@@ -27,7 +26,7 @@ from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.metrics.frechet import frechet_distance_from_features
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, relative_error, verdict
+from common import audio_files, original_fad, relative_error, verdict
 
 EXAMPLE_TOLERANCE = 1e-5
 
@@ -44,14 +43,6 @@ def load_original(source: Path) -> torch.nn.Module:
         raise SystemExit(f"{source} does not load into torchvggish's VGG: {str(exc).splitlines()[0]}") from None
     model.embeddings = torch.nn.Sequential(*list(model.embeddings.children())[:-1])  # use_activation=False
     return model.eval()
-
-
-def original_fad(a: np.ndarray, b: np.ndarray) -> float:
-    """audioldm_eval's / frechet_audio_distance's formula, transcribed."""
-    mu1, mu2 = a.mean(0), b.mean(0)
-    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
-    covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
-    return float((mu1 - mu2).dot(mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
 
 
 def main(argv: list[str] | None = None) -> int:

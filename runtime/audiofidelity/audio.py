@@ -6,7 +6,7 @@ does exactly that by default; mixing channels to their mean is an option.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -129,6 +129,14 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     if len(wave) < conditioning.min_samples:
         wave = np.pad(wave, (0, conditioning.min_samples - len(wave)))
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def condition_stereo(audio: np.ndarray, sample_rate: int, target_rate: int, conditioning: Conditioning) -> np.ndarray:
+    """Two conditioned channels, shape (2, m), for a stereo model: a clip's first two channels, a mono clip's
+    one channel twice (as EnCodec's ``convert_audio``); each channel conditioned on its own."""
+    pair = audio[:2] if len(audio) >= 2 else np.repeat(audio[:1], 2, axis=0)
+    each = replace(conditioning, channel="first")
+    return np.stack([condition(channel[None], sample_rate, target_rate, each) for channel in pair])
 
 
 def load_validated(path: str | Path, conditioning: Conditioning) -> tuple[np.ndarray, int]:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from . import __version__, models_cli
-from .registry import artifact_for, backbones
+from .registry import artifact_for, backbones, fad_models
 from .audio import CHANNEL_MODES, Conditioning
 from .cache import FeatureCache
 from .errors import AudioFidelityError, InputFolderError, OutputPathError
@@ -74,6 +74,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
     p.add_argument("--min-duration", type=float, default=Conditioning.min_duration,
                    help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
+    p.add_argument("--fad-model", choices=list(fad_models()), default="vggish", metavar="NAME",
+                   help="the embedding FAD reads (default %(default)s, as audioldm_eval): " + ", ".join(fad_models())
+                        + "; 'audiofidelity models list' shows each")
     p.add_argument("--fad-pca", action="store_true",
                    help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
     p.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
@@ -226,6 +229,8 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
     if args.mert_chunk is not None and (args.backbone != "mert" or args.mert_chunk <= 0):
         parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
+    if args.fad_pca and args.fad_model != "vggish":
+        parser.error(f"--fad-pca applies to --fad-model vggish only, not {args.fad_model}")
     if getattr(args, "lsd_offset", 0) < 0:
         parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
     if args.min_duration < 0:
@@ -251,7 +256,8 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
                     strict=args.strict, lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
                     cache=not args.no_cache, workers=args.workers, precision=args.precision,
-                    max_memory=args.max_memory, batch_across_clips=args.batch_across_clips)
+                    max_memory=args.max_memory, batch_across_clips=args.batch_across_clips,
+                    fad_model=args.fad_model)
     if distributed_rank() is not None:
         return DistributedEvaluator(**settings)
     return Evaluator(**settings)

@@ -27,14 +27,14 @@ import numpy as np
 
 from . import __version__
 from .artifacts import LoadedArtifact, check_device, load_all, load_postprocess, torch_version
-from .audio import Conditioning, condition, load_validated
+from .audio import Conditioning, condition, condition_stereo, load_audio, select_channel, validate_audio
 from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, InvalidAudioError, ManifestError, TooLongForMemoryError
 from .frontends import PAIRED_MEL, apply_frontend
 from .metrics import frechet, inception, kernel, kl, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .memory import default_budget
-from .registry import artifact_for, export_command, registry_entry
+from .registry import FadModel, artifact_for, export_command, fad_model as find_fad_model
 from .resample import resample
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
@@ -48,7 +48,9 @@ CHUNK_FILES = 16
 """Files decoded before each model pass: bounds memory to one chunk of model inputs."""
 LOOKAHEAD_CHUNKS = 2
 """Chunks whose decoding may run ahead of the models with ``--workers`` (bounds the inputs held in memory)."""
-FAD_ARTIFACT = "vggish"
+DEFAULT_FAD_MODEL = "vggish"
+BACKBONE_ROLES = {"embedding", "logits", "layers"}
+"""Feature roles the backbone's stage keeps (a FAD model's rows are kept by its own stage)."""
 
 
 @dataclass
@@ -137,7 +139,7 @@ class MetricSpec:
     compute: Callable[[EvaluationData], dict[str, float]]
     paired_only: bool = False
     needs: str | None = "classifier"
-    """The artifact role the metric reads (``classifier``: the backbone, ``fad``: VGGish), or None."""
+    """The model the metric reads (``classifier``: the backbone, ``fad``: the FAD model), or None."""
     role: str | None = None
     """The feature role it reads (``embedding``, ``logits``, ``layers``, ``fad``), which a manifest must declare."""
     description: str = ""
@@ -175,7 +177,8 @@ METRICS: dict[str, MetricSpec] = {
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
         lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad")},
-        needs="fad", role="fad", description="Fréchet audio distance between all VGGish frames of each folder"),
+        needs="fad", role="fad",
+        description="Fréchet audio distance between all embedding rows of each folder (--fad-model; VGGish frames)"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
                      description="KL(reference || generated) of softmax class probabilities per pair"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
@@ -199,7 +202,8 @@ BACKBONE_METRICS = {
     "cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS),
     "mert": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers"),
 }
-"""Metrics available with each backbone, in report order (FAD uses VGGish; the signal metrics need no model)."""
+"""Metrics available with each backbone, in report order (FAD uses the FAD model; the signal metrics need no
+model)."""
 
 
 @dataclass
@@ -264,9 +268,10 @@ def _progress(total: int, desc: str, enabled: bool):
 class StageInput:
     """How one artifact's input is made from a decoded clip (picklable: it runs in worker processes).
 
-    Audio is conditioned at ``conditioning_rate`` (the evaluation rate, or the model's own for VGGish),
+    Audio is conditioned at ``conditioning_rate`` (the evaluation rate, or the FAD model's own),
     resampled to ``model_rate`` where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval
-    does with ``torchaudio.transforms.Resample``), and put through the frontend.
+    does with ``torchaudio.transforms.Resample``), and put through the frontend. ``conditioning``: this
+    stage's own (a FAD model's toolkit's), None for the run's; ``channels``: 2 for a stereo model.
     """
 
     conditioning_rate: int
@@ -277,17 +282,23 @@ class StageInput:
     memory_budget: int | None = None
     """Bytes one model pass may use (None: no guard)."""
     too_long_advice: str = "split the file, or raise --max-memory"
+    conditioning: Conditioning | None = None
+    channels: int = 1
 
-    def model_input(self, mono: np.ndarray, rate: int, conditioning: Conditioning,
-                    conditioned: dict[int, np.ndarray]) -> np.ndarray:
-        """Frontend output for one decoded clip (``conditioned``: waveforms already conditioned, by rate).
+    def model_input(self, audio: np.ndarray, rate: int, conditioning: Conditioning,
+                    conditioned: dict[tuple, np.ndarray]) -> np.ndarray:
+        """Frontend output for one decoded clip, (channels, n) at ``rate`` (``conditioned``: waveforms already
+        conditioned, by rate, conditioning and channels, shared by the stages).
 
         Raises ``InvalidAudioError`` for a clip the model cannot take (``TooLongForMemoryError`` when its
         pass would not fit the memory budget)."""
-        if self.conditioning_rate not in conditioned:
-            conditioned[self.conditioning_rate] = condition(mono[None], rate, self.conditioning_rate, conditioning)
-        wave = resample(conditioned[self.conditioning_rate], self.conditioning_rate, self.model_rate,
-                        method=conditioning.resampler, api="transforms")  # the input itself when the rates agree
+        mine = self.conditioning or conditioning
+        key = (self.conditioning_rate, mine, self.channels)
+        if key not in conditioned:
+            make = condition if self.channels == 1 else condition_stereo
+            conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
+        wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
+                        method=mine.resampler, api="transforms")  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
         self.spec.check_memory(x, self.batch_size, self.memory_budget, self.too_long_advice)
@@ -295,28 +306,58 @@ class StageInput:
 
 
 @dataclass(frozen=True)
+class Feature:
+    """A per-file feature a stage keeps: artifact output ``output`` (hidden layer ``layer`` of it, if set),
+    stored and cached as ``name``."""
+
+    name: str
+    output: str
+    layer: int | None = None
+
+
+@dataclass(frozen=True)
 class ModelStage:
-    """One artifact in the feature pass: how its input is made, its runner, the post-processing of its
-    outputs, and its cache settings."""
+    """One artifact in the feature pass: how its input is made, its runner, the features it keeps, the
+    post-processing of those, and its cache settings."""
 
     input: StageInput
     runner: EmbeddingRunner
     postprocess: Callable[[np.ndarray], np.ndarray] | None
     cache_settings: dict
+    features: tuple[Feature, ...]
 
     @property
     def manifest(self):
         return self.runner.artifact.manifest
 
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def select(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The kept features of one file's model outputs (what is cached)."""
+        return {f.name: outputs[f.output] if f.layer is None else np.ascontiguousarray(outputs[f.output][f.layer])
+                for f in self.features}
+
+    def _expected_tail(self, feature: Feature) -> tuple:
+        """The shape a kept feature has per file after its leading items axis, if any (names: any size)."""
+        spec = next(o for o in self.manifest.outputs if o["name"] == feature.output)
+        tail = list(spec["shape"][1:])
+        if feature.layer is not None:
+            tail.pop(0)
+        return tuple(tail)
+
     def valid_entry(self, entry: dict[str, np.ndarray]) -> bool:
-        """Whether a cached entry holds exactly this model's outputs, of its shapes, finite float32."""
-        if set(entry) != set(self.manifest.output_names):
+        """Whether a cached entry holds exactly this stage's features, of their shapes, finite float32."""
+        if set(entry) != set(self.names):
             return False
-        items_axis = 0 if self.runner.one_item or self.runner.average_items else 1
-        for spec in self.manifest.outputs:
-            value, tail = entry[spec["name"]], tuple(spec["shape"][1:])
-            if value.dtype != np.float32 or value.ndim != len(tail) + items_axis \
-                    or value.shape[items_axis:] != tail or not np.all(np.isfinite(value)):
+        for feature in self.features:
+            value, tail = entry[feature.name], self._expected_tail(feature)
+            items_axis = 0 if self.runner.one_item or self.runner.average_items or (tail and isinstance(tail[0], str)) \
+                else 1
+            if value.dtype != np.float32 or value.ndim != len(tail) + items_axis or not np.all(np.isfinite(value)):
+                return False
+            if any(isinstance(want, int) and got != want for got, want in zip(value.shape[items_axis:], tail)):
                 return False
         return True
 
@@ -344,14 +385,15 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     if not missing:
         return {}, None, []
     try:
-        mono, rate = load_validated(path, conditioning)
+        audio, rate = load_audio(path)
+        validate_audio(select_channel(audio, conditioning.channel), rate, min_duration=conditioning.min_duration)
     except InvalidAudioError as exc:
         return {}, str(exc), list(missing)
     made: dict[int, np.ndarray] = {}
-    conditioned: dict[int, np.ndarray] = {}
+    conditioned: dict[tuple, np.ndarray] = {}
     for i in missing:
         try:
-            made[i] = inputs[i].model_input(mono, rate, conditioning, conditioned)
+            made[i] = inputs[i].model_input(audio, rate, conditioning, conditioned)
         except TooLongForMemoryError as exc:
             return {}, str(exc), []
         except InvalidAudioError as exc:
@@ -381,7 +423,7 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
     that any stage rejects (too short for it, say) is skipped for all of them, so every metric sees
     the same files.
     """
-    side.per_file = {name: [] for st in stages for name in st.manifest.output_names}
+    side.per_file = {name: [] for st in stages for name in st.names}
     inputs = [st.input for st in stages]
     chunks = [side.listed[i:i + CHUNK_FILES] for i in range(0, len(side.listed), CHUNK_FILES)]
 
@@ -456,14 +498,14 @@ def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job
         todo = [job for job in usable if i in pending.get(job.name, {})]
         outputs = stage.runner.run([pending[job.name][i] for job in todo]) if todo else {}
         for row, job in enumerate(todo):
-            job.entries[i] = {output: values[row] for output, values in outputs.items()}
+            job.entries[i] = stage.select({output: values[row] for output, values in outputs.items()})
             if cache:
                 cache.put(job.keys[i], job.entries[i])
     for job in usable:
         for stage, entry in zip(stages, job.entries):
-            for output in stage.manifest.output_names:
-                value = entry[output]
-                side.per_file[output].append(stage.postprocess(value) if stage.postprocess else value)
+            for name in stage.names:
+                value = entry[name]
+                side.per_file[name].append(stage.postprocess(value) if stage.postprocess else value)
         side.files.append(job.name)
 
 
@@ -585,7 +627,7 @@ class Evaluator:
                  lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
                  require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
                  workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-                 batch_across_clips: bool = False) -> None:
+                 batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         check_device(device)
@@ -603,37 +645,74 @@ class Evaluator:
         self.strict, self.lsd_offset, self.fad_pca, self.mert_chunk = strict, lsd_offset, fad_pca, mert_chunk
         self.progress = progress
         self.cache = FeatureCache() if cache is True else cache or None
+        self.fad = find_fad_model(fad_model) if isinstance(fad_model, str) else fad_model
+        if fad_pca and self.fad.name != "vggish":
+            raise ValueError(f"fad_pca applies to the vggish FAD model only, not {self.fad.name!r}")
         needed = {METRICS[m].needs for m in self.selected} - {None}
-        names = [self.entry.name] * ("classifier" in needed) + [registry_entry(FAD_ARTIFACT).name] * ("fad" in needed)
+        names = [self.entry.name] * ("classifier" in needed) + [self.fad.artifact] * ("fad" in needed)
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
-        self.artifacts = load_all(names, directory=models_dir, device=device, require_pinned=require_pinned,
-                                  lazy=True)
-        self.stages = [self._stage(a, batch_size) for a in self.artifacts]
-        self.roles = {role: output for a in self.artifacts for role, output in a.manifest.roles().items()}
+        loaded = load_all(list(dict.fromkeys(names)), directory=models_dir, device=device,
+                          require_pinned=require_pinned, lazy=True)
+        self.artifacts = {a.manifest.name: a for a in loaded}
+        self.stages: list[ModelStage] = []
+        self.roles: dict[str, str] = {}
+        if "classifier" in needed:
+            self.stages.append(self._backbone_stage(self.artifacts[self.entry.name], batch_size))
+        if "fad" in needed:
+            self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact], batch_size))
         self._check_roles()
         self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
 
-    def _stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
+    def _backbone_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
+        """The classifier's stage: audio conditioned at the evaluation rate (audioldm_eval), every output that
+        plays a backbone role kept under its own name."""
         manifest = artifact.manifest
-        # classifiers see audio conditioned at the evaluation rate; VGGish at its own 16 kHz (audioldm_eval's FAD)
-        rate = self.sample_rate if manifest.name == self.entry.name else manifest.sample_rate
-        chunked = self.mert_chunk is not None and manifest.name == self.entry.name
+        kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
+        self.roles.update({role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES})
+        chunked = self.mert_chunk is not None
         frontend = {**manifest.frontend, "chunk_samples": int(round(self.mert_chunk * manifest.sample_rate))} \
             if chunked else manifest.frontend
-        post = _postprocessor(artifact) if self.fad_pca and manifest.name == FAD_ARTIFACT else None
+        return self._stage(artifact, batch_size, rate=self.sample_rate, frontend=frontend, chunked=chunked,
+                           features=tuple(Feature(name, name) for name in kept), conditioning=None, post=None)
+
+    def _fad_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
+        """The FAD model's stage: audio conditioned at the model's own rate as its reference toolkit does, the one
+        output (layer) FAD reads kept under the FAD model's name."""
+        manifest, fad = artifact.manifest, self.fad
+        output = manifest.roles().get(fad.role)
+        if output is None:
+            raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
+                                f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
+        self.roles["fad"] = fad.name
+        conditioning = dataclasses.replace(self.conditioning, **dict(fad.conditioning))
+        post = _postprocessor(artifact) if self.fad_pca else None
+        return self._stage(artifact, batch_size, rate=manifest.sample_rate,
+                           frontend={**manifest.frontend, **dict(fad.frontend)},
+                           chunked=False, features=(Feature(fad.name, output, fad.layer),),
+                           conditioning=None if conditioning == self.conditioning else conditioning, post=post)
+
+    def _stage(self, artifact: LoadedArtifact, batch_size: int, *, rate: int, frontend: dict, chunked: bool,
+               features: tuple[Feature, ...], conditioning: Conditioning | None, post) -> ModelStage:
+        manifest = artifact.manifest
+        channels = int(manifest.inputs[0].get("channels", 1))
         settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
-                    "conditioning": self.conditioning.as_dict(), "device": self.device.split(":")[0],
+                    "conditioning": (conditioning or self.conditioning).as_dict(), "device": self.device.split(":")[0],
                     "precision": self.precision, "batch_size": batch_size,
+                    "features": [dataclasses.asdict(f) for f in features],
+                    **({"channels": channels} if channels != 1 else {}),
                     **({"batch_across_clips": True} if self.batch_across_clips else {})}
         runner = EmbeddingRunner(artifact, batch_size=batch_size, average_items=chunked, precision=self.precision,
                                  across_clips=self.batch_across_clips)
         stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, batch_size,
-                                 self.memory_budget, self._too_long_advice(runner.input_spec, manifest.sample_rate))
-        return ModelStage(stage_input, runner, post, settings)
+                                 self.memory_budget, self._too_long_advice(runner.input_spec, manifest.sample_rate,
+                                                                           chunked or conditioning is not None),
+                                 conditioning, channels)
+        return ModelStage(stage_input, runner, post, settings, features)
 
-    def _too_long_advice(self, spec: InputSpec, model_rate: int) -> str:
-        """What to do about a clip too long for the memory budget: for MERT, the exact ``--mert-chunk``."""
-        if spec.name != self.entry.name or self.entry.architecture != "mert" or self.mert_chunk is not None \
+    def _too_long_advice(self, spec: InputSpec, model_rate: int, not_chunkable: bool) -> str:
+        """What to do about a clip too long for the memory budget: for the MERT backbone, the exact
+        ``--mert-chunk``."""
+        if not_chunkable or spec.name != self.entry.name or self.entry.architecture != "mert" \
                 or spec.memory is None or spec.memory.axis != "samples" or self.memory_budget is None:
             return "split the file, or raise --max-memory"
         seconds = spec.memory.largest_units(self.memory_budget, self.batch_size) // model_rate
@@ -647,7 +726,7 @@ class Evaluator:
         for metric in self.selected:
             role = METRICS[metric].role
             if role is not None and role not in self.roles:
-                owner = self.entry.name if METRICS[metric].needs == "classifier" else FAD_ARTIFACT
+                owner = self.entry.name if METRICS[metric].needs == "classifier" else self.fad.artifact
                 raise ManifestError(f"artifact {owner!r} declares no output with role {role!r}, which metric "
                                     f"{metric!r} needs; re-export it: {export_command(owner)}")
 
@@ -655,6 +734,7 @@ class Evaluator:
         """What the features depend on: compared when a reference statistics file is used."""
         return {"backbone": self.backbone, "sample_rate": self.sample_rate, "precision": self.precision,
                 "conditioning": self.conditioning.as_dict(), "fad_pca": self.fad_pca, "mert_chunk": self.mert_chunk,
+                **({"fad_model": self.fad.name} if self.fad.name != DEFAULT_FAD_MODEL else {}),
                 "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
                               for st in self.stages}}
 
@@ -810,6 +890,8 @@ class Evaluator:
             "limit": limit,
             "conditioning": self.conditioning.as_dict(),
             "mert_chunk_seconds": self.mert_chunk,
+            "fad_model": {"name": self.fad.name, "artifact": self.fad.artifact, "layer": self.fad.layer,
+                          "toolkit": self.fad.toolkit},
             "feature_cache": str(self.cache.root) if self.cache else None,
             "artifacts": [],
         }
@@ -827,7 +909,10 @@ class Evaluator:
                 "source_sha256": manifest.get("source", {}).get("sha256"),
                 "manifest_schema_version": manifest["schema_version"],
                 "frontend": stage.input.frontend,
+                "features": [dataclasses.asdict(f) for f in stage.features],
             }
+            if stage.input.conditioning is not None:
+                entry["conditioning"] = stage.input.conditioning.as_dict()
             if stage.postprocess is not None:
                 entry["postprocess"] = manifest["postprocess"]
             out["artifacts"].append(entry)
@@ -843,7 +928,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
              progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
              workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-             batch_across_clips: bool = False) -> EvaluationResult:
+             batch_across_clips: bool = False, fad_model: str = DEFAULT_FAD_MODEL) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -871,6 +956,10 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         Add ``per_file``: each pair's PSNR, SSIM and LSD.
     lsd_offset : int
         Samples dropped from each generated clip before LSD (audioldm_eval: 1120, HiFi-GAN's delay).
+    fad_model : str
+        The embedding FAD reads (``registry.fad_models()``: ``vggish``, as audioldm_eval; ``cnn14-8k``/``16k``/
+        ``32k``, one row per clip; ``encodec-24k``/``48k``, ``mert-v1-95m-1`` .. ``-12``: frame rows), its
+        audio conditioned at its own rate as its reference toolkit does (provenance ``fad_model``).
     fad_pca : bool
         Apply AudioSet's PCA + 8-bit quantisation to the VGGish embeddings before FAD (torchvggish's
         ``postprocess``; audioldm_eval does not). Needs a VGGish artifact exported with ``--pca``.
@@ -914,7 +1003,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
                    batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
                    fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
                    cache=cache, workers=workers, precision=precision, max_memory=max_memory,
-                   batch_across_clips=batch_across_clips) as evaluator:
+                   batch_across_clips=batch_across_clips, fad_model=fad_model) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 

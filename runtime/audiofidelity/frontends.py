@@ -12,6 +12,7 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
 - ``vggish_examples``: torchvggish's ``waveform_to_examples`` (periodic Hann, HTK-style mel,
   ``log(mel + 0.01)``, non-overlapping 96-frame examples, remainder dropped).
 - ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
+- ``waveform_segments``: the waveform itself, whole or in consecutive segments (EnCodec).
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
@@ -273,15 +274,30 @@ def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = Tr
     return np.stack(rows).astype(np.float32, copy=False)
 
 
-FRONTENDS: dict[str, Callable[..., np.ndarray]] = {
+def waveform_segments(wave: np.ndarray, *, sample_rate: int, channels: int,
+                      segment_samples: int | None = None) -> np.ndarray | list[np.ndarray]:
+    """A waveform model's input (EnCodec): the conditioned clip as (channels, samples) items.
+
+    ``wave``: (n,) mono or (channels, n). The whole clip is one item; with ``segment_samples`` (fadtk's feeding
+    of the 48 kHz model, one second each) consecutive segments from the start, the last one shorter: a list,
+    as the items differ in length. ``sample_rate`` is the rate the audio was conditioned at (recorded only).
+    """
+    x = np.ascontiguousarray(np.asarray(wave, dtype=np.float32).reshape(channels, -1))
+    if segment_samples is None or x.shape[1] <= segment_samples:
+        return x[None]
+    return [x[:, start:start + segment_samples] for start in range(0, x.shape[1], segment_samples)]
+
+
+FRONTENDS: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
     "log_mel": log_mel,
     "vggish_examples": vggish_examples,
     "mert_waveform": mert_waveform,
+    "waveform_segments": waveform_segments,
 }
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 
 
-def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray:
+def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray | list[np.ndarray]:
     """Run the frontend a manifest's ``frontend`` section describes on a conditioned waveform."""
     params = dict(spec)
     kind = params.pop("kind", None)

@@ -24,6 +24,19 @@ def where(name: str, directory: Path | None) -> tuple[str, Path | None]:
     return "downloadable", None
 
 
+def serves(entry: registry.ArtifactEntry) -> str:
+    """The metrics an artifact serves, in words: the backbone's at its evaluation rates, and FAD by name."""
+    parts = []
+    if entry.role == "classifier":
+        parts.append(f"--backbone {entry.backbone} @ {','.join(str(r // 1000) + 'k' for r in entry.rates)}")
+    fad = [m.name for m in registry.fad_models().values() if m.artifact == entry.name]
+    if len(fad) > 1:
+        parts.append(f"--fad-model {fad[0]}..{fad[-1].rsplit('-', 1)[-1]}")
+    elif fad:
+        parts.append(f"--fad-model {fad[0]}")
+    return "; ".join(parts)
+
+
 def add_parser(commands) -> None:
     models = commands.add_parser("models", help="list, download, verify or locate the model artifacts")
     verbs = models.add_subparsers(dest="verb", required=True)
@@ -40,12 +53,12 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one ``models`` verb; returns the exit status."""
     if args.verb == "list":
-        print(f"{'name':<13} {'backbone':<9} {'rates (Hz)':<13} {'licence':<14} where")
+        print(f"{'name':<12} {'rate':>6} {'ch':>2} {'dim':>5} {'rows':<19} {'licence':<13} {'serves':<47} where")
         for name in registry.names():
             entry = registry.registry_entry(name)
             status, _ = where(name, args.models_dir)
-            rates = ",".join(str(r) for r in entry.rates)
-            print(f"{name:<13} {entry.backbone:<9} {rates:<13} {entry.license:<14} {status}")
+            print(f"{name:<12} {entry.model_rate:>6} {entry.channels:>2} {entry.dimension:>5} {entry.frames:<19} "
+                  f"{entry.license:<13} {serves(entry):<47} {status}")
         return 0
     if args.verb == "path":
         print(artifacts.resolve(args.name, args.models_dir).program)

@@ -37,8 +37,8 @@ class ArtifactEntry:
     """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"fad"`` is VGGish, which serves FAD whatever the backbone. ``rates``: the evaluation sample
-    rates it serves (the model's own input rate is in its manifest).
+    ``"embedding"`` artifacts (VGGish, EnCodec) only embed, for FAD. ``rates``: the evaluation sample
+    rates a backbone serves (the model's own input rate is in its manifest).
     """
 
     name: str
@@ -58,6 +58,13 @@ class ArtifactEntry:
     """Where the original checkpoint is published, in words (for error messages and ``models list``)."""
     extra_sources: tuple[str, ...] = ()
     """Export options naming further upstream files (VGGish's ``--pca``), as ``OPTION FILE``."""
+    model_rate: int = 0
+    """The rate the network itself takes (its manifest's ``sample_rate``), for ``models list``."""
+    channels: int = 1
+    dimension: int = 0
+    """Width of the embedding rows FAD reads."""
+    frames: str = ""
+    """How many rows a clip gives, in words (``models list``)."""
 
     @property
     def published(self) -> bool:
@@ -65,21 +72,77 @@ class ArtifactEntry:
 
 
 VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
+ENCODEC_RELEASE = "https://dl.fbaipublicfiles.com/encodec/v0/"
 _BUILTIN: tuple[ArtifactEntry, ...] = (
     # hub=None: not yet published (nothing can be uploaded from the build machines); build them locally
     ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
                   "https://zenodo.org/record/3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0",
-                  origin="PANNs, Zenodo record 3987831"),
+                  origin="PANNs, Zenodo record 3987831", model_rate=16000, dimension=2048, frames="1 per clip"),
     ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
                   "https://zenodo.org/record/3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0",
-                  origin="PANNs, Zenodo record 3576403"),
+                  origin="PANNs, Zenodo record 3576403", model_rate=32000, dimension=2048, frames="1 per clip"),
     ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
                   "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0",
-                  origin="Hugging Face repository m-a-p/MERT-v1-95M (a folder)"),
-    ArtifactEntry("vggish", "fad", "vggish", (16000,), "vggish", "vggish-10086976.pth",
+                  origin="Hugging Face repository m-a-p/MERT-v1-95M (a folder)", model_rate=24000, dimension=768,
+                  frames="75 per s per layer"),
+    ArtifactEntry("cnn14-8k", "embedding", "cnn14", (), "cnn14", "Cnn14_8k_mAP=0.416.pth",
+                  "https://zenodo.org/record/3987831/files/Cnn14_8k_mAP%3D0.416.pth", "CC-BY-4.0",
+                  origin="PANNs, Zenodo record 3987831", model_rate=8000, dimension=2048, frames="1 per clip"),
+    ArtifactEntry("vggish", "embedding", "vggish", (16000,), "vggish", "vggish-10086976.pth",
                   VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0",
-                  origin="torchvggish GitHub release v0.1", extra_sources=("--pca vggish_pca_params-970ea276.pth",)),
+                  origin="torchvggish GitHub release v0.1", extra_sources=("--pca vggish_pca_params-970ea276.pth",),
+                  model_rate=16000, dimension=128, frames="1 per 0.96 s"),
+    ArtifactEntry("encodec-24k", "embedding", "encodec", (), "encodec", "encodec_24khz-d7cc33bc.th",
+                  ENCODEC_RELEASE + "encodec_24khz-d7cc33bc.th", "MIT",
+                  origin="facebookresearch/encodec, dl.fbaipublicfiles.com", model_rate=24000, dimension=128,
+                  frames="75 per s"),
+    ArtifactEntry("encodec-48k", "embedding", "encodec", (), "encodec", "encodec_48khz-7e698e3e.th",
+                  ENCODEC_RELEASE + "encodec_48khz-7e698e3e.th", "MIT",
+                  origin="facebookresearch/encodec, dl.fbaipublicfiles.com", model_rate=48000, channels=2,
+                  dimension=128, frames="150 per s"),
 )
+
+
+@dataclass(frozen=True)
+class FadModel:
+    """An embedding ``--fad-model`` accepts: which artifact output's rows enter FAD, and how audio is prepared.
+
+    ``role``: the manifest role of the output whose rows FAD reads (``fad``: frame rows, ``embedding``: one row
+    per clip, ``hidden_states``: MERT's frame rows of every layer, of which ``layer`` is taken).
+    ``toolkit``: the reference whose feeding it follows; ``conditioning``: the ``Conditioning`` fields that
+    toolkit sets differently from audioldm_eval's (VGGish keeps audioldm_eval's: its FAD is audioldm_eval's).
+    """
+
+    name: str
+    artifact: str
+    role: str
+    toolkit: str
+    layer: int | None = None
+    conditioning: tuple[tuple[str, object], ...] = (("remove_dc", False), ("min_samples", 0))
+    frontend: tuple[tuple[str, object], ...] = ()
+    """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
+
+
+MERT_LAYERS = range(1, 13)
+_FAD_MODELS: tuple[FadModel, ...] = (
+    FadModel("vggish", "vggish", "fad", "audioldm_eval", conditioning=()),
+    *(FadModel(name, name, "embedding", "frechet_audio_distance") for name in ("cnn14-8k", "cnn14-16k", "cnn14-32k")),
+    FadModel("encodec-24k", "encodec-24k", "fad", "fadtk"),
+    FadModel("encodec-48k", "encodec-48k", "fad", "fadtk"),
+    *(FadModel(f"mert-v1-95m-{layer}", "mert-v1-95m", "hidden_states", "fadtk", layer=layer) for layer in MERT_LAYERS),
+)
+
+
+def fad_models() -> dict[str, FadModel]:
+    """Every ``--fad-model`` name -> what it reads."""
+    return {m.name: m for m in _FAD_MODELS}
+
+
+def fad_model(name: str) -> FadModel:
+    try:
+        return fad_models()[name]
+    except KeyError:
+        raise ValueError(f"unknown FAD model {name!r}; choose from {', '.join(fad_models())}") from None
 
 
 def _overrides() -> dict[str, dict]:

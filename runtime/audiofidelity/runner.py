@@ -1,17 +1,19 @@
 """Run frontend outputs through a loaded artifact in batches; the one runner every model uses.
 
 A frontend gives each clip an array of *items* (one log-mel for CNN14, several 0.96 s examples for
-VGGish, the windows of a chunked MERT clip). By default a forward pass holds the items of one clip
-only, at most ``batch_size`` of them: CPU convolutions round differently for different batch sizes,
-so batching clips together would make a clip's features depend on which clips ran with it (and on
-what the feature cache already held). ``across_clips`` trades that for speed. Outputs come back per
-clip, in input order: shape (D,) for one-item models, (items, D) otherwise.
+VGGish, the windows of a chunked MERT clip), or a list of items of different lengths (EnCodec 48 kHz's
+1-s segments, the last one shorter). By default a forward pass holds the items of one clip only, at most
+``batch_size`` of one shape: CPU convolutions round differently for different batch sizes, so batching
+clips together would make a clip's features depend on which clips ran with it (and on what the feature
+cache already held). ``across_clips`` trades that for speed. Outputs come back per clip, in input order:
+shape (D,) for one-item models, (items, D) otherwise; an output whose first per-item axis is named (frames)
+is concatenated along it, so a clip's frames come back as one (frames, D) array whatever its segmenting.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -20,6 +22,8 @@ from .errors import InvalidAudioError, TooLongForMemoryError
 from .memory import MemoryModel, format_bytes
 
 DEFAULT_BATCH_SIZE = 8
+Items = Union[np.ndarray, Sequence[np.ndarray]]
+"""One clip's model input: an array with a leading items axis, or a list of items of different shapes."""
 
 
 @dataclass(frozen=True)
@@ -37,12 +41,12 @@ class InputSpec:
         return cls(manifest.name, tuple(spec["shape"][1:]), dict(spec.get("min", {})),  # per-item axes (no batch)
                    MemoryModel.from_manifest(spec.get("memory")))
 
-    def pass_bytes(self, x: np.ndarray, batch_size: int) -> float:
+    def pass_bytes(self, x: Items, batch_size: int) -> float:
         """Estimated peak memory of the largest forward pass over one clip's items ``x`` (0: no model)."""
-        if self.memory is None:
+        if self.memory is None or not len(x):
             return 0.0
-        units = x.shape[1 + self.axes.index(self.memory.axis)] if self.memory.axis else 0
-        return self.memory.pass_bytes(min(batch_size, x.shape[0]), units)
+        units = max(item.shape[self.axes.index(self.memory.axis)] for item in x) if self.memory.axis else 0
+        return self.memory.pass_bytes(min(batch_size, len(x)), units)
 
     def check_memory(self, x: np.ndarray, batch_size: int, budget: int | None, advice: str) -> None:
         """Raise ``TooLongForMemoryError`` if one clip's pass would exceed ``budget`` bytes (None: no guard)."""
@@ -52,18 +56,19 @@ class InputSpec:
                 f"too long for memory: {self.name} would need about {format_bytes(need)} for this clip, over the "
                 f"{format_bytes(budget)} budget (--max-memory; default half the available memory); {advice}")
 
-    def check(self, x: np.ndarray) -> None:
+    def check(self, x: Items) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
-        if x.ndim != len(self.axes) + 1:
-            raise InvalidAudioError(f"{self.name} input has shape {x.shape}, expected (items, {self.axes})")
-        if x.shape[0] == 0:
+        if len(x) == 0:
             raise InvalidAudioError(f"too short for {self.name}: the frontend produced no complete input")
-        for size, axis in zip(x.shape[1:], self.axes):
-            if isinstance(axis, int) and size != axis:
-                raise InvalidAudioError(f"{self.name} input has shape {x.shape[1:]}, expected {self.axes}")
-            if isinstance(axis, str) and size < self.minimum.get(axis, 0):
-                raise InvalidAudioError(
-                    f"too short for {self.name}: {size} {axis}, the model needs at least {self.minimum[axis]}")
+        for item in x:
+            if item.ndim != len(self.axes):
+                raise InvalidAudioError(f"{self.name} input item has shape {item.shape}, expected {self.axes}")
+            for size, axis in zip(item.shape, self.axes):
+                if isinstance(axis, int) and size != axis:
+                    raise InvalidAudioError(f"{self.name} input has shape {item.shape}, expected {self.axes}")
+                if isinstance(axis, str) and size < self.minimum.get(axis, 0):
+                    raise InvalidAudioError(f"too short for {self.name}: {size} {axis}, the model needs at least "
+                                            f"{self.minimum[axis]}")
 
 
 class EmbeddingRunner:
@@ -100,24 +105,24 @@ class EmbeddingRunner:
         self.input_spec = InputSpec.from_manifest(artifact.manifest)
         self.one_item = artifact.manifest.inputs[0].get("items_per_clip", 1) == 1
 
-    def check_input(self, x: np.ndarray) -> None:
+    def check_input(self, x: Items) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
         self.input_spec.check(x)
 
-    def run(self, inputs: Sequence[np.ndarray]) -> dict[str, list[np.ndarray]]:
+    def run(self, inputs: Sequence[Items]) -> dict[str, list[np.ndarray]]:
         """Model outputs per clip: ``{output name: [one array per input]}``."""
         import torch
 
         for x in inputs:
             self.check_input(x)
         module, device = self.artifact.program, self.artifact.device
-        # each group's items go through the program together, in passes of batch_size: one clip's items, or
-        # (across_clips) every item of one shape
+        # each group's items go through the program together, in passes of batch_size: one clip's items of one
+        # shape, or (across_clips) every item of one shape
         owner = [clip for clip, x in enumerate(inputs) for _ in range(len(x))]
         items = [item for x in inputs for item in x]
         groups: dict = {}
         for k, item in enumerate(items):
-            groups.setdefault(item.shape if self.across_clips else owner[k], []).append(k)
+            groups.setdefault(item.shape if self.across_clips else (owner[k], item.shape), []).append(k)
         rows: list[list[np.ndarray] | None] = [None] * len(items)
         with torch.inference_mode(), _precision(self.precision, device):
             for members in groups.values():
@@ -129,12 +134,13 @@ class EmbeddingRunner:
                     for row, k in enumerate(chunk):
                         rows[k] = [a[row] for a in arrays]
         per_clip: dict[str, list[np.ndarray]] = {}
-        for j, name in enumerate(self.artifact.manifest.output_names):
+        for j, spec in enumerate(self.artifact.manifest.outputs):
             mine: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, clip in enumerate(owner):
                 mine[clip].append(rows[k][j])
-            per_clip[name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item else np.stack(r)
-                              for r in mine]
+            frames = len(spec["shape"]) > 1 and isinstance(spec["shape"][1], str)
+            per_clip[spec["name"]] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item
+                                      else np.concatenate(r) if frames else np.stack(r) for r in mine]
         return per_clip
 
 

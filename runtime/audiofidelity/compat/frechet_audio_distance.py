@@ -1,44 +1,63 @@
 """``from audiofidelity.compat.frechet_audio_distance import FrechetAudioDistance`` in place of the
-``frechet_audio_distance`` package's class, for its VGGish and PANN (CNN14) models.
+``frechet_audio_distance`` package's class (0.3.x), for its VGGish, PANN (CNN14 8/16/32 kHz) and EnCodec
+(24/48 kHz) models.
 
 Same constructor arguments, ``score(background_dir, eval_dir, background_embds_path=None,
 eval_embds_path=None, dtype="float32")`` -> float, ``get_embeddings``, ``calculate_embd_statistics``,
 ``calculate_frechet_distance`` and the ``.npy`` embedding files ``score`` reads when they exist and writes
-when they do not. Audio is conditioned as ``audiofidelity eval`` conditions it (so ``score`` equals the
-``frechet_audio_distance`` of ``eval`` on the same folders). What differs, on purpose: PANN embeddings
-are 2-D (n, 2048) arrays (the original's 1-D PANN output is a bug), failures raise a clear error
-instead of returning -1, and the models are ``torch.export`` artifacts.
+when they do not. Audio is conditioned as that package conditions it (``FAD_CONDITIONING``: channels
+averaged, resampy to the model's rate, no mean removal or padding; the 48 kHz EnCodec takes two channels
+and the whole clip), so ``score`` equals ``audiofidelity eval --fad-model ... --channel mean --resampler
+resampy`` run through ``evaluate(..., conditioning=FAD_CONDITIONING)``. What differs, on purpose: PANN
+embeddings are 2-D (n, 2048) arrays (the original's 1-D PANN output is a bug), a stereo file for the 48 kHz
+EnCodec is resampled channel by channel (the original resamples along the channel axis), failures raise a
+clear error instead of returning -1, and the models are ``torch.export`` artifacts. ``clap`` is not
+available yet.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from pathlib import Path
 
 import numpy as np
 
+from ..audio import Conditioning
 from ..evaluate import Evaluator, list_folder
 from ..metrics import frechet
+from ..registry import fad_model
 from ..runner import vggish_pca
 
 log = logging.getLogger(__name__)
 
-MODELS = {"vggish": {16000: ("fad", "fad")}, "pann": {16000: ("fd", "embedding"), 32000: ("fd", "embedding")}}
-"""model_name -> sample rate -> (the ``eval`` metric whose model it is, the feature role used)."""
+MODELS = {"vggish": {16000: "vggish"},
+          "pann": {8000: "cnn14-8k", 16000: "cnn14-16k", 32000: "cnn14-32k"},
+          "encodec": {24000: "encodec-24k", 48000: "encodec-48k"}}
+"""model_name -> sample rate -> the ``--fad-model`` it is."""
+FAD_CONDITIONING = Conditioning(channel="mean", remove_dc=False, resampler="resampy", min_samples=0)
+"""frechet_audio_distance's ``load_audio_task``: ``np.mean`` over channels, ``resampy.resample`` (kaiser_best)."""
+
+
+def package_fad_model(name: str):
+    """The FAD model as frechet_audio_distance runs it: its own conditioning; EnCodec 48 kHz on the whole clip."""
+    model = fad_model(name)
+    frontend = (("segment_samples", None),) if name == "encodec-48k" else ()
+    return dataclasses.replace(model, toolkit="frechet_audio_distance", conditioning=(), frontend=frontend)
 
 
 class FrechetAudioDistance:
-    """Fréchet audio distance between two folders with VGGish or PANN CNN14 embeddings.
+    """Fréchet audio distance between two folders with VGGish, PANN CNN14 or EnCodec embeddings.
 
     Parameters
     ----------
     ckpt_dir : ignored
         Kept for signature compatibility; artifacts come from ``models_dir`` or the Hub pins.
     model_name : str
-        ``"vggish"`` (16 kHz) or ``"pann"`` (CNN14 at 16 or 32 kHz).
+        ``"vggish"`` (16 kHz), ``"pann"`` (CNN14 at 8, 16 or 32 kHz) or ``"encodec"`` (24 or 48 kHz).
     sample_rate : int
     channels : int
-        1 (mono) only, as the models take.
+        1, or 2 for the 48 kHz EnCodec (as the original asserts).
     use_pca, use_activation : bool
         VGGish only: AudioSet's PCA + quantisation, and the final ReLU (both off by default, as the original).
     verbose : bool
@@ -56,14 +75,15 @@ class FrechetAudioDistance:
                              f"{', '.join(MODELS)}")
         if sample_rate not in MODELS[model_name]:
             raise ValueError(f"{model_name} runs at {', '.join(map(str, MODELS[model_name]))} Hz, not {sample_rate}")
-        if channels != 1:
-            raise ValueError("only channels=1 is supported (the models take mono audio)")
+        name = MODELS[model_name][sample_rate]
+        wanted = 2 if name == "encodec-48k" else 1
+        if channels != wanted:
+            raise ValueError(f"{model_name} at {sample_rate} Hz takes channels={wanted}, not {channels}")
         if (use_pca or use_activation) and model_name != "vggish":
             raise ValueError("use_pca and use_activation apply to the vggish model only")
-        self.model_name, self.sample_rate, self.verbose = model_name, sample_rate, verbose
+        self.model_name, self.sample_rate, self.channels, self.verbose = model_name, sample_rate, channels, verbose
         self.use_pca, self.use_activation = use_pca, use_activation
-        metric, self._role = MODELS[model_name][sample_rate]
-        self._evaluator = Evaluator(backbone="cnn14", sample_rate=sample_rate, metrics=[metric],
+        self._evaluator = Evaluator(metrics=["fad"], fad_model=package_fad_model(name), conditioning=FAD_CONDITIONING,
                                     models_dir=models_dir, device=device, cache=cache, progress=verbose)
         self._stage = self._evaluator.stages[0]
         self._pca = None
@@ -83,18 +103,21 @@ class FrechetAudioDistance:
         return self._pca(rows) if self._pca is not None else rows
 
     def get_embeddings(self, x: list[np.ndarray], sr: int = 16000) -> np.ndarray:
-        """Embeddings of in-memory clips (1-D float arrays at rate ``sr``): (frames or clips, d)."""
+        """Embeddings of in-memory clips (float arrays at rate ``sr``, (n,) or (n, channels) as soundfile reads
+        them): (frames or clips, d)."""
         conditioning = self._evaluator.conditioning
-        inputs = [self._stage.input.model_input(np.asarray(a, dtype=np.float32).reshape(-1), sr, conditioning, {})
-                  for a in x]
-        output = self._evaluator.roles[self._role]
-        return self._finish(self._stage.runner.run(inputs)[output] if inputs else [])
+        clips = [np.asarray(a, dtype=np.float32) for a in x]
+        inputs = [self._stage.input.model_input(a[None] if a.ndim == 1 else a.T, sr, conditioning, {}) for a in clips]
+        outputs = self._stage.runner.run(inputs) if inputs else {}
+        feature = self._stage.features[0]
+        return self._finish([self._stage.select({feature.output: per_clip})[feature.name]
+                             for per_clip in outputs.get(feature.output, [])])
 
     def _folder_embeddings(self, folder: str | Path) -> np.ndarray:
         side = self._evaluator.side_features(Path(folder), list_folder(folder), Path(folder).name)
         for problem in side.problems:
             log.warning("%s/%s: %s (skipped)", folder, problem["file"], problem["reason"])
-        return self._finish(side.per_file[self._evaluator.roles[self._role]])
+        return self._finish(side.per_file[self._evaluator.roles["fad"]])
 
     def _embeddings(self, folder: str | Path, path: str | Path | None) -> np.ndarray:
         if path is not None and Path(path).is_file():

@@ -89,7 +89,10 @@ def _request_settings(form) -> dict:
     limit = _int_field(form.get("limit_num"), "limit_num", None)
     if limit is not None and limit < 1:
         raise HTTPException(400, f"limit_num must be >= 1, got {limit}")
-    return {"backbone": backbone, "sampling_rate": rate, "limit_num": limit,
+    fad_model = str(form.get("fad_model") or "vggish")
+    if fad_model not in registry.fad_models():
+        raise HTTPException(400, f"Invalid fad_model '{fad_model[:40]}'. Available: {list(registry.fad_models())}")
+    return {"backbone": backbone, "sampling_rate": rate, "limit_num": limit, "fad_model": fad_model,
             "metrics": parse_metrics(form.get("metrics"), backbone)}
 
 
@@ -120,6 +123,7 @@ def job_view(job: Job) -> dict:
     """A job as ``GET /jobs/{id}`` shows it; a finished job adds its report (metrics, problems, provenance)."""
     view = {"job_id": job.id, "status": job.status, "evaluation_mode": job.evaluation_mode,
             "backbone": job.request["backbone"], "sampling_rate": job.request["sampling_rate"],
+            "fad_model": job.request.get("fad_model", "vggish"),
             "requested_metrics": job.request["metrics"], "limit_num": job.request["limit_num"],
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "attempts": job.attempts, "notes": job.notes, "uploads": job.request["uploads"],
@@ -229,7 +233,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     def backbones() -> dict:
         rates = registry.backbones()
         return {"available_backbones": sorted(rates), "sampling_rates": {b: list(r) for b, r in rates.items()},
-                "descriptions": {b: BACKBONE_DESCRIPTIONS.get(b, b) for b in rates}}
+                "descriptions": {b: BACKBONE_DESCRIPTIONS.get(b, b) for b in rates},
+                "fad_models": {m.name: {"artifact": m.artifact, "toolkit": m.toolkit, "layer": m.layer}
+                               for m in registry.fad_models().values()}}
 
     @app.get("/models", summary="Model artifacts: where each resolves, and whether it is loaded")
     def models() -> dict:
@@ -239,6 +245,8 @@ def create_app(config: ServerConfig) -> FastAPI:
             entry = registry.registry_entry(name)
             where, path = models_cli.where(name, config.run.models_dir)
             out.append({"name": name, "role": entry.role, "backbone": entry.backbone, "rates": list(entry.rates),
+                        "model_rate": entry.model_rate, "channels": entry.channels, "dimension": entry.dimension,
+                        "rows": entry.frames, "serves": models_cli.serves(entry),
                         "license": entry.license, "resolves": where, "path": str(path) if path else None,
                         "loaded": name in loaded})
         return {"models": out}
@@ -250,6 +258,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             "reference_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
             "backbone": {"type": "string", "default": "cnn14"},
             "sampling_rate": {"type": "integer", "default": 16000},
+            "fad_model": {"type": "string", "default": "vggish", "description": "the embedding FAD reads"},
             "metrics": {"type": "string", "description": "comma list, e.g. FAD,ISc,FD (default: all)"},
             "limit_num": {"type": "integer", "description": "use only the first N files of each side"}}}}}}}
 

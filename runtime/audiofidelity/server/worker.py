@@ -42,7 +42,7 @@ class JobRunner:
 
     def __init__(self, store: JobStore, jobs_dir: Path, settings: RunSettings, *, idle_wait: float = 1.0) -> None:
         self.store, self.jobs_dir, self.settings, self.idle_wait = store, jobs_dir, settings, idle_wait
-        self._evaluators: dict[tuple[str, int, frozenset[str]], Evaluator] = {}
+        self._evaluators: dict[tuple[str, int, frozenset[str], str], Evaluator] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -68,17 +68,18 @@ class JobRunner:
 
     def loaded_models(self) -> list[str]:
         """Names of the artifacts loaded so far."""
-        return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts if a.loaded})
+        return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts.values() if a.loaded})
 
-    def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None) -> Evaluator:
+    def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None,
+                   fad_model: str = "vggish") -> Evaluator:
         needs = models_needed(backbone, metrics)
-        key = (backbone, sample_rate, needs)
+        key = (backbone, sample_rate, needs, fad_model)
         if key not in self._evaluators:
             usable = [m for m in BACKBONE_METRICS[backbone] if METRICS[m].needs is None or METRICS[m].needs in needs]
             s = self.settings
             self._evaluators[key] = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=usable,
                                               models_dir=s.models_dir, device=s.device, batch_size=s.batch_size,
-                                              progress=False, cache=s.cache, workers=s.workers)
+                                              progress=False, cache=s.cache, workers=s.workers, fad_model=fad_model)
         return self._evaluators[key]
 
     def run(self, job: Job) -> None:
@@ -87,7 +88,8 @@ class JobRunner:
         folder = self.jobs_dir / job.id
         log.info("job %s: running (attempt %d)", job.id, job.attempts)
         try:
-            evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"])
+            evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"],
+                                        request.get("fad_model", "vggish"))
             result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
                                         metrics=request["metrics"])
         except (AudioFidelityError, ValueError, OSError) as exc:
