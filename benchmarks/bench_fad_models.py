@@ -20,7 +20,8 @@ import numpy as np
 import soundfile as sf
 
 from audiofidelity.artifacts import local_files
-from audiofidelity.evaluate import Evaluator, compute_inputs
+from audiofidelity.evaluate import Evaluator
+from audiofidelity.features import compute_inputs
 from audiofidelity.registry import fad_models
 
 MODELS = ("vggish", "cnn14-8k", "cnn14-16k", "cnn14-32k", "encodec-24k", "encodec-48k", "mert-v1-95m-12")

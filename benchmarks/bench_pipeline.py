@@ -174,7 +174,8 @@ def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: 
 def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
     """Seconds the CNN14 and VGGish programs take on every clip's inputs, computed beforehand."""
     from audiofidelity.audio import Conditioning
-    from audiofidelity.evaluate import Evaluator, compute_inputs
+    from audiofidelity.evaluate import Evaluator
+    from audiofidelity.features import compute_inputs
 
     evaluator = Evaluator(metrics=["fd", "fad"], models_dir=models_dir, cache=False, progress=False)
     inputs = [st.input for st in evaluator.stages]

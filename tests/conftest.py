@@ -95,12 +95,15 @@ CHECKPOINT_KEY = _digest([ROOT / "tests" / "fixtures" / "checkpoints.py", DATA /
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 
+FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k")
+"""Artifacts only ``--fad-model`` reads: their stand-ins written and exported on first use (the parity tier), not for the fast tier."""
+
+
 def _write_checkpoints(out: Path) -> None:
     """Every stand-in checkpoint, two writers at a time (NumPy's fills and the file writes overlap: 5 s, not 15)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    writers = [lambda m=model: checkpoints.write_cnn14(out, m) for model in checkpoints.CNN14]
-    writers += [lambda m=model: checkpoints.write_encodec(out, m) for model in checkpoints.ENCODEC]
+    writers = [lambda m=model: checkpoints.write_cnn14(out, m) for model in checkpoints.CNN14 if model not in FAD_ONLY]
     writers += [lambda: checkpoints.write_vggish(out), lambda: checkpoints.write_mert(out)]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda write: write(), writers))
@@ -124,10 +127,6 @@ NO_PCA = "vggish-without-pca"
 """Sub-folder of the exports holding VGGish exported without ``--pca`` (no post-processing data)."""
 
 
-FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k")
-"""Artifacts only ``--fad-model`` reads: exported on first use (the parity tier), not for the fast tier."""
-
-
 def _run_exports(jobs: list[tuple]) -> None:
     """Export jobs, two at a time (tracing is mostly one core's work)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -147,9 +146,17 @@ def _export_all(checkpoint_dir: Path, out: Path) -> None:
     _run_exports(jobs)
 
 
-def _export_fad_only(checkpoint_dir: Path, out: Path) -> None:
-    _run_exports([("cnn14-8k", checkpoint_dir / checkpoints.CNN14["cnn14-8k"]["file"], out),
-                  *((model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.ENCODEC.items())])
+def _write_fad_only_checkpoints(out: Path) -> None:
+    checkpoints.write_cnn14(out, "cnn14-8k")
+    for model in checkpoints.ENCODEC:
+        checkpoints.write_encodec(out, model)
+
+
+def _export_fad_only(out: Path) -> None:
+    """The ``FAD_ONLY`` stand-ins, written and exported on first use (the fast tier needs neither)."""
+    sources = built_once("fad-checkpoints", CHECKPOINT_KEY, _write_fad_only_checkpoints)
+    _run_exports([("cnn14-8k", sources / checkpoints.CNN14["cnn14-8k"]["file"], out),
+                  *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
@@ -159,10 +166,15 @@ EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
 """What the exported stand-ins depend on: the exporter's source, the checkpoints, torch and Python."""
 
 
-def _linked(folders: list[Path], out: Path) -> Path:
-    """Hard links (copies across file systems) of the folders' files in ``out``."""
+def _linked(folders: list[Path], out: Path, *, subfolders: bool = False) -> Path:
+    """Hard links (copies across file systems) of the folders' files in ``out`` (``subfolders``: and symlinks to
+    their sub-folders, for read-only use)."""
     for folder in folders:
-        for path in (p for p in folder.iterdir() if p.is_file()):
+        for path in folder.iterdir():
+            if path.is_dir():
+                if subfolders:
+                    os.symlink(path, out / path.name)
+                continue
             try:
                 os.link(path, out / path.name)
             except OSError:  # another file system
@@ -179,10 +191,17 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
 
 
 @pytest.fixture(scope="session")
+def all_checkpoints_dir(tmp_path_factory, checkpoint_dir) -> Path:
+    """``checkpoint_dir`` plus the ``FAD_ONLY`` stand-ins (written once per machine, on first use)."""
+    fad_only = built_once("fad-checkpoints", CHECKPOINT_KEY, _write_fad_only_checkpoints)
+    return _linked([checkpoint_dir, fad_only], tmp_path_factory.mktemp("all-checkpoints"), subfolders=True)
+
+
+@pytest.fixture(scope="session")
 def all_models_dir(tmp_path_factory, checkpoint_dir) -> Path:
     """``models_dir`` plus the artifacts only ``--fad-model`` reads (``FAD_ONLY``, built once per machine)."""
     exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
-    fad_only = built_once("fad-models", EXPORT_KEY, lambda out: _export_fad_only(checkpoint_dir, out))
+    fad_only = built_once("fad-models", EXPORT_KEY, _export_fad_only)
     return _linked([exported, fad_only], tmp_path_factory.mktemp("all-models"))
 
 
@@ -191,7 +210,7 @@ def decodes(monkeypatch) -> list[str]:
     """Names of the files decoded for the models during the test, in order."""
     import importlib
 
-    module = importlib.import_module("audiofidelity.evaluate")  # the package exports a function of that name
+    module = importlib.import_module("audiofidelity.features")
     seen: list[str] = []
     real = module.load_audio
     monkeypatch.setattr(module, "load_audio", lambda path: seen.append(path.name) or real(path))

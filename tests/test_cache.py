@@ -1,5 +1,4 @@
 """Feature cache: a second run decodes nothing and matches bit for bit; a changed file is re-decoded alone."""
-import importlib
 import json
 import os
 import shutil
@@ -10,9 +9,9 @@ import soundfile as sf
 
 from audiofidelity import cli
 from audiofidelity.cache import FeatureCache
+from audiofidelity import features as pipeline
 from audiofidelity.evaluate import evaluate
 
-evaluate_module = importlib.import_module("audiofidelity.evaluate")  # the package exports a function of that name
 
 
 @pytest.fixture()
@@ -145,8 +144,8 @@ def test_a_fully_cached_run_loads_no_program_and_starts_no_worker(paired_folders
     first = evaluate(*paired_folders, **settings)
     assert sorted(program_loads) == ["cnn14-16k.pt2", "vggish.pt2"]
     program_loads.clear(), decodes.clear()
-    monkeypatch.setattr(evaluate_module, "_spawn_pool", lambda workers: pytest.fail("a worker pool was started"))
-    monkeypatch.setattr(evaluate_module, "CHUNK_FILES", 2)  # so that 6 files would use workers
+    monkeypatch.setattr(pipeline, "spawn_pool", lambda workers: pytest.fail("a worker pool was started"))
+    monkeypatch.setattr(pipeline, "CHUNK_FILES", 2)  # so that 6 files would use workers
     second = evaluate(*paired_folders, workers=2, **settings)
     assert program_loads == [] and decodes == []
     assert second.report["metrics"] == first.report["metrics"]

@@ -5,6 +5,7 @@ network (panns_inference's Cnn14, encodec's encoder, transformers' HubertModel, 
 pools the rows as fadtk and frechet_audio_distance do, and computes FAD with the original formula
 (``scipy.linalg.sqrtm``). Needs the verify extra and ``verify_scripts/requirements-nodeps.txt``; CI's parity tier.
 """
+import json
 import subprocess
 import sys
 
@@ -60,21 +61,21 @@ def original_fad(a, b):
 
 # ---- the original networks, built offline from the stand-in checkpoints ----------------------------------
 
-def panns_rows(checkpoint_dir, name, clips):
+def panns_rows(all_checkpoints_dir, name, clips):
     from verify_cnn14 import original_cnn14_class
 
     spec = checkpoints.CNN14[name]
     model = original_cnn14_class()(sample_rate=spec["sr"], window_size=spec["n_fft"], hop_size=spec["sr"] // 100,
                                    mel_bins=64, fmin=spec["fmin"], fmax=spec["fmax"], classes_num=527)
-    model.load_state_dict(torch.load(checkpoint_dir / spec["file"], weights_only=True)["model"])
+    model.load_state_dict(torch.load(all_checkpoints_dir / spec["file"], weights_only=True)["model"])
     with torch.inference_mode():
         return np.stack([model.eval()(torch.from_numpy(x)[None])["embedding"][0].numpy() for x in clips])
 
 
-def encodec_rows(checkpoint_dir, name, clips, *, segmented=True):
+def encodec_rows(all_checkpoints_dir, name, clips, *, segmented=True):
     from verify_encodec import load_original
 
-    model = load_original(name, checkpoint_dir / checkpoints.ENCODEC[name]["file"])
+    model = load_original(name, all_checkpoints_dir / checkpoints.ENCODEC[name]["file"])
     rows = []
     for x in clips:
         x = torch.from_numpy(x.reshape(model.channels, -1))[None]
@@ -84,11 +85,11 @@ def encodec_rows(checkpoint_dir, name, clips, *, segmented=True):
     return np.concatenate(rows)
 
 
-def mert_rows(checkpoint_dir, layer, clips):
+def mert_rows(all_checkpoints_dir, layer, clips):
     from transformers import Wav2Vec2FeatureExtractor
     from verify_mert import load_reference
 
-    model = load_reference(checkpoint_dir / checkpoints.MERT_DIR)
+    model = load_reference(all_checkpoints_dir / checkpoints.MERT_DIR)
     processor = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=24000, do_normalize=True)
     rows = []
     for x in clips:  # fadtk's MERTModel._get_embedding
@@ -108,16 +109,16 @@ CASES = {  # fad model -> (rate, channels read, durations of generated / referen
 }
 
 
-def independent_rows(checkpoint_dir, model, clips):
+def independent_rows(all_checkpoints_dir, model, clips):
     if model.startswith("cnn14"):
-        return panns_rows(checkpoint_dir, model, clips)
+        return panns_rows(all_checkpoints_dir, model, clips)
     if model.startswith("encodec"):
-        return encodec_rows(checkpoint_dir, model, clips)
-    return mert_rows(checkpoint_dir, int(model.rsplit("-", 1)[1]), clips)
+        return encodec_rows(all_checkpoints_dir, model, clips)
+    return mert_rows(all_checkpoints_dir, int(model.rsplit("-", 1)[1]), clips)
 
 
 @pytest.mark.parametrize("model", sorted(CASES))
-def test_eval_fad_model_equals_the_original_network_pooled_as_the_toolkits_do(model, all_models_dir, checkpoint_dir,
+def test_eval_fad_model_equals_the_original_network_pooled_as_the_toolkits_do(model, all_models_dir, all_checkpoints_dir,
                                                                                tmp_path):
     if model.startswith("encodec"):
         need_encodec()
@@ -127,7 +128,7 @@ def test_eval_fad_model_equals_the_original_network_pooled_as_the_toolkits_do(mo
     ref = write_clips(tmp_path / "ref", rate, ref_seconds, channels=width, seed=2)
     report, features = eval_cli(gen, ref, tmp_path, "--models-dir", str(all_models_dir), "--metrics", "fad",
                                 "--fad-model", model, "--no-cache")
-    rows = {side: independent_rows(checkpoint_dir, model, [read(p, channels)[0] for p in sorted(folder.iterdir())])
+    rows = {side: independent_rows(all_checkpoints_dir, model, [read(p, channels)[0] for p in sorted(folder.iterdir())])
             for side, folder in (("gen", gen), ("ref", ref))}
     ours = {side: np.concatenate([np.atleast_2d(features[f"{side}/{model}/{p.name}"])
                                   for p in sorted(folder.iterdir())]) for side, folder in (("gen", gen), ("ref", ref))}
@@ -152,7 +153,7 @@ def test_a_clip_too_short_for_the_fad_model_is_skipped_naming_the_minimum(all_mo
     assert report["metrics"]["frechet_audio_distance"] is not None
 
 
-def test_stereo_into_a_mono_fad_model_follows_channel(all_models_dir, checkpoint_dir, tmp_path):
+def test_stereo_into_a_mono_fad_model_follows_channel(all_models_dir, all_checkpoints_dir, tmp_path):
     need_encodec()
     gen = write_clips(tmp_path / "gen", 24000, [0.5, 1.0], channels=2, seed=3)
     ref = write_clips(tmp_path / "ref", 24000, [0.7, 1.1], channels=2, seed=4)
@@ -163,7 +164,7 @@ def test_stereo_into_a_mono_fad_model_follows_channel(all_models_dir, checkpoint
         report, _ = eval_cli(gen, ref, out, "--models-dir", str(all_models_dir), "--metrics", "fad",
                              "--fad-model", "encodec-24k", "--channel", mode, "--no-cache")
         scores[mode] = report["metrics"]["frechet_audio_distance"]
-    rows = [encodec_rows(checkpoint_dir, "encodec-24k", [read(p, "mean")[0] for p in sorted(f.iterdir())])
+    rows = [encodec_rows(all_checkpoints_dir, "encodec-24k", [read(p, "mean")[0] for p in sorted(f.iterdir())])
             for f in (gen, ref)]
     assert scores["mean"] == pytest.approx(original_fad(*rows), rel=1e-4)
     assert scores["first"] != pytest.approx(scores["mean"], rel=1e-3)
@@ -175,7 +176,7 @@ PACKAGE_CASES = [("pann", 8000, "cnn14-8k", 1), ("pann", 32000, "cnn14-32k", 1),
                  ("encodec", 48000, "encodec-48k", 2), ("vggish", 16000, "vggish", 1)]
 
 
-def package_rows(checkpoint_dir, name, folder, rate):
+def package_rows(all_checkpoints_dir, name, folder, rate):
     """frechet_audio_distance's ``load_audio_task`` (float32, channel mean unless the model takes two, resampy
     to the model's rate, per channel) then the original network, one clip at a time, rows as it stacks them
     (its 1-D PANN bug aside)."""
@@ -186,20 +187,20 @@ def package_rows(checkpoint_dir, name, folder, rate):
         x, sr = read(path, "both" if name == "encodec-48k" else "mean")
         clips.append(resampy.resample(x, sr, rate, axis=-1).astype(np.float32))
     if name.startswith("cnn14"):
-        return panns_rows(checkpoint_dir, name, clips)
+        return panns_rows(all_checkpoints_dir, name, clips)
     if name.startswith("encodec"):
-        return encodec_rows(checkpoint_dir, name, clips, segmented=False)  # the package: the whole clip
+        return encodec_rows(all_checkpoints_dir, name, clips, segmented=False)  # the package: the whole clip
     from torchvggish import vggish_input
     from verify_vggish import load_original
 
-    model = load_original(checkpoint_dir / checkpoints.VGGISH_FILE)
+    model = load_original(all_checkpoints_dir / checkpoints.VGGISH_FILE)
     with torch.inference_mode():
         return np.concatenate([model(vggish_input.waveform_to_examples(x, rate)).numpy() for x in clips])
 
 
 @pytest.mark.parametrize("model_name, rate, name, channels", PACKAGE_CASES)
 def test_frechet_audio_distance_dropin_equals_the_package_computation(model_name, rate, name, channels,
-                                                                       all_models_dir, checkpoint_dir, tmp_path):
+                                                                       all_models_dir, all_checkpoints_dir, tmp_path):
     if name.startswith("encodec"):
         need_encodec()
     background = write_clips(tmp_path / "bg", 44100, [1.0, 1.6, 2.3], channels=2, seed=5)
@@ -207,7 +208,7 @@ def test_frechet_audio_distance_dropin_equals_the_package_computation(model_name
     fad = FrechetAudioDistance(model_name=model_name, sample_rate=rate, channels=channels, models_dir=all_models_dir,
                                cache=False)
     score = fad.score(str(background), str(evaluated))
-    rows = [package_rows(checkpoint_dir, name, folder, rate) for folder in (evaluated, background)]
+    rows = [package_rows(all_checkpoints_dir, name, folder, rate) for folder in (evaluated, background)]
     assert score == pytest.approx(original_fad(*rows), rel=1e-4)
     report = evaluate(evaluated, background, metrics=["fad"], fad_model=package_fad_model(name),
                       conditioning=FAD_CONDITIONING, models_dir=all_models_dir, progress=False, cache=False).report
@@ -227,14 +228,41 @@ def test_encodec_stand_in_has_the_packages_keys_and_shapes(name):
 
 
 @pytest.mark.parametrize("name", sorted(checkpoints.ENCODEC))
-def test_verify_encodec_passes_on_every_length_down_to_one_sample(name, all_models_dir, checkpoint_dir, tmp_path):
+def test_verify_encodec_passes_on_every_length_down_to_one_sample(name, all_models_dir, all_checkpoints_dir, tmp_path):
     need_encodec()
     rate = 24000 if name == "encodec-24k" else 48000
     lengths = [1 / rate, 320 / rate, 321 / rate, 0.1, 1.0, 2.02]
     audio = write_clips(tmp_path / "a", rate, lengths, channels=2 if rate == 48000 else 1, seed=7)
     reference = write_clips(tmp_path / "r", rate, [0.3, 1.1, 1.7], channels=1, seed=8)
     done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_encodec.py"), name, "--source",
-                           str(checkpoint_dir / checkpoints.ENCODEC[name]["file"]), "--models-dir", str(all_models_dir),
+                           str(all_checkpoints_dir / checkpoints.ENCODEC[name]["file"]), "--models-dir", str(all_models_dir),
                            "--audio", str(audio), "--reference", str(reference)], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: frames and FAD within 0.0001" in done.stdout
+
+
+def test_statistics_bootstrap_and_eval_logs_take_a_fad_model(all_models_dir, tmp_path):
+    from audiofidelity import cli
+    from audiofidelity.errors import StatsFileError
+
+    gen = write_clips(tmp_path / "gen", 24000, [0.6, 1.0, 1.4], seed=1)
+    ref = write_clips(tmp_path / "ref", 24000, [0.8, 1.2, 1.6], seed=2)
+    options = ["--models-dir", str(all_models_dir), "--fad-model", "encodec-24k", "--quiet"]
+    assert cli.main(["stats", str(ref), "--out", str(tmp_path / "ref.npz"), *options]) == 0
+    common = dict(metrics=["fad"], models_dir=all_models_dir, progress=False, fad_model="encodec-24k")
+    folder = evaluate(gen, ref, bootstrap=20, **common).report
+    stats = evaluate(gen, tmp_path / "ref.npz", **common).report
+    assert stats["metrics"]["frechet_audio_distance"] == pytest.approx(folder["metrics"]["frechet_audio_distance"],
+                                                                       rel=1e-9)
+    interval = folder["bootstrap"]["frechet_audio_distance"]
+    assert interval["low"] <= interval["high"]
+    with pytest.raises(StatsFileError, match="fad_model"):  # made with another embedding: refused, by name
+        evaluate(gen, tmp_path / "ref.npz", metrics=["fad"], models_dir=all_models_dir, progress=False)
+    logs = tmp_path / "logs"
+    (logs / "val_1").mkdir(parents=True)
+    for path in gen.iterdir():
+        (logs / "val_1" / path.name).symlink_to(path)
+    assert cli.main(["eval-logs", str(logs), "--reference", str(ref), "--metrics", "fad", *options]) == 0
+    written = json.loads((logs / "val_1.audiofidelity.json").read_text())["report"]
+    assert written["metrics"]["frechet_audio_distance"] == pytest.approx(folder["metrics"]["frechet_audio_distance"])
+    assert written["provenance"]["fad_model"]["name"] == "encodec-24k"

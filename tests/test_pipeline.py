@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from audiofidelity import cli
-from audiofidelity.evaluate import Evaluator, _malloc_trim, _return_free_heap
+from audiofidelity.evaluate import Evaluator
+from audiofidelity.features import _malloc_trim, _return_free_heap
 
 CHUNK = 4
 """Chunk size in these tests (16 in use): a few files then span several chunks and use the workers."""
@@ -17,7 +18,7 @@ CHUNK = 4
 def small_chunks(monkeypatch):
     import importlib
 
-    monkeypatch.setattr(importlib.import_module("audiofidelity.evaluate"), "CHUNK_FILES", CHUNK)
+    monkeypatch.setattr(importlib.import_module("audiofidelity.features"), "CHUNK_FILES", CHUNK)
 
 
 @pytest.fixture()
@@ -49,6 +50,7 @@ def _features(folder, **settings):
         return evaluator.side_features(folder, names, "x")
 
 
+@pytest.mark.parity  # 13 s of spawned workers; the pair-metric worker test below stays in the fast tier
 def test_worker_processes_give_bit_identical_features_and_problems(folder, models_dir):
     inline = _features(folder, models_dir=models_dir, workers=0)
     pooled = _features(folder, models_dir=models_dir, workers=2)
@@ -61,12 +63,11 @@ def test_worker_processes_give_bit_identical_features_and_problems(folder, model
 
 def test_worker_processes_give_identical_pair_metrics_and_problems_and_are_started_once(recordings_dir, tmp_path,
                                                                                         small_chunks, monkeypatch):
-    import importlib
+    from audiofidelity import features as pipeline
 
-    evaluate_module = importlib.import_module("audiofidelity.evaluate")
     started = []
-    real = evaluate_module._spawn_pool
-    monkeypatch.setattr(evaluate_module, "_spawn_pool", lambda workers: started.append(workers) or real(workers))
+    real = pipeline.spawn_pool
+    monkeypatch.setattr(pipeline, "spawn_pool", lambda workers: started.append(workers) or real(workers))
     for side in ("generated", "reference"):
         (tmp_path / side).mkdir()
         for path in sorted((recordings_dir / side).iterdir())[:10]:

@@ -113,6 +113,7 @@ def test_submit_poll_result_equals_the_cli(server, folders, models_dir, tmp_path
         {k: v for k, v in report["files"]["generated"].items() if k != "folder"}
 
 
+@pytest.mark.parity  # 16 s: a server process killed and restarted; CI's parity tier
 def test_a_job_cut_off_by_a_kill_is_queued_again_and_finished_jobs_survive(fresh_cache, server, folders):
     # fresh_cache first: the server starts with an empty cache, so the long job is still running when killed
     names = sorted(os.listdir(folders / "generated"))

@@ -21,8 +21,8 @@ def _verify(model, source, models_dir, *audio):
 
 
 @pytest.mark.parametrize("model", sorted(checkpoints.CNN14))
-def test_export_matches_the_original_panns_cnn14(model, checkpoint_dir, all_models_dir, recordings_dir):
-    done = _verify(model, checkpoint_dir / checkpoints.CNN14[model]["file"], all_models_dir,
+def test_export_matches_the_original_panns_cnn14(model, all_checkpoints_dir, all_models_dir, recordings_dir):
+    done = _verify(model, all_checkpoints_dir / checkpoints.CNN14[model]["file"], all_models_dir,
                    recordings_dir / "reference" / "clip_03.wav", recordings_dir / "generated" / "clip_09.wav",
                    recordings_dir / "unpaired" / "other_05.wav")
     assert done.returncode == 0, done.stdout + done.stderr

@@ -16,7 +16,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .evaluate import Evaluator, SideFeatures
+from .evaluate import Evaluator
+from .features import SideFeatures
 
 log = logging.getLogger(__name__)
 

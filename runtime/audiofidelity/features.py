@@ -1,0 +1,356 @@
+"""The feature pipeline: decode -> condition -> frontend -> batched model -> cache, for a folder of audio.
+
+One ``ModelStage`` per artifact a run needs (the backbone's, the FAD model's): ``StageInput`` makes its model
+input from a decoded clip (in worker processes with ``--workers``), ``EmbeddingRunner`` batches it through the
+program, ``ModelStage.select`` keeps the features the metrics read, and the feature cache keeps them by
+content. ``extract_features`` fills a folder's ``SideFeatures``; ``evaluate.Evaluator`` decides which stages a
+run needs and what the metrics do with them.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import sys
+import time
+from concurrent.futures import Future
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .artifacts import LoadedArtifact, load_postprocess
+from .audio import Conditioning, condition, condition_stereo, load_audio, select_channel, validate_audio
+from .cache import FeatureCache
+from .errors import InvalidAudioError, TooLongForMemoryError
+from .frontends import apply_frontend
+from .resample import resample
+from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner, InputSpec
+
+log = logging.getLogger(__name__)
+
+CHUNK_FILES = 16
+"""Files decoded before each model pass: bounds memory to one chunk of model inputs."""
+LOOKAHEAD_CHUNKS = 2
+"""Chunks whose decoding may run ahead of the models with ``--workers`` (bounds the inputs held in memory)."""
+
+
+@dataclass
+class SideFeatures:
+    """Model outputs for the usable files of one folder: per output, one array per file in ``files`` order."""
+
+    folder: Path
+    listed: list[str]
+    files: list[str] = field(default_factory=list)
+    per_file: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    problems: list[dict] = field(default_factory=list)
+
+    def add_problem(self, file: str, reason: str) -> None:
+        """Record a skipped file once, whichever stage found it first."""
+        if file not in {p["file"] for p in self.problems}:
+            self.problems.append({"file": file, "reason": reason, "action": "skipped"})
+
+    def matrix(self, output: str) -> np.ndarray:
+        """All rows of ``output``: one per file (CNN14) or every example of every file (VGGish)."""
+        arrays = self.per_file.get(output, [])
+        if not arrays:
+            return np.zeros((0, 0))
+        return np.concatenate([np.atleast_2d(a) for a in arrays])
+
+
+@contextlib.contextmanager
+def timed(phase: str):
+    """Log (INFO, ``--verbose``) how long one phase of a run took, so slow runs can be explained."""
+    start = time.perf_counter()
+    yield
+    log.info("%s took %.1f s", phase, time.perf_counter() - start)
+
+
+def progress_bar(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
+
+
+@dataclass(frozen=True)
+class StageInput:
+    """How one artifact's input is made from a decoded clip (picklable: it runs in worker processes).
+
+    Audio is conditioned at ``conditioning_rate`` (the evaluation rate, or the FAD model's own),
+    resampled to ``model_rate`` where that differs (MERT: evaluation rate -> 24 kHz, as audioldm_eval
+    does with ``torchaudio.transforms.Resample``), and put through the frontend. ``conditioning``: this
+    stage's own (a FAD model's toolkit's), None for the run's; ``channels``: 2 for a stereo model.
+    """
+
+    conditioning_rate: int
+    model_rate: int
+    frontend: dict
+    spec: InputSpec
+    batch_size: int = DEFAULT_BATCH_SIZE
+    memory_budget: int | None = None
+    """Bytes one model pass may use (None: no guard)."""
+    too_long_advice: str = "split the file, or raise --max-memory"
+    conditioning: Conditioning | None = None
+    channels: int = 1
+
+    def model_input(self, audio: np.ndarray, rate: int, conditioning: Conditioning,
+                    conditioned: dict[tuple, np.ndarray]) -> np.ndarray:
+        """Frontend output for one decoded clip, (channels, n) at ``rate`` (``conditioned``: waveforms already
+        conditioned, by rate, conditioning and channels, shared by the stages).
+
+        Raises ``InvalidAudioError`` for a clip the model cannot take (``TooLongForMemoryError`` when its
+        pass would not fit the memory budget)."""
+        mine = self.conditioning or conditioning
+        key = (self.conditioning_rate, mine, self.channels)
+        if key not in conditioned:
+            make = condition if self.channels == 1 else condition_stereo
+            conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
+        wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
+                        method=mine.resampler, api="transforms")  # the input itself when the rates agree
+        x = apply_frontend(wave, self.frontend)
+        self.spec.check(x)
+        self.spec.check_memory(x, self.batch_size, self.memory_budget, self.too_long_advice)
+        return x
+
+
+@dataclass(frozen=True)
+class Feature:
+    """A per-file feature a stage keeps: artifact output ``output`` (hidden layer ``layer`` of it, if set),
+    stored and cached as ``name``."""
+
+    name: str
+    output: str
+    layer: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelStage:
+    """One artifact in the feature pass: how its input is made, its runner, the features it keeps, the
+    post-processing of those, and its cache settings."""
+
+    input: StageInput
+    runner: EmbeddingRunner
+    postprocess: Callable[[np.ndarray], np.ndarray] | None
+    cache_settings: dict
+    features: tuple[Feature, ...]
+
+    @property
+    def manifest(self):
+        return self.runner.artifact.manifest
+
+    @property
+    def names(self) -> list[str]:
+        return [f.name for f in self.features]
+
+    def select(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The kept features of one file's model outputs (what is cached)."""
+        return {f.name: outputs[f.output] if f.layer is None else np.ascontiguousarray(outputs[f.output][f.layer])
+                for f in self.features}
+
+    def _expected_tail(self, feature: Feature) -> tuple:
+        """The shape a kept feature has per file after its leading items axis, if any (names: any size)."""
+        spec = next(o for o in self.manifest.outputs if o["name"] == feature.output)
+        tail = list(spec["shape"][1:])
+        if feature.layer is not None:
+            tail.pop(0)
+        return tuple(tail)
+
+    def valid_entry(self, entry: dict[str, np.ndarray]) -> bool:
+        """Whether a cached entry holds exactly this stage's features, of their shapes, finite float32."""
+        if set(entry) != set(self.names):
+            return False
+        for feature in self.features:
+            value, tail = entry[feature.name], self._expected_tail(feature)
+            items_axis = 0 if self.runner.one_item or self.runner.average_items or (tail and isinstance(tail[0], str)) \
+                else 1
+            if value.dtype != np.float32 or value.ndim != len(tail) + items_axis or not np.all(np.isfinite(value)):
+                return False
+            if any(isinstance(want, int) and got != want for got, want in zip(value.shape[items_axis:], tail)):
+                return False
+        return True
+
+
+@dataclass
+class _Job:
+    """One file of a chunk: its cache keys, the entries found, and its model inputs (computed or pending)."""
+
+    name: str
+    keys: list = field(default_factory=list)
+    entries: list = field(default_factory=list)
+    work: Future | tuple | None = None
+    reason: str | None = None
+
+
+def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[int],
+                   conditioning: Conditioning) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
+    """Decode ``path`` once and make the model inputs of the ``missing`` stages.
+
+    Returns (inputs by stage index, rejection reason or None, the stages whose rejection may be cached): a
+    decoding or validation failure rejects it for every missing stage, an input one stage cannot take
+    (too short for it) for that stage only; a clip too long for the memory budget is rejected uncached
+    (another budget may take it). Module-level so worker processes can run it.
+    """
+    if not missing:
+        return {}, None, []
+    try:
+        audio, rate = load_audio(path)
+        validate_audio(select_channel(audio, conditioning.channel), rate, min_duration=conditioning.min_duration)
+    except InvalidAudioError as exc:
+        return {}, str(exc), list(missing)
+    made: dict[int, np.ndarray] = {}
+    conditioned: dict[tuple, np.ndarray] = {}
+    for i in missing:
+        try:
+            made[i] = inputs[i].model_input(audio, rate, conditioning, conditioned)
+        except TooLongForMemoryError as exc:
+            return {}, str(exc), []
+        except InvalidAudioError as exc:
+            return {}, str(exc), [i]
+    return made, None, []
+
+
+def spawn_pool(workers: int):
+    """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+
+
+def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
+                     cache: FeatureCache | None = None, progress: bool = True, label: str = "",
+                     pool=None) -> SideFeatures:
+    """Fill ``side`` with every stage's outputs for the usable files; record the others as problems.
+
+    Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
+    for all the stages that need them) and run through the models in batches, chunk by chunk. With a
+    ``pool`` (``--workers``: a callable that starts the pool on first use, so a fully cached run starts no
+    process), decoding and frontends of the next chunks run in worker processes while
+    the models run on the current one (at most ``LOOKAHEAD_CHUNKS`` chunks ahead, so memory stays
+    bounded); results are taken in listing order, so they do not depend on the worker count. A file
+    that any stage rejects (too short for it, say) is skipped for all of them, so every metric sees
+    the same files.
+    """
+    side.per_file = {name: [] for st in stages for name in st.names}
+    inputs = [st.input for st in stages]
+    chunks = [side.listed[i:i + CHUNK_FILES] for i in range(0, len(side.listed), CHUNK_FILES)]
+
+    def plan(chunk: list[str]) -> list[_Job]:
+        jobs = []
+        for name in chunk:
+            path = side.folder / name
+            if path.is_dir():
+                jobs.append(_Job(name, reason="is a folder (folders are not searched recursively)"))
+                continue
+            keys = cache.keys(path, [st.cache_settings for st in stages]) if cache else [None] * len(stages)
+            job = _Job(name, keys, [cache.get(k, st.valid_entry) if cache else None for k, st in zip(keys, stages)])
+            missing = [i for i, e in enumerate(job.entries) if e is None]
+            if missing and not any(isinstance(e, str) for e in job.entries):
+                job.work = pool().submit(compute_inputs, path, inputs, missing, conditioning) if pool \
+                    else compute_inputs(path, inputs, missing, conditioning)
+            jobs.append(job)
+        return jobs
+
+    ahead = LOOKAHEAD_CHUNKS if pool else 0
+    with progress_bar(len(side.listed), label or side.folder.name, progress) as bar:
+        planned = [plan(chunk) for chunk in chunks[:ahead + 1]]
+        for index, chunk in enumerate(chunks):
+            if index + ahead + 1 < len(chunks):
+                planned.append(plan(chunks[index + ahead + 1]))
+            _run_chunk(side, stages, planned.pop(0), cache)
+            _return_free_heap()
+            bar.update(len(chunk))
+    return side
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or None where the C library has none."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
+        return None
+
+
+def _return_free_heap() -> None:
+    """Give the heap pages freed by a chunk back to the OS (glibc's ``malloc_trim``).
+
+    Each chunk allocates and frees model activations and worker results of varying sizes; glibc keeps
+    freed pages for reuse, scattered so that they are rarely reused whole, and the resident memory then
+    creeps up with the number of files (benchmarks/RESULTS.md).
+    """
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job], cache: FeatureCache | None) -> None:
+    """Collect one chunk's inputs, run the models on those not cached, cache and append the outputs."""
+    pending: dict[str, dict[int, np.ndarray]] = {}
+    usable: list[_Job] = []
+    for job in jobs:
+        reason = job.reason or next((e for e in job.entries if isinstance(e, str)), None)
+        if reason is None and job.work is not None:
+            made, reason, rejected = job.work.result() if isinstance(job.work, Future) else job.work
+            for i in rejected:
+                if cache:
+                    cache.put(job.keys[i], reason)
+            pending[job.name] = made
+        if reason is not None:
+            side.add_problem(job.name, reason)
+            continue
+        usable.append(job)
+    for i, stage in enumerate(stages):
+        todo = [job for job in usable if i in pending.get(job.name, {})]
+        outputs = stage.runner.run([pending[job.name][i] for job in todo]) if todo else {}
+        for row, job in enumerate(todo):
+            job.entries[i] = stage.select({output: values[row] for output, values in outputs.items()})
+            if cache:
+                cache.put(job.keys[i], job.entries[i])
+    for job in usable:
+        for stage, entry in zip(stages, job.entries):
+            for name in stage.names:
+                value = entry[name]
+                side.per_file[name].append(stage.postprocess(value) if stage.postprocess else value)
+        side.files.append(job.name)
+
+
+def postprocessor(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
+    """The artifact's manifest post-processing (verified data bound in), e.g. VGGish's PCA."""
+    data = load_postprocess(artifact)
+    return functools.partial(POSTPROCESSORS[data.pop("kind")], **data)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How an evaluator runs its models, the same for every stage: part of each stage's cache key."""
+
+    conditioning: Conditioning
+    device: str
+    precision: str
+    batch_size: int = DEFAULT_BATCH_SIZE
+    across_clips: bool = False
+    memory_budget: int | None = None
+
+
+def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, chunked: bool,
+                features: tuple[Feature, ...], conditioning: Conditioning | None, post,
+                too_long_advice: str) -> ModelStage:
+    """One artifact's stage: audio conditioned at ``rate`` (``conditioning``: the stage's own, None for the
+    run's), ``frontend`` (``chunked``: MERT windows averaged), the ``features`` kept, post-processing ``post``."""
+    manifest = artifact.manifest
+    channels = int(manifest.inputs[0].get("channels", 1))
+    settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
+                "conditioning": (conditioning or run.conditioning).as_dict(), "device": run.device.split(":")[0],
+                "precision": run.precision, "batch_size": run.batch_size,
+                "features": [asdict(f) for f in features],
+                **({"channels": channels} if channels != 1 else {}),
+                **({"batch_across_clips": True} if run.across_clips else {})}
+    runner = EmbeddingRunner(artifact, batch_size=run.batch_size, average_items=chunked, precision=run.precision,
+                             across_clips=run.across_clips)
+    stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
+                             run.memory_budget, too_long_advice, conditioning, channels)
+    return ModelStage(stage_input, runner, post, settings, features)
