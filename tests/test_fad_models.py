@@ -266,3 +266,26 @@ def test_statistics_bootstrap_and_eval_logs_take_a_fad_model(all_models_dir, tmp
     written = json.loads((logs / "val_1.audiofidelity.json").read_text())["report"]
     assert written["metrics"]["frechet_audio_distance"] == pytest.approx(folder["metrics"]["frechet_audio_distance"])
     assert written["provenance"]["fad_model"]["name"] == "encodec-24k"
+
+
+@pytest.mark.parametrize("model, output, args, key", [
+    ("cnn14-32k", "embedding", ["--sr", "32000", "--metrics", "fd"], "2048"),
+    ("mert-v1-95m", "layers", ["--backbone", "mert", "--metrics", "fd"], "layer_time_mean"),
+    ("cnn14-8k", "embedding", ["--metrics", "fad", "--fad-model", "cnn14-8k"], "cnn14-8k"),
+    ("encodec-24k", "frames", ["--metrics", "fad", "--fad-model", "encodec-24k"], "encodec-24k"),
+    ("encodec-48k", "frames", ["--metrics", "fad", "--fad-model", "encodec-48k"], "encodec-48k"),
+])
+def test_embedder_gives_eval_save_features_arrays_for_every_model(model, output, args, key, all_models_dir, tmp_path):
+    from audiofidelity import Embedder
+
+    gen = write_clips(tmp_path / "gen", 44100, [0.8, 1.3], channels=2, seed=9)
+    ref = write_clips(tmp_path / "ref", 22050, [1.1, 0.9], channels=1, seed=10)
+    _, features = eval_cli(gen, ref, tmp_path, "--models-dir", str(all_models_dir), "--no-cache", *args)
+    embedder = Embedder(model, output=output, models_dir=all_models_dir)
+    for side, folder in (("gen", gen), ("ref", ref)):
+        files = embedder.embed_folder(folder)
+        for path in sorted(folder.iterdir()):
+            want = features[f"{side}/{key}/{path.name}"]
+            assert np.array_equal(files.arrays[path.name], want), (side, path.name)
+            audio, rate = sf.read(path, dtype="float32", always_2d=True)
+            assert np.array_equal(embedder.embed(audio.T[None], rate)[0], want), (side, path.name)

@@ -67,9 +67,9 @@ def test_bootstrap_keeps_a_statistics_only_reference_fixed(recordings_dir, model
     assert runs[0]["bootstrap"]["frechet_audio_distance"]["resampled"] == ["generated"]
     assert runs[1]["bootstrap"]["frechet_audio_distance"]["resampled"] == ["generated", "reference"]
     # two float64 routes to the same FD (covariance from the file vs from the features): the trace terms
-    # cancel to a few percent of their size, so rounding reaches ~1e-8 relative
+    # cancel to a few percent of their size, so rounding reaches ~1e-8 relative (1.2e-8 measured)
     assert runs[0]["metrics"]["frechet_audio_distance"] == pytest.approx(
-        runs[1]["metrics"]["frechet_audio_distance"], rel=1e-8)
+        runs[1]["metrics"]["frechet_audio_distance"], rel=3e-8)
 
 
 def test_statistics_match_numpy_on_the_features(recordings_dir, models_dir, tmp_path):

@@ -1,14 +1,16 @@
 """audiofidelity: audioldm_eval's audio-generation metrics from exported models, without the heavy stack.
 
 Public API: ``evaluate`` (two folders -> metrics report), ``Evaluator`` (models loaded once, many
-evaluations), the metric functions in ``audiofidelity.metrics``, the drop-ins in ``audiofidelity.compat``,
-and the ``audiofidelity`` command line (``audiofidelity.cli``).
+evaluations), ``Embedder`` (any model's embeddings from arrays, tensors or files), the metric functions and
+``GaussianStats`` in ``audiofidelity.metrics``, the drop-ins in ``audiofidelity.compat``, and the
+``audiofidelity`` command line (``audiofidelity.cli``).
 Importing the package loads NumPy, SciPy and soundfile only; torch and librosa load on first use.
 """
 from __future__ import annotations
 
 __version__ = "0.3.0"
 
+from .embedder import Embedder  # noqa: E402
 from .evaluate import EvaluationResult, Evaluator, evaluate  # noqa: E402
 
-__all__ = ["__version__", "evaluate", "Evaluator", "EvaluationResult"]
+__all__ = ["__version__", "evaluate", "Evaluator", "EvaluationResult", "Embedder"]

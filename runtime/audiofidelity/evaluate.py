@@ -26,7 +26,7 @@ from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
 from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, ManifestError
-from .features import (Feature, ModelStage, RunSettings, SideFeatures, build_stage, extract_features, postprocessor,
+from .features import (ModelStage, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage,
                        progress_bar, timed)
 from .frontends import PAIRED_MEL
 from .metrics import frechet, inception, kernel, kl, signal
@@ -42,8 +42,6 @@ log = logging.getLogger(__name__)
 PAIRING_THRESHOLD = 0.99
 SIDES = ("generated", "reference")
 DEFAULT_FAD_MODEL = "vggish"
-BACKBONE_ROLES = {"embedding", "logits", "layers"}
-"""Feature roles the backbone's stage keeps (a FAD model's rows are kept by its own stage)."""
 
 
 @dataclass
@@ -369,39 +367,18 @@ class Evaluator:
         self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
 
     def _backbone_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
-        """The classifier's stage: audio conditioned at the evaluation rate (audioldm_eval), every output that
-        plays a backbone role kept under its own name."""
-        manifest = artifact.manifest
-        kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
-        self.roles.update({role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES})
-        chunked = self.mert_chunk is not None
-        frontend = {**manifest.frontend, "chunk_samples": int(round(self.mert_chunk * manifest.sample_rate))} \
-            if chunked else manifest.frontend
-        return self._stage(artifact, batch_size, rate=self.sample_rate, frontend=frontend, chunked=chunked,
-                           features=tuple(Feature(name, name) for name in kept), conditioning=None, post=None)
+        spec = InputSpec.from_manifest(artifact.manifest)
+        stage, roles = backbone_stage(artifact, self.run_settings(batch_size), rate=self.sample_rate,
+                                      mert_chunk=self.mert_chunk,
+                                      too_long_advice=self._too_long_advice(spec, artifact.manifest.sample_rate,
+                                                                            self.mert_chunk is not None))
+        self.roles.update(roles)
+        return stage
 
     def _fad_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
-        """The FAD model's stage: audio conditioned at the model's own rate as its reference toolkit does, the one
-        output (layer) FAD reads kept under the FAD model's name."""
-        manifest, fad = artifact.manifest, self.fad
-        output = manifest.roles().get(fad.role)
-        if output is None:
-            raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
-                                f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
-        self.roles["fad"] = fad.name
-        conditioning = dataclasses.replace(self.conditioning, **dict(fad.conditioning))
-        post = postprocessor(artifact) if self.fad_pca else None
-        return self._stage(artifact, batch_size, rate=manifest.sample_rate,
-                           frontend={**manifest.frontend, **dict(fad.frontend)},
-                           chunked=False, features=(Feature(fad.name, output, fad.layer),),
-                           conditioning=None if conditioning == self.conditioning else conditioning, post=post)
-
-    def _stage(self, artifact: LoadedArtifact, batch_size: int, *, rate: int, frontend: dict, chunked: bool,
-               features: tuple[Feature, ...], conditioning: Conditioning | None, post) -> ModelStage:
-        spec = InputSpec.from_manifest(artifact.manifest)
-        advice = self._too_long_advice(spec, artifact.manifest.sample_rate, chunked or conditioning is not None)
-        return build_stage(artifact, self.run_settings(batch_size), rate=rate, frontend=frontend, chunked=chunked,
-                           features=features, conditioning=conditioning, post=post, too_long_advice=advice)
+        stage, roles = fad_stage(artifact, self.run_settings(batch_size), self.fad, pca=self.fad_pca)
+        self.roles.update(roles)
+        return stage
 
     def run_settings(self, batch_size: int) -> RunSettings:
         """How this evaluator runs its models (shared by every stage)."""

@@ -14,7 +14,7 @@ import logging
 import sys
 import time
 from concurrent.futures import Future
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,8 +23,9 @@ import numpy as np
 from .artifacts import LoadedArtifact, load_postprocess
 from .audio import Conditioning, condition, condition_stereo, load_audio, select_channel, validate_audio
 from .cache import FeatureCache
-from .errors import InvalidAudioError, TooLongForMemoryError
+from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError
 from .frontends import apply_frontend
+from .registry import FadModel, export_command
 from .resample import resample
 from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner, InputSpec
 
@@ -354,3 +355,46 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
                              run.memory_budget, too_long_advice, conditioning, channels)
     return ModelStage(stage_input, runner, post, settings, features)
+
+
+BACKBONE_ROLES = {"embedding", "logits", "layers"}
+"""Feature roles the backbone's stage keeps (a FAD model's rows are kept by its own stage)."""
+TOO_LONG_ADVICE = "split the file, or raise --max-memory"
+
+
+def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, mert_chunk: float | None = None,
+                   too_long_advice: str = TOO_LONG_ADVICE) -> tuple[ModelStage, dict[str, str]]:
+    """A classifier's stage, as audioldm_eval feeds it: audio conditioned at the evaluation ``rate`` with the
+    run's conditioning, every output that plays a backbone role kept under its own name (``mert_chunk``: MERT
+    windows of that many seconds, averaged). Returns the stage and the roles it plays (role -> feature)."""
+    manifest = artifact.manifest
+    kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
+    roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
+    chunked = mert_chunk is not None
+    frontend = {**manifest.frontend, "chunk_samples": int(round(mert_chunk * manifest.sample_rate))} \
+        if chunked else manifest.frontend
+    stage = build_stage(artifact, run, rate=rate, frontend=frontend, chunked=chunked,
+                        features=tuple(Feature(name, name) for name in kept), conditioning=None, post=None,
+                        too_long_advice=too_long_advice)
+    return stage, roles
+
+
+def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca: bool = False,
+              feature: str | None = None) -> tuple[ModelStage, dict[str, str]]:
+    """A FAD model's stage: audio conditioned at the model's own rate as its reference toolkit does, the one
+    output (layer) FAD reads kept as ``feature`` (default: the FAD model's name). Returns the stage and its role.
+
+    Raises ``ManifestError`` (with the re-export command) when the artifact lacks the output the model reads.
+    """
+    manifest = artifact.manifest
+    output = manifest.roles().get(fad.role)
+    if output is None:
+        raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
+                            f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
+    conditioning = replace(run.conditioning, **dict(fad.conditioning))
+    name = feature or fad.name
+    stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend={**manifest.frontend, **dict(fad.frontend)},
+                        chunked=False, features=(Feature(name, output, fad.layer),),
+                        conditioning=None if conditioning == run.conditioning else conditioning,
+                        post=postprocessor(artifact) if pca else None, too_long_advice=TOO_LONG_ADVICE)
+    return stage, {"fad": name}

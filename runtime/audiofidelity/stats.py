@@ -53,7 +53,7 @@ class ReferenceStats:
                 roles[role] = RoleStatistics(np.zeros(0), np.zeros((0, 0)), len(arrays),
                                              list(arrays) if keep_features else None)
                 continue
-            mean, cov = frechet.gaussian_statistics(rows)
+            mean, cov = frechet.gaussian_statistics(rows)  # GaussianStats, as the folder evaluator uses
             keep = keep_features or rows.shape[0] <= rows.shape[1]
             roles[role] = RoleStatistics(mean, cov, rows.shape[0], list(arrays) if keep else None)
         return cls(settings, list(files), roles)

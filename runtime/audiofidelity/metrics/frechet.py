@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .gaussian import GaussianStats
+
 KEY_FRECHET_DISTANCE = "frechet_distance"
 KEY_FRECHET_AUDIO_DISTANCE = "frechet_audio_distance"
 KEY_FRECHET_DISTANCE_LAYERS = "frechet_distance_mert_layers"
@@ -27,9 +29,10 @@ def _feature_matrix(features: np.ndarray) -> np.ndarray:
 
 
 def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64."""
-    features = _feature_matrix(features)
-    return features.mean(axis=0), np.cov(features, rowvar=False)
+    """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64
+    (``GaussianStats``, the one implementation of the statistics)."""
+    stats = GaussianStats.from_features(_feature_matrix(features))
+    return stats.mean, stats.cov
 
 
 def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
@@ -76,7 +79,7 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
         raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
     mu1, mu2 = x.mean(axis=0), y.mean(axis=0)
     if min(n, m) > d:
-        return frechet_distance(mu1, np.cov(x, rowvar=False), mu2, np.cov(y, rowvar=False))
+        return frechet_distance(mu1, gaussian_statistics(x)[1], mu2, gaussian_statistics(y)[1])
     a, b = x, y  # no d x d covariance: the trace comes from the centred features
     a -= mu1  # in place: x and y are this function's own copies
     b -= mu2

@@ -1,0 +1,203 @@
+"""``Embedder``: any artifact's embeddings from arrays, tensors, files or folders, on ``eval``'s own pipeline.
+
+    from audiofidelity import Embedder
+    vggish = Embedder("vggish", output="frames")
+    rows = vggish.embed(waveform, 44100)          # (frames, 128), conditioned as eval conditions it
+    result = vggish.embed_folder("generated/")    # .arrays by file name, .problems for the files skipped
+
+Each model is fed as ``eval`` feeds it (``features.backbone_stage`` for a classifier: audioldm_eval's
+conditioning at ``sample_rate``, default the model's first evaluation rate; ``features.fad_stage`` for an
+embedding model: its FAD toolkit's conditioning at the model's own rate), so ``Embedder`` and
+``eval --save-features`` give identical arrays. ``output`` picks the manifest role returned (``OUTPUTS``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .artifacts import load
+from .audio import Conditioning, validate_audio
+from .cache import FeatureCache
+from .errors import InvalidAudioError
+from .features import Feature, RunSettings, SideFeatures, backbone_stage, build_stage, extract_features, fad_stage, \
+    TOO_LONG_ADVICE
+from .memory import default_budget
+from .registry import fad_models, registry_entry
+from .runner import DEFAULT_BATCH_SIZE
+
+OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layers": "layers"}
+"""``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT)."""
+
+
+@dataclass(frozen=True)
+class EmbedderInfo:
+    """What an ``Embedder`` returns and from which bytes."""
+
+    model: str
+    output: str
+    sample_rate: int
+    """The rate the network takes; audio at any rate is conditioned to it."""
+    conditioning_rate: int
+    channels: int
+    shape: tuple
+    """Per-clip shape of what ``embed`` returns (``"frames"``: any count)."""
+    rows: str
+    sha256: str
+    outputs: tuple[str, ...]
+    """Every ``output=`` this model offers."""
+
+
+@dataclass
+class EmbeddedFiles:
+    """``embed_files`` / ``embed_folder``: arrays by file name (in listing order) and the files skipped, with why."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    problems: list[dict] = field(default_factory=list)
+
+
+def _outputs(manifest) -> tuple[str, ...]:
+    roles = manifest.roles()
+    offered = [name for name, role in OUTPUTS.items() if role in roles]
+    if "hidden_states" in roles:
+        layers = next(o for o in manifest.outputs if o["name"] == roles["hidden_states"])["shape"][1]
+        offered += [f"layer:{n}" for n in range(layers)]
+    return tuple(offered)
+
+
+class Embedder:
+    """One artifact's embeddings, conditioned as ``eval`` conditions audio for it.
+
+    Parameters
+    ----------
+    model : str
+        An artifact name (``audiofidelity models list``): ``cnn14-8k``/``16k``/``32k``, ``vggish``, ``mert-v1-95m``,
+        ``encodec-24k``/``48k``, or any added through a manifest.
+    output : str
+        ``"embedding"`` (the clip embedding), ``"frames"`` (per-frame rows: VGGish, EnCodec), ``"logits"``,
+        ``"layers"`` (MERT's 13 layer means) or ``"layer:N"`` (MERT's hidden layer N, frame by frame).
+    pooling : str
+        ``"none"``, or ``"mean"`` over a clip's rows (one row per clip from a frame-level output).
+    sample_rate : int, optional
+        Classifiers only: the evaluation rate audio is conditioned at (as ``eval --sr``); default the first
+        the registry lists.
+    device, precision, batch_size, models_dir, conditioning, cache, max_memory :
+        As ``evaluate``; ``cache`` (default False) only serves ``embed_files`` / ``embed_folder``.
+    """
+
+    def __init__(self, model: str, *, output: str = "embedding", pooling: str = "none", sample_rate: int | None = None,
+                 device: str = "cpu", precision: str = "fp32", batch_size: int = DEFAULT_BATCH_SIZE,
+                 models_dir: str | Path | None = None, conditioning: Conditioning | None = None,
+                 cache: bool | FeatureCache | None = False, max_memory: int | None = None) -> None:
+        if pooling not in ("none", "mean"):
+            raise ValueError(f"pooling must be 'none' or 'mean', got {pooling!r}")
+        entry = registry_entry(model)
+        self.artifact = load(model, directory=models_dir, device=device, lazy=True)  # the program loads on first use
+        manifest = self.artifact.manifest
+        offered = _outputs(manifest)
+        if output not in offered:
+            raise ValueError(f"{model} offers output {', '.join(offered)}; not {output!r}")
+        self.conditioning = conditioning or Conditioning()
+        run = RunSettings(self.conditioning, device, precision, batch_size,
+                          memory_budget=max_memory if max_memory is not None else default_budget())
+        self.cache = FeatureCache() if cache is True else cache or None
+        self.pooling = pooling
+        if entry.role == "classifier":
+            rate = sample_rate or entry.rates[0]
+            if rate not in entry.rates:
+                raise ValueError(f"{model} evaluates at {', '.join(map(str, entry.rates))} Hz, not {sample_rate}")
+            stage, _ = backbone_stage(self.artifact, run, rate=rate)
+        else:
+            if sample_rate is not None:
+                raise ValueError(f"{model} takes audio at its own {manifest.sample_rate} Hz; sample_rate applies "
+                                 f"to the classifiers (cnn14-16k, cnn14-32k, mert-v1-95m)")
+            fad = next(m for m in fad_models().values() if m.artifact == model and m.layer is None)
+            stage, _ = fad_stage(self.artifact, run, fad)
+        role = OUTPUTS.get(output, "hidden_states")
+        layer = int(output.split(":")[1]) if output.startswith("layer:") else None
+        feature = Feature(output, manifest.roles()[role], layer)
+        self.stage = build_stage(self.artifact, run, rate=stage.input.conditioning_rate, frontend=stage.input.frontend,
+                                 chunked=False, features=(feature,), conditioning=stage.input.conditioning, post=None,
+                                 too_long_advice=TOO_LONG_ADVICE)
+        spec = next(o for o in manifest.outputs if o["name"] == feature.output)
+        per_item = list(spec["shape"][1:])
+        if layer is not None:
+            per_item.pop(0)
+        frames = bool(per_item) and isinstance(per_item[0], str)
+        one_item = self.stage.runner.one_item
+        shape = tuple(per_item) if one_item or frames else ("frames", *per_item)
+        if pooling == "mean" and len(shape) > 1:
+            shape = shape[1:]
+        self.info = EmbedderInfo(model, output, manifest.sample_rate, stage.input.conditioning_rate,
+                                 int(manifest.inputs[0].get("channels", 1)), shape, entry.frames, manifest.sha256,
+                                 offered)
+
+    def _finish(self, array: np.ndarray) -> np.ndarray:
+        return array.mean(axis=0) if self.pooling == "mean" and array.ndim > 1 else array
+
+    def embed(self, audio: Any, sample_rate: int, *, channel: str | None = None) -> np.ndarray:
+        """Embeddings of one clip ((n,) or (channels, n)... see below) or of a batch of equal-length clips.
+
+        ``audio``: a NumPy array or torch tensor, (n,) one mono clip, (clips, n) a batch of mono clips, or
+        (clips, channels, n) a batch of multichannel clips; ``channel``: ``"first"`` or ``"mean"`` for a mono
+        model (default: the conditioning's). Returns the clip's array, or the batch's stacked.
+
+        Raises
+        ------
+        ValueError
+            A wrong sample rate, an empty array, NaN/inf, silence, or a clip the model cannot take (too short,
+            too long for memory), named.
+        """
+        if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
+            raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        array = _to_numpy(audio)
+        if array.ndim not in (1, 2, 3):
+            raise ValueError(f"audio must be (n,), (clips, n) or (clips, channels, n), got shape {array.shape}")
+        clips = [array[None]] if array.ndim == 1 else [a[None] for a in array] if array.ndim == 2 else list(array)
+        conditioning = replace(self.conditioning, channel=channel) if channel else self.conditioning
+        inputs = []
+        for index, clip in enumerate(clips):
+            where = "" if array.ndim == 1 else f"clip {index}: "
+            try:
+                validate_audio(clip, int(sample_rate), min_duration=conditioning.min_duration)
+                inputs.append(self.stage.input.model_input(clip, int(sample_rate), conditioning, {}))
+            except InvalidAudioError as exc:
+                raise ValueError(f"{where}{exc}") from None
+        outputs = self.stage.runner.run(inputs)[self.stage.features[0].output]
+        rows = [self._finish(self.stage.select({self.stage.features[0].output: o})[self.info.output]) for o in outputs]
+        return rows[0] if array.ndim == 1 else np.stack(rows)
+
+    def embed_folder(self, folder: str | Path, *, limit: int | None = None, progress: bool = False) -> EmbeddedFiles:
+        """Every file of ``folder`` (sorted, not recursive; ``limit``: the first N), as ``eval`` reads them."""
+        from .evaluate import list_folder
+
+        return self._embed(Path(folder), list_folder(folder, limit=limit), progress)
+
+    def embed_files(self, paths: Sequence[str | Path], *, progress: bool = False) -> EmbeddedFiles:
+        """The files named; arrays are keyed by the path as given."""
+        out = EmbeddedFiles()
+        for path in map(Path, paths):
+            done = self._embed(path.parent, [path.name], progress)
+            out.arrays.update({str(path): a for a in done.arrays.values()})
+            out.problems += [{**p, "file": str(path)} for p in done.problems]
+        return out
+
+    def _embed(self, folder: Path, names: list[str], progress: bool) -> EmbeddedFiles:
+        side = extract_features(SideFeatures(folder, names), [self.stage], self.conditioning, cache=self.cache,
+                                progress=progress, label=folder.name)
+        arrays = side.per_file[self.info.output]
+        return EmbeddedFiles({name: self._finish(a) for name, a in zip(side.files, arrays)}, side.problems)
+
+
+def _to_numpy(audio: Any) -> np.ndarray:
+    """A float32 NumPy copy of an array or a torch tensor (on any device), or a ValueError."""
+    if hasattr(audio, "detach") and hasattr(audio, "cpu"):
+        audio = audio.detach().cpu().numpy()
+    array = np.asarray(audio)
+    if array.dtype.kind != "f":
+        raise ValueError(f"audio must be float samples in [-1, 1], got dtype {array.dtype} (scale integer PCM first)")
+    if array.size == 0:
+        raise ValueError(f"audio is empty (shape {array.shape})")
+    return np.ascontiguousarray(array, dtype=np.float32)
