@@ -169,3 +169,52 @@ def test_all_reduce_over_two_gloo_processes_equals_one_process(tmp_path):
             assert int(got["count"]) == 301
             assert np.allclose(got["mean"], one.mean, rtol=0, atol=1e-13)
             assert np.allclose(got["cov"], one.cov, rtol=1e-12, atol=1e-13)
+
+
+def _clips(rate, seconds=2.0, count=2):
+    t = np.arange(int(rate * seconds)) / rate
+    return np.stack([0.3 * np.sin(2 * np.pi * (220 + 110 * k) * t) + 0.01 * np.cos(7 * t) for k in range(count)]
+                    ).astype(np.float32)
+
+
+def test_evar_adapter_is_called_as_evar_calls_a_representation(models_dir):
+    import torch
+
+    from audiofidelity.compat.evar import AR_AudioFidelity
+
+    ar = AR_AudioFidelity({"sample_rate": 16000, "audiofidelity_model": "vggish", "models_dir": str(models_dir)})
+    batch = torch.from_numpy(_clips(16000))
+    ar.precompute(torch.device("cpu"), [(batch, None)])  # EVAR's first call; nothing to compute
+    frames = ar.encode_frames(batch)
+    pooled = ar(batch)  # nn.Module call, as EVAR's linear evaluation does
+    want = Embedder("vggish", output="frames", models_dir=models_dir).embed(batch.numpy(), 16000)  # (B, T, 128)
+    assert frames.shape == (2, 128, want.shape[1]) and np.array_equal(frames.numpy(), want.transpose(0, 2, 1))
+    assert pooled.shape == (2, 128) and torch.allclose(pooled, frames.mean(dim=2))
+    clip_level = AR_AudioFidelity({"sample_rate": 16000, "audiofidelity_model": "cnn14-16k",
+                                   "models_dir": str(models_dir)})
+    assert clip_level.encode_frames(batch).shape == (2, 2048, 1)
+
+
+def test_hear_api_gives_timestamped_and_scene_embeddings(models_dir):
+    import torch
+
+    from audiofidelity.compat import hear
+
+    model = hear.load_model("", model="vggish", models_dir=str(models_dir))
+    assert (model.sample_rate, model.scene_embedding_size, model.timestamp_embedding_size) == (16000, 128, 128)
+    audio = torch.from_numpy(_clips(model.sample_rate, seconds=3.0))
+    embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
+    assert embeddings.shape == (2, 3, 128) and embeddings.dtype == torch.float32
+    assert timestamps.shape == (2, 3) and torch.allclose(timestamps[0], torch.tensor([480.0, 1440.0, 2400.0]))
+    scene = hear.get_scene_embeddings(audio, model)
+    assert scene.shape == (2, 128) and torch.allclose(scene, embeddings.mean(dim=1))
+
+
+def test_stats_file_carries_fadtk_keys_that_fadtk_load_stats_reads(small, models_dir, tmp_path):
+    out = tmp_path / "ref.npz"
+    assert cli.main(["stats", str(small / "reference"), "--out", str(out), "--models-dir", str(models_dir), "--quiet",
+                     "--no-cache", "--fadtk-name", "vggish"]) == 0
+    with np.load(out) as data:  # fadtk's FrechetAudioDistance.load_stats, transcribed
+        mu, cov = data["vggish.mu"], data["vggish.cov"]
+    ours = GaussianStats.load(out, role="fad")
+    assert np.array_equal(mu, ours.mean) and np.allclose(cov, ours.cov, rtol=1e-15, atol=0)

@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--limit", type=int, default=None, help="use only the first N files of the sorted folder")
     st.add_argument("--features", action="store_true",
                     help="also store the features (needed for kid, fd_layers and resampling the reference)")
+    st.add_argument("--fadtk-name", default=None, metavar="NAME",
+                    help="also store the FAD statistics as fadtk's NAME.mu / NAME.cov keys (fadtk's load_stats reads "
+                         "the file then)")
     _add_model_options(st)
 
     cache = commands.add_parser("cache", help="show or clear the feature cache")
@@ -342,7 +345,7 @@ def run_stats(args: argparse.Namespace) -> int:
                                                          keep_features=args.features)
     if not _is_writer():
         return EXIT_OK
-    stats.save(args.out)
+    stats.save(args.out, fadtk_name=args.fadtk_name)
     print(json.dumps({"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
                       "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings},
                      indent=2))

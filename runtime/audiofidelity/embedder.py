@@ -45,6 +45,8 @@ class EmbedderInfo:
     shape: tuple
     """Per-clip shape of what ``embed`` returns (``"frames"``: any count)."""
     rows: str
+    frame_seconds: float
+    """Hop between rows of a frame-level output, in seconds (0 for one row per clip)."""
     sha256: str
     outputs: tuple[str, ...]
     """Every ``output=`` this model offers."""
@@ -84,13 +86,14 @@ class Embedder:
         Classifiers only: the evaluation rate audio is conditioned at (as ``eval --sr``); default the first
         the registry lists.
     device, precision, batch_size, models_dir, conditioning, cache, max_memory :
-        As ``evaluate``; ``cache`` (default False) only serves ``embed_files`` / ``embed_folder``.
+        As ``evaluate``; the feature cache serves ``embed_files`` / ``embed_folder`` (arrays are not cached). A
+        tensor on another device is copied to the CPU first (the program runs on ``device``).
     """
 
     def __init__(self, model: str, *, output: str = "embedding", pooling: str = "none", sample_rate: int | None = None,
                  device: str = "cpu", precision: str = "fp32", batch_size: int = DEFAULT_BATCH_SIZE,
                  models_dir: str | Path | None = None, conditioning: Conditioning | None = None,
-                 cache: bool | FeatureCache | None = False, max_memory: int | None = None) -> None:
+                 cache: bool | FeatureCache | None = True, max_memory: int | None = None) -> None:
         if pooling not in ("none", "mean"):
             raise ValueError(f"pooling must be 'none' or 'mean', got {pooling!r}")
         entry = registry_entry(model)
@@ -131,8 +134,8 @@ class Embedder:
         if pooling == "mean" and len(shape) > 1:
             shape = shape[1:]
         self.info = EmbedderInfo(model, output, manifest.sample_rate, stage.input.conditioning_rate,
-                                 int(manifest.inputs[0].get("channels", 1)), shape, entry.frames, manifest.sha256,
-                                 offered)
+                                 int(manifest.inputs[0].get("channels", 1)), shape, entry.frames,
+                                 entry.frame_seconds if frames or not one_item else 0.0, manifest.sha256, offered)
 
     def _finish(self, array: np.ndarray) -> np.ndarray:
         return array.mean(axis=0) if self.pooling == "mean" and array.ndim > 1 else array

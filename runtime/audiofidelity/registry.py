@@ -65,6 +65,8 @@ class ArtifactEntry:
     """Width of the embedding rows FAD reads."""
     frames: str = ""
     """How many rows a clip gives, in words (``models list``)."""
+    frame_seconds: float = 0.0
+    """Hop between a frame-level output's rows in seconds (0: one row per clip), for timestamps (HEAR)."""
 
     @property
     def published(self) -> bool:
@@ -84,22 +86,22 @@ _BUILTIN: tuple[ArtifactEntry, ...] = (
     ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
                   "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0",
                   origin="Hugging Face repository m-a-p/MERT-v1-95M (a folder)", model_rate=24000, dimension=768,
-                  frames="75 per s per layer"),
+                  frames="75 per s per layer", frame_seconds=320 / 24000),
     ArtifactEntry("cnn14-8k", "embedding", "cnn14", (), "cnn14", "Cnn14_8k_mAP=0.416.pth",
                   "https://zenodo.org/record/3987831/files/Cnn14_8k_mAP%3D0.416.pth", "CC-BY-4.0",
                   origin="PANNs, Zenodo record 3987831", model_rate=8000, dimension=2048, frames="1 per clip"),
     ArtifactEntry("vggish", "embedding", "vggish", (16000,), "vggish", "vggish-10086976.pth",
                   VGGISH_RELEASE + "vggish-10086976.pth", "Apache-2.0",
                   origin="torchvggish GitHub release v0.1", extra_sources=("--pca vggish_pca_params-970ea276.pth",),
-                  model_rate=16000, dimension=128, frames="1 per 0.96 s"),
+                  model_rate=16000, dimension=128, frames="1 per 0.96 s", frame_seconds=0.96),
     ArtifactEntry("encodec-24k", "embedding", "encodec", (), "encodec", "encodec_24khz-d7cc33bc.th",
                   ENCODEC_RELEASE + "encodec_24khz-d7cc33bc.th", "MIT",
                   origin="facebookresearch/encodec, dl.fbaipublicfiles.com", model_rate=24000, dimension=128,
-                  frames="75 per s"),
+                  frames="75 per s", frame_seconds=320 / 24000),
     ArtifactEntry("encodec-48k", "embedding", "encodec", (), "encodec", "encodec_48khz-7e698e3e.th",
                   ENCODEC_RELEASE + "encodec_48khz-7e698e3e.th", "MIT",
                   origin="facebookresearch/encodec, dl.fbaipublicfiles.com", model_rate=48000, channels=2,
-                  dimension=128, frames="150 per s"),
+                  dimension=128, frames="150 per s", frame_seconds=320 / 48000),
 )
 
 

@@ -58,7 +58,9 @@ class ReferenceStats:
             roles[role] = RoleStatistics(mean, cov, rows.shape[0], list(arrays) if keep else None)
         return cls(settings, list(files), roles)
 
-    def save(self, path: str | Path) -> None:
+    def save(self, path: str | Path, *, fadtk_name: str | None = None) -> None:
+        """Write the file; ``fadtk_name``: also the FAD statistics as fadtk's ``<name>.mu`` / ``<name>.cov`` keys, so
+        fadtk's ``load_stats`` reads the same file."""
         arrays: dict[str, np.ndarray] = {
             "format": np.array(STATS_FORMAT),
             "settings": np.array(json.dumps(self.settings, sort_keys=True)),
@@ -70,6 +72,8 @@ class ReferenceStats:
             if stats.per_file is not None:
                 for i, a in enumerate(stats.per_file):
                     arrays[f"{role}/per_file/{i}"] = a
+        if fadtk_name is not None:
+            arrays[f"{fadtk_name}.mu"], arrays[f"{fadtk_name}.cov"] = self.role("fad").mean, self.role("fad").cov
         np.savez(path, **arrays)
 
     @classmethod
