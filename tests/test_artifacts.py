@@ -39,6 +39,7 @@ def test_environment_variable_is_honoured(models_dir, monkeypatch):
     assert found.origin == "local"
 
 
+@pytest.mark.parity  # 7 s; test_trust.py refuses a .pt2 changed in place in the fast tier
 def test_checksum_mismatch_refuses_to_load(models_dir, tmp_path, recordings_dir, capsys):
     out = _copy_artifact(models_dir, tmp_path)
     manifest = json.loads((out / "cnn14-16k.json").read_text())

@@ -67,6 +67,7 @@ def test_three_folders_three_results_reference_features_once(log_dir, recordings
     assert model_calls == {"cnn14-16k": REFERENCE + 3 * PER_FOLDER}
 
 
+@pytest.mark.parity  # 9 s; the content-fingerprint test stays in the fast tier
 def test_unchanged_folders_are_skipped_unless_forced(log_dir, recordings_dir, models_dir, model_calls, capsys):
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
     first = (log_dir / "samples" / "val_500.audiofidelity.json").read_text()

@@ -73,6 +73,7 @@ def test_eval_resolves_pinned_artifacts_from_the_hf_cache_offline(hub_env, model
     assert REVISION in _cli(env, "models", "path", "vggish").stdout
 
 
+@pytest.mark.parity  # 8 s; test_trust.py refuses tampered local artifacts in the fast tier
 def test_a_tampered_byte_is_refused(hub_env, models_dir, recordings_dir, fresh_cache):
     hf_home, _, env = hub_env
     env["AUDIOFIDELITY_CACHE"] = str(fresh_cache)  # nothing cached: the program must be loaded

@@ -144,6 +144,7 @@ def test_twenty_concurrent_submissions_all_complete(server, folders):
     assert not any((server.data_dir / "jobs").iterdir())  # every job's uploads were removed
 
 
+@pytest.mark.parity  # 7 s of waiting for the upload timeout
 def test_a_stalled_upload_times_out_and_leaves_nothing(server):
     head = (b"POST /evaluate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\n"
             b"Content-Length: 100000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"generated_files\"; "
