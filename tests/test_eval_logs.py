@@ -38,9 +38,9 @@ def model_calls(monkeypatch):
     calls = {}
     real = EmbeddingRunner.run
 
-    def counting(self, inputs):
+    def counting(self, inputs, *rest):
         calls[self.artifact.manifest.name] = calls.get(self.artifact.manifest.name, 0) + len(inputs)
-        return real(self, inputs)
+        return real(self, inputs, *rest)
     monkeypatch.setattr(EmbeddingRunner, "run", counting)
     return calls
 

@@ -41,3 +41,23 @@ def original_fad(a, b) -> float:
     s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
     covmean = scipy.linalg.sqrtm(s1.dot(s2)).real
     return float((mu1 - mu2).dot(mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def add_two_set_options(parser) -> None:
+    """``--models-dir``, ``--audio`` and ``--reference`` (the two sets FAD compares) and ``--tolerance``."""
+    parser.add_argument("--models-dir", type=Path, default=None, help="directory holding the exported artifact")
+    parser.add_argument("--audio", type=Path, action="append", required=True, help="first set: file or folder")
+    parser.add_argument("--reference", type=Path, action="append", required=True, help="second set: file or folder")
+    parser.add_argument("--tolerance", type=float, default=1e-4)
+
+
+def fad_difference(sets: dict) -> float:
+    """FAD between ``sets["audio"]`` and ``sets["reference"]`` by each side (``{"ours": rows, "original": rows}``,
+    ours with audiofidelity's formula, the original's transcribed); prints both; returns the relative difference."""
+    from audiofidelity.metrics.frechet import frechet_distance_from_features
+
+    ours = frechet_distance_from_features(sets["audio"]["ours"], sets["reference"]["ours"])
+    theirs = original_fad(sets["audio"]["original"], sets["reference"]["original"])
+    error = abs(ours / theirs - 1) if theirs else abs(ours)
+    print(f"FAD: ours {ours:.6f}, original {theirs:.6f}, relative difference {error:.3g}")
+    return error

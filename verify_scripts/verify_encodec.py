@@ -31,10 +31,9 @@ import torch
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, condition, condition_stereo, load_audio
 from audiofidelity.frontends import apply_frontend
-from audiofidelity.metrics.frechet import frechet_distance_from_features
 from audiofidelity.registry import fad_model
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, original_fad, relative_error, verdict
+from common import add_two_set_options, audio_files, fad_difference, relative_error, verdict
 
 CONSTRUCTORS = {"encodec-24k": "encodec_model_24khz", "encodec-48k": "encodec_model_48khz"}
 
@@ -87,10 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(CONSTRUCTORS))
     parser.add_argument("--source", type=Path, required=True, help="encodec_24khz-d7cc33bc.th or encodec_48khz-*.th")
-    parser.add_argument("--models-dir", type=Path, default=None, help="directory holding the exported artifact")
-    parser.add_argument("--audio", type=Path, action="append", required=True, help="first set: file or folder")
-    parser.add_argument("--reference", type=Path, action="append", required=True, help="second set: file or folder")
-    parser.add_argument("--tolerance", type=float, default=1e-4)
+    add_two_set_options(parser)
     args = parser.parse_args(argv)
 
     artifact = artifacts.load(args.model, directory=args.models_dir)
@@ -119,11 +115,7 @@ def main(argv: list[str] | None = None) -> int:
             sets[label]["ours"].append(ours)
             sets[label]["original"].append(theirs)
             print(f"{path.name:<28} {wave.shape[-1] / manifest.sample_rate:>8.3f} {len(ours):>7} {error:>10.3g}")
-    rows = {label: {side: np.concatenate(v) for side, v in s.items()} for label, s in sets.items()}
-    fad_ours = frechet_distance_from_features(rows["audio"]["ours"], rows["reference"]["ours"])
-    fad_theirs = original_fad(rows["audio"]["original"], rows["reference"]["original"])
-    fad_error = abs(fad_ours / fad_theirs - 1) if fad_theirs else abs(fad_ours)
-    print(f"FAD: ours {fad_ours:.6f}, original {fad_theirs:.6f}, relative difference {fad_error:.3g}")
+    fad_error = fad_difference({label: {side: np.concatenate(v) for side, v in s.items()} for label, s in sets.items()})
     failed = [f"{what} above tolerance {args.tolerance:g}" for what, bad in
               (("frames", worst > args.tolerance), ("FAD", fad_error > args.tolerance)) if bad]
     return verdict(failed, f"frames and FAD within {args.tolerance:g} of encodec's encoder")

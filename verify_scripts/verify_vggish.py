@@ -24,9 +24,8 @@ import torch
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.frontends import apply_frontend
-from audiofidelity.metrics.frechet import frechet_distance_from_features
 from audiofidelity.runner import EmbeddingRunner
-from common import audio_files, original_fad, relative_error, verdict
+from common import add_two_set_options, audio_files, fad_difference, relative_error, verdict
 
 EXAMPLE_TOLERANCE = 1e-5
 
@@ -48,10 +47,7 @@ def load_original(source: Path) -> torch.nn.Module:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--source", type=Path, required=True, help="torchvggish's vggish-10086976.pth")
-    parser.add_argument("--models-dir", type=Path, default=None, help="directory holding the exported artifact")
-    parser.add_argument("--audio", type=Path, action="append", required=True, help="first set: file or folder")
-    parser.add_argument("--reference", type=Path, action="append", required=True, help="second set: file or folder")
-    parser.add_argument("--tolerance", type=float, default=1e-4)
+    add_two_set_options(parser)
     args = parser.parse_args(argv)
     from torchvggish import vggish_input
 
@@ -80,10 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             embeddings["original"].append(theirs)
             print(f"{path.name:<28} {row['examples']:>17.3g} {row['embedding']:>14.3g}")
         sets[label] = {k: np.concatenate(v) for k, v in embeddings.items()}
-    fad_ours = frechet_distance_from_features(sets["audio"]["ours"], sets["reference"]["ours"])
-    fad_theirs = original_fad(sets["audio"]["original"], sets["reference"]["original"])
-    fad_error = abs(fad_ours / fad_theirs - 1) if fad_theirs else abs(fad_ours)
-    print(f"FAD: ours {fad_ours:.6f}, original {fad_theirs:.6f}, relative difference {fad_error:.3g}")
+    fad_error = fad_difference(sets)
     failed = [f"{name} above tolerance" for name, bad in (("examples", worst["examples"] > EXAMPLE_TOLERANCE),
                                                            ("embeddings", worst["embedding"] > args.tolerance),
                                                            ("FAD", fad_error > args.tolerance)) if bad]

@@ -19,7 +19,6 @@ from typing import Callable
 import numpy as np
 
 from .audio import CHANNEL_MODES, Conditioning
-from .errors import OutputPathError
 from .registry import names
 from .resample import RESAMPLERS
 
@@ -47,19 +46,15 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
     add_runtime_options(em)
 
 
-def _writable(args: argparse.Namespace) -> None:
-    """Refuse an output that cannot be written before any audio is decoded."""
-    parent = args.out.parent if args.out else args.out_dir
-    probe = parent if parent.exists() else parent.parent
-    if not probe.is_dir():
-        raise OutputPathError(f"cannot write {args.out or args.out_dir}: {probe} is not a folder")
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``embed``; returns the exit status."""
+    from .cli import check_writable
     from .embedder import Embedder
 
-    _writable(args)
+    check_writable(args.out, "--out")  # before any audio is decoded, as eval's outputs
+    folder = args.out_dir / "embeddings" / args.model if args.out_dir else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
     try:
         embedder = Embedder(args.model, output=args.output, pooling=args.pooling, sample_rate=args.sr,
@@ -77,8 +72,6 @@ def run(args: argparse.Namespace) -> int:
                  **arrays)
         written = str(args.out)
     else:
-        folder = args.out_dir / "embeddings" / args.model
-        folder.mkdir(parents=True, exist_ok=True)
         stems = Counter(Path(name).stem for name in result.arrays)
         for name, array in result.arrays.items():
             target = f"{Path(name).stem}.npy" if stems[Path(name).stem] == 1 else f"{name}.npy"

@@ -22,8 +22,7 @@ from .artifacts import load
 from .audio import Conditioning, validate_audio
 from .cache import FeatureCache
 from .errors import InvalidAudioError
-from .features import Feature, RunSettings, SideFeatures, backbone_stage, build_stage, extract_features, fad_stage, \
-    TOO_LONG_ADVICE
+from .features import Feature, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage
 from .memory import default_budget
 from .registry import fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
@@ -107,23 +106,20 @@ class Embedder:
                           memory_budget=max_memory if max_memory is not None else default_budget())
         self.cache = FeatureCache() if cache is True else cache or None
         self.pooling = pooling
+        role = OUTPUTS.get(output, "hidden_states")
+        layer = int(output.split(":")[1]) if output.startswith("layer:") else None
+        feature = Feature(output, manifest.roles()[role], layer)
         if entry.role == "classifier":
             rate = sample_rate or entry.rates[0]
             if rate not in entry.rates:
                 raise ValueError(f"{model} evaluates at {', '.join(map(str, entry.rates))} Hz, not {sample_rate}")
-            stage, _ = backbone_stage(self.artifact, run, rate=rate)
+            self.stage, _ = backbone_stage(self.artifact, run, rate=rate, keep=(feature,))
         else:
             if sample_rate is not None:
                 raise ValueError(f"{model} takes audio at its own {manifest.sample_rate} Hz; sample_rate applies "
                                  f"to the classifiers (cnn14-16k, cnn14-32k, mert-v1-95m)")
             fad = next(m for m in fad_models().values() if m.artifact == model and m.layer is None)
-            stage, _ = fad_stage(self.artifact, run, fad)
-        role = OUTPUTS.get(output, "hidden_states")
-        layer = int(output.split(":")[1]) if output.startswith("layer:") else None
-        feature = Feature(output, manifest.roles()[role], layer)
-        self.stage = build_stage(self.artifact, run, rate=stage.input.conditioning_rate, frontend=stage.input.frontend,
-                                 chunked=False, features=(feature,), conditioning=stage.input.conditioning, post=None,
-                                 too_long_advice=TOO_LONG_ADVICE)
+            self.stage, _ = fad_stage(self.artifact, run, fad, keep=(feature,))
         spec = next(o for o in manifest.outputs if o["name"] == feature.output)
         per_item = list(spec["shape"][1:])
         if layer is not None:
@@ -133,7 +129,7 @@ class Embedder:
         shape = tuple(per_item) if one_item or frames else ("frames", *per_item)
         if pooling == "mean" and len(shape) > 1:
             shape = shape[1:]
-        self.info = EmbedderInfo(model, output, manifest.sample_rate, stage.input.conditioning_rate,
+        self.info = EmbedderInfo(model, output, manifest.sample_rate, self.stage.input.conditioning_rate,
                                  int(manifest.inputs[0].get("channels", 1)), shape, entry.frames,
                                  entry.frame_seconds if frames or not one_item else 0.0, manifest.sha256, offered)
 
@@ -168,7 +164,7 @@ class Embedder:
                 inputs.append(self.stage.input.model_input(clip, int(sample_rate), conditioning, {}))
             except InvalidAudioError as exc:
                 raise ValueError(f"{where}{exc}") from None
-        outputs = self.stage.runner.run(inputs)[self.stage.features[0].output]
+        outputs = self.stage.runner.run(inputs, self.stage.outputs)[self.stage.features[0].output]
         rows = [self._finish(self.stage.select({self.stage.features[0].output: o})[self.info.output]) for o in outputs]
         return rows[0] if array.ndim == 1 else np.stack(rows)
 

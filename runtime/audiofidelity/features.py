@@ -144,6 +144,11 @@ class ModelStage:
     def names(self) -> list[str]:
         return [f.name for f in self.features]
 
+    @property
+    def outputs(self) -> set[str]:
+        """The artifact outputs the kept features come from (the runner copies out only these)."""
+        return {f.output for f in self.features}
+
     def select(self, outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The kept features of one file's model outputs (what is cached)."""
         return {f.name: outputs[f.output] if f.layer is None else np.ascontiguousarray(outputs[f.output][f.layer])
@@ -306,7 +311,7 @@ def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job
         usable.append(job)
     for i, stage in enumerate(stages):
         todo = [job for job in usable if i in pending.get(job.name, {})]
-        outputs = stage.runner.run([pending[job.name][i] for job in todo]) if todo else {}
+        outputs = stage.runner.run([pending[job.name][i] for job in todo], stage.outputs) if todo else {}
         for row, job in enumerate(todo):
             job.entries[i] = stage.select({output: values[row] for output, values in outputs.items()})
             if cache:
@@ -363,10 +368,12 @@ TOO_LONG_ADVICE = "split the file, or raise --max-memory"
 
 
 def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, mert_chunk: float | None = None,
-                   too_long_advice: str = TOO_LONG_ADVICE) -> tuple[ModelStage, dict[str, str]]:
+                   too_long_advice: str = TOO_LONG_ADVICE,
+                   keep: tuple[Feature, ...] | None = None) -> tuple[ModelStage, dict[str, str]]:
     """A classifier's stage, as audioldm_eval feeds it: audio conditioned at the evaluation ``rate`` with the
-    run's conditioning, every output that plays a backbone role kept under its own name (``mert_chunk``: MERT
-    windows of that many seconds, averaged). Returns the stage and the roles it plays (role -> feature)."""
+    run's conditioning, every output that plays a backbone role kept under its own name, or the features
+    ``keep`` names (``mert_chunk``: MERT windows of that many seconds, averaged). Returns the stage and the roles
+    it plays (role -> feature)."""
     manifest = artifact.manifest
     kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
@@ -374,15 +381,16 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, mer
     frontend = {**manifest.frontend, "chunk_samples": int(round(mert_chunk * manifest.sample_rate))} \
         if chunked else manifest.frontend
     stage = build_stage(artifact, run, rate=rate, frontend=frontend, chunked=chunked,
-                        features=tuple(Feature(name, name) for name in kept), conditioning=None, post=None,
+                        features=keep or tuple(Feature(name, name) for name in kept), conditioning=None, post=None,
                         too_long_advice=too_long_advice)
     return stage, roles
 
 
 def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca: bool = False,
-              feature: str | None = None) -> tuple[ModelStage, dict[str, str]]:
+              keep: tuple[Feature, ...] | None = None) -> tuple[ModelStage, dict[str, str]]:
     """A FAD model's stage: audio conditioned at the model's own rate as its reference toolkit does, the one
-    output (layer) FAD reads kept as ``feature`` (default: the FAD model's name). Returns the stage and its role.
+    output (layer) FAD reads kept under the FAD model's name, or the features ``keep`` names. Returns the stage
+    and its role.
 
     Raises ``ManifestError`` (with the re-export command) when the artifact lacks the output the model reads.
     """
@@ -392,9 +400,8 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca:
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
     conditioning = replace(run.conditioning, **dict(fad.conditioning))
-    name = feature or fad.name
     stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend={**manifest.frontend, **dict(fad.frontend)},
-                        chunked=False, features=(Feature(name, output, fad.layer),),
+                        chunked=False, features=keep or (Feature(fad.name, output, fad.layer),),
                         conditioning=None if conditioning == run.conditioning else conditioning,
                         post=postprocessor(artifact) if pca else None, too_long_advice=TOO_LONG_ADVICE)
-    return stage, {"fad": name}
+    return stage, {"fad": fad.name}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
+from typing import Callable, Collection, Sequence, Union
 
 import numpy as np
 
@@ -109,8 +109,9 @@ class EmbeddingRunner:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
         self.input_spec.check(x)
 
-    def run(self, inputs: Sequence[Items]) -> dict[str, list[np.ndarray]]:
-        """Model outputs per clip: ``{output name: [one array per input]}``."""
+    def run(self, inputs: Sequence[Items], outputs: Collection[str] | None = None) -> dict[str, list[np.ndarray]]:
+        """Model outputs per clip: ``{output name: [one array per input]}``; ``outputs``: only these are copied out
+        of the program's results (MERT's hidden states are large when only the layer means are kept)."""
         import torch
 
         for x in inputs:
@@ -123,21 +124,23 @@ class EmbeddingRunner:
         groups: dict = {}
         for k, item in enumerate(items):
             groups.setdefault(item.shape if self.across_clips else (owner[k], item.shape), []).append(k)
+        specs = [(j, spec) for j, spec in enumerate(self.artifact.manifest.outputs)
+                 if outputs is None or spec["name"] in outputs]
         rows: list[list[np.ndarray] | None] = [None] * len(items)
         with torch.inference_mode(), _precision(self.precision, device):
             for members in groups.values():
                 for start in range(0, len(members), self.batch_size):
                     chunk = members[start:start + self.batch_size]
-                    outputs = module(torch.from_numpy(np.stack([items[k] for k in chunk])).to(device))
-                    outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-                    arrays = [o.float().cpu().numpy() for o in outputs]
+                    results = module(torch.from_numpy(np.stack([items[k] for k in chunk])).to(device))
+                    results = results if isinstance(results, (tuple, list)) else (results,)
+                    arrays = [results[j].float().cpu().numpy() for j, _ in specs]
                     for row, k in enumerate(chunk):
                         rows[k] = [a[row] for a in arrays]
         per_clip: dict[str, list[np.ndarray]] = {}
-        for j, spec in enumerate(self.artifact.manifest.outputs):
+        for index, (_, spec) in enumerate(specs):
             mine: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, clip in enumerate(owner):
-                mine[clip].append(rows[k][j])
+                mine[clip].append(rows[k][index])
             frames = len(spec["shape"]) > 1 and isinstance(spec["shape"][1], str)
             per_clip[spec["name"]] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item
                                       else np.concatenate(r) if frames else np.stack(r) for r in mine]

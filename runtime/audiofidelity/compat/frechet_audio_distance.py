@@ -108,7 +108,7 @@ class FrechetAudioDistance:
         conditioning = self._evaluator.conditioning
         clips = [np.asarray(a, dtype=np.float32) for a in x]
         inputs = [self._stage.input.model_input(a[None] if a.ndim == 1 else a.T, sr, conditioning, {}) for a in clips]
-        outputs = self._stage.runner.run(inputs) if inputs else {}
+        outputs = self._stage.runner.run(inputs, self._stage.outputs) if inputs else {}
         feature = self._stage.features[0]
         return self._finish([self._stage.select({feature.output: per_clip})[feature.name]
                              for per_clip in outputs.get(feature.output, [])])
