@@ -9,6 +9,8 @@
     python export_scripts/export.py cnn14-8k --source Cnn14_8k_mAP=0.416.pth --out models/
     python export_scripts/export.py encodec-24k --source encodec_24khz-d7cc33bc.th --out models/
     python export_scripts/export.py encodec-48k --source encodec_48khz-7e698e3e.th --out models/
+    python export_scripts/export.py clap-630k-audioset --source 630k-audioset-best.pt --out models/
+    python export_scripts/export.py clap-music --source music_audioset_epoch_15_esc_90.14.pt --out models/
     python export_scripts/export.py cnn14-16k --download --out models/   # fetch the original first
 
 One driver serves every model: the registry (``audiofidelity.registry``) names the
@@ -42,7 +44,8 @@ from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION,
                                      file_sha256)
 from audiofidelity.registry import names, registry_entry
 
-ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert", "encodec": "encodec_encoder"}
+ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert", "encodec": "encodec_encoder",
+                 "clap": "clap_htsat"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
 
 

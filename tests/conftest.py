@@ -95,7 +95,7 @@ CHECKPOINT_KEY = _digest([ROOT / "tests" / "fixtures" / "checkpoints.py", DATA /
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 
-FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k")
+FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music")
 """Artifacts only ``--fad-model`` reads: their stand-ins written and exported on first use (the parity tier), not for the fast tier."""
 
 
@@ -150,13 +150,16 @@ def _write_fad_only_checkpoints(out: Path) -> None:
     checkpoints.write_cnn14(out, "cnn14-8k")
     for model in checkpoints.ENCODEC:
         checkpoints.write_encodec(out, model)
+    for model in checkpoints.CLAP:
+        checkpoints.write_clap(out, model)
 
 
 def _export_fad_only(out: Path) -> None:
     """The ``FAD_ONLY`` stand-ins, written and exported on first use (the fast tier needs neither)."""
     sources = built_once("fad-checkpoints", CHECKPOINT_KEY, _write_fad_only_checkpoints)
     _run_exports([("cnn14-8k", sources / checkpoints.CNN14["cnn14-8k"]["file"], out),
-                  *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items())])
+                  *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items()),
+                  *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),

@@ -144,7 +144,13 @@ def test_fad_dropin_in_memory_embeddings_and_statistics(recordings_dir, models_d
 
 def test_fad_dropin_refuses_what_it_cannot_do(models_dir):
     with pytest.raises(ValueError, match="not available"):
-        FrechetAudioDistance(model_name="clap", models_dir=models_dir)
+        FrechetAudioDistance(model_name="mert", models_dir=models_dir)
+    with pytest.raises(ValueError, match="clap submodel '630k' is not exported"):
+        FrechetAudioDistance(model_name="clap", sample_rate=48000, submodel_name="630k", models_dir=models_dir)
+    with pytest.raises(ValueError, match="with fusion is not exported"):
+        FrechetAudioDistance(model_name="clap", sample_rate=48000, enable_fusion=True, models_dir=models_dir)
+    with pytest.raises(ValueError, match="48000"):
+        FrechetAudioDistance(model_name="clap", sample_rate=44100, models_dir=models_dir)
     with pytest.raises(ValueError, match="channels=2"):
         FrechetAudioDistance(model_name="encodec", sample_rate=48000, channels=1, models_dir=models_dir)
     with pytest.raises(ValueError, match="16000"):

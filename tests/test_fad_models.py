@@ -53,6 +53,16 @@ def need_encodec():
         pytest.skip(str(exc))
 
 
+def need_laion_clap():
+    """Skip where laion_clap is absent (CI's parity tier installs it; see .ci/run)."""
+    from verify_clap import laion_clap_package
+
+    try:
+        laion_clap_package()
+    except SystemExit as exc:
+        pytest.skip(str(exc))
+
+
 def original_fad(a, b):
     from common import original_fad as formula  # verify_scripts/common.py: the toolkits' formula, transcribed
 
@@ -85,6 +95,30 @@ def encodec_rows(all_checkpoints_dir, name, clips, *, segmented=True):
     return np.concatenate(rows)
 
 
+CLAP_WINDOW = 480000
+
+
+def clap_rows(all_checkpoints_dir, name, clips, *, use_tensor=False):
+    """laion_clap's ``CLAP_Module.get_audio_embedding_from_data`` on each clip (``use_tensor``: as
+    frechet_audio_distance calls it, a tensor, which skips the int16 round trip). A clip over 10 s, which
+    laion_clap crops at random, is given as consecutive 10-s windows plus one ending at its end, and the
+    window embeddings averaged: the rule ``--fad-model`` documents."""
+    from verify_clap import load_original
+
+    model = load_original(name, all_checkpoints_dir / checkpoints.CLAP[name]["file"])
+    rows = []
+    for x in clips:
+        starts = list(range(0, len(x) - CLAP_WINDOW + 1, CLAP_WINDOW)) if len(x) > CLAP_WINDOW else [0]
+        if len(x) > CLAP_WINDOW and starts[-1] + CLAP_WINDOW < len(x):
+            starts.append(len(x) - CLAP_WINDOW)
+        windows = [x[s:s + CLAP_WINDOW] for s in starts]
+        with torch.inference_mode():
+            embedded = [model.get_audio_embedding_from_data(torch.from_numpy(w)[None] if use_tensor else w[None],
+                                                            use_tensor=use_tensor)[0] for w in windows]
+        rows.append(np.mean([np.asarray(e) for e in embedded], axis=0))
+    return np.stack(rows)
+
+
 def mert_rows(all_checkpoints_dir, layer, clips):
     from transformers import Wav2Vec2FeatureExtractor
     from verify_mert import load_reference
@@ -106,6 +140,8 @@ CASES = {  # fad model -> (rate, channels read, durations of generated / referen
     "encodec-24k": (24000, "first", [0.1, 0.75, 1.5], [0.4, 1.2, 2.0]),
     "encodec-48k": (48000, "both", [0.1, 1.0, 2.02], [0.5, 1.5, 1.03]),
     "mert-v1-95m-7": (24000, "first", [1.0, 1.6], [1.2, 2.0]),
+    "clap-630k-audioset": (48000, "first", [0.3, 2.5, 10.0, 13.7], [1.0, 4.2, 21.0]),
+    "clap-music": (48000, "first", [0.7, 3.0], [1.5, 2.2]),
 }
 
 
@@ -114,6 +150,8 @@ def independent_rows(all_checkpoints_dir, model, clips):
         return panns_rows(all_checkpoints_dir, model, clips)
     if model.startswith("encodec"):
         return encodec_rows(all_checkpoints_dir, model, clips)
+    if model.startswith("clap"):
+        return clap_rows(all_checkpoints_dir, model, clips)
     return mert_rows(all_checkpoints_dir, int(model.rsplit("-", 1)[1]), clips)
 
 
@@ -122,6 +160,8 @@ def test_eval_fad_model_equals_the_original_network_pooled_as_the_toolkits_do(mo
                                                                                tmp_path):
     if model.startswith("encodec"):
         need_encodec()
+    if model.startswith("clap"):
+        need_laion_clap()
     rate, channels, gen_seconds, ref_seconds = CASES[model]
     width = 2 if channels == "both" else 1
     gen = write_clips(tmp_path / "gen", rate, gen_seconds, channels=width, seed=1)
@@ -173,7 +213,8 @@ def test_stereo_into_a_mono_fad_model_follows_channel(all_models_dir, all_checkp
 # ---- the frechet_audio_distance drop-in ------------------------------------------------------------------
 
 PACKAGE_CASES = [("pann", 8000, "cnn14-8k", 1), ("pann", 32000, "cnn14-32k", 1), ("encodec", 24000, "encodec-24k", 1),
-                 ("encodec", 48000, "encodec-48k", 2), ("vggish", 16000, "vggish", 1)]
+                 ("encodec", 48000, "encodec-48k", 2), ("vggish", 16000, "vggish", 1),
+                 ("clap", 48000, "clap-630k-audioset", 1)]
 
 
 def package_rows(all_checkpoints_dir, name, folder, rate):
@@ -190,6 +231,8 @@ def package_rows(all_checkpoints_dir, name, folder, rate):
         return panns_rows(all_checkpoints_dir, name, clips)
     if name.startswith("encodec"):
         return encodec_rows(all_checkpoints_dir, name, clips, segmented=False)  # the package: the whole clip
+    if name.startswith("clap"):
+        return clap_rows(all_checkpoints_dir, name, clips, use_tensor=True)
     from torchvggish import vggish_input
     from verify_vggish import load_original
 
@@ -203,6 +246,8 @@ def test_frechet_audio_distance_dropin_equals_the_package_computation(model_name
                                                                        all_models_dir, all_checkpoints_dir, tmp_path):
     if name.startswith("encodec"):
         need_encodec()
+    if name.startswith("clap"):
+        need_laion_clap()
     background = write_clips(tmp_path / "bg", 44100, [1.0, 1.6, 2.3], channels=2, seed=5)
     evaluated = write_clips(tmp_path / "ev", 44100, [1.2, 1.9, 2.1], channels=2, seed=6)
     fad = FrechetAudioDistance(model_name=model_name, sample_rate=rate, channels=channels, models_dir=all_models_dir,
@@ -241,6 +286,32 @@ def test_verify_encodec_passes_on_every_length_down_to_one_sample(name, all_mode
     assert "OK: frames and FAD within 0.0001" in done.stdout
 
 
+@pytest.mark.parametrize("name", sorted(checkpoints.CLAP))
+def test_clap_stand_in_has_the_packages_audio_keys_shapes_and_buffers(name):
+    need_laion_clap()
+    from verify_clap import AUDIO_KEYS, constructed_model
+
+    want = {k: v for k, v in constructed_model(name).state_dict().items() if k.startswith(AUDIO_KEYS)}
+    got = {k: v for k, v in checkpoints.clap_state_dict(name).items() if k.startswith(AUDIO_KEYS)}
+    assert {k: (tuple(v.shape), str(v.dtype)) for k, v in got.items()} == \
+        {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in want.items()}
+    for key in want:  # the registered buffers are the package's own, value for value
+        if key.endswith(("relative_position_index", "attn_mask")):
+            assert np.array_equal(got[key], want[key].numpy()), key
+
+
+def test_verify_clap_passes(all_models_dir, all_checkpoints_dir, tmp_path):
+    need_laion_clap()
+    audio = write_clips(tmp_path / "a", 48000, [0.05, 1.0, 10.0, 10.5], seed=11)
+    reference = write_clips(tmp_path / "r", 44100, [0.4, 2.0, 3.3], channels=2, seed=12)
+    done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_clap.py"), "clap-630k-audioset",
+                           "--source", str(all_checkpoints_dir / checkpoints.CLAP["clap-630k-audioset"]["file"]),
+                           "--models-dir", str(all_models_dir), "--audio", str(audio), "--reference", str(reference)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: embeddings and FAD within 0.0001 of laion_clap" in done.stdout
+
+
 def test_statistics_bootstrap_and_eval_logs_take_a_fad_model(all_models_dir, tmp_path):
     from audiofidelity import cli
     from audiofidelity.errors import StatsFileError
@@ -274,6 +345,8 @@ def test_statistics_bootstrap_and_eval_logs_take_a_fad_model(all_models_dir, tmp
     ("cnn14-8k", "embedding", ["--metrics", "fad", "--fad-model", "cnn14-8k"], "cnn14-8k"),
     ("encodec-24k", "frames", ["--metrics", "fad", "--fad-model", "encodec-24k"], "encodec-24k"),
     ("encodec-48k", "frames", ["--metrics", "fad", "--fad-model", "encodec-48k"], "encodec-48k"),
+    ("clap-630k-audioset", "embedding", ["--metrics", "fad", "--fad-model", "clap-630k-audioset"],
+     "clap-630k-audioset"),
 ])
 def test_embedder_gives_eval_save_features_arrays_for_every_model(model, output, args, key, all_models_dir, tmp_path):
     from audiofidelity import Embedder

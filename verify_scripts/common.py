@@ -1,6 +1,10 @@
 """Helpers shared by the verify scripts (imported as a sibling module)."""
 from __future__ import annotations
 
+import contextlib
+import importlib
+import sys
+import types
 from pathlib import Path
 
 
@@ -61,3 +65,59 @@ def fad_difference(sets: dict) -> float:
     error = abs(ours / theirs - 1) if theirs else abs(ours)
     print(f"FAD: ours {ours:.6f}, original {theirs:.6f}, relative difference {error:.3g}")
     return error
+
+
+class Unavailable(types.ModuleType):
+    """Stands in for a module (or a name in one) that a package imports but is not installed here: importing it
+    works, any call raises, naming it. Only for imports the computation under test never uses."""
+
+    __path__: list[str] = []
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return Unavailable(f"{self.__name__}.{name}")
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError(f"{self.__name__} was used, but it is not available here")
+
+
+@contextlib.contextmanager
+def _placeholders(registered: list[str]):
+    try:
+        yield
+    finally:
+        for name in registered:
+            if isinstance(sys.modules.get(name), Unavailable):
+                del sys.modules[name]
+
+
+def import_with_placeholders(package: str, *, install_hint: str, patch: dict | None = None) -> types.ModuleType:
+    """Import ``package`` where some of its imports are absent: each module it fails to find becomes an
+    ``Unavailable`` for the import only (later imports elsewhere still see it missing), and ``patch``
+    (``{(object, attribute): value}``) is in force during the import only. Prints what was stood in for."""
+    if importlib.util.find_spec(package) is None:
+        raise SystemExit(f"the {package} package is not installed: {install_hint}")
+    registered: list[str] = []
+    patch = patch or {}
+    saved = {(owner, name): vars(owner)[name] if name in vars(owner) else getattr(owner, name)
+             for owner, name in patch}
+    with _placeholders(registered):
+        for (owner, name), value in patch.items():
+            setattr(owner, name, value)
+        try:
+            while True:
+                try:
+                    loaded = importlib.import_module(package)
+                    break
+                except ModuleNotFoundError as exc:
+                    if exc.name is None or exc.name in registered or exc.name.split(".")[0] == package:
+                        raise SystemExit(f"cannot import {package}: {exc}; {install_hint}") from None
+                    registered.append(exc.name)
+                    sys.modules[exc.name] = Unavailable(exc.name)
+        finally:
+            for (owner, name), value in saved.items():
+                setattr(owner, name, value)
+    if registered:
+        print(f"{package}: imported with placeholders for absent modules it never uses here: {', '.join(registered)}")
+    return loaded

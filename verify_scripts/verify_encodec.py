@@ -12,17 +12,15 @@ at the model's rate; the 48 kHz model's two channels). Prints per file the relat
 then FAD between the two sets by each side (the original formula), and exits 1 above ``tolerance``.
 
 ``encodec`` imports torchaudio for file I/O and resampling the encoder never uses; where torchaudio is absent
-(no wheel matches torch 2.13), an empty stand-in module is registered that fails on any use, so nothing it
-would compute is replaced. Needs ``encodec`` and ``einops`` (``pip install --no-deps -r
+(no wheel matches torch 2.13), a placeholder module is registered for the import that fails on any use, so
+nothing it would compute is replaced. Needs ``encodec`` and ``einops`` (``pip install --no-deps -r
 verify_scripts/requirements-nodeps.txt``: encodec's declared torchaudio dependency would replace torch).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -33,34 +31,15 @@ from audiofidelity.audio import Conditioning, condition, condition_stereo, load_
 from audiofidelity.frontends import apply_frontend
 from audiofidelity.registry import fad_model
 from audiofidelity.runner import EmbeddingRunner
-from common import add_two_set_options, audio_files, fad_difference, relative_error, verdict
+from common import add_two_set_options, audio_files, fad_difference, import_with_placeholders, relative_error, verdict
 
 CONSTRUCTORS = {"encodec-24k": "encodec_model_24khz", "encodec-48k": "encodec_model_48khz"}
 
 
-class _NoTorchaudio(types.ModuleType):
-    """Registered as ``torchaudio`` only when it cannot be imported: any use raises, naming what was used."""
-
-    def __getattr__(self, name: str):
-        raise AttributeError(f"torchaudio.{name} was used, but torchaudio is not installed here")
-
-
 def encodec_package():
-    """The ``encodec`` package, importable without torchaudio (see the module docstring). The stand-in is
-    registered for the import only, so later imports elsewhere (transformers) still see no torchaudio."""
-    placeholder = None
-    try:
-        importlib.import_module("torchaudio")
-    except (ImportError, OSError):
-        placeholder = sys.modules["torchaudio"] = _NoTorchaudio("torchaudio")
-    try:
-        return importlib.import_module("encodec")
-    except ImportError as exc:
-        raise SystemExit(f"the encodec package is not installed ({exc}): pip install --no-deps -r "
-                         f"verify_scripts/requirements-nodeps.txt") from None
-    finally:
-        if placeholder is not None and sys.modules.get("torchaudio") is placeholder:
-            del sys.modules["torchaudio"]
+    """The ``encodec`` package, importable without torchaudio (see the module docstring)."""
+    return import_with_placeholders("encodec", install_hint="pip install --no-deps -r "
+                                                            "verify_scripts/requirements-nodeps.txt")
 
 
 def load_original(name: str, source: Path) -> torch.nn.Module:

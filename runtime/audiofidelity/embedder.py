@@ -75,7 +75,7 @@ class Embedder:
     ----------
     model : str
         An artifact name (``audiofidelity models list``): ``cnn14-8k``/``16k``/``32k``, ``vggish``, ``mert-v1-95m``,
-        ``encodec-24k``/``48k``, or any added through a manifest.
+        ``encodec-24k``/``48k``, ``clap-630k-audioset``, ``clap-music``, or any added through a manifest.
     output : str
         ``"embedding"`` (the clip embedding), ``"frames"`` (per-frame rows: VGGish, EnCodec), ``"logits"``,
         ``"layers"`` (MERT's 13 layer means) or ``"layer:N"`` (MERT's hidden layer N, frame by frame).
@@ -125,7 +125,7 @@ class Embedder:
         if layer is not None:
             per_item.pop(0)
         frames = bool(per_item) and isinstance(per_item[0], str)
-        one_item = self.stage.runner.one_item
+        one_item = self.stage.runner.one_item or self.stage.runner.average_items  # CLAP: windows averaged
         shape = tuple(per_item) if one_item or frames else ("frames", *per_item)
         if pooling == "mean" and len(shape) > 1:
             shape = shape[1:]

@@ -346,7 +346,8 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
                 features: tuple[Feature, ...], conditioning: Conditioning | None, post,
                 too_long_advice: str) -> ModelStage:
     """One artifact's stage: audio conditioned at ``rate`` (``conditioning``: the stage's own, None for the
-    run's), ``frontend`` (``chunked``: MERT windows averaged), the ``features`` kept, post-processing ``post``."""
+    run's), ``frontend`` (``chunked``: a clip's items averaged, MERT or CLAP windows), the ``features`` kept,
+    post-processing ``post``."""
     manifest = artifact.manifest
     channels = int(manifest.inputs[0].get("channels", 1))
     settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
@@ -401,7 +402,7 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca:
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
     conditioning = replace(run.conditioning, **dict(fad.conditioning))
     stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend={**manifest.frontend, **dict(fad.frontend)},
-                        chunked=False, features=keep or (Feature(fad.name, output, fad.layer),),
+                        chunked=fad.average_items, features=keep or (Feature(fad.name, output, fad.layer),),
                         conditioning=None if conditioning == run.conditioning else conditioning,
                         post=postprocessor(artifact) if pca else None, too_long_advice=TOO_LONG_ADVICE)
     return stage, {"fad": fad.name}

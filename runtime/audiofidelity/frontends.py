@@ -13,6 +13,7 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
   ``log(mel + 0.01)``, non-overlapping 96-frame examples, remainder dropped).
 - ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
 - ``waveform_segments``: the waveform itself, whole or in consecutive segments (EnCodec).
+- ``clap_log_mel``: LAION-CLAP's int16 round trip, repeat-padding to 10-s windows, and HTS-AT's log-mel.
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
@@ -252,6 +253,15 @@ def normalised_mel(magnitude: np.ndarray, *, sample_rate: int, n_fft: int, n_mel
     return np.clip((db + 100.0) / 100.0, 0.0, 1.0).astype(np.float32)
 
 
+def window_starts(length: int, size: int) -> list[int]:
+    """Where the windows of a clip longer than ``size`` start: consecutive from the start, plus one ending at the
+    clip's end when they leave a remainder, so every window has the same length (MERT chunks, CLAP windows)."""
+    starts = list(range(0, length - size + 1, size))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
+
+
 def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = True, padding_value: float = 0.0,
                   variance_epsilon: float = 1e-7, chunk_samples: int | None = None) -> np.ndarray:
     """MERT's input: the waveform, zero-mean unit-variance when ``do_normalize`` (variance + 1e-7).
@@ -265,10 +275,7 @@ def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = Tr
     x = np.asarray(wave, dtype=np.float32)
     rows = [x]
     if chunk_samples is not None and len(x) > chunk_samples:
-        starts = list(range(0, len(x) - chunk_samples + 1, chunk_samples))
-        if starts[-1] + chunk_samples < len(x):
-            starts.append(len(x) - chunk_samples)
-        rows = [x[s:s + chunk_samples] for s in starts]
+        rows = [x[s:s + chunk_samples] for s in window_starts(len(x), chunk_samples)]
     if do_normalize:  # float32, one row at a time, as Wav2Vec2FeatureExtractor: the same bits
         rows = [(r - r.mean()) / np.sqrt(r.var() + variance_epsilon) for r in rows]
     return np.stack(rows).astype(np.float32, copy=False)
@@ -288,11 +295,35 @@ def waveform_segments(wave: np.ndarray, *, sample_rate: int, channels: int,
     return [x[:, start:start + segment_samples] for start in range(0, x.shape[1], segment_samples)]
 
 
+def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
+                 **spectrogram: Any) -> np.ndarray:
+    """LAION-CLAP's input (``get_audio_embedding_from_data``, non-fusion): the log-mel of 10-s windows.
+
+    ``quantize``: the int16 round trip laion_clap applies to NumPy input (clip to [-1, 1], x 32767, truncate
+    to int16, / 32767); frechet_audio_distance passes tensors, which skip it. A clip no longer than
+    ``window_samples`` is repeated whole as often as it fits and zero-padded to the window (``repeatpad``);
+    a longer one, which laion_clap crops at random, becomes consecutive windows plus one ending at the clip's
+    end (``window_starts``), whose embeddings the FAD model averages. ``spectrogram``: ``log_mel``'s
+    parameters (torchlibrosa's, as HTS-AT sets them). Returns (windows, 1, frames, n_mels) float32.
+    """
+    x = np.asarray(wave, dtype=np.float32)
+    if quantize:
+        x = ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+    if len(x) <= window_samples:
+        windows = [np.pad(np.tile(x, window_samples // len(x)), (0, window_samples % len(x)))] if len(x) else []
+    else:
+        windows = [x[s:s + window_samples] for s in window_starts(len(x), window_samples)]
+    if not windows:
+        return np.zeros((0, 1, 0, spectrogram.get("n_mels", 64)), np.float32)
+    return np.concatenate([log_mel(w, sample_rate=sample_rate, **spectrogram) for w in windows])
+
+
 FRONTENDS: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
     "log_mel": log_mel,
     "vggish_examples": vggish_examples,
     "mert_waveform": mert_waveform,
     "waveform_segments": waveform_segments,
+    "clap_log_mel": clap_log_mel,
 }
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 

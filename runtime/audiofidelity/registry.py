@@ -37,7 +37,7 @@ class ArtifactEntry:
     """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"embedding"`` artifacts (VGGish, EnCodec) only embed, for FAD. ``rates``: the evaluation sample
+    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD. ``rates``: the evaluation sample
     rates a backbone serves (the model's own input rate is in its manifest).
     """
 
@@ -75,6 +75,7 @@ class ArtifactEntry:
 
 VGGISH_RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
 ENCODEC_RELEASE = "https://dl.fbaipublicfiles.com/encodec/v0/"
+CLAP_RELEASE = "https://huggingface.co/lukewys/laion_clap/resolve/main/"
 _BUILTIN: tuple[ArtifactEntry, ...] = (
     # hub=None: not yet published (nothing can be uploaded from the build machines); build them locally
     ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
@@ -102,6 +103,14 @@ _BUILTIN: tuple[ArtifactEntry, ...] = (
                   ENCODEC_RELEASE + "encodec_48khz-7e698e3e.th", "MIT",
                   origin="facebookresearch/encodec, dl.fbaipublicfiles.com", model_rate=48000, channels=2,
                   dimension=128, frames="150 per s", frame_seconds=320 / 48000),
+    ArtifactEntry("clap-630k-audioset", "embedding", "clap", (), "clap", "630k-audioset-best.pt",
+                  CLAP_RELEASE + "630k-audioset-best.pt", "CC0-1.0",
+                  origin="LAION-CLAP, Hugging Face repository lukewys/laion_clap", model_rate=48000, dimension=512,
+                  frames="1 per clip (10-s windows averaged)"),
+    ArtifactEntry("clap-music", "embedding", "clap", (), "clap", "music_audioset_epoch_15_esc_90.14.pt",
+                  CLAP_RELEASE + "music_audioset_epoch_15_esc_90.14.pt", "CC0-1.0",
+                  origin="LAION-CLAP, Hugging Face repository lukewys/laion_clap", model_rate=48000, dimension=512,
+                  frames="1 per clip (10-s windows averaged)"),
 )
 
 
@@ -123,6 +132,8 @@ class FadModel:
     conditioning: tuple[tuple[str, object], ...] = (("remove_dc", False), ("min_samples", 0))
     frontend: tuple[tuple[str, object], ...] = ()
     """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
+    average_items: bool = False
+    """One row per clip: the mean over the clip's items (CLAP's 10-s windows of a longer clip)."""
 
 
 MERT_LAYERS = range(1, 13)
@@ -131,6 +142,8 @@ _FAD_MODELS: tuple[FadModel, ...] = (
     *(FadModel(name, name, "embedding", "frechet_audio_distance") for name in ("cnn14-8k", "cnn14-16k", "cnn14-32k")),
     FadModel("encodec-24k", "encodec-24k", "fad", "fadtk"),
     FadModel("encodec-48k", "encodec-48k", "fad", "fadtk"),
+    *(FadModel(name, name, "embedding", "laion_clap", average_items=True) for name in ("clap-630k-audioset",
+                                                                                      "clap-music")),
     *(FadModel(f"mert-v1-95m-{layer}", "mert-v1-95m", "hidden_states", "fadtk", layer=layer) for layer in MERT_LAYERS),
 )
 

@@ -1,6 +1,6 @@
 """``from audiofidelity.compat.frechet_audio_distance import FrechetAudioDistance`` in place of the
-``frechet_audio_distance`` package's class (0.3.x), for its VGGish, PANN (CNN14 8/16/32 kHz) and EnCodec
-(24/48 kHz) models.
+``frechet_audio_distance`` package's class (0.3.x), for its VGGish, PANN (CNN14 8/16/32 kHz), EnCodec
+(24/48 kHz) and LAION-CLAP (``630k-audioset``, ``music_audioset``; non-fusion) models.
 
 Same constructor arguments, ``score(background_dir, eval_dir, background_embds_path=None,
 eval_embds_path=None, dtype="float32")`` -> float, ``get_embeddings``, ``calculate_embd_statistics``,
@@ -10,9 +10,10 @@ averaged, resampy to the model's rate, no mean removal or padding; the 48 kHz En
 and the whole clip), so ``score`` equals ``audiofidelity eval --fad-model ... --channel mean --resampler
 resampy`` run through ``evaluate(..., conditioning=FAD_CONDITIONING)``. What differs, on purpose: PANN
 embeddings are 2-D (n, 2048) arrays (the original's 1-D PANN output is a bug), a stereo file for the 48 kHz
-EnCodec is resampled channel by channel (the original resamples along the channel axis), failures raise a
-clear error instead of returning -1, and the models are ``torch.export`` artifacts. ``clap`` is not
-available yet.
+EnCodec is resampled channel by channel (the original resamples along the channel axis), a clip over 10 s
+gives CLAP the mean over its 10-s windows (the original crops 10 s at random, unseeded, so no tool reproduces
+it there), failures raise a clear error instead of returning -1, and the models are ``torch.export``
+artifacts. CLAP is fed as that package feeds it: tensors, so without laion_clap's int16 round trip.
 """
 from __future__ import annotations
 
@@ -33,33 +34,44 @@ log = logging.getLogger(__name__)
 
 MODELS = {"vggish": {16000: "vggish"},
           "pann": {8000: "cnn14-8k", 16000: "cnn14-16k", 32000: "cnn14-32k"},
-          "encodec": {24000: "encodec-24k", 48000: "encodec-48k"}}
-"""model_name -> sample rate -> the ``--fad-model`` it is."""
+          "encodec": {24000: "encodec-24k", 48000: "encodec-48k"},
+          "clap": {48000: "clap"}}
+"""model_name -> sample rate -> the ``--fad-model`` it is (``clap``: by ``submodel_name``, ``CLAP_SUBMODELS``)."""
+CLAP_SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-music"}
+"""frechet_audio_distance's CLAP ``submodel_name`` -> the ``--fad-model`` it is (its other checkpoints are not
+exported: ``630k`` and the ``music_speech`` ones)."""
 FAD_CONDITIONING = Conditioning(channel="mean", remove_dc=False, resampler="resampy", min_samples=0)
 """frechet_audio_distance's ``load_audio_task``: ``np.mean`` over channels, ``resampy.resample`` (kaiser_best)."""
 
 
 def package_fad_model(name: str):
-    """The FAD model as frechet_audio_distance runs it: its own conditioning; EnCodec 48 kHz on the whole clip."""
+    """The FAD model as frechet_audio_distance runs it: its own conditioning; EnCodec 48 kHz on the whole clip; CLAP
+    without the int16 round trip (it passes tensors to ``get_audio_embedding_from_data``)."""
     model = fad_model(name)
-    frontend = (("segment_samples", None),) if name == "encodec-48k" else ()
+    frontend = {"encodec-48k": (("segment_samples", None),), "clap-630k-audioset": (("quantize", False),),
+                "clap-music": (("quantize", False),)}.get(name, ())
     return dataclasses.replace(model, toolkit="frechet_audio_distance", conditioning=(), frontend=frontend)
 
 
 class FrechetAudioDistance:
-    """Fréchet audio distance between two folders with VGGish, PANN CNN14 or EnCodec embeddings.
+    """Fréchet audio distance between two folders with VGGish, PANN CNN14, EnCodec or LAION-CLAP embeddings.
 
     Parameters
     ----------
     ckpt_dir : ignored
         Kept for signature compatibility; artifacts come from ``models_dir`` or the Hub pins.
     model_name : str
-        ``"vggish"`` (16 kHz), ``"pann"`` (CNN14 at 8, 16 or 32 kHz) or ``"encodec"`` (24 or 48 kHz).
+        ``"vggish"`` (16 kHz), ``"pann"`` (CNN14 at 8, 16 or 32 kHz), ``"encodec"`` (24 or 48 kHz) or ``"clap"``
+        (48 kHz).
+    submodel_name : str
+        ``clap`` only: ``"630k-audioset"`` (default, HTSAT-tiny) or ``"music_audioset"`` (HTSAT-base).
     sample_rate : int
     channels : int
         1, or 2 for the 48 kHz EnCodec (as the original asserts).
     use_pca, use_activation : bool
         VGGish only: AudioSet's PCA + quantisation, and the final ReLU (both off by default, as the original).
+    enable_fusion : bool
+        ``clap`` only; fusion checkpoints are not exported, so only False.
     verbose : bool
         Show progress bars.
     models_dir, device, cache :
@@ -76,6 +88,12 @@ class FrechetAudioDistance:
         if sample_rate not in MODELS[model_name]:
             raise ValueError(f"{model_name} runs at {', '.join(map(str, MODELS[model_name]))} Hz, not {sample_rate}")
         name = MODELS[model_name][sample_rate]
+        if model_name == "clap":
+            submodel_name = submodel_name or "630k-audioset"
+            if submodel_name not in CLAP_SUBMODELS or enable_fusion:
+                raise ValueError(f"clap submodel {submodel_name!r}{' with fusion' if enable_fusion else ''} is not "
+                                 f"exported; choose submodel_name from {', '.join(CLAP_SUBMODELS)}, enable_fusion=False")
+            name = CLAP_SUBMODELS[submodel_name]
         wanted = 2 if name == "encodec-48k" else 1
         if channels != wanted:
             raise ValueError(f"{model_name} at {sample_rate} Hz takes channels={wanted}, not {channels}")
