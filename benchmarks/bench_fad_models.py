@@ -24,7 +24,8 @@ from audiofidelity.evaluate import Evaluator
 from audiofidelity.features import compute_inputs
 from audiofidelity.registry import fad_models
 
-MODELS = ("vggish", "cnn14-8k", "cnn14-16k", "cnn14-32k", "encodec-24k", "encodec-48k", "mert-v1-95m-12")
+MODELS = ("vggish", "cnn14-8k", "cnn14-16k", "cnn14-32k", "encodec-24k", "encodec-48k", "mert-v1-95m-12",
+          "clap-630k-audioset", "clap-music")
 
 
 def median_seconds(work, repeats: int) -> float:
