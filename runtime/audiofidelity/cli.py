@@ -20,7 +20,10 @@ from .registry import artifact_for, backbones, fad_models
 from .audio import CHANNEL_MODES, Conditioning
 from .cache import FeatureCache
 from .errors import AudioFidelityError, InputFolderError, OutputPathError
-from .evaluate import BACKBONE_METRICS, METRICS, Evaluator, list_folder, resolve_metrics
+from .evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list_folder, resolve_metrics
+from .metrics.covariance import COVARIANCES
+from .metrics.kad import BANDWIDTH_SOURCES
+from .metrics.options import INF_DRAWS, MetricOptions
 from .reporting import append_csv, format_table
 from .multidevice import DistributedEvaluator, distributed_rank
 from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
@@ -94,9 +97,33 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
 
 
+def _bandwidth(text: str) -> str | float:
+    if text in BANDWIDTH_SOURCES:
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--kad-bandwidth takes {' or '.join(BANDWIDTH_SOURCES)} or a positive "
+                                         f"number, not {text!r}")
+    return value
+
+
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", type=_metric_list, default=None,
-                   help=f"comma-separated subset of {','.join(METRICS)} (default: all the backbone supports)")
+                   help=f"comma-separated subset of {','.join(METRICS)} (default: audioldm_eval's that the backbone "
+                        f"supports; {', '.join(OPT_IN_METRICS)} only when named)")
+    p.add_argument("--inf", action="store_true",
+                   help="add each selected fad, fd and kad extrapolated to infinitely many samples (fad_inf, ...)")
+    p.add_argument("--inf-draw", choices=INF_DRAWS, default="frames",
+                   help="what the extrapolations draw with replacement: frames (rows, as fadtk) or whole clips")
+    p.add_argument("--covariance", choices=COVARIANCES, default="mle",
+                   help="FD/FAD covariance: mle (the originals' sample covariance, default), or the shrunk "
+                        "ledoit-wolf or oas for sets with few rows per dimension")
+    p.add_argument("--kad-bandwidth", type=_bandwidth, default="reference", metavar="reference|generated|VALUE",
+                   help="KAD's RBF bandwidth: the median pairwise distance of the reference rows (default, the "
+                        "paper's), of the generated rows (kadtk's code), or a number")
     p.add_argument("--limit", type=int, default=None, help="use only the first N files of each sorted folder")
     p.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
@@ -241,6 +268,9 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(f"--min-duration must be >= 0, got {args.min_duration}")
     if getattr(args, "bootstrap", 0) and args.bootstrap < 2:
         parser.error(f"--bootstrap needs at least 2 resamplings, got {args.bootstrap}")
+    if getattr(args, "inf", False):
+        chosen = resolve_metrics(args.backbone, args.metrics)
+        args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
 
 
 def _device(requested: str) -> str:
@@ -261,7 +291,10 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
                     mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
                     cache=not args.no_cache, workers=args.workers, precision=args.precision,
                     max_memory=args.max_memory, batch_across_clips=args.batch_across_clips,
-                    fad_model=args.fad_model)
+                    fad_model=args.fad_model,
+                    metric_options=MetricOptions(covariance=getattr(args, "covariance", "mle"),
+                                                 kad_bandwidth=getattr(args, "kad_bandwidth", "reference"),
+                                                 inf_draw=getattr(args, "inf_draw", "frames")))
     if distributed_rank() is not None:
         return DistributedEvaluator(**settings)
     return Evaluator(**settings)

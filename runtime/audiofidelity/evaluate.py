@@ -29,8 +29,10 @@ from .errors import BadFilesError, InputFolderError, ManifestError
 from .features import (ModelStage, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage,
                        progress_bar, timed)
 from .frontends import PAIRED_MEL
-from .metrics import frechet, inception, kernel, kl, signal
+from .metrics import frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
+from .metrics.extrapolation import extrapolate
+from .metrics.options import MetricOptions
 from .memory import default_budget
 from .registry import FadModel, artifact_for, export_command, fad_model as find_fad_model
 from .stats import ReferenceStats
@@ -50,7 +52,8 @@ class EvaluationData:
 
     ``roles`` maps a feature role (``embedding``, ``logits``, ``layers``, ``fad``) to the artifact output
     that plays it, as the manifests declare. With ``reference_stats`` the reference side is a statistics
-    file instead of features.
+    file instead of features. ``options``: how the metrics beyond audioldm_eval's are computed; the metrics
+    write what a reader needs to trust a value (bandwidth, clipping, fit) into ``details``, by result key.
     """
 
     generated: SideFeatures
@@ -59,6 +62,8 @@ class EvaluationData:
     roles: dict[str, str] = field(default_factory=dict)
     signal: PairValues | None = None
     reference_stats: ReferenceStats | None = None
+    options: MetricOptions = field(default_factory=MetricOptions)
+    details: dict[str, dict] = field(default_factory=dict)
 
     def output(self, role: str) -> str:
         """The artifact output that plays ``role``."""
@@ -80,11 +85,39 @@ class EvaluationData:
             else self.reference.matrix(output)
         return self.generated.matrix(output), reference
 
-    def frechet(self, role: str) -> float:
-        """FD of ``role`` between the sides (against the statistics file's Gaussian when there is one)."""
-        if self.reference_stats is not None:
-            return self.reference_stats.frechet_distance(role, self.generated.matrix(self.output(role)))
-        return frechet.frechet_distance_from_features(*self.both(role))
+    def frechet_of(self, role: str, generated: np.ndarray) -> tuple[float, dict]:
+        """FD of generated rows against the reference's ``role`` (its statistics file's Gaussian when there is
+        one and the covariance is the originals'), with its details (``frechet.frechet_distance_checked``)."""
+        if self.reference_stats is not None and self.options.covariance == "mle":
+            return self.reference_stats.frechet_distance(role, generated), {"covariance": "mle"}
+        reference = self.both(role)[1]
+        return frechet.frechet_distance_checked(generated, reference, covariance=self.options.covariance)
+
+    def frechet(self, role: str, key: str) -> float:
+        """FD of ``role`` between the sides; its details go under ``key``."""
+        value, self.details[key] = self.frechet_of(role, self.generated.matrix(self.output(role)))
+        return value
+
+    def kad(self, generated: np.ndarray, bandwidth: str | float | None = None) -> float:
+        """KAD of generated rows against the reference's ``fad`` rows (details under its key)."""
+        reference = self.both("fad")[1]
+        value, used = kad.kernel_audio_distance(generated, reference, seed=self.options.seed,
+                                                bandwidth=self.options.kad_bandwidth if bandwidth is None else bandwidth)
+        self.details.setdefault(kad.KEY_KAD, {"bandwidth": used.as_dict(), "rows": [len(generated), len(reference)]})
+        return value
+
+    def extrapolated(self, role: str, key: str, score: Callable[[np.ndarray], float]) -> float:
+        """``score`` of generated rows extrapolated to infinitely many (``extrapolation.py``), drawn by frames or
+        clips as ``options.inf_draw`` says; the fit goes into ``details[key]``."""
+        files = self.generated.per_file[self.output(role)]
+        by_clip = self.options.inf_draw == "clips"
+        rows = None if by_clip else self.generated.matrix(self.output(role))
+        units = len(files) if by_clip else len(rows)
+        fit = extrapolate(lambda idx: score(stack_files(files, idx) if by_clip else rows[idx]), units,
+                          unit=self.options.inf_draw, minimum=self.options.inf_min, steps=self.options.inf_steps,
+                          seed=self.options.seed)
+        self.details[key] = {k: v for k, v in fit.items() if k != "value"}
+        return fit["value"]
 
     def pair_rows(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Rows for KL: each paired name takes the row at its file position in each side's stacked matrix.
@@ -127,6 +160,20 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     return compute
 
 
+KEY_FAD_INF, KEY_KAD_INF, KEY_FD_INF = (f"{frechet.KEY_FRECHET_AUDIO_DISTANCE}_inf", f"{kad.KEY_KAD}_inf",
+                                       f"{frechet.KEY_FRECHET_DISTANCE}_inf")
+
+
+def _kad_inf(data: EvaluationData) -> float:
+    """KAD∞ with the bandwidth chosen once from the whole sets (every draw is scored with the same kernel)."""
+    generated, reference = data.both("fad")
+    used = kad.choose_bandwidth(generated, reference, data.options.kad_bandwidth, seed=data.options.seed)
+    value = data.extrapolated("fad", KEY_KAD_INF, lambda rows: kad.kernel_audio_distance(
+        rows, reference, bandwidth=used.sigma)[0])
+    data.details[KEY_KAD_INF]["bandwidth"] = used.as_dict()
+    return value
+
+
 def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpec:
     return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs=None,
                       description=description, better=better)
@@ -135,7 +182,8 @@ def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpe
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding")}, role="embedding",
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding", frechet.KEY_FRECHET_DISTANCE)},
+        role="embedding",
         description="Fréchet distance between the backbone's embeddings"),
     "fd_layers": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
@@ -144,9 +192,26 @@ METRICS: dict[str, MetricSpec] = {
         role="layers", description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
-        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad")},
+        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad", frechet.KEY_FRECHET_AUDIO_DISTANCE)},
         needs="fad", role="fad",
         description="Fréchet audio distance between all embedding rows of each folder (--fad-model; VGGish frames)"),
+    "kad": MetricSpec(
+        (kad.KEY_KAD,), lambda d: {kad.KEY_KAD: d.kad(d.generated.matrix(d.output("fad")))}, needs="fad", role="fad",
+        description="kernel audio distance (unbiased RBF MMD^2 x100) between the --fad-model rows of each folder"),
+    "prdc": MetricSpec(
+        prdc.KEYS, lambda d: prdc.prdc(*d.both("fad")), needs="fad", role="fad",
+        description="precision, recall, density, coverage (k=5) of the --fad-model rows", better="higher"),
+    "fad_inf": MetricSpec(
+        (KEY_FAD_INF,), lambda d: {KEY_FAD_INF: d.extrapolated(
+            "fad", KEY_FAD_INF, lambda rows: d.frechet_of("fad", rows)[0])}, needs="fad", role="fad",
+        description="FAD extrapolated to infinitely many generated samples (fadtk's FAD-inf)"),
+    "kad_inf": MetricSpec(
+        (KEY_KAD_INF,), lambda d: {KEY_KAD_INF: _kad_inf(d)}, needs="fad", role="fad",
+        description="KAD extrapolated to infinitely many generated samples"),
+    "fd_inf": MetricSpec(
+        (KEY_FD_INF,), lambda d: {KEY_FD_INF: d.extrapolated(
+            "embedding", KEY_FD_INF, lambda rows: d.frechet_of("embedding", rows)[0])}, role="embedding",
+        description="FD extrapolated to infinitely many generated samples"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
                      description="KL(reference || generated) of softmax class probabilities per pair"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
@@ -272,11 +337,16 @@ def _compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason
     return values, unavailable
 
 
+OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf")
+"""Metrics beyond audioldm_eval's, with either backbone, computed only when asked for (``--metrics``, ``--inf``)."""
+
+
 def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:
-    """The metrics to compute: all the backbone supports by default; unknown names are an error."""
-    supported = BACKBONE_METRICS[backbone]
+    """The metrics to compute: all audioldm_eval's the backbone supports by default, ``OPT_IN_METRICS`` when
+    named; unknown names are an error."""
     if metrics is None:
-        return list(supported)
+        return list(BACKBONE_METRICS[backbone])
+    supported = BACKBONE_METRICS[backbone] + OPT_IN_METRICS
     unknown = [m for m in metrics if m not in supported]
     if unknown:
         raise ValueError(f"metric(s) {', '.join(unknown)} not available with backbone {backbone!r}; "
@@ -330,7 +400,8 @@ class Evaluator:
                  lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
                  require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
                  workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-                 batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL) -> None:
+                 batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL,
+                 metric_options: MetricOptions | None = None) -> None:
         if workers < 0:
             raise ValueError(f"workers must be >= 0, got {workers}")
         check_device(device)
@@ -346,6 +417,7 @@ class Evaluator:
             raise ValueError(f"mert_chunk needs the mert backbone and a positive length, got {backbone!r}, "
                              f"{mert_chunk}")
         self.strict, self.lsd_offset, self.fad_pca, self.mert_chunk = strict, lsd_offset, fad_pca, mert_chunk
+        self.metric_options = metric_options or MetricOptions()
         self.progress = progress
         self.cache = FeatureCache() if cache is True else cache or None
         self.fad = find_fad_model(fad_model) if isinstance(fad_model, str) else fad_model
@@ -523,7 +595,7 @@ class Evaluator:
         problems = _report_problems(sides if stats is None else {"generated": gen},
                                     pair_values.excluded if pair_values else [], self.strict)
         kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
-        data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats)
+        data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         nothing_usable = _nothing_usable(sides if stats is None else {"generated": gen}, bool(self.stages),
                                          paired, usable_pairs)
@@ -542,6 +614,8 @@ class Evaluator:
             "problems": problems,
             "provenance": self._provenance(limit, signal_keys),
         }
+        if data.details:
+            report["details"] = {key: data.details[key] for key in values if key in data.details}
         if nothing_usable:
             report["error"] = nothing_usable
         if bootstrap:
@@ -568,6 +642,7 @@ class Evaluator:
             "mert_chunk_seconds": self.mert_chunk,
             "fad_model": {"name": self.fad.name, "artifact": self.fad.artifact, "layer": self.fad.layer,
                           "toolkit": self.fad.toolkit},
+            "metric_options": self.metric_options.as_dict(),
             "feature_cache": str(self.cache.root) if self.cache else None,
             "artifacts": [],
         }
@@ -604,7 +679,8 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
              fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
              progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
              workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-             batch_across_clips: bool = False, fad_model: str = DEFAULT_FAD_MODEL) -> EvaluationResult:
+             batch_across_clips: bool = False, fad_model: str = DEFAULT_FAD_MODEL,
+             metric_options: MetricOptions | None = None) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -660,13 +736,16 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     batch_across_clips : bool
         Batch items of several clips in one forward pass (faster on the CPU; a clip's features then move in
         their last bits with the clips that share its pass, so cached and fresh runs can differ there).
+    metric_options : MetricOptions, optional
+        FD/FAD covariance estimator, KAD bandwidth, and how the ``*_inf`` extrapolations draw (``MetricOptions``).
 
     Returns
     -------
     EvaluationResult
         ``.report``: ``metrics`` (audioldm_eval's keys; ``None`` where not computable, reason in
-        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``per_file``, ``bootstrap``;
-        ``error`` when a side has no usable file at all, so no metric could be computed).
+        ``unavailable``), ``mode``, ``files``, ``problems``, ``provenance`` (and ``details``: per result key, what
+        a value rests on (FD rows, clipping, warnings; KAD bandwidth; extrapolation fits); ``per_file``,
+        ``bootstrap``; ``error`` when a side has no usable file at all, so no metric could be computed).
 
     Raises
     ------
@@ -679,8 +758,9 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
                    batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
                    fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
                    cache=cache, workers=workers, precision=precision, max_memory=max_memory,
-                   batch_across_clips=batch_across_clips, fad_model=fad_model) as evaluator:
+                   batch_across_clips=batch_across_clips, fad_model=fad_model,
+                   metric_options=metric_options) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 
-__all__ = ["evaluate", "Evaluator", "EvaluationResult", "METRICS", "BACKBONE_METRICS"]
+__all__ = ["evaluate", "Evaluator", "EvaluationResult", "METRICS", "BACKBONE_METRICS", "OPT_IN_METRICS"]

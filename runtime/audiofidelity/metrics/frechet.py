@@ -35,17 +35,29 @@ def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return stats.mean, stats.cov
 
 
-def _psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+def _clipped_share(values: np.ndarray) -> float:
+    """The mass of the negative eigenvalues (rounding of a PSD matrix) relative to the matrix's trace."""
+    negative = -values[values < 0].sum()
+    return float(negative / max(float(np.abs(values).sum()), 1e-300))
+
+
+def _psd_sqrt(matrix: np.ndarray) -> tuple[np.ndarray, float]:
     values, vectors = np.linalg.eigh((matrix + matrix.T) / 2)
-    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T
+    return (vectors * np.sqrt(np.clip(values, 0.0, None))) @ vectors.T, _clipped_share(values)
+
+
+def trace_sqrt_product_checked(sigma1: np.ndarray, sigma2: np.ndarray) -> tuple[float, float]:
+    """tr((sigma1 sigma2)^(1/2)) for symmetric positive semi-definite matrices, and the largest share of negative
+    eigenvalue mass (relative to the trace) clipped to 0 on the way (sigma1's root, or sigma1^½ sigma2 sigma1^½)."""
+    root1, clipped_root = _psd_sqrt(sigma1)
+    inner = root1 @ sigma2 @ root1
+    values = np.linalg.eigvalsh((inner + inner.T) / 2)
+    return float(np.sqrt(np.clip(values, 0.0, None)).sum()), max(clipped_root, _clipped_share(values))
 
 
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """tr((sigma1 sigma2)^(1/2)) for symmetric positive semi-definite matrices."""
-    root1 = _psd_sqrt(sigma1)
-    inner = root1 @ sigma2 @ root1
-    values = np.linalg.eigvalsh((inner + inner.T) / 2)
-    return float(np.sqrt(np.clip(values, 0.0, None)).sum())
+    return trace_sqrt_product_checked(sigma1, sigma2)[0]
 
 
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
@@ -86,6 +98,54 @@ def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray)
     trace_sqrt = np.linalg.svd(a @ b.T, compute_uv=False).sum() / np.sqrt((n - 1) * (m - 1))
     diff = mu1 - mu2
     return float(diff @ diff + (a * a).sum() / (n - 1) + (b * b).sum() / (m - 1) - 2.0 * trace_sqrt)
+
+
+CLIP_REPORT = 1e-6
+"""Negative eigenvalue mass (relative to the trace) above which the clipping to 0 is reported."""
+
+
+def frechet_distance_checked(features1: np.ndarray, features2: np.ndarray, *, covariance: str = "mle",
+                             names: tuple[str, str] = ("generated", "reference")) -> tuple[float, dict]:
+    """FD between two (n, d) and (m, d) feature matrices with what a reader needs to trust it.
+
+    ``covariance``: ``mle`` (the originals' sample covariance; exact nuclear-norm trace when a set has no more
+    rows than dimensions), ``ledoit-wolf`` or ``oas`` (``covariance.py``). Never negative or complex: negative
+    eigenvalues from rounding are clipped at 0 and reported (``clipped_eigenvalues``) above ``CLIP_REPORT`` of
+    the trace, and a total below 0 (identical sets, rounding) is reported and returned as 0. ``warnings`` names
+    (``names``) a set with no more rows than dimensions (its covariance is singular).
+    """
+    from .covariance import estimate
+
+    x, y = _feature_matrix(features1), _feature_matrix(features2)
+    n, m, d = len(x), len(y), x.shape[1]
+    if y.shape[1] != d:
+        raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
+    details: dict = {"covariance": covariance, "rows": [n, m], "dimensions": d}
+    warnings = []
+    if min(n, m) <= d:
+        warnings.append(f"the {names[0] if n <= m else names[1]} set has {min(n, m)} rows for {d} dimensions: its "
+                        f"covariance is singular and FD is biased upwards; compare only sets of equal size"
+                        + ("; --covariance ledoit-wolf or oas estimates it better" if covariance == "mle" else ""))
+    if covariance == "mle" and min(n, m) <= d:
+        value, clipped = frechet_distance_from_features(x, y), 0.0  # exact: no eigenvalue to clip
+    else:
+        (mu1, sigma1, delta1), (mu2, sigma2, delta2) = estimate(x, covariance), estimate(y, covariance)
+        trace_sqrt, clipped = trace_sqrt_product_checked(sigma1, sigma2)
+        diff = mu1 - mu2
+        value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+        if delta1 is not None:
+            details["shrinkage"] = [delta1, delta2]
+    if clipped > CLIP_REPORT:
+        details["clipped_eigenvalues"] = clipped
+        warnings.append(f"negative eigenvalues worth {clipped:.2g} of the trace were clipped to 0 (rounding of a "
+                        f"near-singular covariance)")
+    if value < 0:
+        details["negative_total_clamped"] = value
+        warnings.append(f"the total came out {value:.3g} (rounding: the sets' Gaussians coincide); reported as 0")
+        value = 0.0
+    if warnings:
+        details["warnings"] = warnings
+    return value, details
 
 
 def frechet_distance_to_statistics(features: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
