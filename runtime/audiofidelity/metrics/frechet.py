@@ -129,7 +129,10 @@ def frechet_distance_checked(features1: np.ndarray, features2: np.ndarray, *, co
     if covariance == "mle" and min(n, m) <= d:
         value, clipped = frechet_distance_from_features(x, y), 0.0  # exact: no eigenvalue to clip
     else:
-        (mu1, sigma1, delta1), (mu2, sigma2, delta2) = estimate(x, covariance), estimate(y, covariance)
+        if covariance == "mle":  # GaussianStats, as every FD here (statistics files included) computes it
+            (mu1, sigma1), (mu2, sigma2), delta1, delta2 = gaussian_statistics(x), gaussian_statistics(y), None, None
+        else:
+            (mu1, sigma1, delta1), (mu2, sigma2, delta2) = estimate(x, covariance), estimate(y, covariance)
         trace_sqrt, clipped = trace_sqrt_product_checked(sigma1, sigma2)
         diff = mu1 - mu2
         value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
