@@ -243,3 +243,44 @@ def test_fad_inf_is_fadtks_procedure_by_frames_or_by_clips(draw, models_dir, rec
     assert report["metrics"]["frechet_audio_distance_inf"] == pytest.approx(intercept, rel=1e-5)
     assert details["slope"] == pytest.approx(slope, rel=1e-5) and details["unit"] == draw and details["seed"] == 11
     assert [p[0] for p in details["points"]] == sizes
+
+
+def test_per_file_diagnostics_score_each_file_and_flag_what_is_wrong_with_its_audio(models_dir, recordings_dir,
+                                                                                     tmp_path):
+    import csv
+    import shutil
+
+    import soundfile as sf
+
+    gen = tmp_path / "gen"
+    shutil.copytree(recordings_dir / "generated", gen)
+    t = np.arange(32000) / 16000
+    tone = np.sin(2 * np.pi * 300 * t)
+    sf.write(gen / "z_clipped.wav", np.clip(1.5 * tone, -1, 1).astype(np.float32), 16000, subtype="PCM_16")
+    sf.write(gen / "z_dc.wav", (0.2 + 0.1 * tone).astype(np.float32), 16000, subtype="PCM_16")
+    sf.write(gen / "z_low.wav", (0.3 * tone[::2]).astype(np.float32), 8000, subtype="PCM_16")
+    sf.write(gen / "z_quiet.wav", (0.0005 * tone).astype(np.float32), 16000, subtype="PCM_16")
+    out = tmp_path / "out"
+    out.mkdir()
+    report, features = eval_cli(gen, recordings_dir / "reference", out, "--models-dir", str(models_dir),
+                                "--metrics", "fad", "--per-file-csv", str(out / "files.csv"), "--no-cache")
+    per_file = report["per_file"]
+    reference = {k: np.atleast_2d(v).astype(np.float64) for k, v in features.items() if k.startswith("ref/vggish/")}
+    ref_rows = np.concatenate([reference[k] for k in sorted(reference)])
+    ref_means = np.stack([reference[k].mean(axis=0) for k in sorted(reference)])
+    for name, entry in per_file.items():
+        rows = np.atleast_2d(features[f"gen/vggish/{name}"]).astype(np.float64)
+        assert entry["fad"] == pytest.approx(exact_fd(rows, ref_rows), rel=1e-6), name
+        assert entry["nearest_reference_distance"] == pytest.approx(cdist(rows.mean(0)[None], ref_means).min(),
+                                                                    rel=1e-9)
+    flags = {name: " ".join(entry["flags"]) for name, entry in per_file.items()}
+    assert flags["z_clipped.wav"].startswith("clipping:") and per_file["z_clipped.wav"]["clipped_samples"] > 1000
+    assert flags["z_dc.wav"].startswith("dc_offset:") and "low_rate: recorded at 8000 Hz" in flags["z_low.wav"]
+    assert flags["z_quiet.wav"].startswith("silent: RMS -69")
+    # the recordings' click trains are one-sided pulses (a real mean): at most a DC flag there, nothing else
+    assert not any(flags[name] and not flags[name].startswith("dc_offset") for name in per_file
+                   if not name.startswith("z_"))
+    with open(out / "files.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {r["file"] for r in rows} == set(per_file)  # every file, worst first
+    assert float(rows[0]["fad"]) == max(e["fad"] for e in per_file.values())

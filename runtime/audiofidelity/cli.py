@@ -24,7 +24,7 @@ from .evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list
 from .metrics.covariance import COVARIANCES
 from .metrics.kad import BANDWIDTH_SOURCES
 from .metrics.options import INF_DRAWS, MetricOptions
-from .reporting import append_csv, format_table
+from .reporting import append_csv, format_table, write_per_file_csv
 from .multidevice import DistributedEvaluator, distributed_rank
 from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
@@ -148,7 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="what goes to stdout: the JSON report (default) or a readable table")
     ev.add_argument("--csv", type=Path, default=None, help="append one row for this run to this CSV file")
     ev.add_argument("--save-features", type=Path, default=None, help="write per-file features to this .npz")
-    ev.add_argument("--per-file", action="store_true", help="add each pair's psnr, ssim and lsd to the report")
+    ev.add_argument("--per-file", action="store_true",
+                    help="add per generated file: its FAD against the reference (fadtk's --indiv), the distance to "
+                         "the nearest reference file, flags (silent, clipping, DC offset, low native rate), and each "
+                         "pair's psnr, ssim and lsd; --format table lists the worst ten")
+    ev.add_argument("--per-file-csv", type=Path, default=None, metavar="PATH",
+                    help="write every file's per-file values to this CSV (implies --per-file)")
     ev.add_argument("--bootstrap", type=int, default=0, metavar="N",
                     help="add 95%% intervals for fd, fad and kid from N resamplings of the files (seeded)")
     _add_model_options(ev)
@@ -329,11 +334,12 @@ def run_eval(args: argparse.Namespace) -> int:
     if not args.reference.is_file():
         list_folder(args.reference)
     if _is_writer():
-        for path, option in ((args.json_out, "--json"), (args.csv, "--csv"), (args.save_features, "--save-features")):
+        for path, option in ((args.json_out, "--json"), (args.csv, "--csv"), (args.save_features, "--save-features"),
+                             (args.per_file_csv, "--per-file-csv")):
             check_writable(path, option)
     with _evaluator(args, args.metrics) as evaluator:
-        result = evaluator.evaluate(args.generated, args.reference, limit=args.limit, per_file=args.per_file,
-                                    bootstrap=args.bootstrap)
+        result = evaluator.evaluate(args.generated, args.reference, limit=args.limit,
+                                    per_file=args.per_file or args.per_file_csv is not None, bootstrap=args.bootstrap)
     if not _is_writer():
         return EXIT_OK
     text = json.dumps(result.report, indent=2)
@@ -343,6 +349,8 @@ def run_eval(args: argparse.Namespace) -> int:
         result.save_features(args.save_features)
     if args.csv is not None:
         append_csv(args.csv, result.report)
+    if args.per_file_csv is not None:
+        write_per_file_csv(args.per_file_csv, result.report["per_file"])
     files = result.report["files"]
     logging.getLogger("audiofidelity").info(
         "%s mode; used %d generated and %d reference files (%d pairs)", result.report["mode"],

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import __version__
+from . import diagnostics
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
@@ -621,8 +622,33 @@ class Evaluator:
         if bootstrap:
             report["bootstrap"] = bootstrap_intervals(data, values, selected, bootstrap)
         if per_file:
-            report["per_file"] = pair_values.per_file if pair_values else {}
+            report["per_file"] = self._per_file(data, pair_values, bool(signal_keys))
         return EvaluationResult(report, sides)
+
+    def _per_file(self, data: EvaluationData, pair_values: PairValues | None, signal_rate: bool) -> dict[str, dict]:
+        """Each usable generated file's pair metrics (paired mode), its FAD against the reference Gaussian and
+        distance to the nearest reference file (from the ``fad`` rows, else the backbone embedding), and its audio
+        facts and flags (``diagnostics.py``)."""
+        out = {name: dict(values) for name, values in (pair_values.per_file if pair_values else {}).items()}
+        role = next((r for r in ("fad", "embedding") if r in self.roles), None)
+        generated = data.generated
+        if role is not None and generated.files:
+            if data.reference_stats is not None:
+                stats = data.reference_stats.role(role)
+                gaussian, reference_files = (stats.mean, stats.cov), stats.per_file
+            else:
+                rows = data.reference.matrix(data.output(role))
+                gaussian = frechet.gaussian_statistics(rows) if len(rows) >= 2 else None
+                reference_files = data.reference.per_file.get(data.output(role))
+            means = np.stack([np.atleast_2d(a).mean(axis=0, dtype=np.float64) for a in reference_files]) \
+                if reference_files else None
+            for name, rows in zip(generated.files, generated.per_file[data.output(role)]):
+                out.setdefault(name, {}).update(diagnostics.file_scores(rows, gaussian, means))
+        rates = sorted({stage.input.conditioning_rate for stage in self.stages} | ({self.sample_rate} if signal_rate
+                                                                                     else set()))
+        for name in generated.files or [n for n in out]:
+            out.setdefault(name, {}).update(diagnostics.audio_facts(generated.folder / name, rates))
+        return out
 
     def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import scipy

@@ -11,6 +11,7 @@ import datetime
 import json
 from pathlib import Path
 
+from .diagnostics import WORST, worst_files
 from .errors import AudioFidelityError
 from .evaluate import BOOTSTRAP_METRICS, METRICS
 
@@ -56,7 +57,27 @@ def format_table(report: dict) -> str:
                      for side, info in files.items() if side != "pairs")
     lines.append(f"\n{report['mode']} mode ({files['pairs']} pairs); {used}; {len(report['problems'])} problem(s)")
     lines.extend(f"  {p.get('side', 'pair')}/{p['file']}: {p['reason']} ({p['action']})" for p in report["problems"])
+    if report.get("per_file"):
+        lines.append(f"\nworst {min(WORST, len(report['per_file']))} generated files (per-file FAD, then distance to "
+                     f"the nearest reference file):")
+        worst = [("file", "fad", "nearest", "flags")]
+        worst += [(name, _number(entry.get("fad")), _number(entry.get("nearest_reference_distance")),
+                   "; ".join(entry.get("flags", [])) or "-")
+                  for name, entry in ((n, report["per_file"][n]) for n in worst_files(report["per_file"]))]
+        lines.extend("  " + line for line in align(worst))
     return "\n".join(lines)
+
+
+def write_per_file_csv(path: str | Path, per_file: dict[str, dict]) -> None:
+    """Every generated file's per-file values, one row each (flags joined by ``; ``), worst first."""
+    columns = ["file"] + list(dict.fromkeys(key for entry in per_file.values() for key in entry))
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns, restval="")
+        writer.writeheader()
+        for name in worst_files(per_file, len(per_file)):
+            entry = per_file[name]
+            writer.writerow({"file": name, **{k: "; ".join(v) if isinstance(v, list) else "" if v is None else v
+                                              for k, v in entry.items()}})
 
 
 def append_csv(path: str | Path, report: dict) -> None:
