@@ -24,7 +24,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from .. import __version__, models_cli, registry
-from ..evaluate import BACKBONE_METRICS, METRICS, SIDES, is_paired, resolve_metrics
+from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from .jobstore import STATUSES, Job, JobBusyError, JobStore
 from .limits import RequestLimits
 from .uploads import UploadError, UploadLimits, discard, store_side
@@ -33,7 +33,8 @@ from .worker import JobRunner, RunSettings
 log = logging.getLogger("audiofidelity.server")
 
 API_METRIC_NAMES = {"fad": "FAD", "isc": "ISc", "fd": "FD", "kid": "KID", "kl": "KL", "kl_sigmoid": "KL_Sigmoid",
-                    "psnr": "PSNR", "ssim": "SSIM", "lsd": "LSD", "fd_layers": "FD_layers"}
+                    "psnr": "PSNR", "ssim": "SSIM", "lsd": "LSD", "fd_layers": "FD_layers", "kad": "KAD", "prdc": "PRDC",
+                    "fad_inf": "FAD_inf", "kad_inf": "KAD_inf", "fd_inf": "FD_inf"}
 """audioldm_eval's service names for our metrics; requests may use either spelling, in any case."""
 RECOMMENDED = ("fad", "isc")
 BACKBONE_DESCRIPTIONS = {"cnn14": "PANNs CNN14 (16 or 32 kHz): general audio",
@@ -227,7 +228,8 @@ def create_app(config: ServerConfig) -> FastAPI:
                 "paired_only": [API_METRIC_NAMES[m] for m, spec in METRICS.items() if spec.paired_only],
                 "descriptions": {API_METRIC_NAMES[m]: spec.help for m, spec in METRICS.items()},
                 "result_keys": {API_METRIC_NAMES[m]: list(spec.keys) for m, spec in METRICS.items()},
-                "by_backbone": {b: [API_METRIC_NAMES[m] for m in ms] for b, ms in BACKBONE_METRICS.items()}}
+                "by_backbone": {b: [API_METRIC_NAMES[m] for m in ms] for b, ms in BACKBONE_METRICS.items()},
+                "opt_in": [API_METRIC_NAMES[m] for m in OPT_IN_METRICS]}
 
     @app.get("/backbones", summary="Available backbones")
     def backbones() -> dict:
