@@ -190,23 +190,6 @@ def test_shrunk_covariances_equal_scikit_learns(method, estimator):
 
 # ---- through eval ------------------------------------------------------------------------------------------
 
-def test_eval_reports_kad_prdc_and_the_reasons_for_what_it_cannot_compute(models_dir, recordings_dir, tmp_path):
-    gen, ref = recordings_dir / "generated", recordings_dir / "reference"
-    report, features = eval_cli(gen, ref, tmp_path, "--models-dir", str(models_dir), "--metrics",
-                                "fad,kad,prdc", "--inf", "--no-cache")
-    rows = {side: np.concatenate([np.atleast_2d(v) for k, v in sorted(features.items())
-                                  if k.startswith(f"{side}/vggish/")]) for side in ("gen", "ref")}
-    metrics = report["metrics"]
-    sigma = lower_median_distance(rows["ref"])
-    assert metrics["kernel_audio_distance"] == pytest.approx(kadtk_formula(rows["ref"], rows["gen"], sigma), rel=1e-6)
-    assert report["details"]["kernel_audio_distance"]["bandwidth"]["sigma"] == pytest.approx(sigma, rel=1e-6)
-    want = prdc_by_definition(rows["gen"], rows["ref"], 5)
-    assert {k: metrics[k] for k in prdc.KEYS} == pytest.approx(want)
-    assert metrics["frechet_audio_distance_inf"] is None and metrics["kernel_audio_distance_inf"] is None
-    assert "more than 500 generated frames" in report["unavailable"]["frechet_audio_distance_inf"]
-    assert report["provenance"]["metric_options"]["kad_bandwidth"] == "reference"
-
-
 def exact_fd(a, b):
     """FD for any set sizes: tr sqrt(S1 S2) as the nuclear norm of the centred rows' cross product."""
     ca, cb = a - a.mean(0), b - b.mean(0)
@@ -215,7 +198,7 @@ def exact_fd(a, b):
     return np.sum((a.mean(0) - b.mean(0)) ** 2) + np.sum(ca ** 2) / (n - 1) + np.sum(cb ** 2) / (m - 1) - 2 * trace
 
 
-@pytest.mark.parametrize("draw", ["frames", "clips"])
+@pytest.mark.parametrize("draw", [pytest.param("frames", marks=pytest.mark.parity), "clips"])
 def test_fad_inf_is_fadtks_procedure_by_frames_or_by_clips(draw, models_dir, recordings_dir):
     from audiofidelity.evaluate import evaluate
     from audiofidelity.metrics.options import MetricOptions
@@ -245,8 +228,8 @@ def test_fad_inf_is_fadtks_procedure_by_frames_or_by_clips(draw, models_dir, rec
     assert [p[0] for p in details["points"]] == sizes
 
 
-def test_per_file_diagnostics_score_each_file_and_flag_what_is_wrong_with_its_audio(models_dir, recordings_dir,
-                                                                                     tmp_path):
+def test_eval_reports_kad_prdc_per_file_diagnostics_and_why_fad_inf_is_unavailable(models_dir, recordings_dir,
+                                                                                      tmp_path):
     import csv
     import shutil
 
@@ -263,11 +246,21 @@ def test_per_file_diagnostics_score_each_file_and_flag_what_is_wrong_with_its_au
     out = tmp_path / "out"
     out.mkdir()
     report, features = eval_cli(gen, recordings_dir / "reference", out, "--models-dir", str(models_dir),
-                                "--metrics", "fad", "--per-file-csv", str(out / "files.csv"), "--no-cache")
-    per_file = report["per_file"]
+                                "--metrics", "fad,kad,prdc", "--inf", "--per-file-csv", str(out / "files.csv"),
+                                "--no-cache")
     reference = {k: np.atleast_2d(v).astype(np.float64) for k, v in features.items() if k.startswith("ref/vggish/")}
     ref_rows = np.concatenate([reference[k] for k in sorted(reference)])
     ref_means = np.stack([reference[k].mean(axis=0) for k in sorted(reference)])
+    gen_rows = np.concatenate([np.atleast_2d(v) for k, v in sorted(features.items()) if k.startswith("gen/vggish/")])
+    metrics = report["metrics"]
+    sigma = lower_median_distance(ref_rows)
+    assert metrics["kernel_audio_distance"] == pytest.approx(kadtk_formula(ref_rows, gen_rows, sigma), rel=1e-6)
+    assert report["details"]["kernel_audio_distance"]["bandwidth"]["sigma"] == pytest.approx(sigma, rel=1e-6)
+    assert {k: metrics[k] for k in prdc.KEYS} == pytest.approx(prdc_by_definition(gen_rows, ref_rows, 5))
+    assert metrics["frechet_audio_distance_inf"] is None and metrics["kernel_audio_distance_inf"] is None
+    assert "more than 500 generated frames" in report["unavailable"]["frechet_audio_distance_inf"]
+    assert report["provenance"]["metric_options"]["kad_bandwidth"] == "reference"
+    per_file = report["per_file"]
     for name, entry in per_file.items():
         rows = np.atleast_2d(features[f"gen/vggish/{name}"]).astype(np.float64)
         assert entry["fad"] == pytest.approx(exact_fd(rows, ref_rows), rel=1e-6), name
