@@ -1,0 +1,289 @@
+"""The metrics: what each one reads from the features and computes, which are selected, and their bootstrap.
+
+``METRICS`` maps every ``--metrics`` name to a ``MetricSpec`` (result keys, the model and feature role it reads,
+its computation on ``EvaluationData``); ``BACKBONE_METRICS`` lists audioldm_eval's per backbone (the default
+selection) and ``OPT_IN_METRICS`` those computed only when named. The math itself lives in ``metrics/``, one
+module per family; ``evaluate.py`` gathers the features and calls ``compute_metrics``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .features import SideFeatures
+from .metrics import frechet, inception, kad, kernel, kl, prdc, signal
+from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
+from .metrics.extrapolation import extrapolate
+from .metrics.options import MetricOptions
+from .paired import PairValues
+from .stats import ReferenceStats
+
+
+@dataclass
+class EvaluationData:
+    """What the metrics read: both sides' features, the KL pairs, and the per-pair signal values.
+
+    ``roles`` maps a feature role (``embedding``, ``logits``, ``layers``, ``fad``) to the artifact output
+    that plays it, as the manifests declare. With ``reference_stats`` the reference side is a statistics
+    file instead of features. ``options``: how the metrics beyond audioldm_eval's are computed; the metrics
+    write what a reader needs to trust a value (bandwidth, clipping, fit) into ``details``, by result key.
+    """
+
+    generated: SideFeatures
+    reference: SideFeatures
+    pairs: list[str]
+    roles: dict[str, str] = field(default_factory=dict)
+    signal: PairValues | None = None
+    reference_stats: ReferenceStats | None = None
+    options: MetricOptions = field(default_factory=MetricOptions)
+    details: dict[str, dict] = field(default_factory=dict)
+
+    def output(self, role: str) -> str:
+        """The artifact output that plays ``role``."""
+        if role not in self.roles:
+            raise ValueError(f"no loaded model provides {role!r} features")
+        return self.roles[role]
+
+    def reference_files(self, role: str, *, required: bool = True) -> list[np.ndarray] | None:
+        """The reference's per-file arrays of ``role``. From a statistics file without them: ValueError
+        (``required``) or None."""
+        if self.reference_stats is None:
+            return self.reference.per_file[self.output(role)]
+        return self.reference_stats.per_file(role) if required else self.reference_stats.role(role).per_file
+
+    def both(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Stacked rows of ``role`` for (generated, reference), in the original's row order."""
+        output = self.output(role)
+        reference = self.reference_stats.features(role) if self.reference_stats is not None \
+            else self.reference.matrix(output)
+        return self.generated.matrix(output), reference
+
+    def frechet_of(self, role: str, generated: np.ndarray) -> tuple[float, dict]:
+        """FD of generated rows against the reference's ``role`` (its statistics file's Gaussian when there is
+        one and the covariance is the originals'), with its details (``frechet.frechet_distance_checked``)."""
+        if self.reference_stats is not None and self.options.covariance == "mle":
+            return self.reference_stats.frechet_distance(role, generated), {"covariance": "mle"}
+        reference = self.both(role)[1]
+        return frechet.frechet_distance_checked(generated, reference, covariance=self.options.covariance)
+
+    def frechet(self, role: str, key: str) -> float:
+        """FD of ``role`` between the sides; its details go under ``key``."""
+        value, self.details[key] = self.frechet_of(role, self.generated.matrix(self.output(role)))
+        return value
+
+    def kad(self, generated: np.ndarray, bandwidth: str | float | None = None) -> float:
+        """KAD of generated rows against the reference's ``fad`` rows (details under its key)."""
+        reference = self.both("fad")[1]
+        value, used = kad.kernel_audio_distance(generated, reference, seed=self.options.seed,
+                                                bandwidth=self.options.kad_bandwidth if bandwidth is None else bandwidth)
+        self.details.setdefault(kad.KEY_KAD, {"bandwidth": used.as_dict(), "rows": [len(generated), len(reference)]})
+        return value
+
+    def extrapolated(self, role: str, key: str, score: Callable[[np.ndarray], float]) -> float:
+        """``score`` of generated rows extrapolated to infinitely many (``extrapolation.py``), drawn by frames or
+        clips as ``options.inf_draw`` says; the fit goes into ``details[key]``."""
+        files = self.generated.per_file[self.output(role)]
+        by_clip = self.options.inf_draw == "clips"
+        rows = None if by_clip else self.generated.matrix(self.output(role))
+        units = len(files) if by_clip else len(rows)
+        fit = extrapolate(lambda idx: score(stack_files(files, idx) if by_clip else rows[idx]), units,
+                          unit=self.options.inf_draw, minimum=self.options.inf_min, steps=self.options.inf_steps,
+                          seed=self.options.seed)
+        self.details[key] = {k: v for k, v in fit.items() if k != "value"}
+        return fit["value"]
+
+    def pair_rows(self, role: str) -> tuple[np.ndarray, np.ndarray]:
+        """Rows for KL: each paired name takes the row at its file position in each side's stacked matrix.
+
+        For one row per file that is the file's own row; for MERT (13 rows per file) it is audioldm_eval's
+        pairing of names with the first rows (its row-pairing quirk, kept for compatibility).
+        """
+        rows = []
+        for side, matrix in zip((self.generated, self.reference), self.both(role)):
+            position = {n: i for i, n in enumerate(side.files)}
+            rows.append(matrix[[position[n] for n in self.pairs]])
+        return rows[0], rows[1]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A selectable metric: the result keys it fills and how it is computed from ``EvaluationData``."""
+
+    keys: tuple[str, ...]
+    compute: Callable[[EvaluationData], dict[str, float]]
+    paired_only: bool = False
+    needs: str | None = "classifier"
+    """The model the metric reads (``classifier``: the backbone, ``fad``: the FAD model), or None."""
+    role: str | None = None
+    """The feature role it reads (``embedding``, ``logits``, ``layers``, ``fad``), which a manifest must declare."""
+    description: str = ""
+    better: str = "lower"
+    """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads."""
+
+    @property
+    def help(self) -> str:
+        return f"{self.description} ({self.better} is better)"
+
+
+def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
+    def compute(data: EvaluationData) -> dict[str, float]:
+        if not data.pairs:
+            raise ValueError("no file name appears in both folders among the usable files")
+        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode)}
+    return compute
+
+
+KEY_FAD_INF, KEY_KAD_INF, KEY_FD_INF = (f"{frechet.KEY_FRECHET_AUDIO_DISTANCE}_inf", f"{kad.KEY_KAD}_inf",
+                                       f"{frechet.KEY_FRECHET_DISTANCE}_inf")
+
+
+def _kad_inf(data: EvaluationData) -> float:
+    """KAD∞ with the bandwidth chosen once from the whole sets (every draw is scored with the same kernel)."""
+    generated, reference = data.both("fad")
+    used = kad.choose_bandwidth(generated, reference, data.options.kad_bandwidth, seed=data.options.seed)
+    value = data.extrapolated("fad", KEY_KAD_INF, lambda rows: kad.kernel_audio_distance(
+        rows, reference, bandwidth=used.sigma)[0])
+    data.details[KEY_KAD_INF]["bandwidth"] = used.as_dict()
+    return value
+
+
+def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpec:
+    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs=None,
+                      description=description, better=better)
+
+
+METRICS: dict[str, MetricSpec] = {
+    "fd": MetricSpec(
+        (frechet.KEY_FRECHET_DISTANCE,),
+        lambda d: {frechet.KEY_FRECHET_DISTANCE: d.frechet("embedding", frechet.KEY_FRECHET_DISTANCE)},
+        role="embedding",
+        description="Fréchet distance between the backbone's embeddings"),
+    "fd_layers": MetricSpec(
+        (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
+        lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
+            np.stack(d.generated.per_file[d.output("layers")]), np.stack(d.reference_files("layers")))},
+        role="layers", description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
+    "fad": MetricSpec(
+        (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
+        lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad", frechet.KEY_FRECHET_AUDIO_DISTANCE)},
+        needs="fad", role="fad",
+        description="Fréchet audio distance between all embedding rows of each folder (--fad-model; VGGish frames)"),
+    "kad": MetricSpec(
+        (kad.KEY_KAD,), lambda d: {kad.KEY_KAD: d.kad(d.generated.matrix(d.output("fad")))}, needs="fad", role="fad",
+        description="kernel audio distance (unbiased RBF MMD^2 x100) between the --fad-model rows of each folder"),
+    "prdc": MetricSpec(
+        prdc.KEYS, lambda d: prdc.prdc(*d.both("fad")), needs="fad", role="fad",
+        description="precision, recall, density, coverage (k=5) of the --fad-model rows", better="higher"),
+    "fad_inf": MetricSpec(
+        (KEY_FAD_INF,), lambda d: {KEY_FAD_INF: d.extrapolated(
+            "fad", KEY_FAD_INF, lambda rows: d.frechet_of("fad", rows)[0])}, needs="fad", role="fad",
+        description="FAD extrapolated to infinitely many generated samples (fadtk's FAD-inf)"),
+    "kad_inf": MetricSpec(
+        (KEY_KAD_INF,), lambda d: {KEY_KAD_INF: _kad_inf(d)}, needs="fad", role="fad",
+        description="KAD extrapolated to infinitely many generated samples"),
+    "fd_inf": MetricSpec(
+        (KEY_FD_INF,), lambda d: {KEY_FD_INF: d.extrapolated(
+            "embedding", KEY_FD_INF, lambda rows: d.frechet_of("embedding", rows)[0])}, role="embedding",
+        description="FD extrapolated to infinitely many generated samples"),
+    "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
+                     description="KL(reference || generated) of softmax class probabilities per pair"),
+    "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
+                             role="logits", description="the same with per-class sigmoid probabilities"),
+    "isc": MetricSpec(
+        (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
+        lambda d: inception.inception_score(d.generated.matrix(d.output("logits"))), role="logits",
+        description="inception score of the generated clips", better="higher"),
+    "kid": MetricSpec(
+        (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
+        lambda d: kernel.kernel_inception_distance(*d.both("embedding")), role="embedding",
+        description="kernel inception distance between the embeddings"),
+    "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB", better="higher"),
+    "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms", better="higher"),
+    "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms"),
+}
+"""Every metric, by its ``--metrics`` name."""
+
+SIGNAL_METRICS = ("psnr", "ssim", "lsd")
+BACKBONE_METRICS = {
+    "cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS),
+    "mert": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers"),
+}
+"""Metrics available with each backbone, in report order (FAD uses the FAD model; the signal metrics need no
+model)."""
+
+
+def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason: str | None,
+                     nothing_usable: str | None = None) -> tuple[dict, dict]:
+    """Every selected metric's values, and the reason for each one left ``None`` (``nothing_usable``: why
+    no metric can be computed at all)."""
+    values: dict[str, float | None] = {}
+    unavailable: dict[str, str] = {}
+    for name in names:
+        spec = METRICS[name]
+        reason = None
+        if nothing_usable:
+            reason = nothing_usable
+        elif spec.paired_only and unpaired_reason:
+            reason = f"needs paired mode ({unpaired_reason})"
+        else:
+            try:
+                values.update(spec.compute(data))
+            except ValueError as exc:
+                reason = str(exc)
+        if reason is not None:
+            for key in spec.keys:
+                values[key] = None
+                unavailable[key] = reason
+    return values, unavailable
+
+
+OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf")
+"""Metrics beyond audioldm_eval's, with either backbone, computed only when asked for (``--metrics``, ``--inf``)."""
+
+
+def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:
+    """The metrics to compute: all audioldm_eval's the backbone supports by default, ``OPT_IN_METRICS`` when
+    named; unknown names are an error."""
+    if metrics is None:
+        return list(BACKBONE_METRICS[backbone])
+    supported = BACKBONE_METRICS[backbone] + OPT_IN_METRICS
+    unknown = [m for m in metrics if m not in supported]
+    if unknown:
+        raise ValueError(f"metric(s) {', '.join(unknown)} not available with backbone {backbone!r}; "
+                         f"choose from {', '.join(supported)}")
+    return list(dict.fromkeys(metrics))
+
+
+BOOTSTRAP_METRICS = {"fd": "embedding", "fad": "fad", "kid": "embedding"}
+"""Metrics ``--bootstrap`` gives an interval for, and the feature role each resamples."""
+
+
+def _bootstrap_statistic(metric: str, role: str, data: EvaluationData, gen_files: list[np.ndarray],
+                         ref_files: list[np.ndarray] | None) -> Callable:
+    """The metric on resampled files; ``ref_idx`` None (statistics-only reference, FD/FAD) keeps it fixed."""
+    def statistic(gen_idx: np.ndarray, ref_idx: np.ndarray | None) -> float:
+        gen = stack_files(gen_files, gen_idx)
+        if ref_idx is None:
+            return data.reference_stats.frechet_distance(role, gen)
+        ref = stack_files(ref_files, ref_idx)
+        if metric == "kid":
+            return kernel.kernel_inception_distance(gen, ref)[kernel.KEY_KID_MEAN]
+        return frechet.frechet_distance_from_features(gen, ref)
+    return statistic
+
+
+def bootstrap_intervals(data: EvaluationData, values: dict, selected: Sequence[str], replicates: int,
+                        seed: int = DEFAULT_SEED) -> dict[str, dict]:
+    """95% percentile intervals for the computed FD, FAD and KID, keyed like ``metrics``."""
+    out = {}
+    for metric, role in BOOTSTRAP_METRICS.items():
+        key = METRICS[metric].keys[0]
+        if metric not in selected or values.get(key) is None:
+            continue
+        gen_files = data.generated.per_file[data.output(role)]
+        ref_files = data.reference_files(role, required=False)  # KID without them was not computed
+        out[key] = bootstrap_interval(_bootstrap_statistic(metric, role, data, gen_files, ref_files), len(gen_files),
+                                      len(ref_files) if ref_files is not None else None, replicates, seed=seed)
+    return out
