@@ -14,6 +14,7 @@ models, or several (VGGish's 0.96 s examples) that the runner batches like clips
 - ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
 - ``waveform_segments``: the waveform itself, whole or in consecutive segments (EnCodec).
 - ``clap_log_mel``: LAION-CLAP's int16 round trip, repeat-padding to 10-s windows, and HTS-AT's log-mel.
+- ``sc09_mel``: the SC09 benchmark's 1-s cut/pad and 32x32 mel in dB (librosa 0.8 semantics).
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
@@ -318,12 +319,31 @@ def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, qua
     return np.concatenate([log_mel(w, sample_rate=sample_rate, **spectrogram) for w in windows])
 
 
+def sc09_mel(wave: np.ndarray, *, sample_rate: int, samples: int, n_fft: int, hop_length: int, n_mels: int,
+             amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
+    """The SC09 benchmark classifier's input: ``FixAudioLength`` (cut, or zero-pad at the end, to ``samples``), then
+    ``librosa.feature.melspectrogram`` with librosa 0.8's defaults (Hann, centred with **reflect** padding, power 2,
+    Slaney mel from 0 Hz to Nyquist) and ``power_to_db(ref=np.max)``. Returns (1, 1, n_mels, frames) float32.
+
+    librosa >= 0.10 pads with zeros instead (``pad_mode="constant"``), which changes the first and last frames;
+    the benchmark's numbers were made with reflect padding.
+    """
+    x = np.asarray(wave, dtype=np.float32)[:samples]
+    x = np.pad(x, (0, samples - len(x)))
+    spec = power_spectrogram(x, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, window="hann", center=True,
+                             pad_mode="reflect", power=2.0)
+    mel = mel_filterbank(sample_rate, n_fft, n_mels, 0.0, None) @ spec
+    db = 10.0 * np.log10(np.maximum(mel, amin)) - 10.0 * np.log10(max(amin, float(mel.max())))
+    return np.maximum(db, db.max() - top_db)[None, None].astype(np.float32)
+
+
 FRONTENDS: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
     "log_mel": log_mel,
     "vggish_examples": vggish_examples,
     "mert_waveform": mert_waveform,
     "waveform_segments": waveform_segments,
     "clap_log_mel": clap_log_mel,
+    "sc09_mel": sc09_mel,
 }
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 
