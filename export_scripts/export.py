@@ -11,6 +11,7 @@
     python export_scripts/export.py encodec-48k --source encodec_48khz-7e698e3e.th --out models/
     python export_scripts/export.py clap-630k-audioset --source 630k-audioset-best.pt --out models/
     python export_scripts/export.py clap-music --source music_audioset_epoch_15_esc_90.14.pt --out models/
+    python export_scripts/export.py sc09-resnext --source resnext.pth --out models/
     python export_scripts/export.py cnn14-16k --download --out models/   # fetch the original first
 
 One driver serves every model: the registry (``audiofidelity.registry``) names the
@@ -45,7 +46,7 @@ from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION,
 from audiofidelity.registry import names, registry_entry
 
 ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert", "encodec": "encodec_encoder",
-                 "clap": "clap_htsat"}
+                 "clap": "clap_htsat", "sc09": "sc09_resnext"}
 """Architecture name (registry ``architecture``) -> module in this folder that builds it."""
 
 

@@ -29,6 +29,8 @@ def serves(entry: registry.ArtifactEntry) -> str:
     parts = []
     if entry.role == "classifier":
         parts.append(f"--backbone {entry.backbone} @ {','.join(str(r // 1000) + 'k' for r in entry.rates)}")
+    if entry.role == "benchmark":
+        parts.append(f"the {entry.backbone.upper()} benchmark's metrics")
     fad = [m.name for m in registry.fad_models().values() if m.artifact == entry.name]
     if len(fad) > 1:
         parts.append(f"--fad-model {fad[0]}..{fad[-1].rsplit('-', 1)[-1]}")
@@ -53,12 +55,14 @@ def add_parser(commands) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run one ``models`` verb; returns the exit status."""
     if args.verb == "list":
-        print(f"{'name':<12} {'rate':>6} {'ch':>2} {'dim':>5} {'rows':<19} {'licence':<13} {'serves':<47} where")
+        from .reporting import align
+
+        rows = [("name", "rate", "ch", "dim", "rows", "licence", "serves", "where")]
         for name in registry.names():
             entry = registry.registry_entry(name)
-            status, _ = where(name, args.models_dir)
-            print(f"{name:<12} {entry.model_rate:>6} {entry.channels:>2} {entry.dimension:>5} {entry.frames:<19} "
-                  f"{entry.license:<13} {serves(entry):<47} {status}")
+            rows.append((name, str(entry.model_rate), str(entry.channels), str(entry.dimension), entry.frames,
+                         entry.license, serves(entry) or "-", where(name, args.models_dir)[0]))
+        print("\n".join(align(rows)))
         return 0
     if args.verb == "path":
         print(artifacts.resolve(args.name, args.models_dir).program)

@@ -37,7 +37,8 @@ class ArtifactEntry:
     """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD. ``rates``: the evaluation sample
+    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; the ``"benchmark"`` artifact (SC09's
+    classifier) serves its benchmark's metrics. ``rates``: the evaluation sample
     rates a backbone serves (the model's own input rate is in its manifest).
     """
 
@@ -111,6 +112,10 @@ _BUILTIN: tuple[ArtifactEntry, ...] = (
                   CLAP_RELEASE + "music_audioset_epoch_15_esc_90.14.pt", "CC0-1.0",
                   origin="LAION-CLAP, Hugging Face repository lukewys/laion_clap", model_rate=48000, dimension=512,
                   frames="1 per clip (10-s windows averaged)"),
+    ArtifactEntry("sc09-resnext", "benchmark", "sc09", (), "sc09", "resnext.pth",
+                  "https://huggingface.co/krandiash/sashimi-release/resolve/main/sc09_classifier/resnext.pth",
+                  "Apache-2.0", origin="SaShiMi release, Hugging Face repository krandiash/sashimi-release",
+                  model_rate=16000, dimension=1024, frames="1 per 1-s clip"),
 )
 
 
