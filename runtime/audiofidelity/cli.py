@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__, embed_cli, models_cli
+from . import __version__, embed_cli, models_cli, sc09_cli
 from .registry import artifact_for, backbones, fad_models
 from .audio import CHANNEL_MODES, Conditioning
 from .cache import FeatureCache
@@ -185,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     cache.add_argument("action", choices=("info", "clear"))
     models_cli.add_parser(commands)
     embed_cli.add_parser(commands, _add_runtime_options)
+    sc09_cli.add_parsers(commands)
     _add_serve_parser(commands)
     return parser
 
@@ -403,7 +404,8 @@ def run_cache(args: argparse.Namespace) -> int:
 
 
 RUNNERS = {"eval": run_eval, "eval-logs": run_eval_logs, "stats": run_stats, "cache": run_cache,
-           "models": models_cli.run, "embed": embed_cli.run, "serve": run_serve}
+           "models": models_cli.run, "embed": embed_cli.run, "serve": run_serve, "sc09": sc09_cli.run_sc09,
+           "sc09-stats": sc09_cli.run_sc09_stats}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,95 @@
+"""``audiofidelity sc09`` end to end on the stand-in checkpoint and audio, against the original SaShiMi code's run.
+
+The audio and checkpoint are regenerated here by the ported fixture (``tests/fixtures/sc09.py``) and checked byte
+for byte / tensor for tensor against what the golden run used; the figures are ``tests/data/golden/sc09``'s.
+"""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from audiofidelity import cli
+from conftest import GOLDEN, run_export
+from fixtures import sc09 as fixture
+
+pytestmark = pytest.mark.parity  # 500 clips through the classifier, twice
+SC09 = GOLDEN / "sc09"
+
+
+@pytest.fixture(scope="module")
+def benchmark(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sc09")
+    fixture.write_audio(root / "audio", seed=0)
+    source, _ = fixture.write_checkpoint(root / "ck")
+    done = run_export("sc09-resnext", source, root / "models")
+    assert done.returncode == 0, done.stderr
+    return root
+
+
+def run(*args):
+    assert cli.main(list(map(str, args))) == 0
+
+
+def test_the_regenerated_audio_is_the_golden_runs_byte_for_byte(benchmark):
+    want = json.loads((SC09 / "audio_sha256.json").read_text())["files"]
+    got = {name: hashlib.sha256((benchmark / "audio" / name).read_bytes()).hexdigest() for name in want}
+    assert got == want
+
+
+def test_sc09_equals_the_benchmarks_numbers(benchmark, tmp_path):
+    audio = benchmark / "audio"
+    run("sc09", audio / "generated", "--train", audio / "train", "--models-dir", benchmark / "models",
+        "--json", tmp_path / "report.json")
+    report = json.loads((tmp_path / "report.json").read_text())
+    golden = json.loads((SC09 / "metrics.json").read_text())
+    want, got = golden["metrics"]["train_vs_generated"], report["metrics"]
+    assert got["fid"] == pytest.approx(want["fid"]["value"]["real"], rel=1e-4)
+    for key in ("inception_score", "modified_inception_score", "am_score"):
+        assert got[key] == pytest.approx(want[key], rel=1e-6), key
+    assert got["textbook_inception_score"] == pytest.approx(
+        golden["extras_not_from_original"]["textbook_inception_score_generated"], rel=1e-6)
+    assert got["ndb_over_k"] == want["ndb_over_k"]
+    internals = golden["ndb_internals"]
+    ndb = report["details"]["ndb"]
+    assert ndb["counts_train"] == internals["counts_train"]
+    assert ndb["counts_generated"] == internals["counts_generated"]
+    assert ndb["different_bins"] == internals["different_bins"]
+    assert report["files"]["generated"] == {"listed": 200, "used": 200, "cut": 3, "padded": 4}
+    assert report["files"]["train"] == {"used": 300} and report["problems"] == []
+
+
+def test_per_file_outputs_equal_the_originals(benchmark):
+    from audiofidelity import sc09
+    from audiofidelity.artifacts import load
+
+    artifact = load("sc09-resnext", directory=benchmark / "models")
+    audio = benchmark / "audio"
+    generated = sc09.classify(sc09.generated_files(audio / "generated"), audio, artifact)
+    golden = np.load(SC09 / "features.npz")
+    assert generated.files == [str(f) for f in golden["gen/files"]]
+    act, probs = golden["gen/act"], golden["gen/probs"]
+    assert np.max(np.abs(generated.activations - act)) <= 1e-5 * np.max(np.abs(act))
+    # the mel here is float64, librosa 0.8's float32: activations within 2.3e-7 of max, which logits of up to +-35
+    # turn into probabilities within 1.06e-5 of max (the same batches of 128 as the original)
+    assert np.max(np.abs(generated.probs - probs)) <= 2e-5 * np.max(probs)
+
+
+def test_a_training_file_gives_the_folders_numbers_and_bad_files_are_named(benchmark, tmp_path):
+    audio = benchmark / "audio"
+    run("sc09-stats", audio / "train", "--out", tmp_path / "train.npz", "--models-dir", benchmark / "models")
+    generated = tmp_path / "gen"
+    generated.mkdir()
+    for path in sorted((audio / "generated").iterdir())[:40]:
+        (generated / path.name).symlink_to(path)
+    (generated / "gen_999.wav").write_bytes(b"")
+    run("sc09", generated, "--train", tmp_path / "train.npz", "--models-dir", benchmark / "models", "--threshold",
+        "--json", tmp_path / "stats.json")
+    run("sc09", generated, "--train", audio / "train", "--models-dir", benchmark / "models", "--threshold",
+        "--json", tmp_path / "folder.json")
+    by_stats, by_folder = (json.loads((tmp_path / f).read_text()) for f in ("stats.json", "folder.json"))
+    assert by_stats["metrics"] == by_folder["metrics"]
+    assert by_stats["problems"] == [{"side": "generated", "file": "gen_999.wav", "reason": "empty file (0 bytes)",
+                                     "action": "skipped"}]
+    assert by_stats["files"]["generated"]["used"] == 22  # 40 usable, threshold keeps [16, 38)
+    assert by_stats["metrics"]["ndb_over_k"] is not None
