@@ -198,7 +198,8 @@ def exact_fd(a, b):
     return np.sum((a.mean(0) - b.mean(0)) ** 2) + np.sum(ca ** 2) / (n - 1) + np.sum(cb ** 2) / (m - 1) - 2 * trace
 
 
-@pytest.mark.parametrize("draw", [pytest.param("frames", marks=pytest.mark.parity), "clips"])
+@pytest.mark.parity  # two evaluations; the fit and the draws are checked in the fast tier above
+@pytest.mark.parametrize("draw", ["frames", "clips"])
 def test_fad_inf_is_fadtks_procedure_by_frames_or_by_clips(draw, models_dir, recordings_dir):
     from audiofidelity.evaluate import evaluate
     from audiofidelity.metrics.options import MetricOptions
@@ -246,8 +247,7 @@ def test_eval_reports_kad_prdc_per_file_diagnostics_and_why_fad_inf_is_unavailab
     out = tmp_path / "out"
     out.mkdir()
     report, features = eval_cli(gen, recordings_dir / "reference", out, "--models-dir", str(models_dir),
-                                "--metrics", "fad,kad,prdc", "--inf", "--per-file-csv", str(out / "files.csv"),
-                                "--no-cache")
+                                "--metrics", "fad,kad,prdc", "--inf", "--per-file-csv", str(out / "files.csv"))
     reference = {k: np.atleast_2d(v).astype(np.float64) for k, v in features.items() if k.startswith("ref/vggish/")}
     ref_rows = np.concatenate([reference[k] for k in sorted(reference)])
     ref_means = np.stack([reference[k].mean(axis=0) for k in sorted(reference)])

@@ -106,6 +106,7 @@ def test_cache_info_and_clear(folders, models_dir, tmp_path, monkeypatch, capsys
     assert json.loads(capsys.readouterr().out)["feature_entries"] == 0
 
 
+@pytest.mark.parity  # test_trust's corrupt-entry test covers truncation and four other damages in the fast tier
 def test_a_corrupt_entry_is_recomputed(folders, models_dir, tmp_path):
     cache = FeatureCache(tmp_path / "cache")
     first = _run(folders, models_dir, cache)

@@ -21,7 +21,7 @@ def _stats(recordings_dir, models_dir, out, *extra):
 @pytest.fixture(scope="module")
 def folder_report(recordings_dir, models_dir):
     return evaluate(recordings_dir / "unpaired", recordings_dir / "reference", models_dir=models_dir,
-                    progress=False, cache=False).report
+                    progress=False).report
 
 
 def test_eval_against_a_statistics_file_equals_eval_against_the_folder(recordings_dir, models_dir, tmp_path,

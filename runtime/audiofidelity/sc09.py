@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from .artifacts import LoadedArtifact, load
 from .audio import Conditioning, condition, load_audio
@@ -97,6 +96,8 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
         inputs.append(apply_frontend(wave, artifact.manifest.frontend))
         out.files.append(name)
     if inputs:
+        import torch  # on first use: importing the CLI loads no torch
+
         result = EmbeddingRunner(artifact, batch_size=BATCH, across_clips=True).run(inputs, ("logits", "1024"))
         out.probs = torch.softmax(torch.from_numpy(np.stack(result["logits"])), dim=1).numpy()  # as the original
         out.activations = np.stack(result["1024"])
