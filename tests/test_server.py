@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import time
@@ -270,6 +271,51 @@ def test_job_store_requeues_then_fails_jobs_cut_off_by_a_stop(tmp_path):
     store = JobStore(tmp_path / "jobs.sqlite3")
     assert store.recover() == [] and store.get("second").status == "queued"
     assert store.counts() == {"queued": 1, "running": 0, "completed": 0, "failed": 1}
+
+
+@pytest.mark.parametrize("damage", ["garbage", "zero bytes", "truncated"])
+def test_a_damaged_job_store_is_refused_by_name_and_recover_starts_afresh(tmp_path, damage):
+    from audiofidelity.errors import ServerStateError
+    from audiofidelity.server.app import recover_store
+
+    path = tmp_path / "jobs.sqlite3"
+    if damage == "garbage":
+        path.write_bytes(b"this is not a database" * 200)
+    elif damage == "zero bytes":
+        path.write_bytes(b"")
+    else:
+        store = JobStore(path)
+        for i in range(200):
+            store.add(f"job-{i}", {"backbone": "cnn14", "padding": "x" * 500}, "paired")
+        store.close()
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 3])
+    before = path.read_bytes()
+    with pytest.raises(ServerStateError, match="is damaged .*--recover"):
+        JobStore(path)
+    assert path.read_bytes() == before  # nothing changed
+    done = subprocess.run([sys.executable, "-m", "audiofidelity", "serve", "--data-dir", str(tmp_path), "--port", "1"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "is damaged" in done.stderr and "Traceback" not in done.stderr
+    assert "moved to jobs.sqlite3.damaged-" in recover_store(tmp_path)
+    assert JobStore(path).counts()["queued"] == 0  # a sound, empty store
+    assert [p.name for p in tmp_path.glob("jobs.sqlite3.damaged-*")] and recover_store(tmp_path) is None
+
+
+def test_a_second_server_on_one_data_folder_is_refused_naming_the_first(tmp_path):
+    from audiofidelity.errors import ServerStateError
+    from audiofidelity.server.app import lock_data_dir
+
+    held = lock_data_dir(tmp_path)
+    try:
+        done = subprocess.run([sys.executable, "-m", "audiofidelity", "serve", "--data-dir", str(tmp_path),
+                               "--port", "1"], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert f"in use by another audiofidelity server (pid {os.getpid()})" in done.stderr
+        with pytest.raises(ServerStateError, match="in use"):
+            lock_data_dir(tmp_path)
+    finally:
+        held.close()
+    lock_data_dir(tmp_path).close()  # free again once the holder let go
 
 
 def test_the_runtime_never_imports_the_server_stack():

@@ -45,3 +45,7 @@ class BadFilesError(AudioFidelityError, ValueError):
 
 class StatsFileError(AudioFidelityError, ValueError):
     """A reference statistics file is unreadable or was made with other artifacts or settings."""
+
+
+class ServerStateError(AudioFidelityError, RuntimeError):
+    """The service's data folder is held by another server, or its job store is damaged."""

@@ -6,6 +6,7 @@ SQLite store (``jobstore.py``), across restarts.
 """
 from __future__ import annotations
 
+import fcntl
 import hmac
 import logging
 import os
@@ -25,7 +26,8 @@ from starlette.exceptions import HTTPException
 
 from .. import __version__, models_cli, registry
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
-from .jobstore import STATUSES, Job, JobBusyError, JobStore
+from ..errors import ServerStateError
+from .jobstore import STATUSES, Job, JobBusyError, JobStore, move_aside
 from .limits import RequestLimits
 from .uploads import UploadError, UploadLimits, discard, store_side
 from .worker import JobRunner, RunSettings
@@ -141,6 +143,9 @@ def job_summary(job: Job) -> dict:
             "created_at": job.created_at, "finished_at": job.finished_at, "error": job.error}
 
 
+STORE_FILE = "jobs.sqlite3"
+
+
 def _tidy(data_dir: Path, store: JobStore) -> None:
     """At start-up: drop half-received uploads and upload folders whose job is gone or finished."""
     discard(data_dir / "incoming")
@@ -156,7 +161,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     data_dir = config.data_dir
     jobs_dir, incoming = data_dir / "jobs", data_dir / "incoming"
     jobs_dir.mkdir(parents=True, exist_ok=True)
-    store = JobStore(data_dir / "jobs.sqlite3")
+    store = JobStore(data_dir / STORE_FILE)
     runner = JobRunner(store, jobs_dir, config.run)
 
     @asynccontextmanager
@@ -322,8 +327,49 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600) -> None:
-    """Run the service with uvicorn until interrupted."""
+def lock_data_dir(data_dir: Path):
+    """Hold an exclusive lock on the data folder for this process's life (``server.lock`` names the holder's pid).
+
+    Raises ``ServerStateError`` naming the holder when another server has it: two servers on one folder would
+    run the same jobs and delete each other's uploads."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    handle = open(data_dir / "server.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise ServerStateError(f"the data folder {data_dir} is in use by another audiofidelity server (pid {holder}); "
+                               f"stop that one, or give this one another --data-dir") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def recover_store(data_dir: Path) -> str | None:
+    """``--recover``: move a damaged job store aside so the server starts with an empty one; what was done, in
+    words (None when the store is sound)."""
+    path = data_dir / STORE_FILE
+    try:
+        JobStore(path).close()
+        return None
+    except ServerStateError:
+        moved = move_aside(path)
+        return (f"the damaged job store was moved to {moved.name}; starting with an empty store (the upload "
+                f"folders under jobs/ belong to no known job and are discarded)")
+
+
+def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, recover: bool = False) -> None:
+    """Run the service with uvicorn until interrupted, holding the data folder's lock."""
     import uvicorn
 
-    uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5)
+    lock = lock_data_dir(config.data_dir)
+    try:
+        if recover and (done := recover_store(config.data_dir)):
+            log.warning("%s", done)
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5)
+    finally:
+        lock.close()

@@ -9,9 +9,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+
+from ..errors import ServerStateError
 
 STATUSES = ("queued", "running", "completed", "failed")
 MAX_ATTEMPTS = 2
@@ -69,6 +72,22 @@ class Job:
         return cls(**values)
 
 
+def damaged_message(path: Path, why: str) -> str:
+    return (f"the job store {path} is damaged ({why}); nothing was changed. Start with --recover to move it aside "
+            f"and begin an empty store (the uploads of the jobs it held are then discarded)")
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged store (and its WAL files) to ``<name>.damaged-<UTC time>``; return the new path."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.rename(target.with_name(target.name + suffix))
+    return target
+
+
 class JobStore:
     """Thread-safe access to the jobs table of one SQLite file."""
 
@@ -76,11 +95,19 @@ class JobStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        if self.path.exists() and self.path.stat().st_size == 0:  # SQLite would silently start an empty store
+            raise ServerStateError(damaged_message(self.path, "it is empty (0 bytes)"))
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(verdict)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise ServerStateError(damaged_message(self.path, str(exc))) from None
 
     def close(self) -> None:
         with self._lock:
