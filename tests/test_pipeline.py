@@ -144,3 +144,40 @@ def test_tf32_needs_a_gpu(recordings_dir, capsys):
         cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
                   "--precision", "tf32"])
     assert stop.value.code == 2 and "CUDA devices only" in capsys.readouterr().err
+
+
+def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import os, sys, time\n"
+        "from audiofidelity.features import spawn_pool\n"
+        "if __name__ == '__main__':\n"
+        "    pool = spawn_pool(2)\n"
+        "    pids = set(pool.submit(os.getpid).result() for _ in range(8))\n"
+        "    print(' '.join(map(str, sorted(pids))), flush=True)\n"
+        "    time.sleep(120)\n")
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert workers
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        with open(f"/proc/{pid}/stat") as f:  # a zombie waiting for init to reap it is gone too
+            return f.read().split(") ")[1][0] != "Z"
+
+    assert all(alive(pid) for pid in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait(10)
+    deadline = time.monotonic() + 5
+    while any(alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in workers)

@@ -216,12 +216,33 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     return made, None, []
 
 
+WATCH_SECONDS = 0.5
+
+
+def exit_with_parent(parent: int) -> None:
+    """Pool initializer: end this worker when its parent process is gone (killed with -9 included), checked
+    every ``WATCH_SECONDS`` by a daemon thread, so no worker outlives the CLI or the server that started it."""
+    import os
+    import threading
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(WATCH_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def spawn_pool(workers: int):
-    """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads)."""
+    """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads); its
+    workers exit on their own when this process dies."""
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
+                               initargs=(os.getpid(),))
 
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
