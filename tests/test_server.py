@@ -210,17 +210,40 @@ def test_both_sides_keep_their_own_file_of_the_same_name(tmp_path):
     assert (folder / "reference" / "a.wav").read_bytes() == reference
 
 
-def test_bearer_token_guards_mutating_endpoints_only(tmp_path, recordings_dir):
+def test_a_token_guards_every_endpoint_but_the_root_and_health(tmp_path, recordings_dir):
+    auth = {"Authorization": "Bearer s3cret"}
     with make_client(tmp_path, run_jobs=False, token="s3cret") as client:
         assert client.post("/evaluate", files=upload(recordings_dir)).status_code == 401
         wrong = client.post("/evaluate", files=upload(recordings_dir), headers={"Authorization": "Bearer nope"})
         assert wrong.status_code == 401 and wrong.json()["error"] == "missing or wrong bearer token"
-        good = client.post("/evaluate", files=upload(recordings_dir), headers={"Authorization": "Bearer s3cret"})
+        good = client.post("/evaluate", files=upload(recordings_dir), headers=auth)
         assert good.status_code == 202
         job_id = good.json()["job_id"]
-        assert client.get(f"/jobs/{job_id}").status_code == 200 and client.get("/jobs").status_code == 200
+        private = ["/metrics", "/backbones", "/models", "/jobs", f"/jobs/{job_id}", "/docs", "/openapi.json"]
+        for path in private:
+            refused = client.get(path)
+            assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+            assert job_id not in refused.text and "a.wav" not in refused.text
+            assert client.get(path, headers=auth).status_code == 200, path
+        for path in ("/", "/health"):
+            assert client.get(path).status_code == 200, path
         assert client.delete(f"/jobs/{job_id}").status_code == 401
-        assert client.delete(f"/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert client.delete(f"/jobs/{job_id}", headers=auth).status_code == 200
+
+
+def test_no_response_names_a_server_side_path(tmp_path, models_dir, recordings_dir):
+    with make_client(tmp_path, models_dir) as client:
+        job_id = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FD,psnr"}).json()["job_id"]
+        job = wait_finished(client, job_id)
+        assert job["status"] == "completed"
+        bad = client.post("/evaluate", files=[("generated_files", ("x.wav", b"RIFF" + b"\0" * 60)),
+                                              ("reference_files", ("x.wav", b"RIFF" + b"\0" * 60))])
+        assert bad.status_code == 415 and "generated/x.wav" in bad.json()["error"]
+        bodies = [bad.text] + [client.get(path).text for path in ("/", "/health", "/metrics", "/backbones", "/models",
+                                                                   "/jobs", f"/jobs/{job_id}")]
+    for body in bodies:
+        assert str(tmp_path) not in body and str(models_dir) not in body
+    assert job["files"]["generated"]["folder"] == "generated"  # job-relative names only
 
 
 def test_delete_and_pagination(tmp_path, recordings_dir):

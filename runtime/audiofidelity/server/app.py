@@ -144,6 +144,8 @@ def job_summary(job: Job) -> dict:
 
 
 STORE_FILE = "jobs.sqlite3"
+PUBLIC_PATHS = frozenset({"/", "/health"})
+"""What answers without the token when one is set."""
 
 
 def _tidy(data_dir: Path, store: JobStore) -> None:
@@ -198,13 +200,22 @@ def create_app(config: ServerConfig) -> FastAPI:
         log.exception("internal error on %s %s", request.method, request.url.path)
         return JSONResponse({"error": f"internal error ({type(exc).__name__}); see the server log"}, status_code=500)
 
-    def require_token(authorization: str | None = Header(None, description="Bearer token (with --token-file)")):
-        """With ``--token-file``: mutating endpoints need ``Authorization: Bearer <token>``."""
-        if config.token is None:
-            return
+    def token_given(authorization: str | None) -> bool:
         scheme, _, given = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), config.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"})
+        return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), config.token.encode())
+
+    @app.middleware("http")
+    async def private_by_default(request: Request, call_next):
+        """With ``--token-file`` every endpoint but ``/`` and ``/health`` needs ``Authorization: Bearer <token>``
+        (job lists, results, model locations and the API docs included)."""
+        if config.token is not None and request.url.path not in PUBLIC_PATHS \
+                and not token_given(request.headers.get("authorization")):
+            return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
+                                headers={"WWW-Authenticate": "Bearer"})
+        return await call_next(request)
+
+    def require_token(authorization: str | None = Header(None, description="Bearer token (with --token-file)")):
+        """Declares the bearer token in the API docs; ``private_by_default`` enforces it on every endpoint."""
 
     @app.get("/", summary="Service information and endpoints")
     def root() -> dict:
@@ -254,7 +265,7 @@ def create_app(config: ServerConfig) -> FastAPI:
             out.append({"name": name, "role": entry.role, "backbone": entry.backbone, "rates": list(entry.rates),
                         "model_rate": entry.model_rate, "channels": entry.channels, "dimension": entry.dimension,
                         "rows": entry.frames, "serves": models_cli.serves(entry),
-                        "license": entry.license, "resolves": where, "path": str(path) if path else None,
+                        "license": entry.license, "resolves": where, "file": path.name if path else None,
                         "loaded": name in loaded})
         return {"models": out}
 
@@ -333,6 +344,7 @@ def lock_data_dir(data_dir: Path):
     Raises ``ServerStateError`` naming the holder when another server has it: two servers on one folder would
     run the same jobs and delete each other's uploads."""
     data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.chmod(0o700)
     handle = open(data_dir / "server.lock", "a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -366,6 +378,7 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, re
     """Run the service with uvicorn until interrupted, holding the data folder's lock."""
     import uvicorn
 
+    os.umask(0o077)  # uploads, the job store and the cache this process writes: readable by its user only
     lock = lock_data_dir(config.data_dir)
     try:
         if recover and (done := recover_store(config.data_dir)):

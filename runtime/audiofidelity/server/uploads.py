@@ -110,8 +110,9 @@ def store_side(side: str, files: Iterable[tuple[str | None, BinaryIO]], folder: 
         size = _copy_limited(source, target, limits.max_file_bytes, f"{side}/{name}")
         try:
             info = sf.info(str(target))
-        except (RuntimeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
-            raise UploadError(f"{side}/{name}: looks like {kind} but cannot be decoded: {exc}", status=415) from exc
+        except (RuntimeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors; they name the server path
+            detail = str(exc).replace(str(target), f"{side}/{name}")
+            raise UploadError(f"{side}/{name}: looks like {kind} but cannot be decoded: {detail}", status=415) from exc
         stored.append({"name": name, "bytes": size, "type": kind, "sample_rate": info.samplerate,
                        "channels": info.channels, "seconds": round(info.duration, 3)})
     return stored

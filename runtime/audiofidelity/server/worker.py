@@ -6,11 +6,13 @@ its uploads are deleted once a job has finished, its report stays in the job sto
 """
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..cache import FeatureCache
 from ..errors import AudioFidelityError
 from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
 from ..runner import DEFAULT_BATCH_SIZE
@@ -94,14 +96,24 @@ class JobRunner:
                                         metrics=request["metrics"])
         except (AudioFidelityError, ValueError, OSError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
-            self.store.fail(job.id, str(exc))
+            self.store.fail(job.id, self.public(str(exc), folder))
         except Exception as exc:  # a bug must fail the job with its reason, not kill the worker
             log.exception("job %s: internal error", job.id)
-            self.store.fail(job.id, f"internal error ({type(exc).__name__}: {exc})")
+            self.store.fail(job.id, self.public(f"internal error ({type(exc).__name__}: {exc})", folder))
         else:
-            self.store.complete(job.id, result.report)
+            self.store.complete(job.id, json.loads(self.public(json.dumps(result.report), folder)))
             log.info("job %s: completed", job.id)
         discard(folder)
+
+    def public(self, text: str, folder: Path) -> str:
+        """``text`` with no server-side path: the job's folder becomes its job-relative names (``generated``,
+        ``reference``), the data, models and cache folders their option names."""
+        cache = FeatureCache().root if self.settings.cache else None
+        for path, name in ((folder, "."), (self.jobs_dir.parent, "DATA_DIR"), (self.settings.models_dir, "MODELS_DIR"),
+                           (cache, "FEATURE_CACHE")):
+            if path is not None:
+                text = text.replace(f"{path}/", "" if name == "." else f"{name}/").replace(str(path), name)
+        return text
 
     def run_next(self) -> bool:
         """Run the oldest queued job, if any; whether there was one."""
