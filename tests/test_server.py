@@ -256,7 +256,10 @@ def test_delete_and_pagination(tmp_path, recordings_dir):
         assert client.get("/jobs", params={"status": "queued"}).json()["total"] == 3
         assert client.get("/jobs", params={"status": "done"}).status_code == 400
         bad_page = client.get("/jobs", params={"limit": 0})
-        assert bad_page.status_code == 422 and "limit" in bad_page.json()["error"]
+        assert bad_page.status_code == 400 and "limit" in bad_page.json()["error"]
+        for value in ("99999999999999999999999", "-1", "ten"):  # out of range or not a number: one status, no 500
+            answer = client.get("/jobs", params={"offset": value})
+            assert answer.status_code == 400 and "offset" in answer.json()["error"], value
 
         running = client.app.state.store.claim_next()  # the oldest job, as the worker would take it
         busy = client.delete(f"/jobs/{running.id}")

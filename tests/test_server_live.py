@@ -160,3 +160,16 @@ def test_a_stalled_upload_times_out_and_leaves_nothing(server):
     assert answer.startswith("HTTP/1.1 408") and "upload timed out" in answer and 1.5 < waited < 20
     assert not any((server.data_dir / "incoming").glob("*/*/*"))
     assert httpx.get(f"{server.url}/jobs").json()["total"] == 0
+
+
+@pytest.mark.parity  # 10 s of waiting for the header deadline
+def test_a_client_that_stops_mid_header_is_dropped_within_the_deadline(server):
+    from audiofidelity.server.connections import HEADER_SECONDS
+
+    with socket.create_connection(("127.0.0.1", server.port), timeout=HEADER_SECONDS + 20) as conn:
+        conn.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # the blank line never comes
+        started = time.monotonic()
+        assert conn.recv(4096) == b""  # closed without an answer
+        waited = time.monotonic() - started
+    assert HEADER_SECONDS - 1 < waited < HEADER_SECONDS + 3
+    assert httpx.get(f"{server.url}/health").status_code == 200  # the server itself carries on

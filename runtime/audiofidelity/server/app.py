@@ -145,6 +145,12 @@ def job_summary(job: Job) -> dict:
 
 STORE_FILE = "jobs.sqlite3"
 PUBLIC_PATHS = frozenset({"/", "/health"})
+MAX_OFFSET = 2**62
+"""Largest ``/jobs`` offset (SQLite's integers are 64-bit: a larger one was a 500 OverflowError)."""
+MAX_CONNECTIONS = 64
+"""Concurrent connections uvicorn serves before it answers 503 (``limit_concurrency``)."""
+MAX_HEADER_BYTES = 64 * 1024
+"""Largest request line plus headers h11 buffers before it refuses the request."""
 """What answers without the token when one is set."""
 
 
@@ -193,7 +199,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         reasons = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        return JSONResponse({"error": f"invalid request: {reasons}"}, status_code=422)
+        return JSONResponse({"error": f"invalid request: {reasons}"}, status_code=400)  # as every other bad value
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
@@ -308,7 +314,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                             status_code=202, headers={"Location": f"/jobs/{job_id}"})
 
     @app.get("/jobs", summary="List jobs, newest first")
-    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0),
+    def list_jobs(limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0, le=MAX_OFFSET),
                   status: str | None = Query(None, description=f"one of {', '.join(STATUSES)}")) -> dict:
         if status is not None and status not in STATUSES:
             raise HTTPException(400, f"Invalid status '{status[:40]}'. Available: {list(STATUSES)}")
@@ -378,11 +384,15 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, re
     """Run the service with uvicorn until interrupted, holding the data folder's lock."""
     import uvicorn
 
+    from .connections import HeaderDeadlineH11
+
     os.umask(0o077)  # uploads, the job store and the cache this process writes: readable by its user only
     lock = lock_data_dir(config.data_dir)
     try:
         if recover and (done := recover_store(config.data_dir)):
             log.warning("%s", done)
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5)
+        uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5,
+                    http=HeaderDeadlineH11, limit_concurrency=MAX_CONNECTIONS,
+                    h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     finally:
         lock.close()
