@@ -365,3 +365,39 @@ def test_serve_refuses_an_empty_token_file(tmp_path, capsys):
     (tmp_path / "token").write_text("\n")
     assert cli.main(["serve", "--data-dir", str(tmp_path), "--token-file", str(tmp_path / "token")]) == 2
     assert "is empty" in capsys.readouterr().err
+
+
+def test_the_server_refuses_to_start_without_its_default_models_unless_lazy(tmp_path, monkeypatch):
+    from audiofidelity.server.app import missing_artifacts
+
+    monkeypatch.delenv("AUDIOFIDELITY_MODELS", raising=False)
+    empty = tmp_path / "models"
+    empty.mkdir()
+    assert missing_artifacts(empty) == ["cnn14-16k", "vggish"]
+    done = subprocess.run([sys.executable, "-m", "audiofidelity", "serve", "--data-dir", str(tmp_path / "data"),
+                           "--models-dir", str(empty), "--port", "1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "missing: cnn14-16k, vggish" in done.stderr and "export_scripts/export.py cnn14-16k" in done.stderr
+    assert "--lazy-models" in done.stderr
+    import socket
+
+    import httpx
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lazy = subprocess.Popen([sys.executable, "-m", "audiofidelity", "serve", "--data-dir", str(tmp_path / "data"),
+                             "--models-dir", str(empty), "--port", str(port), "--lazy-models"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert lazy.poll() is None and time.monotonic() < deadline
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+    finally:
+        lazy.terminate()
+        lazy.wait(10)

@@ -202,6 +202,8 @@ def _add_serve_parser(commands) -> None:
     sv.add_argument("--port", type=int, default=2600)
     sv.add_argument("--data-dir", type=Path, default=_default_data_dir(),
                     help="job store and uploads (default %(default)s)")
+    sv.add_argument("--lazy-models", action="store_true",
+                    help="start even when the models a default request needs are missing (jobs needing them fail)")
     sv.add_argument("--recover", action="store_true",
                     help="if the job store is damaged, move it aside and start with an empty one (says what it did)")
     sv.add_argument("--token-file", type=Path, default=None,
@@ -240,7 +242,7 @@ def run_serve(args: argparse.Namespace) -> int:
         limits=UploadLimits(max_file_bytes=int(args.max_file_mb * mb), max_request_bytes=int(args.max_request_mb * mb),
                             max_files=args.max_files),
         request_timeout=args.request_timeout, token=token, cors_origins=tuple(args.cors_origin))
-    serve(config, host=args.host, port=args.port, recover=args.recover)
+    serve(config, host=args.host, port=args.port, recover=args.recover, lazy_models=args.lazy_models)
     return EXIT_OK
 
 

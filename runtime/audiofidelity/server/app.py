@@ -380,8 +380,19 @@ def recover_store(data_dir: Path) -> str | None:
                 f"folders under jobs/ belong to no known job and are discarded)")
 
 
-def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, recover: bool = False) -> None:
-    """Run the service with uvicorn until interrupted, holding the data folder's lock."""
+DEFAULT_ARTIFACTS = ("cnn14-16k", "vggish")
+"""What a request with the default settings needs (backbone cnn14 at 16 kHz, FAD with VGGish)."""
+
+
+def missing_artifacts(models_dir: Path | None) -> list[str]:
+    """The ``DEFAULT_ARTIFACTS`` that resolve neither locally nor from the Hub or its cache."""
+    return [name for name in DEFAULT_ARTIFACTS if models_cli.where(name, models_dir)[0].startswith("unavailable")]
+
+
+def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, recover: bool = False,
+          lazy_models: bool = False) -> None:
+    """Run the service with uvicorn until interrupted, holding the data folder's lock. Refuses to start when
+    the default request's artifacts are missing (naming them and how to build them) unless ``lazy_models``."""
     import uvicorn
 
     from .connections import HeaderDeadlineH11
@@ -391,7 +402,13 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, re
     try:
         if recover and (done := recover_store(config.data_dir)):
             log.warning("%s", done)
-        uvicorn.run(create_app(config), host=host, port=port, log_level="info", timeout_keep_alive=5,
+        app = create_app(config)
+        missing = [] if lazy_models else missing_artifacts(config.run.models_dir)
+        if missing:
+            raise ServerStateError(f"the models a default request needs are missing: {', '.join(missing)}. "
+                                   f"{registry.build_instructions(missing)}\n(--lazy-models starts the server "
+                                   f"anyway; requests that need a missing model then fail with this message)")
+        uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5,
                     http=HeaderDeadlineH11, limit_concurrency=MAX_CONNECTIONS,
                     h11_max_incomplete_event_size=MAX_HEADER_BYTES)
     finally:
