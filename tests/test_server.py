@@ -299,7 +299,8 @@ def test_job_store_requeues_then_fails_jobs_cut_off_by_a_stop(tmp_path):
     assert store.counts() == {"queued": 1, "running": 0, "completed": 0, "failed": 1}
 
 
-@pytest.mark.parametrize("damage", ["garbage", "zero bytes", "truncated"])
+@pytest.mark.parametrize("damage", ["garbage", pytest.param("zero bytes", marks=pytest.mark.parity),
+                                    pytest.param("truncated", marks=pytest.mark.parity)])
 def test_a_damaged_job_store_is_refused_by_name_and_recover_starts_afresh(tmp_path, damage):
     from audiofidelity.errors import ServerStateError
     from audiofidelity.server.app import recover_store
@@ -379,10 +380,17 @@ def test_the_server_refuses_to_start_without_its_default_models_unless_lazy(tmp_
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "missing: cnn14-16k, vggish" in done.stderr and "export_scripts/export.py cnn14-16k" in done.stderr
     assert "--lazy-models" in done.stderr
+
+
+@pytest.mark.parity  # a server process started and stopped
+def test_lazy_models_starts_the_server_without_them(tmp_path, monkeypatch):
     import socket
 
     import httpx
 
+    monkeypatch.delenv("AUDIOFIDELITY_MODELS", raising=False)
+    empty = tmp_path / "models"
+    empty.mkdir()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
