@@ -70,6 +70,7 @@ def test_a_touched_but_unchanged_file_is_rehashed_not_decoded(folders, models_di
     assert second.report["metrics"] == first.report["metrics"]
 
 
+@pytest.mark.parity  # three evaluations; the cache key's content is also checked by test_trust in the fast tier
 def test_other_settings_do_not_share_entries(folders, models_dir, tmp_path, decodes):
     from audiofidelity.audio import Conditioning
 
@@ -178,6 +179,7 @@ def test_cached_pair_metrics_equal_fresh_ones_and_an_edit_invalidates_only_its_p
     assert evaluate(*paired_folders, cache=False, **settings).report["per_file"] == after["per_file"]
 
 
+@pytest.mark.parity  # two evaluations
 def test_batching_across_clips_keeps_its_own_entries(folders, models_dir, tmp_path, decodes):
     cache = FeatureCache(tmp_path / "cache")
     _run(folders, models_dir, cache)

@@ -42,6 +42,7 @@ def test_exported_program_has_dynamic_batch_and_frames_and_guards_the_minimum(mo
         raise AssertionError("31 frames were accepted")
 
 
+@pytest.mark.parity  # an export run; test_vggish's wrong-checkpoint refusal stays in the fast tier
 def test_a_32k_checkpoint_passed_as_16k_is_refused(checkpoint_dir, tmp_path):
     done = run_export("cnn14-16k", checkpoint_dir / checkpoints.CNN14["cnn14-32k"]["file"], tmp_path)
     assert done.returncode != 0
