@@ -409,3 +409,25 @@ def test_lazy_models_starts_the_server_without_them(tmp_path, monkeypatch):
     finally:
         lazy.terminate()
         lazy.wait(10)
+
+
+def test_a_job_failed_by_interruption_drops_its_uploads_at_that_start(tmp_path):
+    data = tmp_path / "data"
+    store = JobStore(data / "jobs.sqlite3")
+    store.add("cut", {"backbone": "cnn14"}, "paired")
+    store.add("waiting", {"backbone": "cnn14"}, "paired")
+    for _ in range(MAX_ATTEMPTS):  # claimed, then cut off by a stop, as often as a job is retried
+        assert store.claim_next().id == "cut"
+        if _ < MAX_ATTEMPTS - 1:
+            store.recover()
+    store.close()
+    for job in ("cut", "waiting"):
+        (data / "jobs" / job / "generated").mkdir(parents=True)
+        (data / "jobs" / job / "generated" / "a.wav").write_bytes(b"RIFF")
+    with make_client(tmp_path, run_jobs=False):
+        pass  # a start: recovery, then tidying
+    store = JobStore(data / "jobs.sqlite3")
+    assert store.get("cut").status == "failed" and store.get("waiting").status == "queued"
+    store.close()
+    assert not (data / "jobs" / "cut").exists()  # failed at this start: its uploads are gone now
+    assert (data / "jobs" / "waiting" / "generated" / "a.wav").exists()  # a queued job keeps them

@@ -174,9 +174,9 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        _tidy(data_dir, store)
-        for job in store.recover():
+        for job in store.recover():  # first, so a job failed here has its uploads tidied away below
             log.warning("job %s was running when the server stopped: now %s", job.id, job.status)
+        _tidy(data_dir, store)
         if config.run_jobs:
             runner.start()
         yield
