@@ -121,3 +121,43 @@ def import_with_placeholders(package: str, *, install_hint: str, patch: dict | N
     if registered:
         print(f"{package}: imported with placeholders for absent modules it never uses here: {', '.join(registered)}")
     return loaded
+
+
+def fad_model_conditioning(name: str):
+    """The ``Conditioning`` ``--fad-model name`` feeds its artifact with (its toolkit's settings)."""
+    import dataclasses
+
+    from audiofidelity.audio import Conditioning
+    from audiofidelity.registry import fad_model
+
+    return dataclasses.replace(Conditioning(), **dict(fad_model(name).conditioning))
+
+
+def compare_two_sets(parser, args, embed, *, unit: str, count: str, against: str) -> int:
+    """For every file of ``--audio`` and ``--reference``: ``embed(path) -> (ours, original, seconds, how many
+    ``count``: frames, windows)``; prints
+    each file's relative difference, then FAD between the sets by each side; the verdict against ``--tolerance``
+    (exit status 1 above it, or when a file's shapes differ)."""
+    import numpy as np
+
+    sets: dict[str, dict[str, list]] = {}
+    worst = 0.0
+    print(f"{'file':<28} {'seconds':>8} {count:>7} {unit + ' rel':>14}")
+    for label, paths in (("audio", args.audio), ("reference", args.reference)):
+        files = audio_files(paths)
+        if not files:
+            parser.error(f"no audio files found under --{label}")
+        sets[label] = {"ours": [], "original": []}
+        for path in files:
+            ours, theirs, seconds, rows = embed(path)
+            if np.shape(ours) != np.shape(theirs):
+                parser.exit(1, f"FAIL: {path.name}: {np.shape(ours)} {unit}, the original gives {np.shape(theirs)}\n")
+            error = relative_error(ours, theirs)
+            worst = max(worst, error)
+            sets[label]["ours"].append(np.atleast_2d(ours))
+            sets[label]["original"].append(np.atleast_2d(theirs))
+            print(f"{path.name:<28} {seconds:>8.3f} {rows:>7} {error:>14.3g}")
+    fad_error = fad_difference({label: {side: np.concatenate(v) for side, v in s.items()} for label, s in sets.items()})
+    failed = [f"{what} above tolerance {args.tolerance:g}" for what, bad in
+              ((unit, worst > args.tolerance), ("FAD", fad_error > args.tolerance)) if bad]
+    return verdict(failed, f"{unit} and FAD within {args.tolerance:g} of {against}")

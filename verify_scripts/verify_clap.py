@@ -20,7 +20,6 @@ verify_scripts/requirements-nodeps.txt`` (laion_clap declares numpy<2, wandb and
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -28,12 +27,10 @@ import numpy as np
 import torch
 
 from audiofidelity import artifacts
-from audiofidelity.audio import Conditioning, condition, load_audio
+from audiofidelity.audio import condition, load_audio
 from audiofidelity.frontends import apply_frontend, window_starts
-from audiofidelity.registry import fad_model
 from audiofidelity.runner import EmbeddingRunner
-from common import Unavailable, add_two_set_options, audio_files, fad_difference, import_with_placeholders, \
-    relative_error, verdict
+from common import Unavailable, add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
 
 AUDIO_MODELS = {"clap-630k-audioset": "HTSAT-tiny", "clap-music": "HTSAT-base"}
 SMALL_TEXT_TOWER = dict(model_type="transformer", context_length=77, vocab_size=49408, width=512, heads=8, layers=1)
@@ -103,31 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     manifest = artifact.manifest
     original = load_original(args.model, args.source)
     runner = EmbeddingRunner(artifact, batch_size=4, average_items=True)
-    conditioning = dataclasses.replace(Conditioning(), **dict(fad_model(args.model).conditioning))
-    sets: dict[str, dict[str, list[np.ndarray]]] = {}
-    worst = 0.0
-    print(f"{'file':<28} {'seconds':>8} {'windows':>7} {'embedding rel':>13}")
-    for label, paths in (("audio", args.audio), ("reference", args.reference)):
-        files = audio_files(paths)
-        if not files:
-            parser.error(f"no audio files found under --{label}")
-        sets[label] = {"ours": [], "original": []}
-        for path in files:
-            audio, rate = load_audio(path)
-            wave = condition(audio, rate, manifest.sample_rate, conditioning)
-            x = apply_frontend(wave, manifest.frontend)
-            ours = runner.run([x])["embedding"][0]
-            theirs = original_embedding(original, wave, manifest.frontend["window_samples"])
-            error = relative_error(ours, theirs)
-            worst = max(worst, error)
-            sets[label]["ours"].append(ours)
-            sets[label]["original"].append(theirs)
-            print(f"{path.name:<28} {len(wave) / manifest.sample_rate:>8.3f} {len(x):>7} {error:>13.3g}")
-    fad_error = fad_difference({label: {side: np.stack(v) for side, v in s.items()} for label, s in sets.items()})
-    failed = [f"{what} above tolerance {args.tolerance:g}" for what, bad in
-              (("embeddings", worst > args.tolerance), ("FAD", fad_error > args.tolerance)) if bad]
-    return verdict(failed, f"embeddings and FAD within {args.tolerance:g} of laion_clap")
+    conditioning = fad_model_conditioning(args.model)
 
+    def embed(path: Path):
+        audio, rate = load_audio(path)
+        wave = condition(audio, rate, manifest.sample_rate, conditioning)
+        x = apply_frontend(wave, manifest.frontend)
+        theirs = original_embedding(original, wave, manifest.frontend["window_samples"])
+        return runner.run([x])["embedding"][0], theirs, len(wave) / manifest.sample_rate, len(x)
+
+    return compare_two_sets(parser, args, embed, unit="embeddings", count="windows", against="laion_clap")
 
 if __name__ == "__main__":
     sys.exit(main())

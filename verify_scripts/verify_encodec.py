@@ -19,7 +19,6 @@ verify_scripts/requirements-nodeps.txt``: encodec's declared torchaudio dependen
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -27,11 +26,10 @@ import numpy as np
 import torch
 
 from audiofidelity import artifacts
-from audiofidelity.audio import Conditioning, condition, condition_stereo, load_audio
+from audiofidelity.audio import condition, condition_stereo, load_audio
 from audiofidelity.frontends import apply_frontend
-from audiofidelity.registry import fad_model
 from audiofidelity.runner import EmbeddingRunner
-from common import add_two_set_options, audio_files, fad_difference, import_with_placeholders, relative_error, verdict
+from common import add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
 
 CONSTRUCTORS = {"encodec-24k": "encodec_model_24khz", "encodec-48k": "encodec_model_48khz"}
 
@@ -72,33 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     manifest = artifact.manifest
     original = load_original(args.model, args.source)
     runner = EmbeddingRunner(artifact, batch_size=1)
-    conditioning = dataclasses.replace(Conditioning(), **dict(fad_model(args.model).conditioning))
+    conditioning = fad_model_conditioning(args.model)
     make = condition if manifest.inputs[0].get("channels", 1) == 1 else condition_stereo
-    sets: dict[str, dict[str, list[np.ndarray]]] = {}
-    worst = 0.0
-    print(f"{'file':<28} {'seconds':>8} {'frames':>7} {'frames rel':>10}")
-    for label, paths in (("audio", args.audio), ("reference", args.reference)):
-        files = audio_files(paths)
-        if not files:
-            parser.error(f"no audio files found under --{label}")
-        sets[label] = {"ours": [], "original": []}
-        for path in files:
-            audio, rate = load_audio(path)
-            wave = make(audio, rate, manifest.sample_rate, conditioning)
-            ours = runner.run([apply_frontend(wave, manifest.frontend)])["frames"][0]
-            theirs = original_frames(original, wave)
-            if ours.shape != theirs.shape:
-                parser.exit(1, f"FAIL: {path.name}: {ours.shape} frames, the original gives {theirs.shape}\n")
-            error = relative_error(ours, theirs)
-            worst = max(worst, error)
-            sets[label]["ours"].append(ours)
-            sets[label]["original"].append(theirs)
-            print(f"{path.name:<28} {wave.shape[-1] / manifest.sample_rate:>8.3f} {len(ours):>7} {error:>10.3g}")
-    fad_error = fad_difference({label: {side: np.concatenate(v) for side, v in s.items()} for label, s in sets.items()})
-    failed = [f"{what} above tolerance {args.tolerance:g}" for what, bad in
-              (("frames", worst > args.tolerance), ("FAD", fad_error > args.tolerance)) if bad]
-    return verdict(failed, f"frames and FAD within {args.tolerance:g} of encodec's encoder")
 
+    def embed(path: Path):
+        audio, rate = load_audio(path)
+        wave = make(audio, rate, manifest.sample_rate, conditioning)
+        ours = runner.run([apply_frontend(wave, manifest.frontend)])["frames"][0]
+        return ours, original_frames(original, wave), wave.shape[-1] / manifest.sample_rate, len(ours)
+
+    return compare_two_sets(parser, args, embed, unit="frames", count="frames", against="encodec's encoder")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -378,7 +378,7 @@ class Evaluator:
                 out.setdefault(name, {}).update(diagnostics.file_scores(rows, gaussian, means))
         rates = sorted({stage.input.conditioning_rate for stage in self.stages} | ({self.sample_rate} if signal_rate
                                                                                      else set()))
-        for name in generated.files or [n for n in out]:
+        for name in generated.files or list(out):
             out.setdefault(name, {}).update(diagnostics.audio_facts(generated.folder / name, rates))
         return out
 

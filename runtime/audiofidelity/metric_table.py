@@ -53,19 +53,22 @@ class EvaluationData:
             return self.reference.per_file[self.output(role)]
         return self.reference_stats.per_file(role) if required else self.reference_stats.role(role).per_file
 
+    def reference_rows(self, role: str) -> np.ndarray:
+        """The reference's stacked rows of ``role`` (a statistics file's stored features)."""
+        if self.reference_stats is not None:
+            return self.reference_stats.features(role)
+        return self.reference.matrix(self.output(role))
+
     def both(self, role: str) -> tuple[np.ndarray, np.ndarray]:
         """Stacked rows of ``role`` for (generated, reference), in the original's row order."""
-        output = self.output(role)
-        reference = self.reference_stats.features(role) if self.reference_stats is not None \
-            else self.reference.matrix(output)
-        return self.generated.matrix(output), reference
+        return self.generated.matrix(self.output(role)), self.reference_rows(role)
 
     def frechet_of(self, role: str, generated: np.ndarray) -> tuple[float, dict]:
         """FD of generated rows against the reference's ``role`` (its statistics file's Gaussian when there is
         one and the covariance is the originals'), with its details (``frechet.frechet_distance_checked``)."""
         if self.reference_stats is not None and self.options.covariance == "mle":
             return self.reference_stats.frechet_distance(role, generated), {"covariance": "mle"}
-        reference = self.both(role)[1]
+        reference = self.reference_rows(role)
         return frechet.frechet_distance_checked(generated, reference, covariance=self.options.covariance)
 
     def frechet(self, role: str, key: str) -> float:
@@ -73,12 +76,12 @@ class EvaluationData:
         value, self.details[key] = self.frechet_of(role, self.generated.matrix(self.output(role)))
         return value
 
-    def kad(self, generated: np.ndarray, bandwidth: str | float | None = None) -> float:
-        """KAD of generated rows against the reference's ``fad`` rows (details under its key)."""
-        reference = self.both("fad")[1]
-        value, used = kad.kernel_audio_distance(generated, reference, seed=self.options.seed,
-                                                bandwidth=self.options.kad_bandwidth if bandwidth is None else bandwidth)
-        self.details.setdefault(kad.KEY_KAD, {"bandwidth": used.as_dict(), "rows": [len(generated), len(reference)]})
+    def kad(self) -> float:
+        """KAD between the sides' ``fad`` rows (the bandwidth and row counts under its key)."""
+        generated, reference = self.both("fad")
+        value, used = kad.kernel_audio_distance(generated, reference, bandwidth=self.options.kad_bandwidth,
+                                                seed=self.options.seed)
+        self.details[kad.KEY_KAD] = {"bandwidth": used.as_dict(), "rows": [len(generated), len(reference)]}
         return value
 
     def extrapolated(self, role: str, key: str, score: Callable[[np.ndarray], float]) -> float:
@@ -143,8 +146,7 @@ def _kad_inf(data: EvaluationData) -> float:
     """KAD∞ with the bandwidth chosen once from the whole sets (every draw is scored with the same kernel)."""
     generated, reference = data.both("fad")
     used = kad.choose_bandwidth(generated, reference, data.options.kad_bandwidth, seed=data.options.seed)
-    value = data.extrapolated("fad", KEY_KAD_INF, lambda rows: kad.kernel_audio_distance(
-        rows, reference, bandwidth=used.sigma)[0])
+    value = data.extrapolated("fad", KEY_KAD_INF, kad.kad_against(reference, used.sigma))
     data.details[KEY_KAD_INF]["bandwidth"] = used.as_dict()
     return value
 
@@ -171,7 +173,7 @@ METRICS: dict[str, MetricSpec] = {
         needs="fad", role="fad",
         description="Fréchet audio distance between all embedding rows of each folder (--fad-model; VGGish frames)"),
     "kad": MetricSpec(
-        (kad.KEY_KAD,), lambda d: {kad.KEY_KAD: d.kad(d.generated.matrix(d.output("fad")))}, needs="fad", role="fad",
+        (kad.KEY_KAD,), lambda d: {kad.KEY_KAD: d.kad()}, needs="fad", role="fad",
         description="kernel audio distance (unbiased RBF MMD^2 x100) between the --fad-model rows of each folder"),
     "prdc": MetricSpec(
         prdc.KEYS, lambda d: prdc.prdc(*d.both("fad")), needs="fad", role="fad",

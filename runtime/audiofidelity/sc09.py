@@ -104,11 +104,16 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
     return out
 
 
+def _settings(artifact: LoadedArtifact) -> dict:
+    """What a training file's numbers depend on: the artifact's bytes, its frontend, the conditioning."""
+    return {"format": STATS_FORMAT, "artifact": artifact.manifest.sha256, "frontend": artifact.manifest.frontend,
+            "conditioning": CONDITIONING.as_dict()}
+
+
 def save_training(path: Path, train: Classified, artifact: LoadedArtifact) -> None:
     """What the metrics need from the training set, with the artifact's sha256 and the files used."""
     np.savez(path, probs=train.probs, activations=train.activations, files=np.array(train.files),
-             settings=json.dumps({"format": STATS_FORMAT, "artifact": artifact.manifest.sha256,
-                                  "frontend": artifact.manifest.frontend, "conditioning": CONDITIONING.as_dict()}))
+             settings=json.dumps(_settings(artifact)))
 
 
 def load_training(path: Path, artifact: LoadedArtifact) -> Classified:
@@ -119,8 +124,7 @@ def load_training(path: Path, artifact: LoadedArtifact) -> Classified:
             train = Classified(list(map(str, data["files"])), data["probs"], data["activations"])
     except (OSError, KeyError, ValueError) as exc:
         raise StatsFileError(f"{path} is not an SC09 training file from 'audiofidelity sc09-stats' ({exc})") from None
-    want = {"format": STATS_FORMAT, "artifact": artifact.manifest.sha256, "frontend": artifact.manifest.frontend,
-            "conditioning": CONDITIONING.as_dict()}
+    want = _settings(artifact)
     if settings != want:
         changed = sorted(k for k in want if settings.get(k) != want[k])
         raise StatsFileError(f"{path} was made with another {', '.join(changed)}; recompute it with "

@@ -139,11 +139,23 @@ def kernel_audio_distance(generated: np.ndarray, reference: np.ndarray, *, bandw
         Fewer than 2 rows on a side, different widths, or a zero bandwidth (all bandwidth rows identical).
     """
     x, y = _rows(generated, "generated"), _rows(reference, "reference")
-    if x.shape[1] != y.shape[1]:
-        raise ValueError(f"embedding widths differ: {x.shape[1]} vs {y.shape[1]}")
     chosen = choose_bandwidth(x, y, bandwidth, seed=seed)
-    gamma = 1.0 / (2.0 * chosen.sigma ** 2 + EPS)
-    m, n = len(x), len(y)
-    mmd2 = (_within_sum(x, gamma) / (m * (m - 1)) + _within_sum(y, gamma) / (n * (n - 1))
-            - 2.0 * _kernel_sum(x, y, gamma) / (m * n))
-    return SCALE * mmd2, chosen
+    return kad_against(y, chosen.sigma)(x), chosen
+
+
+def kad_against(reference: np.ndarray, sigma: float):
+    """KAD of any generated rows against a fixed reference at bandwidth ``sigma``: the reference's own kernel sum is
+    computed once (the extrapolation scores 25 draws against one reference)."""
+    y = _rows(reference, "reference")
+    gamma = 1.0 / (2.0 * sigma ** 2 + EPS)
+    n = len(y)
+    reference_term = _within_sum(y, gamma) / (n * (n - 1))
+
+    def distance(generated: np.ndarray) -> float:
+        x = _rows(generated, "generated")
+        if x.shape[1] != y.shape[1]:
+            raise ValueError(f"embedding widths differ: {x.shape[1]} vs {y.shape[1]}")
+        m = len(x)
+        return SCALE * (_within_sum(x, gamma) / (m * (m - 1)) + reference_term - 2.0 * _kernel_sum(x, y, gamma) / (m * n))
+
+    return distance
