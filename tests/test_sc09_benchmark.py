@@ -93,3 +93,7 @@ def test_a_training_file_gives_the_folders_numbers_and_bad_files_are_named(bench
                                      "action": "skipped"}]
     assert by_stats["files"]["generated"]["used"] == 22  # 40 usable, threshold keeps [16, 38)
     assert by_stats["metrics"]["ndb_over_k"] is not None
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes((tmp_path / "train.npz").read_bytes()[:1000])
+    assert cli.main(["sc09", str(generated), "--train", str(truncated), "--models-dir",
+                     str(benchmark / "models")]) == 1  # named, not a traceback

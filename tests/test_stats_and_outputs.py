@@ -9,6 +9,7 @@ from audiofidelity import cli
 from audiofidelity.evaluate import evaluate
 from audiofidelity.metrics import frechet
 from audiofidelity.metrics.bootstrap import bootstrap_interval
+from audiofidelity.errors import StatsFileError
 from audiofidelity.stats import ReferenceStats
 
 
@@ -164,3 +165,18 @@ def test_csv_with_foreign_columns_is_refused(recordings_dir, models_dir, tmp_pat
                        "--metrics", "psnr", "--quiet", "--csv", str(table)])
     assert status == 1 and "other columns" in capsys.readouterr().err
     assert table.read_text() == "a,b\n1,2\n"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "pickled"])
+def test_a_damaged_statistics_file_is_refused_by_name_not_a_traceback(tmp_path, damage):
+    good = tmp_path / "good.npz"
+    np.savez(good, format=np.array(1), settings=np.array("{}"), files=np.array(["a.wav"]))
+    path = tmp_path / "ref.npz"
+    if damage == "garbage":
+        path.write_bytes(b"not a statistics file")
+    elif damage == "truncated":
+        path.write_bytes(good.read_bytes()[:100])
+    else:
+        np.save(path, np.array([object()], dtype=object), allow_pickle=True)
+    with pytest.raises(StatsFileError, match=f"{path.name} is not an audiofidelity statistics file"):
+        ReferenceStats.load(path)  # a StatsFileError: the CLI reports it and exits 1

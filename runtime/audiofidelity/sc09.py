@@ -28,6 +28,7 @@ from .errors import InputFolderError, InvalidAudioError, StatsFileError
 from .frontends import apply_frontend
 from .metrics import sc09 as metrics
 from .runner import EmbeddingRunner
+from .stats import read_arrays
 
 ARTIFACT = "sc09-resnext"
 CLASSES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -118,12 +119,13 @@ def save_training(path: Path, train: Classified, artifact: LoadedArtifact) -> No
 
 def load_training(path: Path, artifact: LoadedArtifact) -> Classified:
     """A training-set file from ``save_training``; refused when made with other bytes or settings."""
+    what = "an SC09 training file from 'audiofidelity sc09-stats'"
+    data = read_arrays(path, what)
     try:
-        with np.load(path) as data:
-            settings = json.loads(str(data["settings"]))
-            train = Classified(list(map(str, data["files"])), data["probs"], data["activations"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise StatsFileError(f"{path} is not an SC09 training file from 'audiofidelity sc09-stats' ({exc})") from None
+        settings = json.loads(str(data["settings"]))
+        train = Classified(list(map(str, data["files"])), data["probs"], data["activations"])
+    except (KeyError, ValueError) as exc:
+        raise StatsFileError(f"{path} is not {what} (no {exc})") from None
     want = _settings(artifact)
     if settings != want:
         changed = sorted(k for k in want if settings.get(k) != want[k])

@@ -10,6 +10,7 @@ for (``--features``: KID, per-layer FD and resampling the reference in ``--boots
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,16 @@ from .metrics import frechet
 
 STATS_FORMAT = 1
 STATS_ROLES = ("embedding", "fad", "layers")
+
+
+def read_arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles); ``StatsFileError`` naming ``what`` it should be when the file is
+    missing, garbage, truncated or not a zip archive."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise StatsFileError(f"{path} is not {what}: {str(exc).split('.')[0]}") from exc
 
 
 @dataclass
@@ -85,12 +96,8 @@ class ReferenceStats:
         StatsFileError
             If the file is not an audiofidelity statistics file (or of another format version).
         """
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, EOFError) as exc:
-            raise StatsFileError(f"{path} is not an audiofidelity statistics file (make one with 'audiofidelity "
-                                 f"stats REF --out FILE.npz'): {str(exc).split('.')[0]}") from exc
+        arrays = read_arrays(path, "an audiofidelity statistics file (make one with 'audiofidelity stats REF "
+                                   "--out FILE.npz')")
         if "format" not in arrays or "settings" not in arrays:
             raise StatsFileError(f"{path} is not an audiofidelity statistics file (make one with "
                                  f"'audiofidelity stats REF --out FILE.npz')")
