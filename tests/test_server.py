@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -15,7 +16,9 @@ import soundfile as sf
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from audiofidelity import features  # noqa: E402
 from audiofidelity.evaluate import METRICS  # noqa: E402
+from audiofidelity.server import worker  # noqa: E402
 from audiofidelity.server.app import ServerConfig, create_app  # noqa: E402
 from audiofidelity.server.jobstore import MAX_ATTEMPTS, JobStore  # noqa: E402
 from audiofidelity.server.uploads import UploadError, UploadLimits, check_name  # noqa: E402
@@ -261,13 +264,82 @@ def test_delete_and_pagination(tmp_path, recordings_dir):
             answer = client.get("/jobs", params={"offset": value})
             assert answer.status_code == 400 and "offset" in answer.json()["error"], value
 
-        running = client.app.state.store.claim_next()  # the oldest job, as the worker would take it
-        busy = client.delete(f"/jobs/{running.id}")
-        assert busy.status_code == 409 and "is running" in busy.json()["error"]
         assert client.delete(f"/jobs/{ids[1]}").json() == {"job_id": ids[1], "deleted": True}
         assert client.get(f"/jobs/{ids[1]}").status_code == 404
         assert not (tmp_path / "data" / "jobs" / ids[1]).exists()
         assert client.delete("/jobs/nosuchjob").status_code == 404
+
+
+def test_a_running_job_shows_its_progress_phase_by_phase(tmp_path, models_dir, recordings_dir, monkeypatch):
+    monkeypatch.setattr(features, "CHUNK_FILES", 1)  # a record per file
+    with make_client(tmp_path, models_dir, run_jobs=False) as client:
+        job_id = client.post("/evaluate", files=upload(recordings_dir)).json()["job_id"]
+        store, runner = client.app.state.store, client.app.state.runner
+        seen = []
+        record = store.set_progress
+
+        def record_and_read(job, progress):  # the real store, read back through the API as a client would
+            kept = record(job, progress)
+            seen.append(client.get(f"/jobs/{job_id}").json()["progress"])
+            return kept
+
+        monkeypatch.setattr(store, "set_progress", record_and_read)
+        monkeypatch.setattr(worker, "PROGRESS_INTERVAL", 0.0)
+        assert runner.run_next()
+        done = client.get(f"/jobs/{job_id}").json()
+    files = [(s["phase"], s["done"], s["total"]) for s in seen if s["unit"] == "files"]
+    assert files == [(side, k, 3) for side in ("generated", "reference") for k in range(4)]
+    assert [(s["phase"], s["done"]) for s in seen if s["unit"] == "pairs"] == [("pairs", k) for k in range(4)]
+    assert seen[-1] == {"phase": "metrics", "done": 0, "total": 1, "unit": "steps"}
+    assert done["status"] == "completed" and done["progress"] is None and not done["cancel_requested"]
+
+
+def test_deleting_a_running_job_stops_it_at_the_next_chunk_and_removes_it(tmp_path, models_dir, recordings_dir,
+                                                                         monkeypatch):
+    monkeypatch.setattr(features, "CHUNK_FILES", 1)
+    with make_client(tmp_path, models_dir, run_jobs=False) as client:
+        job_id = client.post("/evaluate", files=upload(recordings_dir)).json()["job_id"]
+        store, runner = client.app.state.store, client.app.state.runner
+        running = store.claim_next()  # the worker's claim, then a DELETE while it runs
+        answer = client.delete(f"/jobs/{job_id}")
+        assert answer.status_code == 202 and answer.json() == {"job_id": job_id, "deleted": False,
+                                                               "status": "cancelling"}
+        view = client.get(f"/jobs/{job_id}").json()
+        assert view["status"] == "running" and view["cancel_requested"]
+        assert (tmp_path / "data" / "jobs" / job_id).is_dir()  # still in use until the worker stops
+        runner.run(running)
+        assert client.get(f"/jobs/{job_id}").status_code == 404
+        assert leftovers(tmp_path) == [] and client.get("/health").json()["jobs"]["running"] == 0
+
+
+def test_a_job_deleted_as_it_finishes_is_removed_not_completed(tmp_path):
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.add("a", {"backbone": "cnn14"}, "paired")
+    store.claim_next()
+    assert store.set_progress("a", {"phase": "generated", "done": 1, "total": 2})
+    assert store.delete("a") == "cancelling" and not store.set_progress("a", {"phase": "generated", "done": 2})
+    assert store.complete("a", {"metrics": {}}) is False and store.get("a") is None
+    store.add("b", {"backbone": "cnn14"}, "paired")
+    store.claim_next()
+    store.delete("b")
+    store.close()
+    store = JobStore(tmp_path / "jobs.sqlite3")  # stopped while cancelling: gone at the restart, not retried
+    assert store.recover() == [] and store.get("b") is None
+
+
+def test_a_store_written_before_progress_existed_opens_and_gains_the_columns(tmp_path):
+    path = tmp_path / "jobs.sqlite3"
+    with sqlite3.connect(path) as db:  # the schema of the previous release
+        db.executescript("""CREATE TABLE jobs (id TEXT PRIMARY KEY, status TEXT NOT NULL, created_at TEXT NOT NULL,
+            started_at TEXT, finished_at TEXT, attempts INTEGER NOT NULL DEFAULT 0, request TEXT NOT NULL,
+            evaluation_mode TEXT, report TEXT, error TEXT, notes TEXT NOT NULL DEFAULT '[]');
+            INSERT INTO jobs (id, status, created_at, request) VALUES ('old', 'queued', '2026-01-01', '{}');""")
+    db.close()
+    store = JobStore(path)
+    job = store.claim_next()
+    assert job.id == "old" and job.progress is None and not job.cancel_requested
+    assert store.set_progress("old", {"phase": "generated", "done": 0, "total": 1})
+    assert store.get("old").progress == {"phase": "generated", "done": 0, "total": 1}
 
 
 def test_no_cors_unless_configured(tmp_path):

@@ -173,3 +173,28 @@ def test_a_client_that_stops_mid_header_is_dropped_within_the_deadline(server):
         waited = time.monotonic() - started
     assert HEADER_SECONDS - 1 < waited < HEADER_SECONDS + 3
     assert httpx.get(f"{server.url}/health").status_code == 200  # the server itself carries on
+
+
+@pytest.mark.parity  # ~10 s: a job long enough to be deleted mid-run
+def test_a_running_job_reports_progress_and_a_delete_stops_it_and_removes_its_files(fresh_cache, server, tmp_path):
+    noise = np.random.default_rng(7)
+    names = [f"clip_{k:02d}.wav" for k in range(48)]  # three chunks of 16 per side, distinct (nothing cached)
+    for side in ("generated", "reference"):
+        (tmp_path / "long" / side).mkdir(parents=True)
+        for name in names:
+            sf.write(tmp_path / "long" / side / name, 0.1 * noise.standard_normal(4 * 16000), 16000)
+    job_id = server.submit(tmp_path / "long", names, metrics="FD")["job_id"]
+    deadline = time.monotonic() + 120
+    while not ((job := server.job(job_id))["progress"] or {}).get("done"):  # a chunk done, the job not
+        assert job["status"] in ("queued", "running") and time.monotonic() < deadline, job
+        time.sleep(0.1)
+    assert job["progress"]["phase"] == "generated" and job["progress"]["total"] == 48
+    assert job["progress"]["unit"] == "files" and 0 < job["progress"]["done"] < 48
+    answer = httpx.delete(f"{server.url}/jobs/{job_id}", timeout=10)
+    assert answer.status_code == 202 and answer.json()["status"] == "cancelling"
+    while (gone := httpx.get(f"{server.url}/jobs/{job_id}", timeout=10)).status_code == 200:
+        assert gone.json()["cancel_requested"] and time.monotonic() < deadline
+        time.sleep(0.1)
+    assert gone.status_code == 404 and not (server.data_dir / "jobs" / job_id).exists()
+    follow_up = server.wait(server.submit(tmp_path / "long", names[:2], metrics="FD")["job_id"])
+    assert follow_up["status"] == "completed"  # the worker carries on with the next job

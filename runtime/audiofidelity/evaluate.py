@@ -27,7 +27,7 @@ from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
 from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, ManifestError
-from .features import (ModelStage, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage,
+from .features import (ModelStage, RunSettings, SideFeatures, Watch, backbone_stage, extract_features, fad_stage,
                        progress_bar, timed)
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
@@ -219,13 +219,13 @@ class Evaluator:
                 "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
                               for st in self.stages}}
 
-    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
         """Features of ``names`` in ``folder`` (empty when no selected metric needs a model)."""
         side = SideFeatures(folder, names)
         if self.stages:
             with timed(f"{label} features ({len(names)} files)"):
                 extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
-                                 label=label, pool=self._worker_pool(len(names)))
+                                 label=label, pool=self._worker_pool(len(names)), watch=watch)
         return side
 
     def _worker_pool(self, files: int) -> Callable | None:
@@ -253,7 +253,7 @@ class Evaluator:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _reference_features(self, folder: Path, names: list[str]) -> SideFeatures:
+    def _reference_features(self, folder: Path, names: list[str], watch: Watch | None) -> SideFeatures:
         """Reference features, reused while consecutive runs share the reference folder and listing.
 
         Only the latest reference is kept, so a long-lived evaluator (the server) does not grow; each
@@ -261,7 +261,7 @@ class Evaluator:
         """
         key = (str(folder.absolute()), tuple(names))
         if self._reference_memo is None or self._reference_memo[0] != key:
-            self._reference_memo = (key, self.side_features(folder, names, "reference"))
+            self._reference_memo = (key, self.side_features(folder, names, "reference", watch))
         memo = self._reference_memo[1]
         return dataclasses.replace(memo, problems=list(memo.problems))
 
@@ -290,10 +290,12 @@ class Evaluator:
 
     def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
                  per_file: bool = False, bootstrap: int = 0,
-                 metrics: Sequence[str] | None = None) -> "EvaluationResult":
+                 metrics: Sequence[str] | None = None, watch: Watch | None = None) -> "EvaluationResult":
         """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``).
 
         ``metrics``: compute only these of the evaluator's metrics this time (the models stay loaded).
+        ``watch(phase, done, total)``: told each phase's progress after every chunk of files or pair
+        (phases ``generated``, ``reference``, ``pairs``, ``metrics``); raising from it stops the run.
         """
         selected = self._selection(metrics)
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
@@ -312,13 +314,14 @@ class Evaluator:
             unpaired_reason = None if paired else "the two folders' file names do not match; see 'mode'"
         if limit is not None:
             gen_names, ref_names = gen_names[:limit], ref_names[:limit]
-        gen = self.side_features(gen_folder, gen_names, "generated")
-        ref = self._reference_features(ref_path, ref_names) if stats is None else SideFeatures(ref_path, [])
+        gen = self.side_features(gen_folder, gen_names, "generated", watch)
+        ref = self._reference_features(ref_path, ref_names, watch) if stats is None else SideFeatures(ref_path, [])
         sides = {"generated": gen, "reference": ref}
         pair_values = None
         if paired and signal_keys:
             names = _usable_pairs(gen, ref)
-            with progress_bar(len(names), "pairs", self.progress) as bar, timed(f"pair metrics ({len(names)} pairs)"):
+            with progress_bar(len(names), "pairs", self.progress, watch) as bar, \
+                    timed(f"pair metrics ({len(names)} pairs)"):
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,
                                             lsd_offset=self.lsd_offset, progress=bar.update,
@@ -332,6 +335,8 @@ class Evaluator:
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         nothing_usable = _nothing_usable(sides if stats is None else {"generated": gen}, bool(self.stages),
                                          paired, usable_pairs)
+        if watch is not None:
+            watch("metrics", 0, 1)
         with timed("metrics"):
             values, unavailable = compute_metrics(selected, data, unpaired_reason, nothing_usable)
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),

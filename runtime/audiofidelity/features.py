@@ -68,10 +68,36 @@ def timed(phase: str):
     log.info("%s took %.1f s", phase, time.perf_counter() - start)
 
 
-def progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
+Watch = Callable[[str, int, int], None]
+"""``watch(phase, done, total)``, called after each chunk of files or pair; it may raise to stop the run."""
 
-    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
+
+class Progress:
+    """A tqdm bar (shown when ``enabled``) that also tells ``watch`` how far a phase has got."""
+
+    def __init__(self, total: int, desc: str, enabled: bool, watch: Watch | None = None) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, disable=not enabled, leave=False)
+        self.desc, self.total, self.done, self.watch = desc, total, 0, watch
+
+    def update(self, n: int = 1) -> None:
+        self.bar.update(n)
+        self.done += n
+        if self.watch is not None:
+            self.watch(self.desc, self.done, self.total)
+
+    def __enter__(self) -> "Progress":
+        if self.watch is not None:
+            self.watch(self.desc, 0, self.total)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+
+def progress_bar(total: int, desc: str, enabled: bool, watch: Watch | None = None) -> Progress:
+    return Progress(total, desc, enabled, watch)
 
 
 @dataclass(frozen=True)
@@ -247,7 +273,7 @@ def spawn_pool(workers: int):
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
                      cache: FeatureCache | None = None, progress: bool = True, label: str = "",
-                     pool=None) -> SideFeatures:
+                     pool=None, watch: Watch | None = None) -> SideFeatures:
     """Fill ``side`` with every stage's outputs for the usable files; record the others as problems.
 
     Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
@@ -280,7 +306,7 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
         return jobs
 
     ahead = LOOKAHEAD_CHUNKS if pool else 0
-    with progress_bar(len(side.listed), label or side.folder.name, progress) as bar:
+    with progress_bar(len(side.listed), label or side.folder.name, progress, watch) as bar:
         planned = [plan(chunk) for chunk in chunks[:ahead + 1]]
         for index, chunk in enumerate(chunks):
             if index + ahead + 1 < len(chunks):

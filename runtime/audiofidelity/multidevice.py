@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .evaluate import Evaluator
-from .features import SideFeatures
+from .features import SideFeatures, Watch
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +68,10 @@ class MultiDeviceEvaluator(Evaluator):
             replica.close()
         super().close()
 
-    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
+        """One shard per device, in threads; ``watch`` is told only of a single device's run."""
         if len(self.replicas) == 1 or not self.stages:
-            return super().side_features(folder, names, label)
+            return super().side_features(folder, names, label, watch)
         shards = shard(names, len(self.replicas))
         with ThreadPoolExecutor(len(self.replicas)) as pool:
             parts = list(pool.map(
@@ -116,11 +117,12 @@ class DistributedEvaluator(Evaluator):
         return {**super()._provenance(limit, signal_keys),
                 "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
 
-    def side_features(self, folder: Path, names: list[str], label: str) -> SideFeatures:
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
+        """This rank's shard (``watch`` follows it), gathered from every rank."""
         import torch.distributed as dist
 
         mine = shard(names, self.world)[self.rank]
-        part = super().side_features(folder, mine, f"{label} [rank {self.rank}]")
+        part = super().side_features(folder, mine, f"{label} [rank {self.rank}]", watch)
         parts: list = [None] * self.world
         dist.all_gather_object(parts, part)
         return join(folder, names, parts)

@@ -27,7 +27,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__, models_cli, registry
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..errors import ServerStateError
-from .jobstore import STATUSES, Job, JobBusyError, JobStore, move_aside
+from .jobstore import STATUSES, Job, JobStore, move_aside
 from .limits import RequestLimits
 from .uploads import UploadError, UploadLimits, discard, store_side
 from .worker import JobRunner, RunSettings
@@ -130,7 +130,8 @@ def job_view(job: Job) -> dict:
             "requested_metrics": job.request["metrics"], "limit_num": job.request["limit_num"],
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "attempts": job.attempts, "notes": job.notes, "uploads": job.request["uploads"],
-            "metrics": None, "error": job.error}
+            "progress": job.progress if job.status == "running" else None,
+            "cancel_requested": job.cancel_requested, "metrics": None, "error": job.error}
     if job.report is not None:
         view.update({k: v for k, v in job.report.items() if k != "mode"})
     return view
@@ -186,7 +187,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     app = FastAPI(title="audiofidelity evaluation service", version=__version__, lifespan=lifespan,
                   description="audioldm_eval's evaluation API (FAD, FD, KL, IS, KID, PSNR, SSIM, LSD) with a "
                               "persistent job store.")
-    app.state.store = store
+    app.state.store, app.state.runner = store, runner
     app.add_middleware(RequestLimits, max_bytes=config.limits.max_request_bytes, timeout=config.request_timeout)
     if config.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
@@ -327,16 +328,15 @@ def create_app(config: ServerConfig) -> FastAPI:
             raise HTTPException(404, f"Job {job_id[:64]} not found")
         return job_view(job)
 
-    @app.delete("/jobs/{job_id}", summary="Delete a job that is not running")
-    def delete_job(job_id: str) -> dict:
-        try:
-            found = store.delete(job_id)
-        except JobBusyError as exc:
-            raise HTTPException(409, str(exc)) from None
-        if not found:
+    @app.delete("/jobs/{job_id}", summary="Delete a job; a running one is stopped at its next chunk of files")
+    def delete_job(job_id: str) -> JSONResponse:
+        outcome = store.delete(job_id)
+        if outcome is None:
             raise HTTPException(404, f"Job {job_id[:64]} not found")
+        if outcome == "cancelling":  # the worker stops it, then removes it and its uploads
+            return JSONResponse({"job_id": job_id, "deleted": False, "status": "cancelling"}, status_code=202)
         discard(jobs_dir / job_id)  # a known id: 32 hex digits
-        return {"job_id": job_id, "deleted": True}
+        return JSONResponse({"job_id": job_id, "deleted": True})
 
     return app
 

@@ -2,7 +2,8 @@
 
 A job moves queued -> running -> completed | failed. ``recover`` runs at start-up: a job found
 ``running`` was cut off by a stop of the server; it is queued again (up to ``MAX_ATTEMPTS`` starts) or
-failed with that reason, and either way the job says so in its ``notes``.
+failed with that reason, and either way the job says so in its ``notes``. A running job records its
+``progress``; deleting it sets ``cancel_requested``, and the worker removes it at its next chunk.
 """
 from __future__ import annotations
 
@@ -32,19 +33,19 @@ CREATE TABLE IF NOT EXISTS jobs (
     evaluation_mode TEXT,
     report TEXT,
     error TEXT,
-    notes TEXT NOT NULL DEFAULT '[]'
+    notes TEXT NOT NULL DEFAULT '[]',
+    progress TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs (status, created_at);
 """
+_ADDED_COLUMNS = {"progress": "TEXT", "cancel_requested": "INTEGER NOT NULL DEFAULT 0"}
+"""Columns a store written by an earlier version lacks: added at open."""
 
 
 def now() -> str:
     """UTC time as ISO 8601 with microseconds (sorts as text)."""
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-class JobBusyError(Exception):
-    """The job is running and cannot be deleted."""
 
 
 @dataclass
@@ -62,13 +63,16 @@ class Job:
     report: dict | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    progress: dict | None = None
+    cancel_requested: bool = False
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "Job":
         values = dict(row)
-        values["request"] = json.loads(values["request"])
-        values["report"] = json.loads(values["report"]) if values["report"] else None
+        for column in ("request", "report", "progress"):
+            values[column] = json.loads(values[column]) if values[column] else None
         values["notes"] = json.loads(values["notes"])
+        values["cancel_requested"] = bool(values["cancel_requested"])
         return cls(**values)
 
 
@@ -106,6 +110,10 @@ class JobStore:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA)
+            present = {r[1] for r in self._db.execute("PRAGMA table_info(jobs)")}
+            for column, kind in _ADDED_COLUMNS.items():
+                if column not in present:
+                    self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:
             raise ServerStateError(damaged_message(self.path, str(exc))) from None
 
@@ -151,38 +159,58 @@ class JobStore:
                 row = self._db.execute("SELECT id FROM jobs WHERE status = 'queued' ORDER BY created_at, id LIMIT 1"
                                        ).fetchone()
                 if row is not None:
-                    self._db.execute("UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1 "
-                                     "WHERE id = ?", (now(), row[0]))
+                    self._db.execute("UPDATE jobs SET status = 'running', started_at = ?, attempts = attempts + 1, "
+                                     "progress = NULL WHERE id = ?", (now(), row[0]))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
         return self.get(row[0]) if row is not None else None
 
-    def complete(self, job_id: str, report: dict) -> None:
-        self._write("UPDATE jobs SET status = 'completed', finished_at = ?, report = ?, "
-                    "evaluation_mode = ? WHERE id = ?", (now(), json.dumps(report), report.get("mode"), job_id))
+    def set_progress(self, job_id: str, progress: dict) -> bool:
+        """Record a running job's progress; False when its deletion was asked for (the run should stop)."""
+        with self._lock:
+            self._db.execute("UPDATE jobs SET progress = ? WHERE id = ? AND status = 'running'",
+                             (json.dumps(progress), job_id))
+            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return row is not None and not row[0]
 
-    def fail(self, job_id: str, error: str) -> None:
-        self._write("UPDATE jobs SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                    (now(), error, job_id))
+    def complete(self, job_id: str, report: dict) -> bool:
+        """Record the report; False (and the job removed) when its deletion was asked for meanwhile."""
+        return self._finish(job_id, "UPDATE jobs SET status = 'completed', finished_at = ?, report = ?, "
+                                    "evaluation_mode = ?, progress = NULL WHERE id = ?",
+                            (now(), json.dumps(report), report.get("mode"), job_id))
 
-    def delete(self, job_id: str) -> bool:
-        """Remove a job that is not running; False when there is no such job.
+    def fail(self, job_id: str, error: str) -> bool:
+        """Record the error; False (and the job removed) when its deletion was asked for meanwhile."""
+        return self._finish(job_id, "UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, progress = NULL "
+                                    "WHERE id = ?", (now(), error, job_id))
 
-        Raises
-        ------
-        JobBusyError
-            If the job is running.
-        """
+    def _finish(self, job_id: str, sql: str, params: tuple) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None or row[0]:
+                self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+                return False
+            self._db.execute(sql, params)
+            return True
+
+    def remove_cancelled(self, job_id: str) -> bool:
+        """Remove a running job stopped because its deletion was asked for; whether it was removed."""
+        return self._write("DELETE FROM jobs WHERE id = ? AND cancel_requested = 1", (job_id,)) == 1
+
+    def delete(self, job_id: str) -> str | None:
+        """Delete a job: ``"deleted"`` at once, or ``"cancelling"`` for a running one, which its worker stops and
+        removes at its next chunk; None when there is no such job."""
         with self._lock:
             row = self._db.execute("SELECT status FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
-                return False
+                return None
             if row[0] == "running":
-                raise JobBusyError(f"job {job_id} is running; delete it once it has finished")
-            self._db.execute("DELETE FROM jobs WHERE id = ? AND status != 'running'", (job_id,))
-        return True
+                self._db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                return "cancelling"
+            self._db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        return "deleted"
 
     def ids(self, *statuses: str) -> set[str]:
         """The ids of the jobs in these statuses."""
@@ -191,19 +219,23 @@ class JobStore:
             return {r[0] for r in self._db.execute(f"SELECT id FROM jobs WHERE status IN ({marks})", statuses)}
 
     def recover(self) -> list[Job]:
-        """After a restart: re-queue or fail each job left ``running``, noting why; returns those jobs."""
+        """After a restart: re-queue or fail each job left ``running``, noting why; returns those jobs. One whose
+        deletion was asked for is deleted."""
         with self._lock:
+            self._db.execute("DELETE FROM jobs WHERE status = 'running' AND cancel_requested = 1")
             rows = self._db.execute("SELECT * FROM jobs WHERE status = 'running'").fetchall()
         recovered = []
         for job in map(Job.from_row, rows):
             stamp = now()
             if job.attempts < MAX_ATTEMPTS:
                 note = f"{stamp}: the server stopped during attempt {job.attempts}; queued again"
-                self._write("UPDATE jobs SET status = 'queued', started_at = NULL, notes = ? WHERE id = ?",
+                self._write("UPDATE jobs SET status = 'queued', started_at = NULL, progress = NULL, notes = ? "
+                            "WHERE id = ?",
                             (json.dumps([*job.notes, note]), job.id))
             else:
                 note = f"{stamp}: the server stopped during attempt {job.attempts} of {MAX_ATTEMPTS}; not retried"
-                self._write("UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, notes = ? WHERE id = ?",
+                self._write("UPDATE jobs SET status = 'failed', finished_at = ?, error = ?, notes = ?, progress = NULL "
+                            "WHERE id = ?",
                             (stamp, f"interrupted {job.attempts} times by server stops; not retried",
                              json.dumps([*job.notes, note]), job.id))
             recovered.append(self.get(job.id))

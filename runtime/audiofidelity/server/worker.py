@@ -2,13 +2,16 @@
 
 Jobs run in order of submission in one thread (the models already use every core). An evaluator is
 built on first need for each backbone, rate and set of models the requested metrics use, then kept;
-its uploads are deleted once a job has finished, its report stays in the job store.
+its uploads are deleted once a job has finished, its report stays in the job store. A running job's
+progress is written to the store at most every ``PROGRESS_INTERVAL`` seconds, and a job deleted while
+it runs stops there (at the next chunk of files) and is removed with its uploads.
 """
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +23,31 @@ from .jobstore import Job, JobStore
 from .uploads import discard
 
 log = logging.getLogger("audiofidelity.server")
+PROGRESS_INTERVAL = 0.5
+"""Seconds between two progress records of a job (each also checks whether it was deleted)."""
+PHASE_UNITS = {"pairs": "pairs", "metrics": "steps"}
+"""What a phase counts, where not files."""
+
+
+class JobCancelled(Exception):
+    """The running job was deleted: stop it."""
+
+
+def job_watch(store: JobStore, job_id: str):
+    """An ``Evaluator.evaluate`` watch that records the job's progress and raises ``JobCancelled`` once the job's
+    deletion was asked for; written at most every ``PROGRESS_INTERVAL`` seconds, and at each phase's start and end."""
+    last = [float("-inf")]
+
+    def watch(phase: str, done: int, total: int) -> None:
+        moment = time.monotonic()
+        if done not in (0, total) and moment - last[0] < PROGRESS_INTERVAL:
+            return
+        last[0] = moment
+        progress = {"phase": phase, "done": done, "total": total, "unit": PHASE_UNITS.get(phase, "files")}
+        if not store.set_progress(job_id, progress):
+            raise JobCancelled(job_id)
+
+    return watch
 
 
 @dataclass(frozen=True)
@@ -93,16 +121,21 @@ class JobRunner:
             evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"],
                                         request.get("fad_model", "vggish"))
             result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
-                                        metrics=request["metrics"])
+                                        metrics=request["metrics"], watch=job_watch(self.store, job.id))
+        except JobCancelled:
+            finished = not self.store.remove_cancelled(job.id)
         except (AudioFidelityError, ValueError, OSError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
-            self.store.fail(job.id, self.public(str(exc), folder))
+            finished = self.store.fail(job.id, self.public(str(exc), folder))
         except Exception as exc:  # a bug must fail the job with its reason, not kill the worker
             log.exception("job %s: internal error", job.id)
-            self.store.fail(job.id, self.public(f"internal error ({type(exc).__name__}: {exc})", folder))
+            finished = self.store.fail(job.id, self.public(f"internal error ({type(exc).__name__}: {exc})", folder))
         else:
-            self.store.complete(job.id, json.loads(self.public(json.dumps(result.report), folder)))
-            log.info("job %s: completed", job.id)
+            finished = self.store.complete(job.id, json.loads(self.public(json.dumps(result.report), folder)))
+            if finished:
+                log.info("job %s: completed", job.id)
+        if not finished:
+            log.info("job %s: deleted while running; stopped and removed", job.id)
         discard(folder)
 
     def public(self, text: str, folder: Path) -> str:
