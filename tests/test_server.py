@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -76,7 +77,10 @@ def test_information_endpoints(tmp_path, models_dir):
         models = {m["name"]: m for m in client.get("/models").json()["models"]}
         assert models["cnn14-16k"]["resolves"] == "local" and not models["cnn14-16k"]["loaded"]
         assert models["encodec-48k"]["channels"] == 2 and models["encodec-48k"]["serves"] == "--fad-model encodec-48k"
-        assert "swagger" in client.get("/docs").text.lower()
+        docs = client.get("/docs").text  # names no other host: its assets come from the package
+        assert "swagger-ui" in docs and not re.findall(r"(?:src|href)=[\"']?(?:https?:)?//", docs)
+        assert client.get("/redoc").status_code == 404  # redoc's script fetches its logo from a CDN
+        assert client.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
         schema = client.get("/openapi.json").json()["paths"]["/evaluate"]["post"]["requestBody"]
         assert "generated_files" in schema["content"]["multipart/form-data"]["schema"]["properties"]
 
@@ -228,8 +232,12 @@ def test_a_token_guards_every_endpoint_but_the_root_and_health(tmp_path, recordi
             assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
             assert job_id not in refused.text and "a.wav" not in refused.text
             assert client.get(path, headers=auth).status_code == 200, path
-        for path in ("/", "/health"):
+        for path in ("/", "/health", "/ui/app.js", "/docs-assets/swagger-ui-bundle.js"):  # static files: no data
             assert client.get(path).status_code == 200, path
+        page = client.get("/", headers={"Accept": "text/html"})
+        assert page.headers["content-type"].startswith("text/html") and job_id not in page.text
+        assert client.get("/ui/../jobs").status_code == 401  # no way around the token through the static mounts
+        assert client.get("/docs-assets/..%2Fjobs").status_code in (401, 404)
         assert client.delete(f"/jobs/{job_id}").status_code == 401
         assert client.delete(f"/jobs/{job_id}", headers=auth).status_code == 200
 

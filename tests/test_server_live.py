@@ -1,7 +1,8 @@
 """The evaluation service as users run it: ``audiofidelity serve`` under uvicorn on loopback.
 
 Submit -> poll -> the CLI's numbers; a kill mid-job and a restart; 20 concurrent submissions; a
-stalled upload cut off by the request timeout.
+stalled upload cut off by the request timeout; progress and cancelling; the API docs and the page for
+people in headless Chromium with every other host unreachable.
 """
 from __future__ import annotations
 
@@ -22,14 +23,15 @@ import soundfile as sf
 pytest.importorskip("fastapi")
 httpx = pytest.importorskip("httpx")
 
+from browser import Browser, find_chromium, png_pixels  # noqa: E402
 from conftest import eval_cli  # noqa: E402
 
 
 class LiveServer:
     """One ``audiofidelity serve`` process on a free loopback port; restartable on the same data dir."""
 
-    def __init__(self, data_dir: Path, models_dir: Path, log: Path) -> None:
-        self.data_dir, self.models_dir, self.log = data_dir, models_dir, log
+    def __init__(self, data_dir: Path, models_dir: Path, log: Path, *extra_args: str) -> None:
+        self.data_dir, self.models_dir, self.log, self.extra_args = data_dir, models_dir, log, extra_args
         self.process: subprocess.Popen | None = None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -39,7 +41,7 @@ class LiveServer:
     def start(self) -> None:
         command = [sys.executable, "-m", "audiofidelity", "serve", "--port", str(self.port), "--data-dir",
                    str(self.data_dir), "--models-dir", str(self.models_dir), "--workers", "0",
-                   "--request-timeout", "2"]
+                   "--request-timeout", "2", *self.extra_args]
         self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -198,3 +200,84 @@ def test_a_running_job_reports_progress_and_a_delete_stops_it_and_removes_its_fi
     assert gone.status_code == 404 and not (server.data_dir / "jobs" / job_id).exists()
     follow_up = server.wait(server.submit(tmp_path / "long", names[:2], metrics="FD")["job_id"])
     assert follow_up["status"] == "completed"  # the worker carries on with the next job
+
+
+@pytest.fixture()
+def browser(tmp_path):
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("no Chromium on PATH (Debian: apt-get install chromium)")
+    opened = Browser(executable, tmp_path / "chromium-profile")
+    yield opened
+    opened.close()
+
+
+def only_the_server_was_asked(browser: Browser, server: LiveServer) -> None:
+    asked = browser.requested_urls()
+    elsewhere = [u for u in asked if not u.startswith((server.url, "data:", "blob:"))]
+    assert asked and not elsewhere, elsewhere
+
+
+def colour_share(png: bytes, rgb: tuple[int, int, int]) -> float:
+    """Share of the screenshot's pixels within 12 levels of ``rgb``."""
+    width, height, rows = png_pixels(png)
+    channels = len(rows[0]) // width
+    near = sum(all(abs(row[x + c] - rgb[c]) <= 12 for c in range(3))
+               for row in rows for x in range(0, len(row), channels))
+    return near / (width * height)
+
+
+@pytest.mark.parity  # a browser start and a page: ~8 s
+def test_the_api_docs_render_with_every_other_host_unreachable(server, browser, tmp_path):
+    browser.open(f"{server.url}/docs")
+    paths = browser.wait_for("(() => { const p = [...document.querySelectorAll('.opblock-summary-path')]"
+                             ".map(e => e.textContent); return p.length >= 9 && p; })()")
+    assert {"/evaluate", "/jobs", "/jobs/{job_id}", "/health", "/models"} <= set(paths)
+    shot = browser.screenshot()
+    (tmp_path / "docs.png").write_bytes(shot)
+    # swagger-ui's own stylesheet drew the operations: its GET blue and POST green bars are on screen
+    assert colour_share(shot, (97, 175, 254)) > 0.002 and colour_share(shot, (73, 204, 144)) > 0.0005
+    only_the_server_was_asked(browser, server)
+
+
+@pytest.mark.parity  # a browser, a token-protected server and one evaluation: ~20 s
+def test_the_page_submits_two_sets_and_shows_the_jobs_metrics(models_dir, recordings_dir, browser, tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    live = LiveServer(tmp_path / "data", models_dir, tmp_path / "server.log", "--token-file", str(tmp_path / "token"))
+    live.start()
+    try:
+        hostile = "<img src=x onerror=alert(1)>.wav"  # a silent file, reported by name: as text, not as markup
+        chosen = {}
+        for side in ("generated", "reference"):
+            (tmp_path / "pick" / side).mkdir(parents=True)
+            names = sorted(os.listdir(recordings_dir / side))[:3]
+            for name in names:
+                shutil.copy(recordings_dir / side / name, tmp_path / "pick" / side / name)
+            sf.write(tmp_path / "pick" / side / hostile, np.zeros(32000), 16000)
+            chosen[side] = sorted((tmp_path / "pick" / side).iterdir())
+        browser.open(f"{live.url}/")
+        assert browser.evaluate("document.title") == "audiofidelity evaluation service"
+        browser.evaluate("(() => { const t = document.getElementById('token'); t.value = 's3cret';"
+                         " t.dispatchEvent(new Event('change')); })()")
+        browser.set_files("#generated", chosen["generated"])
+        browser.set_files("#reference", chosen["reference"])
+        browser.evaluate("document.getElementById('metrics').value = 'FD,PSNR'")
+        browser.evaluate("document.getElementById('submit').click()")
+        status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
+                                  " return /^(completed|failed)/.test(s) && s; })()", seconds=120)
+        assert status == "completed", status
+        job_id = browser.evaluate("document.getElementById('job-id').textContent")
+        shown = dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
+                                      ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        job = httpx.get(f"{live.url}/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}, timeout=10).json()
+        assert set(shown) == set(job["metrics"]) and "frechet_distance" in shown
+        for key, value in job["metrics"].items():
+            assert (shown[key].startswith("null") if value is None else float(shown[key]) == value), key
+        problems = browser.evaluate("document.getElementById('job-problems').textContent")
+        assert hostile in problems and browser.evaluate("document.querySelectorAll('#job-problems img').length") == 0
+        assert browser.wait_for(f"[...document.querySelectorAll('#jobs tr')].some(r => r.dataset.job === "
+                                f"'{job_id}' && r.cells[1].textContent === 'completed')")
+        (tmp_path / "page.png").write_bytes(browser.screenshot())
+        only_the_server_was_asked(browser, live)
+    finally:
+        live.stop()

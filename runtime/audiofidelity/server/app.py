@@ -19,7 +19,8 @@ from pathlib import Path
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
@@ -141,18 +142,25 @@ def job_summary(job: Job) -> dict:
     """A job as ``GET /jobs`` lists it."""
     return {"job_id": job.id, "status": job.status, "evaluation_mode": job.evaluation_mode,
             "backbone": job.request["backbone"], "sampling_rate": job.request["sampling_rate"],
-            "created_at": job.created_at, "finished_at": job.finished_at, "error": job.error}
+            "created_at": job.created_at, "finished_at": job.finished_at, "error": job.error,
+            "progress": job.progress if job.status == "running" else None}
 
 
 STORE_FILE = "jobs.sqlite3"
 PUBLIC_PATHS = frozenset({"/", "/health"})
+"""What answers without the token when one is set."""
+PUBLIC_PREFIXES = ("/ui/", "/docs-assets/")
+"""Static files anyone may fetch: the page's script and style, swagger-ui's (no data, nothing server-specific)."""
+UI_DIR = Path(__file__).with_name("ui")
+PAGE_POLICY = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+               "frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
+"""Content-Security-Policy of the page at ``/``: its own script and style only, nothing from elsewhere."""
 MAX_OFFSET = 2**62
 """Largest ``/jobs`` offset (SQLite's integers are 64-bit: a larger one was a 500 OverflowError)."""
 MAX_CONNECTIONS = 64
 """Concurrent connections uvicorn serves before it answers 503 (``limit_concurrency``)."""
 MAX_HEADER_BYTES = 64 * 1024
 """Largest request line plus headers h11 buffers before it refuses the request."""
-"""What answers without the token when one is set."""
 
 
 def _tidy(data_dir: Path, store: JobStore) -> None:
@@ -184,9 +192,14 @@ def create_app(config: ServerConfig) -> FastAPI:
         runner.stop()
         store.close()
 
-    app = FastAPI(title="audiofidelity evaluation service", version=__version__, lifespan=lifespan,
-                  description="audioldm_eval's evaluation API (FAD, FD, KL, IS, KID, PSNR, SSIM, LSD) with a "
-                              "persistent job store.")
+    from fastapi_offline import FastAPIOffline  # /docs from the package's files, no CDN
+
+    # no /redoc: its script fetches a logo from cdn.redoc.ly whatever its options
+    app = FastAPIOffline(title="audiofidelity evaluation service", version=__version__, lifespan=lifespan,
+                         description="audioldm_eval's evaluation API (FAD, FD, KL, IS, KID, PSNR, SSIM, LSD) with a "
+                                     "persistent job store.", static_url="/docs-assets", redoc_url=None,
+                         swagger_ui_parameters={"validatorUrl": None})  # no call to swagger.io's validator
+    app.mount("/ui", StaticFiles(directory=UI_DIR), name="ui")
     app.state.store, app.state.runner = store, runner
     app.add_middleware(RequestLimits, max_bytes=config.limits.max_request_bytes, timeout=config.request_timeout)
     if config.cors_origins:
@@ -215,14 +228,17 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def private_by_default(request: Request, call_next):
         """With ``--token-file`` every endpoint but ``/`` and ``/health`` needs ``Authorization: Bearer <token>``
         (job lists, results, model locations and the API docs included)."""
-        if config.token is not None and request.url.path not in PUBLIC_PATHS \
+        path = request.url.path
+        if config.token is not None and path not in PUBLIC_PATHS and not path.startswith(PUBLIC_PREFIXES) \
                 and not token_given(request.headers.get("authorization")):
             return JSONResponse({"error": "missing or wrong bearer token"}, status_code=401,
                                 headers={"WWW-Authenticate": "Bearer"})
         return await call_next(request)
 
-    @app.get("/", summary="Service information and endpoints")
-    def root() -> dict:
+    @app.get("/", summary="Service information and endpoints (a browser gets the page for people)")
+    def root(request: Request):
+        if "text/html" in request.headers.get("accept", ""):
+            return FileResponse(UI_DIR / "index.html", headers={"Content-Security-Policy": PAGE_POLICY})
         return {"message": "audiofidelity evaluation service", "version": __version__,
                 "endpoints": {"/health": "status, devices, loaded models, memory",
                               "/metrics": "available metrics", "/backbones": "available backbones",

@@ -1,0 +1,143 @@
+// The service's page for people: submit two sets of files, follow jobs, read their metrics.
+// Everything the server sends is inserted as text (textContent), never as HTML.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let selected = null;
+
+function headers() {
+  const token = sessionStorage.getItem("token") || "";
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+async function api(path, options = {}) {
+  const response = await fetch(path, { ...options, headers: { ...headers(), ...(options.headers || {}) } });
+  const body = await response.json().catch(() => ({ error: "the server did not answer JSON" }));
+  if (!response.ok) {
+    throw new Error(body.error || ("HTTP " + response.status));
+  }
+  return body;
+}
+
+function say(id, text, isError) {
+  $(id).textContent = text;
+  $(id).className = isError ? "error" : "";
+}
+
+function cell(row, text, className) {
+  const td = row.insertCell();
+  td.textContent = text;
+  if (className) td.className = className;
+}
+
+function progressText(job) {
+  const p = job.progress;
+  if (!p) return job.status === "running" ? "starting" : "";
+  return p.phase + ": " + p.done + " / " + p.total + " " + p.unit;
+}
+
+async function refreshJobs() {
+  try {
+    const listing = await api("/jobs?limit=50");
+    const body = $("jobs");
+    body.replaceChildren();
+    for (const job of listing.jobs) {
+      const row = body.insertRow();
+      row.dataset.job = job.job_id;
+      cell(row, job.job_id.slice(0, 8));
+      cell(row, job.status, job.status);
+      cell(row, job.evaluation_mode || "");
+      cell(row, job.created_at.replace("T", " ").slice(0, 19));
+      cell(row, progressText(job));
+      row.addEventListener("click", () => { selected = job.job_id; showJob(); });
+    }
+    say("jobs-message", listing.total + " job(s)");
+  } catch (error) {
+    say("jobs-message", error.message, true);
+  }
+  if (selected) showJob();
+}
+
+async function showJob() {
+  let job;
+  try {
+    job = await api("/jobs/" + encodeURIComponent(selected));
+  } catch (error) {
+    say("jobs-message", error.message, true);
+    $("job").hidden = true;
+    selected = null;
+    return;
+  }
+  $("job").hidden = false;
+  $("job-id").textContent = job.job_id;
+  const progress = progressText(job);
+  $("job-status").textContent = job.status + (progress ? " (" + progress + ")" : "")
+    + (job.cancel_requested ? ", cancelling" : "") + (job.error ? ": " + job.error : "");
+  $("job-status").className = job.status;
+  const metrics = $("job-metrics");
+  metrics.replaceChildren();
+  for (const [key, value] of Object.entries(job.metrics || {})) {
+    const row = metrics.insertRow();
+    cell(row, key);
+    cell(row, value === null ? "null: " + ((job.unavailable || {})[key] || "not computed") : String(value));
+  }
+  const problems = $("job-problems");
+  problems.replaceChildren();
+  for (const problem of job.problems || []) {
+    const item = document.createElement("li");
+    item.textContent = (problem.side ? problem.side + "/" : "") + problem.file + ": " + problem.reason
+      + (problem.action ? " (" + problem.action + ")" : "");
+    problems.appendChild(item);
+  }
+}
+
+async function submit(event) {
+  event.preventDefault();
+  const form = new FormData();
+  for (const side of ["generated", "reference"]) {
+    for (const file of $(side).files) form.append(side + "_files", file, file.name);
+  }
+  form.append("backbone", $("backbone").value);
+  form.append("sampling_rate", $("sampling_rate").value);
+  if ($("metrics").value.trim()) form.append("metrics", $("metrics").value.trim());
+  $("submit").disabled = true;
+  say("message", "uploading ...");
+  try {
+    const job = await api("/evaluate", { method: "POST", body: form });
+    selected = job.job_id;
+    say("message", "job " + job.job_id + " queued (" + job.evaluation_mode + ", " + job.files.generated
+      + " generated, " + job.files.reference + " reference files)");
+    await refreshJobs();
+  } catch (error) {
+    say("message", error.message, true);
+  } finally {
+    $("submit").disabled = false;
+  }
+}
+
+async function deleteJob() {
+  try {
+    const answer = await api("/jobs/" + encodeURIComponent(selected), { method: "DELETE" });
+    say("message", answer.deleted ? "job " + answer.job_id + " deleted" : "job " + answer.job_id + " is being stopped");
+  } catch (error) {
+    say("message", error.message, true);
+  }
+  await refreshJobs();
+}
+
+async function start() {
+  $("token").value = sessionStorage.getItem("token") || "";
+  $("token").addEventListener("change", () => { sessionStorage.setItem("token", $("token").value); refreshJobs(); });
+  $("submit-form").addEventListener("submit", submit);
+  $("delete").addEventListener("click", deleteJob);
+  try {
+    const health = await api("/health");
+    $("version").textContent = "version " + health.version + " on " + health.device;
+  } catch (error) {
+    say("message", error.message, true);
+  }
+  await refreshJobs();
+  setInterval(refreshJobs, 2000);
+}
+
+document.addEventListener("DOMContentLoaded", start);
