@@ -281,3 +281,44 @@ def test_the_page_submits_two_sets_and_shows_the_jobs_metrics(models_dir, record
         only_the_server_was_asked(browser, live)
     finally:
         live.stop()
+
+
+@pytest.mark.parity  # a token-protected server and two jobs: ~10 s
+def test_with_a_token_every_route_is_private_no_body_names_a_server_path_and_only_the_owner_reads_the_data(
+        models_dir, folders, tmp_path):
+    (tmp_path / "token").write_text("s3cret\n")
+    live = LiveServer(tmp_path / "data", models_dir, tmp_path / "server.log", "--token-file", str(tmp_path / "token"))
+    live.start()
+    auth = {"Authorization": "Bearer s3cret"}
+    try:
+        names = sorted(os.listdir(folders / "generated"))[:3]
+        files = [(f"{side}_files", (n, (folders / side / n).read_bytes())) for side in ("generated", "reference")
+                 for n in names]
+        assert httpx.post(f"{live.url}/evaluate", files=files, timeout=60).status_code == 401
+        job_id = httpx.post(f"{live.url}/evaluate", files=files, headers=auth, timeout=60).json()["job_id"]
+        bad = httpx.post(f"{live.url}/evaluate", headers=auth, timeout=60,
+                         files=[("generated_files", ("x.wav", b"RIFF" + b"\0" * 60)),
+                                ("reference_files", ("x.wav", b"RIFF" + b"\0" * 60))])
+        assert bad.status_code == 415
+        deadline = time.monotonic() + 120
+        while httpx.get(f"{live.url}/jobs/{job_id}", headers=auth, timeout=10).json()["status"] != "completed":
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        routes = httpx.get(f"{live.url}/openapi.json", headers=auth, timeout=10).json()["paths"]
+        bodies = [bad.text]
+        for route, methods in routes.items():
+            if "get" not in methods:
+                continue
+            url = live.url + route.replace("{job_id}", job_id)
+            anonymous = httpx.get(url, timeout=10)
+            assert anonymous.status_code == (200 if route in ("/", "/health") else 401), route
+            bodies += [anonymous.text, httpx.get(url, headers=auth, timeout=10).text]
+        for path in ("/docs", "/openapi.json"):
+            assert httpx.get(live.url + path, timeout=10).status_code == 401, path
+        assert httpx.delete(f"{live.url}/jobs/{job_id}", timeout=10).status_code == 401
+        for body in bodies:
+            assert str(tmp_path) not in body and str(models_dir) not in body and str(Path.home()) not in body
+        for path in [live.data_dir, *live.data_dir.rglob("*")]:  # written by the server for its user only
+            assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
+    finally:
+        live.stop()
