@@ -241,7 +241,7 @@ def test_the_api_docs_render_with_every_other_host_unreachable(server, browser, 
 
 
 @pytest.mark.parity  # a browser, a token-protected server and one evaluation: ~20 s
-def test_the_page_submits_two_sets_and_shows_the_jobs_metrics(models_dir, recordings_dir, browser, tmp_path):
+def test_the_page_submits_two_sets_shows_the_jobs_metrics_and_deletes_it(models_dir, recordings_dir, browser, tmp_path):
     (tmp_path / "token").write_text("s3cret\n")
     live = LiveServer(tmp_path / "data", models_dir, tmp_path / "server.log", "--token-file", str(tmp_path / "token"))
     live.start()
@@ -278,6 +278,10 @@ def test_the_page_submits_two_sets_and_shows_the_jobs_metrics(models_dir, record
         assert browser.wait_for(f"[...document.querySelectorAll('#jobs tr')].some(r => r.dataset.job === "
                                 f"'{job_id}' && r.cells[1].textContent === 'completed')")
         (tmp_path / "page.png").write_bytes(browser.screenshot())
+        browser.evaluate("document.getElementById('delete').click()")
+        browser.wait_for(f"document.getElementById('job').hidden && ![...document.querySelectorAll('#jobs tr')]"
+                         f".some(r => r.dataset.job === '{job_id}')")
+        assert httpx.get(f"{live.url}/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}).status_code == 404
         only_the_server_was_asked(browser, live)
     finally:
         live.stop()

@@ -27,8 +27,8 @@ from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
 from .cache import FeatureCache
 from .errors import BadFilesError, InputFolderError, ManifestError
-from .features import (ModelStage, RunSettings, SideFeatures, Watch, backbone_stage, extract_features, fad_stage,
-                       progress_bar, timed)
+from .features import (ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage, extract_features,
+                       fad_stage, timed)
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
                            bootstrap_intervals, compute_metrics, resolve_metrics)
@@ -320,7 +320,7 @@ class Evaluator:
         pair_values = None
         if paired and signal_keys:
             names = _usable_pairs(gen, ref)
-            with progress_bar(len(names), "pairs", self.progress, watch) as bar, \
+            with Progress(len(names), "pairs", self.progress, watch) as bar, \
                     timed(f"pair metrics ({len(names)} pairs)"):
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,

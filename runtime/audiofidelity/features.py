@@ -96,10 +96,6 @@ class Progress:
         self.bar.close()
 
 
-def progress_bar(total: int, desc: str, enabled: bool, watch: Watch | None = None) -> Progress:
-    return Progress(total, desc, enabled, watch)
-
-
 @dataclass(frozen=True)
 class StageInput:
     """How one artifact's input is made from a decoded clip (picklable: it runs in worker processes).
@@ -306,7 +302,7 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
         return jobs
 
     ahead = LOOKAHEAD_CHUNKS if pool else 0
-    with progress_bar(len(side.listed), label or side.folder.name, progress, watch) as bar:
+    with Progress(len(side.listed), label or side.folder.name, progress, watch) as bar:
         planned = [plan(chunk) for chunk in chunks[:ahead + 1]]
         for index, chunk in enumerate(chunks):
             if index + ahead + 1 < len(chunks):

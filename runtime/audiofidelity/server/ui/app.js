@@ -119,6 +119,10 @@ async function deleteJob() {
   try {
     const answer = await api("/jobs/" + encodeURIComponent(selected), { method: "DELETE" });
     say("message", answer.deleted ? "job " + answer.job_id + " deleted" : "job " + answer.job_id + " is being stopped");
+    if (answer.deleted) {
+      selected = null;
+      $("job").hidden = true;
+    }
   } catch (error) {
     say("message", error.message, true);
   }
