@@ -204,7 +204,7 @@ def test_request_limits_on_size_and_file_count(tmp_path, recordings_dir):
         answer = client.post("/evaluate", files=small)
         assert answer.status_code == 400 and "Too many files" in answer.json()["error"]
         assert client.post("/evaluate", files=small[1:5]).status_code == 202
-    assert [p.split("/")[-1] for p in leftovers(tmp_path)] == ["1.wav", "2.wav", "0.wav", "1.wav"]
+    assert [p.split("/")[-1] for p in leftovers(tmp_path)] == ["1.wav", "2.wav", "0.wav", "1.wav", "request.json"]
 
 
 def test_both_sides_keep_their_own_file_of_the_same_name(tmp_path):
@@ -406,6 +406,27 @@ def test_a_damaged_job_store_is_refused_by_name_and_recover_starts_afresh(tmp_pa
     assert "moved to jobs.sqlite3.damaged-" in recover_store(tmp_path)
     assert JobStore(path).counts()["queued"] == 0  # a sound, empty store
     assert [p.name for p in tmp_path.glob("jobs.sqlite3.damaged-*")] and recover_store(tmp_path) is None
+
+
+def test_recover_queues_again_the_jobs_whose_uploads_remain_and_says_what_was_lost(tmp_path, models_dir,
+                                                                                   recordings_dir):
+    from audiofidelity.server.app import recover_store
+
+    with make_client(tmp_path, models_dir, run_jobs=False) as client:
+        waiting = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FD,PSNR"}).json()
+        first = client.get(f"/jobs/{waiting['job_id']}").json()
+    data = tmp_path / "data"
+    (data / "jobs" / ("f" * 32)).mkdir()  # an upload folder that holds no request: cannot be rebuilt
+    (data / "jobs.sqlite3").write_bytes(b"garbage" * 500)
+    done = recover_store(data)
+    assert "moved to jobs.sqlite3.damaged-" in done and "1 unfinished job(s) were rebuilt" in done
+    assert waiting["job_id"] in done and "1 upload folder(s) without a readable request are discarded" in done
+    with make_client(tmp_path, models_dir) as client:  # the rebuilt job runs as first asked
+        job = wait_finished(client, waiting["job_id"])
+        assert not (data / "jobs" / ("f" * 32)).exists()  # start-up discarded the unreadable folder
+    assert job["status"] == "completed" and set(job["metrics"]) == {"frechet_distance", "psnr"}
+    assert job["created_at"] == first["created_at"] and job["uploads"] == first["uploads"]
+    assert "rebuilt from its upload folder" in job["notes"][0]
 
 
 def test_a_second_server_on_one_data_folder_is_refused_naming_the_first(tmp_path):

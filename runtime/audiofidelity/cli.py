@@ -205,9 +205,10 @@ def _add_serve_parser(commands) -> None:
     sv.add_argument("--lazy-models", action="store_true",
                     help="start even when the models a default request needs are missing (jobs needing them fail)")
     sv.add_argument("--recover", action="store_true",
-                    help="if the job store is damaged, move it aside and start with an empty one (says what it did)")
+                    help="if the job store is damaged, move it aside and start a new one with the unfinished jobs "
+                         "whose uploads remain queued again (says what it did)")
     sv.add_argument("--token-file", type=Path, default=None,
-                    help="file holding a bearer token that POST /evaluate and DELETE /jobs/{id} then require")
+                    help="file holding a bearer token that every endpoint but / and /health then requires")
     _add_runtime_options(sv)
     sv.add_argument("--max-file-mb", type=float, default=200, help="largest upload per file (default %(default)s)")
     sv.add_argument("--max-request-mb", type=float, default=2048,

@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__, models_cli, registry
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..errors import ServerStateError
-from .jobstore import STATUSES, Job, JobStore, move_aside
+from .jobstore import STATUSES, Job, JobStore, move_aside, now, rebuild, write_request
 from .limits import RequestLimits
 from .uploads import UploadError, UploadLimits, discard, store_side
 from .worker import JobRunner, RunSettings
@@ -314,12 +314,14 @@ def create_app(config: ServerConfig) -> FastAPI:
                     store_side, side, [(f.filename, f.file) for f in files[side]], staging / side, config.limits)
                     for side in SIDES}
                 mode = "paired" if is_paired(*[[f["name"] for f in stored[s]] for s in SIDES]) else "unpaired"
+                request_record, created_at = {**settings, "uploads": stored}, now()
+                write_request(staging, job_id, request_record, mode, created_at)
                 os.replace(staging, jobs_dir / job_id)
             except UploadError as exc:
                 raise HTTPException(exc.status, str(exc)) from None
             finally:
                 discard(staging)
-            store.add(job_id, {**settings, "uploads": stored}, mode)
+            store.add(job_id, request_record, mode, created_at=created_at)
         finally:
             await form.close()
         runner.wake()
@@ -381,16 +383,25 @@ def lock_data_dir(data_dir: Path):
 
 
 def recover_store(data_dir: Path) -> str | None:
-    """``--recover``: move a damaged job store aside so the server starts with an empty one; what was done, in
-    words (None when the store is sound)."""
+    """``--recover``: move a damaged job store aside and start a new one with the jobs still waiting in ``jobs/``
+    queued again; what was done, in words (None when the store is sound)."""
     path = data_dir / STORE_FILE
     try:
         JobStore(path).close()
         return None
     except ServerStateError:
         moved = move_aside(path)
-        return (f"the damaged job store was moved to {moved.name}; starting with an empty store (the upload "
-                f"folders under jobs/ belong to no known job and are discarded)")
+    store = JobStore(path)
+    try:
+        queued, unreadable = rebuild(store, data_dir / "jobs")
+    finally:
+        store.close()
+    done = f"the damaged job store was moved to {moved.name}; "
+    done += (f"{len(queued)} unfinished job(s) were rebuilt from their upload folders and queued again "
+             f"({', '.join(queued)})" if queued else "starting with an empty store")
+    if unreadable:
+        done += f"; {len(unreadable)} upload folder(s) without a readable request are discarded"
+    return done + "; the results of finished jobs were only in the damaged store"
 
 
 DEFAULT_ARTIFACTS = ("cnn14-16k", "vggish")

@@ -18,6 +18,8 @@ from pathlib import Path
 from ..errors import ServerStateError
 
 STATUSES = ("queued", "running", "completed", "failed")
+REQUEST_FILE = "request.json"
+"""A job's request, kept in its upload folder so a damaged store can be rebuilt (``rebuild``)."""
 MAX_ATTEMPTS = 2
 """Starts a job gets: one interrupted run is retried, a second interruption fails it (no crash loops)."""
 
@@ -78,7 +80,7 @@ class Job:
 
 def damaged_message(path: Path, why: str) -> str:
     return (f"the job store {path} is damaged ({why}); nothing was changed. Start with --recover to move it aside "
-            f"and begin an empty store (the uploads of the jobs it held are then discarded)")
+            f"and begin a new store with the unfinished jobs whose uploads remain (finished jobs' results are lost)")
 
 
 def move_aside(path: Path) -> Path:
@@ -90,6 +92,32 @@ def move_aside(path: Path) -> Path:
         if source.exists():
             source.rename(target.with_name(target.name + suffix))
     return target
+
+
+def write_request(folder: Path, job_id: str, request: dict, evaluation_mode: str, created_at: str) -> None:
+    """Keep a job's request beside its uploads (``request.json``): what ``rebuild`` queues again from."""
+    record = {"job_id": job_id, "request": request, "evaluation_mode": evaluation_mode, "created_at": created_at}
+    (folder / REQUEST_FILE).write_text(json.dumps(record))
+
+
+def rebuild(store: "JobStore", jobs_dir: Path) -> tuple[list[str], list[str]]:
+    """Queue again each job whose upload folder holds its ``request.json`` and both sides (after a damaged store
+    was moved aside); (ids queued, folders that could not be read back, which start-up then discards)."""
+    queued, unreadable = [], []
+    for folder in sorted(p for p in jobs_dir.iterdir() if p.is_dir()) if jobs_dir.is_dir() else []:
+        try:
+            record = json.loads((folder / REQUEST_FILE).read_text())
+            if record["job_id"] != folder.name or not all((folder / side).is_dir() for side in ("generated",
+                                                                                                 "reference")):
+                raise ValueError("not this folder's job, or a side is missing")
+            note = f"{now()}: rebuilt from its upload folder after the job store was found damaged; queued again"
+            store.add(folder.name, record["request"], record["evaluation_mode"], created_at=record["created_at"],
+                      notes=[note])
+        except (OSError, ValueError, KeyError, TypeError, sqlite3.Error):
+            unreadable.append(folder.name)
+        else:
+            queued.append(folder.name)
+    return queued, unreadable
 
 
 class JobStore:
@@ -126,10 +154,12 @@ class JobStore:
         with self._lock:
             return self._db.execute(sql, params).rowcount
 
-    def add(self, job_id: str, request: dict, evaluation_mode: str) -> None:
+    def add(self, job_id: str, request: dict, evaluation_mode: str, *, created_at: str | None = None,
+            notes: list[str] | None = None) -> None:
         """Queue a new job."""
-        self._write("INSERT INTO jobs (id, status, created_at, request, evaluation_mode) VALUES (?, 'queued', ?, ?, ?)",
-                    (job_id, now(), json.dumps(request), evaluation_mode))
+        self._write("INSERT INTO jobs (id, status, created_at, request, evaluation_mode, notes) "
+                    "VALUES (?, 'queued', ?, ?, ?, ?)",
+                    (job_id, created_at or now(), json.dumps(request), evaluation_mode, json.dumps(notes or [])))
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
