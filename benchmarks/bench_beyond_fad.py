@@ -92,8 +92,10 @@ def svg_plot(sizes: list[int], series: dict[str, list[float]], path: Path) -> No
     for i, n in enumerate(sizes):
         x, _ = xy(i, low)
         parts.append(f'<text x="{x:.1f}" y="{height - pad + 16}" text-anchor="middle">{n}</text>')
-    for tick in np.linspace(low, high, 5):
+    for tick in np.arange(np.ceil(low / 0.05) * 0.05, high + 1e-9, 0.05):  # round values, a faint grid, 1 dashed
         _, y = xy(0, tick)
+        dash = ' stroke-dasharray="4 3"' if abs(tick - 1) < 1e-9 else ""
+        parts.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{width - pad}" y2="{y:.1f}" stroke="#ccc"{dash}/>')
         parts.append(f'<text x="{pad - 6}" y="{y + 4:.1f}" text-anchor="end">{tick:.2f}</text>')
     for k, (name, values) in enumerate(relative.items()):
         points = " ".join(f"{x:.1f},{y:.1f}" for x, y in (xy(i, v) for i, v in enumerate(values)))
