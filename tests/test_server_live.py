@@ -261,7 +261,11 @@ def test_the_page_submits_two_sets_shows_the_jobs_metrics_and_deletes_it(models_
                          " t.dispatchEvent(new Event('change')); })()")
         browser.set_files("#generated", chosen["generated"])
         browser.set_files("#reference", chosen["reference"])
-        browser.evaluate("document.getElementById('metrics').value = 'FD,PSNR'")
+        offered = browser.wait_for("(() => { const o = [...document.querySelectorAll('#fad_model option')]"
+                                   ".map(e => e.textContent); return o.length > 1 && o; })()")  # read with the token
+        assert {"vggish", "cnn14-16k", "encodec-24k"} <= set(offered)
+        browser.evaluate("document.getElementById('fad_model').value = 'cnn14-16k'")
+        browser.evaluate("document.getElementById('metrics').value = 'FD,FAD,PSNR'")
         browser.evaluate("document.getElementById('submit').click()")
         status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
                                   " return /^(completed|failed)/.test(s) && s; })()", seconds=120)
@@ -270,7 +274,8 @@ def test_the_page_submits_two_sets_shows_the_jobs_metrics_and_deletes_it(models_
         shown = dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
                                       ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
         job = httpx.get(f"{live.url}/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}, timeout=10).json()
-        assert set(shown) == set(job["metrics"]) and "frechet_distance" in shown
+        assert set(shown) == set(job["metrics"]) and {"frechet_distance", "frechet_audio_distance"} <= set(shown)
+        assert job["fad_model"] == "cnn14-16k"  # the page sent the embedding chosen in it
         for key, value in job["metrics"].items():
             assert (shown[key].startswith("null") if value is None else float(shown[key]) == value), key
         problems = browser.evaluate("document.getElementById('job-problems').textContent")

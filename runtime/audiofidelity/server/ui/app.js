@@ -99,6 +99,7 @@ async function submit(event) {
   }
   form.append("backbone", $("backbone").value);
   form.append("sampling_rate", $("sampling_rate").value);
+  form.append("fad_model", $("fad_model").value);
   if ($("metrics").value.trim()) form.append("metrics", $("metrics").value.trim());
   $("submit").disabled = true;
   say("message", "uploading ...");
@@ -129,9 +130,31 @@ async function deleteJob() {
   await refreshJobs();
 }
 
+async function loadChoices() {
+  // the FAD embeddings this server offers (needs the token when the server has one)
+  try {
+    const offered = await api("/backbones");
+    const select = $("fad_model");
+    const current = select.value;
+    select.replaceChildren();
+    for (const name of Object.keys(offered.fad_models).sort()) {
+      const option = document.createElement("option");
+      option.textContent = name;
+      option.selected = name === current;
+      select.appendChild(option);
+    }
+  } catch (error) {
+    say("jobs-message", error.message, true);
+  }
+}
+
 async function start() {
   $("token").value = sessionStorage.getItem("token") || "";
-  $("token").addEventListener("change", () => { sessionStorage.setItem("token", $("token").value); refreshJobs(); });
+  $("token").addEventListener("change", () => {
+    sessionStorage.setItem("token", $("token").value);
+    loadChoices();
+    refreshJobs();
+  });
   $("submit-form").addEventListener("submit", submit);
   $("delete").addEventListener("click", deleteJob);
   try {
@@ -140,6 +163,7 @@ async function start() {
   } catch (error) {
     say("message", error.message, true);
   }
+  await loadChoices();
   await refreshJobs();
   setInterval(refreshJobs, 2000);
 }
