@@ -103,3 +103,18 @@ def test_misuse_exits_2_with_a_hint(recordings_dir, argv, message, capsys):
         cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), *argv])
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_silent_clip_passes_only_where_silence_is_allowed_and_empty_or_nan_never_do():
+    from audiofidelity.audio import validate_audio
+    from audiofidelity.errors import InvalidAudioError
+
+    silent = np.zeros((1, 16000), np.float32)
+    with pytest.raises(InvalidAudioError, match="silent"):
+        validate_audio(silent, 16000)
+    validate_audio(silent, 16000, allow_silent=True)  # the SC09 benchmark classifies it like any sample
+    nan = silent.copy()
+    nan[0, 5] = np.nan
+    for bad, reason in ((np.zeros((1, 0), np.float32), "no samples"), (nan, "1 sample")):
+        with pytest.raises(InvalidAudioError, match=reason):
+            validate_audio(bad, 16000, allow_silent=True)

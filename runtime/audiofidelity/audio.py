@@ -72,8 +72,10 @@ def load_audio(path: str | Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.T), int(sample_rate)
 
 
-def validate_audio(audio: np.ndarray, sample_rate: int, *, min_duration: float = 0.0) -> None:
-    """Check a decoded clip: non-empty, finite, not all-silent, at least ``min_duration`` seconds.
+def validate_audio(audio: np.ndarray, sample_rate: int, *, min_duration: float = 0.0,
+                   allow_silent: bool = False) -> None:
+    """Check a decoded clip: non-empty, finite, not all-silent (unless ``allow_silent``), at least ``min_duration``
+    seconds.
 
     Parameters
     ----------
@@ -81,6 +83,8 @@ def validate_audio(audio: np.ndarray, sample_rate: int, *, min_duration: float =
     sample_rate : int
     min_duration : float
         Shortest accepted duration in seconds.
+    allow_silent : bool
+        Accept an all-zero clip (the SC09 benchmark classifies one as any other sample).
 
     Raises
     ------
@@ -93,7 +97,7 @@ def validate_audio(audio: np.ndarray, sample_rate: int, *, min_duration: float =
     if not np.all(np.isfinite(audio)):
         bad = int(np.count_nonzero(~np.isfinite(audio)))
         raise InvalidAudioError(f"{bad} sample(s) are NaN or infinite")
-    if not np.any(audio):
+    if not allow_silent and not np.any(audio):
         raise InvalidAudioError("all samples are zero (silent)")
     duration = n / sample_rate
     if duration < min_duration:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import LoadedArtifact, load
-from .audio import Conditioning, condition, load_audio
+from .audio import Conditioning, condition, load_audio, validate_audio
 from .errors import InputFolderError, InvalidAudioError, StatsFileError
 from .frontends import apply_frontend
 from .metrics import sc09 as metrics
@@ -84,11 +84,8 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
         name = path.relative_to(root).as_posix()
         try:
             audio, rate = load_audio(path)
-            if audio.size == 0:
-                raise InvalidAudioError("no samples (empty audio stream)")
-            if not np.all(np.isfinite(audio)):
-                raise InvalidAudioError(f"{int(np.count_nonzero(~np.isfinite(audio)))} sample(s) are NaN or infinite")
-            wave = condition(audio, rate, artifact.manifest.sample_rate, CONDITIONING)  # a silent clip is a sample
+            validate_audio(audio, rate, allow_silent=True)  # a silent clip is a sample, as in the benchmark
+            wave = condition(audio, rate, artifact.manifest.sample_rate, CONDITIONING)
         except InvalidAudioError as exc:
             out.problems.append({"file": name, "reason": str(exc), "action": "skipped"})
             continue

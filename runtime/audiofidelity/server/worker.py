@@ -36,13 +36,14 @@ class JobCancelled(Exception):
 def job_watch(store: JobStore, job_id: str):
     """An ``Evaluator.evaluate`` watch that records the job's progress and raises ``JobCancelled`` once the job's
     deletion was asked for; written at most every ``PROGRESS_INTERVAL`` seconds, and at each phase's start and end."""
-    last = [float("-inf")]
+    last = float("-inf")
 
     def watch(phase: str, done: int, total: int) -> None:
+        nonlocal last
         moment = time.monotonic()
-        if done not in (0, total) and moment - last[0] < PROGRESS_INTERVAL:
+        if done not in (0, total) and moment - last < PROGRESS_INTERVAL:
             return
-        last[0] = moment
+        last = moment
         progress = {"phase": phase, "done": done, "total": total, "unit": PHASE_UNITS.get(phase, "files")}
         if not store.set_progress(job_id, progress):
             raise JobCancelled(job_id)
