@@ -216,7 +216,7 @@ def decodes(monkeypatch) -> list[str]:
     module = importlib.import_module("audiofidelity.features")
     seen: list[str] = []
     real = module.load_audio
-    monkeypatch.setattr(module, "load_audio", lambda path: seen.append(path.name) or real(path))
+    monkeypatch.setattr(module, "load_audio", lambda path, **kw: seen.append(path.name) or real(path, **kw))
     return seen
 
 

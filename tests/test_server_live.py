@@ -30,8 +30,11 @@ from conftest import eval_cli  # noqa: E402
 class LiveServer:
     """One ``audiofidelity serve`` process on a free loopback port; restartable on the same data dir."""
 
-    def __init__(self, data_dir: Path, models_dir: Path, log: Path, *extra_args: str) -> None:
+    def __init__(self, data_dir: Path, models_dir: Path, log: Path, *extra_args: str,
+                 address_space: int | None = None) -> None:
         self.data_dir, self.models_dir, self.log, self.extra_args = data_dir, models_dir, log, extra_args
+        self.address_space = address_space
+        """``RLIMIT_AS`` in bytes for the server process (``prlimit --as``), or None."""
         self.process: subprocess.Popen | None = None
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -42,7 +45,16 @@ class LiveServer:
         command = [sys.executable, "-m", "audiofidelity", "serve", "--port", str(self.port), "--data-dir",
                    str(self.data_dir), "--models-dir", str(self.models_dir), "--workers", "0",
                    "--request-timeout", "2", *self.extra_args]
-        self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
+        limit = self.address_space
+
+        def apply_limit() -> None:
+            if limit is not None:
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+
+        self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT,
+                                        preexec_fn=apply_limit)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, self.log.read_text()
@@ -331,3 +343,31 @@ def test_with_a_token_every_route_is_private_no_body_names_a_server_path_and_onl
             assert path.stat().st_mode & 0o077 == 0, (path, oct(path.stat().st_mode))
     finally:
         live.stop()
+
+
+@pytest.mark.parity  # a second server process and one job: ~10 s
+def test_an_upload_whose_header_would_exhaust_memory_is_refused_by_name_under_an_address_space_limit(models_dir,
+                                                                                                     tmp_path):
+    """A 32 KB WAV declaring 44101 Hz would make resampling build a 2.8 GB kernel: under ``prlimit --as 6G`` the
+    server refuses it with its estimate, completes the job on the other files, and keeps serving."""
+    from test_hostile_input import good_folder, wav_with_rate
+
+    folders = tmp_path / "folders"
+    good_folder(folders / "generated", 3)
+    good_folder(folders / "reference", 3)
+    wav_with_rate(folders / "generated" / "coprime.wav", 44101)
+    live = LiveServer(tmp_path / "data", models_dir, tmp_path / "server.log", address_space=6 * 2**30)
+    live.start()
+    try:
+        files = [(f"{side}_files", (n, (folders / side / n).read_bytes()))
+                 for side in ("generated", "reference") for n in sorted(os.listdir(folders / side))]
+        answer = httpx.post(f"{live.url}/evaluate", files=files, data={"metrics": "FD"}, timeout=60)
+        assert answer.status_code == 202, answer.text
+        job = live.wait(answer.json()["job_id"])
+        assert job["status"] == "completed", job
+        reasons = {p["file"]: p["reason"] for p in job["problems"]}
+        assert "over the memory budget" in reasons["coprime.wav"]
+        assert httpx.get(f"{live.url}/health", timeout=5).status_code == 200
+    finally:
+        live.stop()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()

@@ -25,7 +25,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import __version__
-from .artifacts import cache_root, file_sha256
+from .artifacts import cache_root
+from .audio import FileIdentity, open_regular
 
 log = logging.getLogger(__name__)
 
@@ -69,32 +70,46 @@ class FeatureCache:
         return self.root / "content-sha256"
 
     def content_sha256(self, path: Path) -> str:
-        """sha256 of the file's bytes, re-hashed unless its device, inode, size, mtime and ctime are all as
-        when it was last hashed."""
-        stat = path.stat()
+        """sha256 of the file's bytes (see ``identify``)."""
+        return self.identify(path)[0]
+
+    def identify(self, path: Path) -> tuple[str, FileIdentity]:
+        """(sha256 of the file's bytes, the identity they were read under): re-hashed unless its device, inode,
+        size, mtime and ctime are all as when it was last hashed.
+
+        Raises ``UnreadableFileError`` for a path that is not a regular file or changed while it was hashed.
+        """
+        identity = FileIdentity.of(os.stat(path))
         memo = self.hashes_dir / f"{hashlib.sha256(str(path.absolute()).encode()).hexdigest()}.json"
-        stamp = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "ctime_ns": stat.st_ctime_ns,
-                 "inode": stat.st_ino, "device": stat.st_dev}
+        stamp = {"size": identity.size, "mtime_ns": identity.mtime_ns, "ctime_ns": identity.ctime_ns,
+                 "inode": identity.inode, "device": identity.device}
         try:
             known = json.loads(memo.read_text())
             if {k: known[k] for k in stamp} == stamp:
-                return known["sha256"]
-        except (OSError, ValueError, KeyError):
+                return known["sha256"], identity
+        except (OSError, ValueError, KeyError, TypeError):
             pass
-        digest = file_sha256(path)
+        digest = hashlib.sha256()
+        with open_regular(path, identity) as f:
+            while block := f.read(1 << 22):
+                digest.update(block)
         try:
-            _atomic_write(memo, lambda f: f.write(json.dumps({**stamp, "sha256": digest}).encode()))
+            _atomic_write(memo, lambda f: f.write(json.dumps({**stamp, "sha256": digest.hexdigest()}).encode()))
         except OSError:
             pass  # a read-only cache only costs a re-hash
-        return digest
+        return digest.hexdigest(), identity
 
     def keys(self, path: Path, settings: Sequence[dict[str, Any]]) -> list[str]:
         """Cache keys of one file's outputs, one per ``settings`` (artifact sha256, frontend, conditioning, ...);
         the file is hashed once for all of them."""
-        audio = self.content_sha256(path)
-        return [hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "audiofidelity": __version__, "audio": audio,
-                                           **one}, sort_keys=True, default=str).encode()).hexdigest()
-                for one in settings]
+        return self.keys_and_identity(path, settings)[1]
+
+    def keys_and_identity(self, path: Path, settings: Sequence[dict[str, Any]]) -> tuple[FileIdentity, list[str]]:
+        """``keys``, and the identity of the content they were made from (a later read must find the same)."""
+        audio, identity = self.identify(path)
+        return identity, [hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "audiofidelity": __version__,
+                                                     "audio": audio, **one}, sort_keys=True,
+                                                    default=str).encode()).hexdigest() for one in settings]
 
     def _entry(self, key: str) -> Path:
         return self.features_dir / key[:2] / f"{key}.npz"

@@ -62,6 +62,9 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="processes decoding and preprocessing while the models run (default: the available "
                         "cores, %(default)s; 0: in the main process); results do not depend on it")
     p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
+    p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
+                   help="most memory one clip's decoding, preprocessing or model pass may use, e.g. 8G (default: half "
+                        "the available memory); a clip that would need more is refused by name before it is decoded")
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -89,9 +92,6 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-across-clips", action="store_true",
                    help="fill forward passes with several clips (faster on the CPU; the last bits of a clip's "
                         "features then depend on the clips run with it; not the default)")
-    p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
-                   help="most memory one model pass may use, e.g. 8G (default: half the available memory); "
-                        "longer clips are refused by name before they run")
     p.add_argument("--strict", action="store_true", help="fail on any bad file instead of skipping it")
     p.add_argument("--quiet", action="store_true", help="no progress bars or warnings")
     p.add_argument("-v", "--verbose", action="store_true", help="log what the run does")
@@ -239,7 +239,7 @@ def run_serve(args: argparse.Namespace) -> int:
     config = ServerConfig(
         data_dir=args.data_dir,
         run=RunSettings(models_dir=args.models_dir, device=_device(args.device), batch_size=args.batch_size,
-                        workers=args.workers, cache=not args.no_cache),
+                        workers=args.workers, cache=not args.no_cache, max_memory=args.max_memory),
         limits=UploadLimits(max_file_bytes=int(args.max_file_mb * mb), max_request_bytes=int(args.max_request_mb * mb),
                             max_files=args.max_files),
         request_timeout=args.request_timeout, token=token, cors_origins=tuple(args.cors_origin))

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import load_audio
+from .errors import InvalidAudioError
 from .metrics import frechet
 
 SILENCE_DBFS = -60.0
@@ -28,9 +29,19 @@ DC_SHARE = 0.1
 WORST = 10
 
 
-def audio_facts(path: Path, conditioning_rates: list[int]) -> dict:
-    """Level, peak, clipped samples, DC offset and native rate of one file, and the flags they raise."""
-    audio, rate = load_audio(path)
+def audio_facts(path: Path, conditioning_rates: list[int], *, memory_budget: int | None = None) -> dict:
+    """Level, peak, clipped samples, DC offset and native rate of one file, and the flags they raise (over its
+    finite samples: NaN or infinity in a channel no model read is flagged ``non_finite``). A file that cannot be
+    read again (gone, changed, over ``memory_budget``) gets its reason as an ``unreadable`` flag."""
+    try:
+        audio, rate = load_audio(path, memory_budget=memory_budget)
+    except InvalidAudioError as exc:
+        return {"rms_dbfs": None, "peak": None, "clipped_samples": None, "dc_offset": None, "native_rate": None,
+                "flags": [f"unreadable: {exc}"]}
+    finite = np.isfinite(audio)
+    non_finite = int(audio.size - np.count_nonzero(finite))
+    if non_finite:
+        audio = np.where(finite, audio, np.float32(0))
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))
     rms_dbfs = 20.0 * np.log10(rms) if rms > 0 else float("-inf")
     clipped = int(np.count_nonzero(np.abs(audio) >= FULL_SCALE))
@@ -42,6 +53,8 @@ def audio_facts(path: Path, conditioning_rates: list[int]) -> dict:
         flags.append(f"clipping: {clipped} sample(s) at full scale")
     if dc > DC_LIMIT and dc > DC_SHARE * rms:
         flags.append(f"dc_offset: channel mean {dc:.3g}")
+    if non_finite:
+        flags.append(f"non_finite: {non_finite} sample(s) NaN or infinite in channels no model read")
     below = [r for r in conditioning_rates if rate < r]
     if below:
         flags.append(f"low_rate: recorded at {rate} Hz, evaluated at {max(below)} Hz")

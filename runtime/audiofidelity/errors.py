@@ -10,6 +10,11 @@ class InvalidAudioError(AudioFidelityError, ValueError):
     """An audio file or array cannot be used: unreadable, empty, silent, non-finite or too short."""
 
 
+class UnreadableFileError(InvalidAudioError):
+    """A path that cannot be read as a file's content: gone, a dangling symlink, a FIFO, device or socket,
+    unreadable, or changed while it was listed, hashed or read. Never cached: it says nothing about any content."""
+
+
 class TooLongForMemoryError(InvalidAudioError):
     """A clip whose model pass would exceed the memory budget; refused before it runs (never cached: another
     budget may accept it)."""
@@ -41,6 +46,10 @@ class ChecksumMismatchError(AudioFidelityError, ValueError):
 
 class BadFilesError(AudioFidelityError, ValueError):
     """Bad input files were found and the run was asked to be strict about them."""
+
+
+class IncompleteResultError(AudioFidelityError, RuntimeError):
+    """A strict run (``--strict``) whose result left a metric unavailable or a pair out."""
 
 
 class StatsFileError(AudioFidelityError, ValueError):

@@ -26,7 +26,7 @@ from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
 from .cache import FeatureCache
-from .errors import BadFilesError, InputFolderError, ManifestError
+from .errors import BadFilesError, IncompleteResultError, InputFolderError, ManifestError
 from .features import (ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage, extract_features,
                        fad_stage, timed)
 from .frontends import PAIRED_MEL
@@ -117,7 +117,30 @@ def _report_problems(sides: dict[str, SideFeatures], excluded: list[dict], stric
         raise BadFilesError(f"{len(problems)} bad file(s) and --strict is set: {listing}")
     for p in excluded:
         log.warning("pair %s: %s (%s)", p["file"], p["reason"], p["action"])
+    if strict and excluded:
+        listing = "; ".join(f"{p['file']}: {p['reason']}" for p in excluded)
+        raise IncompleteResultError(f"{len(excluded)} pair(s) left out and --strict is set: {listing}")
     return problems + excluded
+
+
+def _check_complete(unavailable: dict[str, str], strict: bool) -> None:
+    """Under ``strict``, a metric left unavailable is an error (``IncompleteResultError``, naming each)."""
+    if strict and unavailable:
+        listing = "; ".join(f"{key}: {reason}" for key, reason in unavailable.items())
+        raise IncompleteResultError(f"{len(unavailable)} metric value(s) unavailable and --strict is set: {listing} "
+                                    f"(choose the metrics that apply with --metrics)")
+
+
+def finite_json(value):
+    """``value`` with every NaN or infinite float (anywhere in nested dicts and lists, NumPy scalars included)
+    replaced by None: a report is always valid JSON (the metrics' own reasons are in ``unavailable``)."""
+    if isinstance(value, dict):
+        return {k: finite_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_json(v) for v in value]
+    if isinstance(value, (float, np.floating)):
+        return float(value) if np.isfinite(value) else None
+    return value
 
 
 class Evaluator:
@@ -325,7 +348,8 @@ class Evaluator:
                 pair_values = compute_pairs(gen.folder, ref.folder, names, sample_rate=self.sample_rate,
                                             metrics=signal_keys, conditioning=self.conditioning,
                                             lsd_offset=self.lsd_offset, progress=bar.update,
-                                            pool=self._worker_pool(len(names)), cache=self.cache)
+                                            pool=self._worker_pool(len(names)), cache=self.cache,
+                                            memory_budget=self.memory_budget)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems(sides if stats is None else {"generated": gen},
@@ -339,6 +363,7 @@ class Evaluator:
             watch("metrics", 0, 1)
         with timed("metrics"):
             values, unavailable = compute_metrics(selected, data, unpaired_reason, nothing_usable)
+        _check_complete(unavailable, self.strict)
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
                  for side, s in sides.items()}
@@ -360,7 +385,7 @@ class Evaluator:
             report["bootstrap"] = bootstrap_intervals(data, values, selected, bootstrap)
         if per_file:
             report["per_file"] = self._per_file(data, pair_values, bool(signal_keys))
-        return EvaluationResult(report, sides)
+        return EvaluationResult(finite_json(report), sides)
 
     def _per_file(self, data: EvaluationData, pair_values: PairValues | None, signal_rate: bool) -> dict[str, dict]:
         """Each usable generated file's pair metrics (paired mode), its FAD against the reference Gaussian and
@@ -384,7 +409,8 @@ class Evaluator:
         rates = sorted({stage.input.conditioning_rate for stage in self.stages} | ({self.sample_rate} if signal_rate
                                                                                      else set()))
         for name in generated.files or list(out):
-            out.setdefault(name, {}).update(diagnostics.audio_facts(generated.folder / name, rates))
+            out.setdefault(name, {}).update(diagnostics.audio_facts(generated.folder / name, rates,
+                                                                    memory_budget=self.memory_budget))
         return out
 
     def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import math
+import os
 import sys
 import time
 from concurrent.futures import Future
@@ -21,12 +23,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .artifacts import LoadedArtifact, load_postprocess
-from .audio import Conditioning, condition, condition_stereo, load_audio, select_channel, validate_audio
+from .audio import (Conditioning, FileIdentity, channels_read, check_memory, check_sample_rate, condition,
+                    condition_stereo, conditioning_bytes, file_problem, load_audio, validate_audio)
 from .cache import FeatureCache
-from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError
-from .frontends import apply_frontend
+from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
+from .frontends import apply_frontend, frontend_bytes
 from .registry import FadModel, export_command
-from .resample import resample
+from .resample import resample, resample_bytes
 from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner, InputSpec
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,15 @@ class SideFeatures:
     per_file: dict[str, list[np.ndarray]] = field(default_factory=dict)
     problems: list[dict] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        """A name that is not valid UTF-8 cannot be reported faithfully (JSON, CSV, logs): it is listed in its
+        escaped form (``a\\xff.wav``) and skipped with the reason."""
+        for index, name in enumerate(self.listed):
+            shown = escaped_name(name)
+            if shown != name:
+                self.listed[index] = shown
+                self.add_problem(shown, "its name is not valid UTF-8 (shown with escapes); rename the file")
+
     def add_problem(self, file: str, reason: str) -> None:
         """Record a skipped file once, whichever stage found it first."""
         if file not in {p["file"] for p in self.problems}:
@@ -58,6 +70,15 @@ class SideFeatures:
         if not arrays:
             return np.zeros((0, 0))
         return np.concatenate([np.atleast_2d(a) for a in arrays])
+
+
+def escaped_name(name: str) -> str:
+    """A file name as valid UTF-8: itself, or with its undecodable bytes as ``\\xNN`` escapes."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return os.fsencode(name).decode("utf-8", "backslashreplace")
 
 
 @contextlib.contextmanager
@@ -127,14 +148,32 @@ class StageInput:
         mine = self.conditioning or conditioning
         key = (self.conditioning_rate, mine, self.channels)
         if key not in conditioned:
+            check_sample_rate(rate)
+            validate_audio(channels_read(audio, mine.channel, self.channels), rate, min_duration=mine.min_duration)
+            check_memory(self.peak_bytes(audio.shape[-1], rate, conditioning), self.memory_budget,
+                         f"conditioning and the {self.frontend.get('kind')} frontend of {audio.shape[-1]} samples "
+                         f"at {rate} Hz")
             make = condition if self.channels == 1 else condition_stereo
             conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
         wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
                         method=mine.resampler, api="transforms")  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
+        if not all(np.all(np.isfinite(item)) for item in (x if isinstance(x, list) else [x])):
+            raise InvalidAudioError(f"the {self.frontend.get('kind')} frontend's output is not finite")
         self.spec.check_memory(x, self.batch_size, self.memory_budget, self.too_long_advice)
         return x
+
+    def peak_bytes(self, frames: int, rate: int, conditioning: Conditioning) -> float:
+        """Bytes this stage allocates for a clip of ``frames`` samples at ``rate`` before its model pass
+        (conditioning, the second resampling, the frontend), known before any of it runs."""
+        mine = self.conditioning or conditioning
+        conditioned = max(math.ceil(frames * self.conditioning_rate / rate), mine.min_samples)
+        at_model = math.ceil(conditioned * self.model_rate / self.conditioning_rate)
+        return (conditioning_bytes(frames, rate, self.conditioning_rate, mine, self.channels)
+                + self.channels * resample_bytes(conditioned, self.conditioning_rate, self.model_rate,
+                                                 method=mine.resampler)
+                + frontend_bytes(at_model, self.frontend))
 
 
 @dataclass(frozen=True)
@@ -210,9 +249,13 @@ class _Job:
     reason: str | None = None
 
 
-def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[int],
-                   conditioning: Conditioning) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
+def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[int], conditioning: Conditioning,
+                   identity: FileIdentity | None = None) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
     """Decode ``path`` once and make the model inputs of the ``missing`` stages.
+
+    Memory is checked before decoding: the decoded clip plus every missing stage's ``peak_bytes`` must fit the
+    budget. ``identity``: the file's identity when its content was hashed for the cache keys; a file that
+    changed since is refused uncached, so no key ever holds another content's features.
 
     Returns (inputs by stage index, rejection reason or None, the stages whose rejection may be cached): a
     decoding or validation failure rejects it for every missing stage, an input one stage cannot take
@@ -221,9 +264,17 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     """
     if not missing:
         return {}, None, []
+    budget = min((inputs[i].memory_budget for i in missing if inputs[i].memory_budget is not None), default=None)
+
+    def cost(frames: int, channels: int, rate: int) -> float:  # what the stages will allocate for this clip
+        return sum(inputs[i].peak_bytes(frames, rate, conditioning) for i in missing)
+
     try:
-        audio, rate = load_audio(path)
-        validate_audio(select_channel(audio, conditioning.channel), rate, min_duration=conditioning.min_duration)
+        audio, rate = load_audio(path, memory_budget=budget, cost=cost, expected=identity)
+    except TooLongForMemoryError as exc:
+        return {}, str(exc), []
+    except UnreadableFileError as exc:  # says nothing about the content the keys name: not cached
+        return {}, str(exc), []
     except InvalidAudioError as exc:
         return {}, str(exc), list(missing)
     made: dict[int, np.ndarray] = {}
@@ -287,17 +338,25 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
 
     def plan(chunk: list[str]) -> list[_Job]:
         jobs = []
+        rejected = {p["file"]: p["reason"] for p in side.problems}
         for name in chunk:
             path = side.folder / name
-            if path.is_dir():
-                jobs.append(_Job(name, reason="is a folder (folders are not searched recursively)"))
+            problem = rejected.get(name) or file_problem(path)
+            if problem is not None:
+                jobs.append(_Job(name, reason=problem))
                 continue
-            keys = cache.keys(path, [st.cache_settings for st in stages]) if cache else [None] * len(stages)
+            try:
+                identity, keys = cache.keys_and_identity(path, [st.cache_settings for st in stages]) if cache \
+                    else (FileIdentity.of(os.stat(path)), [None] * len(stages))
+            except (InvalidAudioError, OSError) as exc:  # vanished, replaced or changed while it was hashed
+                jobs.append(_Job(name, reason=str(exc) if isinstance(exc, InvalidAudioError)
+                                 else f"cannot be read ({exc.strerror or exc})"))
+                continue
             job = _Job(name, keys, [cache.get(k, st.valid_entry) if cache else None for k, st in zip(keys, stages)])
             missing = [i for i, e in enumerate(job.entries) if e is None]
             if missing and not any(isinstance(e, str) for e in job.entries):
-                job.work = pool().submit(compute_inputs, path, inputs, missing, conditioning) if pool \
-                    else compute_inputs(path, inputs, missing, conditioning)
+                job.work = pool().submit(compute_inputs, path, inputs, missing, conditioning, identity) if pool \
+                    else compute_inputs(path, inputs, missing, conditioning, identity)
             jobs.append(job)
         return jobs
 

@@ -348,6 +348,58 @@ FRONTENDS: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
 """Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
 
 
+def stft_bytes(n: int, n_fft: int, hop_length: int) -> float:
+    """Peak bytes of ``power_spectrogram``/``log_mel`` on ``n`` samples: the windowed frames (float64), the
+    complex128 spectrum and its copy, the power and mel arrays (float64)."""
+    frames = 1 + (n + n_fft) // hop_length
+    bins = n_fft // 2 + 1
+    return frames * (8.0 * n_fft + 16.0 * bins * 2 + 8.0 * bins * 2) + 8.0 * (n + n_fft)
+
+
+def _log_mel_bytes(n: int, *, n_fft: int, hop_length: int, **_: Any) -> float:
+    return stft_bytes(n, n_fft, hop_length)
+
+
+def _vggish_bytes(n: int, *, window_length: int, hop_length: int, fft_length: int, **_: Any) -> float:
+    frames = 1 + max(n - window_length, 0) // hop_length
+    return frames * (8.0 * window_length + 8.0 * fft_length + 16.0 * (fft_length // 2 + 1) * 2) + 8.0 * n
+
+
+def _clap_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: int, **_: Any) -> float:
+    windows = 1 + -(-n // window_samples)
+    one = stft_bytes(window_samples, n_fft, hop_length)
+    return 3.0 * 4 * max(n, window_samples) + one + 2.0 * windows * one / 8
+
+
+def _sc09_bytes(n: int, *, samples: int, n_fft: int, hop_length: int, **_: Any) -> float:
+    return 4.0 * n + stft_bytes(samples, n_fft, hop_length)
+
+
+def _waveform_bytes(n: int, *, channels: int = 1, **_: Any) -> float:
+    return 4.0 * 4 * channels * n
+
+
+FRONTEND_BYTES: dict[str, Callable[..., float]] = {
+    "log_mel": _log_mel_bytes,
+    "vggish_examples": _vggish_bytes,
+    "mert_waveform": _waveform_bytes,
+    "waveform_segments": _waveform_bytes,
+    "clap_log_mel": _clap_bytes,
+    "sc09_mel": _sc09_bytes,
+}
+"""Each frontend's peak bytes for ``n`` samples at its rate, ``(n, **parameters) -> bytes``, known before it runs
+(checked against measured peaks in tests/test_hostile_input.py)."""
+
+
+def frontend_bytes(n: int, spec: dict[str, Any]) -> float:
+    """Peak bytes the frontend a manifest describes allocates for ``n`` samples (``FRONTEND_BYTES``)."""
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    if kind not in FRONTEND_BYTES:
+        raise ManifestError(f"unknown frontend kind {kind!r}; this version supports {', '.join(FRONTENDS)}")
+    return FRONTEND_BYTES[kind](n, **params)
+
+
 def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray | list[np.ndarray]:
     """Run the frontend a manifest's ``frontend`` section describes on a conditioned waveform."""
     params = dict(spec)

@@ -18,8 +18,8 @@ DEFAULT_FRACTION = 0.5
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "KI": 2**10, "MI": 2**20, "GI": 2**30, "TI": 2**40}
 
 
-def available_bytes() -> int | None:
-    """Memory the OS can give this process now (Linux ``MemAvailable``), or None where unknown."""
+def _meminfo_available() -> int | None:
+    """Linux ``MemAvailable``, else the free physical pages, else None."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -33,10 +33,49 @@ def available_bytes() -> int | None:
         return None
 
 
+def _cgroup_available() -> int | None:
+    """What this process's cgroup (v2) may still allocate: ``memory.max - memory.current``, or None (no limit)."""
+    try:
+        with open("/proc/self/cgroup") as f:
+            path = next(line.split(":", 2)[2].strip() for line in f if line.startswith("0::"))
+        folder = os.path.join("/sys/fs/cgroup", path.lstrip("/"))
+        with open(os.path.join(folder, "memory.max")) as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open(os.path.join(folder, "memory.current")) as f:
+            return max(int(limit) - int(f.read()), 0)
+    except (OSError, ValueError, StopIteration):
+        return None
+
+
+def _address_space_available() -> int | None:
+    """Address space left under ``RLIMIT_AS`` (``ulimit -v``, ``prlimit``): the limit less ``VmSize``, or None."""
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            size = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:"))
+        return max(limit - size, 0)
+    except (ImportError, OSError, ValueError, StopIteration):
+        return None
+
+
+def available_bytes() -> int | None:
+    """Memory this process can still get now: the least of the machine's ``MemAvailable``, its cgroup's
+    remaining limit (a container's host memory is not its own) and the address space left under
+    ``RLIMIT_AS``; None where none can be known."""
+    known = [n for n in (_meminfo_available(), _cgroup_available(), _address_space_available()) if n is not None]
+    return min(known) if known else None
+
+
 def default_budget() -> int | None:
     """``DEFAULT_FRACTION`` of the available memory, or None (no guard) where it cannot be known."""
     available = available_bytes()
-    return int(available * DEFAULT_FRACTION) if available else None
+    return int(available * DEFAULT_FRACTION) if available is not None else None
 
 
 def parse_size(text: str) -> int:

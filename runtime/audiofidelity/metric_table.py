@@ -231,7 +231,9 @@ def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason:
             reason = f"needs paired mode ({unpaired_reason})"
         else:
             try:
-                values.update(spec.compute(data))
+                computed = spec.compute(data)
+                reason = _not_finite(computed)
+                values.update(computed)
             except ValueError as exc:
                 reason = str(exc)
         if reason is not None:
@@ -239,6 +241,14 @@ def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason:
                 values[key] = None
                 unavailable[key] = reason
     return values, unavailable
+
+
+def _not_finite(values: dict) -> str | None:
+    """Why a metric's values cannot be reported (one is NaN or infinite: a JSON report has no such number), or
+    None."""
+    bad = [key for key, value in values.items()
+           if value is not None and not np.all(np.isfinite(np.asarray(value, dtype=np.float64)))]
+    return f"not finite ({', '.join(bad)} came out NaN or infinite from these features)" if bad else None
 
 
 OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf")

@@ -19,8 +19,8 @@ import numpy as np
 
 from .audio import Conditioning, load_conditioned
 from .cache import FeatureCache
-from .errors import InvalidAudioError
-from .frontends import PAIRED_MEL, paired_mel
+from .errors import InvalidAudioError, UnreadableFileError
+from .frontends import PAIRED_MEL, paired_mel, stft_bytes
 from .metrics import signal
 
 PAIRS_PER_TASK = 4
@@ -77,19 +77,32 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
     return {k: v for k, v in values.items() if k in metrics}, {k: v for k, v in reasons.items() if k in metrics}
 
 
+def pair_bytes(samples: int, *, sample_rate: int) -> float:
+    """Peak bytes of one side's pair metrics on ``samples`` samples: the PSNR/SSIM mel (an STFT's worth) and
+    LSD's spectrogram, with their copies, counted twice for the other side's arrays held meanwhile."""
+    mel = PAIRED_MEL.get(sample_rate, PAIRED_MEL[max(PAIRED_MEL)])
+    lsd_fft = int(2048 / (44100 / sample_rate))
+    return 2.0 * (stft_bytes(samples, mel["n_fft"], mel["hop_length"])
+                  + stft_bytes(samples, lsd_fft, max(sample_rate // 100, 1)))
+
+
 def _one_pair(generated: Path, reference: Path, name: str, sample_rate: int, metrics: Sequence[str],
-              conditioning: Conditioning, lsd_offset: int) -> dict:
+              conditioning: Conditioning, lsd_offset: int, memory_budget: int | None = None) -> dict:
     """Decode one pair and compute its values: ``{"bad": {side: reason}, "values": dict | None, "reasons":
     {metric: reason}}`` (JSON, naming no file, so it can be cached by content). Module-level so worker
     processes can run it."""
-    waves, bad = {}, {}
+    waves, bad, unreadable = {}, {}, False
     for side, folder in (("generated", generated), ("reference", reference)):
         try:
-            waves[side] = load_conditioned(folder / name, sample_rate, conditioning)
+            waves[side] = load_conditioned(folder / name, sample_rate, conditioning, memory_budget=memory_budget,
+                                           then=functools.partial(pair_bytes, sample_rate=sample_rate))
+        except UnreadableFileError as exc:  # about the path, not the content the key names: never cached
+            bad[side] = str(exc)
+            unreadable = True
         except InvalidAudioError as exc:
             bad[side] = str(exc)
     if len(waves) < 2:
-        return {"bad": bad, "values": None, "reasons": {}}
+        return {"bad": bad, "values": None, "reasons": {}, **({"unreadable": True} if unreadable else {})}
     values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
                                   metrics=metrics, lsd_offset=lsd_offset)
     return {"bad": bad, "values": values, "reasons": reasons}
@@ -97,7 +110,8 @@ def _one_pair(generated: Path, reference: Path, name: str, sample_rate: int, met
 
 def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sample_rate: int,
                   metrics: Sequence[str], conditioning: Conditioning, lsd_offset: int = signal.HIFIGAN_OFFSET,
-                  progress=None, pool=None, cache: FeatureCache | None = None) -> PairValues:
+                  progress=None, pool=None, cache: FeatureCache | None = None,
+                  memory_budget: int | None = None) -> PairValues:
     """Signal metrics for every named pair; unreadable files and left-out pairs are recorded, not raised.
 
     With a ``cache``, a pair whose two files and settings are unchanged is read from it (keyed by both
@@ -109,18 +123,24 @@ def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sam
     settings = {"kind": "pair_metrics", "sample_rate": sample_rate, "metrics": sorted(metrics),
                 "conditioning": unpadded.as_dict(), "lsd_offset": lsd_offset,
                 "paired_mel": PAIRED_MEL.get(sample_rate)}
-    keys = [cache.pair_key(generated / n, reference / n, settings) if cache else None for n in names]
-    found = [cache.get_pair(k) if cache else None for k in keys]
+    keys, found = [], []
+    for name in names:
+        try:
+            keys.append(cache.pair_key(generated / name, reference / name, settings) if cache else None)
+            found.append(cache.get_pair(keys[-1]) if cache else None)
+        except InvalidAudioError:  # not a regular file, or changed while hashed: decoding names the side
+            keys.append(None)
+            found.append(None)
     todo = [n for n, f in zip(names, found) if f is None]
     task = functools.partial(_one_pair, generated, reference, sample_rate=sample_rate, metrics=metrics,
-                             conditioning=unpadded, lsd_offset=lsd_offset)
+                             conditioning=unpadded, lsd_offset=lsd_offset, memory_budget=memory_budget)
     computed = iter(pool().map(task, todo, chunksize=PAIRS_PER_TASK) if pool is not None and todo
                     else map(task, todo))
     out = PairValues()
     for name, key, result in zip(names, keys, found):
         if result is None:
             result = next(computed)
-            if cache:
+            if cache and key is not None and not result.pop("unreadable", False):
                 cache.put_pair(key, result)
         for side, reason in result["bad"].items():
             out.bad_files.append({"side": side, "file": name, "reason": reason, "action": "skipped"})

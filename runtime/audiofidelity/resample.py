@@ -35,10 +35,45 @@ TORCHAUDIO_APIS = ("functional", "transforms")
 ``transforms.Resample`` builds it in float64 and stores it as float32 (audioldm_eval's MERT 24 kHz hop)."""
 
 
-@lru_cache(maxsize=64)
-def sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional",
-                lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
-                rolloff: float = ROLLOFF) -> tuple["torch.Tensor", int]:
+KERNEL_CACHE_BYTES = 1 << 24
+"""Kernels up to this size are kept for reuse (every common rate pair's is under 1 MB); a rare coprime pair's
+kernel (44101 -> 16000 Hz: 2.8 GB) is built for its clip and dropped."""
+
+
+def _kernel_shape(orig_freq: int, new_freq: int, lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
+                  rolloff: float = ROLLOFF) -> tuple[int, int]:
+    """(rows, taps) of the polyphase kernel for ``orig_freq -> new_freq`` (already divided by their gcd), and so
+    its size, known before it is built."""
+    width = math.ceil(lowpass_filter_width * orig_freq / (min(orig_freq, new_freq) * rolloff))
+    return new_freq, 2 * width + orig_freq
+
+
+def resample_bytes(n: int, orig_sr: int, target_sr: int, *, method: str = "torchaudio") -> float:
+    """Peak bytes ``resample`` allocates for ``n`` samples, estimated before anything is allocated (0 when the
+    rates agree): the kernel and the temporaries that build it (up to six float64 arrays of its size), the
+    padded input, the convolution's output and its reordered copy. Checked against measured peaks in
+    tests/test_hostile_input.py."""
+    if orig_sr == target_sr:
+        return 0.0
+    out = math.ceil(n * target_sr / orig_sr)
+    if method == "resampy":
+        return 8.0 * (3 * n + 3 * out)
+    gcd = math.gcd(orig_sr, target_sr)
+    rows, taps = _kernel_shape(orig_sr // gcd, target_sr // gcd)
+    return 6.0 * 8 * rows * taps + 4.0 * (n + 2 * taps) * 2 + 4.0 * (out + rows) * 3
+
+
+def sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional") -> tuple["torch.Tensor", int]:
+    """``_sinc_kernel``, kept for reuse when it is small (``KERNEL_CACHE_BYTES``)."""
+    rows, taps = _kernel_shape(orig_freq, new_freq)
+    if 4 * rows * taps <= KERNEL_CACHE_BYTES:
+        return _cached_sinc_kernel(orig_freq, new_freq, api=api)
+    return _sinc_kernel(orig_freq, new_freq, api=api)
+
+
+def _sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional",
+                 lowpass_filter_width: int = LOWPASS_FILTER_WIDTH,
+                 rolloff: float = ROLLOFF) -> tuple["torch.Tensor", int]:
     """Polyphase Hann-windowed sinc filter for ``orig_freq -> new_freq`` (both already divided by their gcd).
 
     Torchaudio's statements in torch, in the precision ``api`` builds them in: torch's sin and cos round
@@ -65,6 +100,9 @@ def sinc_kernel(orig_freq: int, new_freq: int, *, api: str = "functional",
     t = t * math.pi
     kernel = torch.where(t == 0, torch.tensor(1.0, dtype=dtype), t.sin() / t) * (window * (base_freq / orig_freq))
     return kernel.to(torch.float32), width
+
+
+_cached_sinc_kernel = lru_cache(maxsize=64)(_sinc_kernel)
 
 
 def _resample_sinc(x: np.ndarray, orig_sr: int, target_sr: int, api: str) -> np.ndarray:

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .artifacts import LoadedArtifact, load
-from .audio import Conditioning, condition, load_audio, validate_audio
+from .audio import Conditioning, condition, conditioning_bytes, load_audio, validate_audio
+from .memory import default_budget
 from .errors import InputFolderError, InvalidAudioError, StatsFileError
 from .frontends import apply_frontend
 from .metrics import sc09 as metrics
@@ -80,10 +81,12 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
     out = Classified()
     inputs = []
     samples = artifact.manifest.frontend["samples"]
+    budget = default_budget()
     for path in files:
         name = path.relative_to(root).as_posix()
         try:
-            audio, rate = load_audio(path)
+            audio, rate = load_audio(path, memory_budget=budget, cost=lambda frames, channels, rate: conditioning_bytes(
+                frames, rate, artifact.manifest.sample_rate, CONDITIONING))
             validate_audio(audio, rate, allow_silent=True)  # a silent clip is a sample, as in the benchmark
             wave = condition(audio, rate, artifact.manifest.sample_rate, CONDITIONING)
         except InvalidAudioError as exc:

@@ -60,6 +60,8 @@ class RunSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 0
     cache: bool = True
+    max_memory: int | None = None
+    """Bytes one clip may take in each job (None: half the memory available when the evaluator is built)."""
 
 
 def models_needed(backbone: str, metrics: list[str] | None) -> frozenset[str]:
@@ -110,7 +112,8 @@ class JobRunner:
             s = self.settings
             self._evaluators[key] = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=usable,
                                               models_dir=s.models_dir, device=s.device, batch_size=s.batch_size,
-                                              progress=False, cache=s.cache, workers=s.workers, fad_model=fad_model)
+                                              progress=False, cache=s.cache, workers=s.workers, fad_model=fad_model,
+                                              max_memory=s.max_memory)
         return self._evaluators[key]
 
     def run(self, job: Job) -> None:
