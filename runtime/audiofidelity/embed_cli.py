@@ -2,8 +2,9 @@
 
 ``--out-dir DIR`` writes ``DIR/embeddings/<model>/<file stem>.npy`` (float32), the layout fadtk caches its
 embeddings in, so a fadtk user can point at it; ``--out FILE.npz`` writes ``<file name>`` arrays plus ``files``
-and ``info`` (JSON). Files are read, conditioned and cached as ``eval`` does (``Embedder``); skipped files are
-listed with their reason on stdout's JSON summary and stderr.
+and ``info`` (JSON). Every file is written atomically under exactly the name given. Files are read, conditioned
+and cached as ``eval`` does (``Embedder``); skipped files are listed with their reason on stdout's JSON summary
+and stderr.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from .audio import CHANNEL_MODES, Conditioning
+from .outputs import atomic_write, npz
 from .registry import names
 from .resample import RESAMPLERS
 
@@ -67,9 +69,9 @@ def run(args: argparse.Namespace) -> int:
     for problem in result.problems:
         log.warning("%s: %s (skipped)", problem["file"], problem["reason"])
     if args.out:
-        arrays = {name: array.astype(np.float32) for name, array in result.arrays.items()}
-        np.savez(args.out, files=np.array(list(result.arrays)), info=np.array(json.dumps(asdict(embedder.info))),
-                 **arrays)
+        arrays = {"files": np.array(list(result.arrays)), "info": np.array(json.dumps(asdict(embedder.info))),
+                  **{name: array.astype(np.float32) for name, array in result.arrays.items()}}
+        atomic_write(args.out, npz(arrays), option="--out")
         written = str(args.out)
     else:
         stems = Counter(Path(name).stem for name in result.arrays)
@@ -77,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             target = f"{Path(name).stem}.npy" if stems[Path(name).stem] == 1 else f"{name}.npy"
             if target != f"{Path(name).stem}.npy":  # a.wav and a.flac: neither overwrites the other
                 log.warning("%s shares its stem with another file: written as %s", name, target)
-            np.save(folder / target, array.astype(np.float32))
+            atomic_write(folder / target, lambda f, a=array: np.save(f, a.astype(np.float32)), option="--out-dir")
         written = str(folder)
     print(json.dumps({"written": written, "files": len(result.arrays), "skipped": result.problems,
                       "info": asdict(embedder.info)}, indent=2))
