@@ -27,6 +27,12 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def _embed(folder: Path, models_dir: Path, *target: str) -> int:
+    """``embed FOLDER`` with VGGish frames into ``target`` (``--out FILE`` or ``--out-dir DIR``)."""
+    return cli.main(["embed", str(folder), "--model", "vggish", "--output", "frames", *target, "--models-dir",
+                     str(models_dir), "--quiet"])
+
+
 def _full_disk_on(monkeypatch, name: str) -> None:
     """``os.fsync`` and ``os.write`` fail with ENOSPC on descriptors open on ``name`` or a temporary file of it."""
     real_fsync, real_write = os.fsync, os.write
@@ -217,11 +223,50 @@ def test_outputs_are_written_under_exactly_the_name_given(result, tmp_path, smal
     result.save_features(tmp_path / "features")
     artifact = SimpleNamespace(manifest=SimpleNamespace(sha256="0" * 64, frontend={}))
     save_training(tmp_path / "train.data", Classified(["a"], np.ones((1, 10)) / 10, np.zeros((1, 4))), artifact)
-    assert cli.main(["embed", str(small / "reference"), "--model", "vggish", "--output", "frames", "--out", str(tmp_path / "emb.data"),
-                     "--models-dir", str(models_dir), "--quiet"]) == 0
+    assert _embed(small / "reference", models_dir, "--out", str(tmp_path / "emb.data")) == 0
     names = ["emb.data", "features", "gaussian", "reference.stats", "train.data"]
     assert _listing(tmp_path) == names
     for name in names:
         with np.load(tmp_path / name) as data:
             assert data.files, name
     assert ReferenceStats.load(tmp_path / "reference.stats").roles["fad"].count == 5
+
+
+# --- no two inputs to one output -------------------------------------------------------------------------------
+
+def _inputs(recordings_dir: Path, folder: Path, names: list[str]) -> Path:
+    folder.mkdir()
+    for i, name in enumerate(names):
+        (folder / name).symlink_to(recordings_dir / "reference" / NAMES[i % len(NAMES)])
+    return folder
+
+
+def test_embed_out_dir_refuses_inputs_that_would_share_a_file(recordings_dir, models_dir, tmp_path, capsys):
+    folder = _inputs(recordings_dir, tmp_path / "in", ["a.flac", "a.wav", "a.wav.ogg", "b.wav"])
+    assert _embed(folder, models_dir, "--out-dir", str(tmp_path / "dir")) == 2
+    error = capsys.readouterr().err
+    assert "a.flac and a.wav -> a.npy" in error and "a.wav.ogg" not in error and "nothing was computed" in error
+    assert not (tmp_path / "dir").exists()
+
+
+def test_embed_out_dir_writes_one_file_per_input_and_counts_them(recordings_dir, models_dir, tmp_path, capsys):
+    folder = _inputs(recordings_dir, tmp_path / "in", ["a.wav", "a.wav.ogg", "b.flac", "sub"])
+    (folder / "sub").unlink()
+    (folder / "sub").mkdir()  # a folder named like no file is skipped, not a clash
+    assert _embed(folder, models_dir, "--out-dir", str(tmp_path / "dir")) == 0
+    summary = json.loads(capsys.readouterr().out)
+    written = _listing(tmp_path / "dir" / "embeddings" / "vggish")
+    assert written == ["a.npy", "a.wav.npy", "b.npy"] and summary["files"] == len(written)
+
+
+def test_embed_out_keys_never_collide_with_the_formats_own(recordings_dir, models_dir, tmp_path, capsys):
+    clashing = _inputs(recordings_dir, tmp_path / "clashing", ["a.wav", "files", "info"])
+    out = tmp_path / "all.npz"
+    assert _embed(clashing, models_dir, "--out", str(out)) == 2
+    assert "files, info would overwrite --out's own keys" in capsys.readouterr().err and not out.exists()
+    odd = _inputs(recordings_dir, tmp_path / "odd", ["allow_pickle", "file", "x.wav"])  # np.savez's own arguments
+    assert _embed(odd, models_dir, "--out", str(out)) == 0
+    assert json.loads(capsys.readouterr().out)["files"] == 3
+    with np.load(out) as data:
+        assert sorted(data.files) == ["allow_pickle", "file", "files", "info", "x.wav"]
+        assert list(data["files"]) == ["allow_pickle", "file", "x.wav"] and data["file"].dtype == np.float32
