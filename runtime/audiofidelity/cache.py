@@ -16,9 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -27,6 +25,7 @@ import numpy as np
 from . import __version__
 from .artifacts import cache_root
 from .audio import FileIdentity, open_regular
+from .outputs import atomic_write, npz
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +36,7 @@ CACHE_FORMAT = 2
 
 def _atomic_write(target: Path, write) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp.", suffix=target.suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(target, write, option="feature cache entry")
 
 
 class FeatureCache:
@@ -182,7 +174,7 @@ class FeatureCache:
         """Store outputs (or a rejection reason); a failed write only costs recomputation next time."""
         arrays = {PROBLEM_KEY: np.array(value)} if isinstance(value, str) else value
         try:
-            _atomic_write(self._entry(key), lambda f: np.savez(f, **arrays))
+            _atomic_write(self._entry(key), npz(arrays))
         except OSError:
             pass
 

@@ -26,6 +26,7 @@ from .metrics.kad import BANDWIDTH_SOURCES
 from .metrics.options import INF_DRAWS, MetricOptions
 from .reporting import append_csv, format_table, write_per_file_csv
 from .multidevice import DistributedEvaluator, distributed_rank
+from .outputs import write_text
 from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
@@ -350,9 +351,9 @@ def run_eval(args: argparse.Namespace) -> int:
         return EXIT_OK
     text = json.dumps(result.report, indent=2)
     if args.json_out is not None:
-        args.json_out.write_text(text + "\n")
+        write_text(args.json_out, text + "\n", option="--json")
     if args.save_features is not None:
-        result.save_features(args.save_features)
+        result.save_features(args.save_features, option="--save-features")
     if args.csv is not None:
         append_csv(args.csv, result.report)
     if args.per_file_csv is not None:
@@ -392,7 +393,7 @@ def run_stats(args: argparse.Namespace) -> int:
                                                          keep_features=args.features)
     if not _is_writer():
         return EXIT_OK
-    stats.save(args.out, fadtk_name=args.fadtk_name)
+    stats.save(args.out, fadtk_name=args.fadtk_name, option="--out")
     print(json.dumps({"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
                       "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings},
                      indent=2))

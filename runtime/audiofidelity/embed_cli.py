@@ -1,9 +1,12 @@
 """``audiofidelity embed FOLDER --model NAME``: a folder's embeddings to one ``.npz`` or to one ``.npy`` per file.
 
 ``--out-dir DIR`` writes ``DIR/embeddings/<model>/<file stem>.npy`` (float32), the layout fadtk caches its
-embeddings in, so a fadtk user can point at it; ``--out FILE.npz`` writes ``<file name>`` arrays plus ``files``
-and ``info`` (JSON). Files are read, conditioned and cached as ``eval`` does (``Embedder``); skipped files are
-listed with their reason on stdout's JSON summary and stderr.
+embeddings in, so a fadtk user can point at it; two inputs with one stem (``a.wav``, ``a.flac``; ``a.wav.ogg``
+and ``a.wav``) would share a file there, so such a folder is refused, naming them, before anything is read.
+``--out FILE.npz`` writes ``<file name>`` arrays plus ``files`` and ``info`` (JSON); an input file named
+``files`` or ``info`` would overwrite those, so it is refused likewise. Every file is written atomically under
+exactly the name given. Files are read, conditioned and cached as ``eval`` does (``Embedder``); skipped files
+are listed with their reason on stdout's JSON summary and stderr; ``files`` there counts the arrays written.
 """
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ import argparse
 import json
 import logging
 import sys
-from collections import Counter
+from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -19,11 +22,30 @@ from typing import Callable
 import numpy as np
 
 from .audio import CHANNEL_MODES, Conditioning
+from .outputs import atomic_write, npz, output_error
 from .registry import names
 from .resample import RESAMPLERS
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NPZ_KEYS = ("files", "info")
+"""``--out``'s own keys beside one array per input file name."""
+
+
+def name_clash(folder: Path, names: list[str], *, out_dir: bool) -> str | None:
+    """Why these inputs cannot be written without one overwriting another, or None: for ``--out-dir`` two files
+    with one stem (one ``<stem>.npy``), for ``--out`` a file named like one of ``NPZ_KEYS``."""
+    if not out_dir:
+        taken = [name for name in names if name in NPZ_KEYS]
+        return (f"input file(s) {', '.join(taken)} would overwrite --out's own keys ({', '.join(NPZ_KEYS)}): rename "
+                f"them or use --out-dir") if taken else None
+    by_stem: dict[str, list[str]] = defaultdict(list)
+    for name in names:
+        if (folder / name).is_file():
+            by_stem[Path(name).stem].append(name)
+    shared = [f"{' and '.join(group)} -> {stem}.npy" for stem, group in by_stem.items() if len(group) > 1]
+    return (f"--out-dir names each file <file stem>.npy (fadtk's layout), so these inputs would share one: "
+            f"{'; '.join(shared)}; rename or move them, or use --out FILE.npz") if shared else None
 
 
 def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -37,7 +59,8 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
     em.add_argument("--sr", type=int, default=None, help="classifiers: the evaluation rate (as eval --sr)")
     target = em.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="one .npz holding every file's array")
-    target.add_argument("--out-dir", type=Path, help="DIR/embeddings/<model>/<file stem>.npy (fadtk's layout)")
+    target.add_argument("--out-dir", type=Path,
+                        help="DIR/embeddings/<model>/<file stem>.npy (fadtk's layout; inputs sharing a stem: refused)")
     em.add_argument("--limit", type=int, default=None, help="only the first N files of the sorted folder")
     em.add_argument("--channel", choices=CHANNEL_MODES, default="first")
     em.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio")
@@ -50,11 +73,19 @@ def run(args: argparse.Namespace) -> int:
     """Run ``embed``; returns the exit status."""
     from .cli import check_writable
     from .embedder import Embedder
+    from .evaluate import list_folder
 
     check_writable(args.out, "--out")  # before any audio is decoded, as eval's outputs
+    clash = name_clash(args.folder, list_folder(args.folder, limit=args.limit), out_dir=args.out is None)
+    if clash is not None:
+        print(f"audiofidelity: error: {clash}; nothing was computed", file=sys.stderr)
+        return EXIT_USAGE
     folder = args.out_dir / "embeddings" / args.model if args.out_dir else None
     if folder is not None:
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise output_error("--out-dir", folder, exc, existed=False) from exc
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
     try:
         embedder = Embedder(args.model, output=args.output, pooling=args.pooling, sample_rate=args.sr,
@@ -66,20 +97,19 @@ def run(args: argparse.Namespace) -> int:
     result = embedder.embed_folder(args.folder, limit=args.limit, progress=not args.quiet)
     for problem in result.problems:
         log.warning("%s: %s (skipped)", problem["file"], problem["reason"])
+    count = 0
     if args.out:
-        arrays = {name: array.astype(np.float32) for name, array in result.arrays.items()}
-        np.savez(args.out, files=np.array(list(result.arrays)), info=np.array(json.dumps(asdict(embedder.info))),
-                 **arrays)
-        written = str(args.out)
+        arrays = {"files": np.array(list(result.arrays)), "info": np.array(json.dumps(asdict(embedder.info))),
+                  **{name: array.astype(np.float32) for name, array in result.arrays.items()}}
+        atomic_write(args.out, npz(arrays), option="--out")
+        written, count = str(args.out), len(result.arrays)
     else:
-        stems = Counter(Path(name).stem for name in result.arrays)
         for name, array in result.arrays.items():
-            target = f"{Path(name).stem}.npy" if stems[Path(name).stem] == 1 else f"{name}.npy"
-            if target != f"{Path(name).stem}.npy":  # a.wav and a.flac: neither overwrites the other
-                log.warning("%s shares its stem with another file: written as %s", name, target)
-            np.save(folder / target, array.astype(np.float32))
+            atomic_write(folder / f"{Path(name).stem}.npy", lambda f, a=array: np.save(f, a.astype(np.float32)),
+                         option="--out-dir")
+            count += 1
         written = str(folder)
-    print(json.dumps({"written": written, "files": len(result.arrays), "skipped": result.problems,
+    print(json.dumps({"written": written, "files": count, "skipped": result.problems,
                       "info": asdict(embedder.info)}, indent=2))
     return EXIT_OK if result.arrays else EXIT_FAILED
 

@@ -29,7 +29,9 @@ class ArtifactNotFoundError(AudioFidelityError, FileNotFoundError):
 
 
 class OutputPathError(AudioFidelityError, OSError):
-    """An output file (``--json``, ``--csv``, ``--save-features``, ``stats --out``) cannot be written."""
+    """An output file (``--json``, ``--csv``, ``--save-features``, ``stats --out``, ...) cannot be written, or not
+    whole (a full disk, a refused write); the message names the option and the file, whose previous content is
+    kept (``outputs``). ``errno`` is the failure's."""
 
 
 class DeviceError(AudioFidelityError, ValueError):

@@ -35,6 +35,7 @@ from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_
 from .metrics import frechet, signal
 from .metrics.options import MetricOptions
 from .memory import default_budget
+from .outputs import atomic_write, npz
 from .registry import FadModel, artifact_for, export_command, fad_model as find_fad_model
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
@@ -54,8 +55,9 @@ class EvaluationResult:
     report: dict
     sides: dict[str, SideFeatures]
 
-    def save_features(self, path: str | Path) -> None:
-        """Write ``<gen|ref>/<feature>/<file name>`` arrays and ``<gen|ref>/files`` to an ``.npz``."""
+    def save_features(self, path: str | Path, *, option: str = "features file") -> None:
+        """Write ``<gen|ref>/<feature>/<file name>`` arrays and ``<gen|ref>/files`` to an ``.npz`` (atomically, under
+        exactly this name; ``OutputPathError`` naming ``option`` when it cannot be written)."""
         arrays = {}
         for side, data in self.sides.items():
             short = side[:3]
@@ -63,7 +65,7 @@ class EvaluationResult:
             for output, values in data.per_file.items():
                 for name, value in zip(data.files, values):
                     arrays[f"{short}/{output}/{name}"] = value
-        np.savez_compressed(path, **arrays)
+        atomic_write(path, npz(arrays, compressed=True), option=option)
 
 
 def list_folder(folder: str | Path, *, limit: int | None = None) -> list[str]:

@@ -2,18 +2,21 @@
 
 The JSON report (``evaluate``) stays the source of truth; these only reformat it. The table names each
 metric's direction (lower or higher is better) and its bootstrap interval when there is one; the CSV
-has a fixed header (every metric key of every backbone), so rows of different runs line up.
+has a fixed header (every metric key of every backbone), so rows of different runs line up. The per-file CSV
+is written atomically; a run's row is appended whole (one ``os.write``), so a failure never leaves half a row.
 """
 from __future__ import annotations
 
 import csv
 import datetime
+import io
 import json
 from pathlib import Path
 
 from .diagnostics import WORST, worst_files
 from .errors import AudioFidelityError
 from .evaluate import BOOTSTRAP_METRICS, METRICS
+from .outputs import append_text, write_text
 
 CSV_COLUMNS = (["time", "generated", "reference", "backbone", "sample_rate", "mode", "generated_used",
                 "reference_used", "problems"]
@@ -68,25 +71,29 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def write_per_file_csv(path: str | Path, per_file: dict[str, dict]) -> None:
-    """Every generated file's per-file values, one row each (flags joined by ``; ``), worst first."""
+def write_per_file_csv(path: str | Path, per_file: dict[str, dict], *, option: str = "--per-file-csv") -> None:
+    """Every generated file's per-file values, one row each (flags joined by ``; ``), worst first; written
+    atomically (``OutputPathError`` naming ``option`` when it cannot be)."""
     columns = ["file"] + list(dict.fromkeys(key for entry in per_file.values() for key in entry))
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, restval="")
-        writer.writeheader()
-        for name in worst_files(per_file, len(per_file)):
-            entry = per_file[name]
-            writer.writerow({"file": name, **{k: "; ".join(v) if isinstance(v, list) else "" if v is None else v
-                                              for k, v in entry.items()}})
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns, restval="")
+    writer.writeheader()
+    for name in worst_files(per_file, len(per_file)):
+        entry = per_file[name]
+        writer.writerow({"file": name, **{k: "; ".join(v) if isinstance(v, list) else "" if v is None else v
+                                          for k, v in entry.items()}})
+    write_text(path, text.getvalue(), option=option)
 
 
-def append_csv(path: str | Path, report: dict) -> None:
-    """Append one row for this run to ``path`` (header written when the file is new).
+def append_csv(path: str | Path, report: dict, *, option: str = "--csv") -> None:
+    """Append one row for this run to ``path`` (header written when the file is new), whole or not at all.
 
     Raises
     ------
     AudioFidelityError
         If ``path`` exists with another header (a file not written by this version).
+    OutputPathError
+        If the row cannot be written (naming ``option``); the file keeps its previous rows, and no half row.
     """
     path = Path(path)
     if path.exists() and path.stat().st_size:
@@ -111,8 +118,9 @@ def append_csv(path: str | Path, report: dict) -> None:
     for key, interval in report.get("bootstrap", {}).items():
         row[f"{key}_low"], row[f"{key}_high"] = repr(interval["low"]), repr(interval["high"])
     new = not path.exists() or not path.stat().st_size
-    with open(path, "a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, restval="")
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, restval="")
+    if new:
+        writer.writeheader()
+    writer.writerow(row)
+    append_text(path, text.getvalue(), option=option)

@@ -28,6 +28,7 @@ from .memory import default_budget
 from .errors import InputFolderError, InvalidAudioError, StatsFileError
 from .frontends import apply_frontend
 from .metrics import sc09 as metrics
+from .outputs import atomic_write, npz
 from .runner import EmbeddingRunner
 from .stats import read_arrays
 
@@ -111,10 +112,12 @@ def _settings(artifact: LoadedArtifact) -> dict:
             "conditioning": CONDITIONING.as_dict()}
 
 
-def save_training(path: Path, train: Classified, artifact: LoadedArtifact) -> None:
-    """What the metrics need from the training set, with the artifact's sha256 and the files used."""
-    np.savez(path, probs=train.probs, activations=train.activations, files=np.array(train.files),
-             settings=json.dumps(_settings(artifact)))
+def save_training(path: Path, train: Classified, artifact: LoadedArtifact, *, option: str = "SC09 training file"
+                  ) -> None:
+    """What the metrics need from the training set, with the artifact's sha256 and the files used (written
+    atomically, under exactly this name)."""
+    atomic_write(path, npz({"probs": train.probs, "activations": train.activations, "files": np.array(train.files),
+                            "settings": np.array(json.dumps(_settings(artifact)))}), option=option)
 
 
 def load_training(path: Path, artifact: LoadedArtifact) -> Classified:

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .artifacts import load
+from .outputs import write_text
 from .sc09 import ARTIFACT, classify, evaluate_sc09, save_training, training_files
 
 EXIT_OK = 0
@@ -46,7 +47,7 @@ def run_sc09(args: argparse.Namespace) -> int:
                            threshold=args.threshold)
     text = json.dumps(report, indent=2)
     if args.json_out is not None:
-        args.json_out.write_text(text + "\n")
+        write_text(args.json_out, text + "\n", option="--json")
     else:
         print(text)
     for problem in report["problems"]:
@@ -60,7 +61,7 @@ def run_sc09_stats(args: argparse.Namespace) -> int:
     check_writable(args.out, "--out")
     artifact = load(ARTIFACT, directory=args.models_dir, device=args.device)
     train = classify(training_files(args.train), args.train, artifact)
-    save_training(args.out, train, artifact)
+    save_training(args.out, train, artifact, option="--out")
     for problem in train.problems:
         print(f"audiofidelity: train/{problem['file']}: {problem['reason']} (skipped)", file=sys.stderr)
     print(json.dumps({"out": str(args.out), "files": len(train.files), "skipped": len(train.problems)}))

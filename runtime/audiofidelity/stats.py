@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import StatsFileError
 from .metrics import frechet
+from .outputs import atomic_write, npz
 
 STATS_FORMAT = 1
 STATS_ROLES = ("embedding", "fad", "layers")
@@ -69,9 +70,10 @@ class ReferenceStats:
             roles[role] = RoleStatistics(mean, cov, rows.shape[0], list(arrays) if keep else None)
         return cls(settings, list(files), roles)
 
-    def save(self, path: str | Path, *, fadtk_name: str | None = None) -> None:
-        """Write the file; ``fadtk_name``: also the FAD statistics as fadtk's ``<name>.mu`` / ``<name>.cov`` keys, so
-        fadtk's ``load_stats`` reads the same file."""
+    def save(self, path: str | Path, *, fadtk_name: str | None = None, option: str = "statistics file") -> None:
+        """Write the file (atomically, under exactly this name); ``fadtk_name``: also the FAD statistics as fadtk's
+        ``<name>.mu`` / ``<name>.cov`` keys, so fadtk's ``load_stats`` reads the same file; ``option``: what the
+        path was given as, for the ``OutputPathError`` raised when it cannot be written."""
         arrays: dict[str, np.ndarray] = {
             "format": np.array(STATS_FORMAT),
             "settings": np.array(json.dumps(self.settings, sort_keys=True)),
@@ -85,7 +87,7 @@ class ReferenceStats:
                     arrays[f"{role}/per_file/{i}"] = a
         if fadtk_name is not None:
             arrays[f"{fadtk_name}.mu"], arrays[f"{fadtk_name}.cov"] = self.role("fad").mean, self.role("fad").cov
-        np.savez(path, **arrays)
+        atomic_write(path, npz(arrays), option=option)
 
     @classmethod
     def load(cls, path: str | Path) -> "ReferenceStats":

@@ -4,7 +4,8 @@
 Folders are the directories under the log directory whose names match a glob (default ``val_*``),
 searched recursively. Each result is written beside its folder as ``<folder>.audiofidelity.json``
 together with a fingerprint of what it was computed from (the content of the folder's files and of the
-reference, metrics and settings); a folder whose fingerprint is unchanged is skipped unless ``force``.
+reference, metrics and settings), written atomically; a folder whose fingerprint is unchanged is skipped
+unless ``force``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from .artifacts import file_sha256
 from .errors import InputFolderError
 from .evaluate import Evaluator
+from .outputs import write_text
 from .reporting import align
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,8 @@ def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Pa
             log.warning("%s: %s", folder, exc)
             continue
         if write:
-            target.write_text(json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
-                                          "report": report}, indent=2) + "\n")
+            write_text(target, json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
+                                           "report": report}, indent=2) + "\n", option="eval-logs result")
         results.append(LogResult(folder, step_of(folder), report, reused=False))
     return results
 

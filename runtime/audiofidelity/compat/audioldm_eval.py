@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from ..evaluate import METRICS, Evaluator, EvaluationResult
+from ..outputs import write_text
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ class EvaluationHelper:
             generated = generated.absolute()
             stamp = datetime.datetime.now().strftime("%Y-%m-%d-%H:%M:%S")
             path = generated.parent / f"{stamp}_{generated.name}.json"
-            path.write_text(json.dumps(out, indent=4))
+            write_text(path, json.dumps(out, indent=4), option="result JSON")
             log.info("wrote %s", path)
         return out
 

@@ -27,6 +27,7 @@ import numpy as np
 from ..audio import Conditioning
 from ..evaluate import Evaluator, list_folder
 from ..metrics import frechet
+from ..outputs import atomic_write
 from ..registry import fad_model
 from ..runner import vggish_pca
 
@@ -143,7 +144,7 @@ class FrechetAudioDistance:
             return np.load(path)
         embeddings = self._folder_embeddings(folder)
         if path is not None:
-            np.save(path, embeddings)
+            atomic_write(path, lambda f: np.save(f, embeddings), option="embeddings file")  # the name as given
         return embeddings
 
     @staticmethod

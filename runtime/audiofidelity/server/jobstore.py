@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..errors import ServerStateError
+from ..outputs import write_text
 
 STATUSES = ("queued", "running", "completed", "failed")
 REQUEST_FILE = "request.json"
@@ -97,7 +98,7 @@ def move_aside(path: Path) -> Path:
 def write_request(folder: Path, job_id: str, request: dict, evaluation_mode: str, created_at: str) -> None:
     """Keep a job's request beside its uploads (``request.json``): what ``rebuild`` queues again from."""
     record = {"job_id": job_id, "request": request, "evaluation_mode": evaluation_mode, "created_at": created_at}
-    (folder / REQUEST_FILE).write_text(json.dumps(record))
+    write_text(folder / REQUEST_FILE, json.dumps(record), option="job request")
 
 
 def rebuild(store: "JobStore", jobs_dir: Path) -> tuple[list[str], list[str]]:
