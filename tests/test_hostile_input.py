@@ -321,3 +321,26 @@ def test_file_problem_never_opens_what_it_inspects(tmp_path):
     assert file_problem(tmp_path / "missing") == "vanished (no longer exists)"
     with pytest.raises(UnreadableFileError, match="FIFO"):
         load_audio(tmp_path / "f")
+
+
+@pytest.mark.parity  # needs the encodec-48k export (the FAD-only stand-ins)
+def test_a_nan_in_the_channel_only_a_stereo_fad_model_reads_is_skipped_by_name_end_to_end(all_models_dir, tmp_path,
+                                                                                        capsys):
+    """encodec-48k reads a file's first two channels: a NaN in the second is a named problem (KAD stays a number,
+    --per-file works, --strict fails), never a bare NaN in the report."""
+    gen, ref = tmp_path / "gen", tmp_path / "ref"
+    for folder, seed in ((gen, 0), (ref, 10)):
+        folder.mkdir()
+        for i in range(3):
+            sf.write(folder / f"s{i}.wav", tone(1.0, 48000, channels=2, seed=seed + i), 48000, subtype="FLOAT")
+    poisoned = tone(1.0, 48000, channels=2, seed=5)
+    poisoned[1000, 1] = np.nan
+    sf.write(gen / "poisoned.wav", poisoned, 48000, subtype="FLOAT")
+    args = ["--models-dir", str(all_models_dir), "--fad-model", "encodec-48k", "--metrics", "fad,kad"]
+    text = _eval(gen, ref, all_models_dir, tmp_path, *args[2:], "--per-file").read_text()
+    report = json.loads(text, parse_constant=lambda c: pytest.fail(f"bare {c} in the report"))
+    assert {p["file"]: p["reason"] for p in report["problems"]}["poisoned.wav"] == "1 sample(s) are NaN or infinite"
+    assert isinstance(report["metrics"]["kernel_audio_distance"], float)
+    assert "poisoned.wav" not in report["per_file"]
+    assert cli.main(["eval", str(gen), str(ref), *args, "--strict", "--quiet", "--workers", "0"]) == 1
+    assert "poisoned.wav: 1 sample(s) are NaN or infinite" in capsys.readouterr().err
