@@ -21,6 +21,7 @@ import numpy as np
 from .audio import CHANNEL_MODES, Conditioning
 from .registry import names
 from .resample import RESAMPLERS
+from .validation import LIMIT, MIN_DURATION
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -38,10 +39,10 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
     target = em.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="one .npz holding every file's array")
     target.add_argument("--out-dir", type=Path, help="DIR/embeddings/<model>/<file stem>.npy (fadtk's layout)")
-    em.add_argument("--limit", type=int, default=None, help="only the first N files of the sorted folder")
+    em.add_argument("--limit", type=LIMIT, default=None, help="only the first N files of the sorted folder")
     em.add_argument("--channel", choices=CHANNEL_MODES, default="first")
     em.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio")
-    em.add_argument("--min-duration", type=float, default=Conditioning.min_duration)
+    em.add_argument("--min-duration", type=MIN_DURATION, default=Conditioning.min_duration)
     em.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     add_runtime_options(em)
 

@@ -26,6 +26,7 @@ from .features import Feature, RunSettings, SideFeatures, backbone_stage, extrac
 from .memory import default_budget
 from .registry import fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
+from .validation import check_int, check_optional
 
 OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layers": "layers"}
 """``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT)."""
@@ -95,6 +96,8 @@ class Embedder:
                  cache: bool | FeatureCache | None = True, max_memory: int | None = None) -> None:
         if pooling not in ("none", "mean"):
             raise ValueError(f"pooling must be 'none' or 'mean', got {pooling!r}")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
         entry = registry_entry(model)
         self.artifact = load(model, directory=models_dir, device=device, lazy=True)  # the program loads on first use
         manifest = self.artifact.manifest

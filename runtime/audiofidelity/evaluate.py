@@ -39,6 +39,7 @@ from .registry import FadModel, artifact_for, export_command, fad_model as find_
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
 from .runner import DEFAULT_BATCH_SIZE, InputSpec
+from .validation import check_int, check_optional, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,10 @@ def list_folder(folder: str | Path, *, limit: int | None = None) -> list[str]:
     ------
     InputFolderError
         If the folder is missing, not a directory, or empty.
+    ValueError
+        If ``limit`` is not an integer >= 1.
     """
+    limit = check_optional(check_int, limit, "limit", minimum=1)
     path = Path(folder)
     if not path.exists():
         raise InputFolderError(f"folder not found: {path}")
@@ -135,8 +139,11 @@ class Evaluator:
                  workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
                  batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL,
                  metric_options: MetricOptions | None = None) -> None:
-        if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        workers = check_int(workers, "workers", minimum=0)
+        lsd_offset = check_int(lsd_offset, "lsd_offset", minimum=0)
+        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
+        mert_chunk = check_optional(check_positive, mert_chunk, "mert_chunk")
         check_device(device)
         self.memory_budget = max_memory if max_memory is not None else default_budget()
         self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
@@ -297,6 +304,9 @@ class Evaluator:
         ``watch(phase, done, total)``: told each phase's progress after every chunk of files or pair
         (phases ``generated``, ``reference``, ``pairs``, ``metrics``); raising from it stops the run.
         """
+        limit = check_optional(check_int, limit, "limit", minimum=1)
+        if bootstrap != 0:
+            check_int(bootstrap, "bootstrap", minimum=2)  # 0: no intervals; one resampling gives no interval
         selected = self._selection(metrics)
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
         gen_folder, ref_path = Path(generated), Path(reference)

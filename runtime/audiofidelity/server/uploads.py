@@ -15,6 +15,8 @@ from typing import BinaryIO, Iterable
 
 import soundfile as sf
 
+from ..validation import check_int
+
 MAX_NAME_BYTES = 200
 _COPY_BLOCK = 1 << 20
 
@@ -34,6 +36,10 @@ class UploadLimits:
     max_file_bytes: int = 200 * 2**20
     max_request_bytes: int = 2 * 2**30
     max_files: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_request_bytes", "max_files"):
+            check_int(getattr(self, name), name, minimum=1)
 
 
 def _is_mp3(head: bytes) -> bool:

@@ -19,6 +19,7 @@ from ..cache import FeatureCache
 from ..errors import AudioFidelityError
 from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
 from ..runner import DEFAULT_BATCH_SIZE
+from ..validation import check_int
 from .jobstore import Job, JobStore
 from .uploads import discard
 
@@ -60,6 +61,10 @@ class RunSettings:
     batch_size: int = DEFAULT_BATCH_SIZE
     workers: int = 0
     cache: bool = True
+
+    def __post_init__(self) -> None:  # the checks of Evaluator (and serve's --batch-size, --workers)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.workers, "workers", minimum=0)
 
 
 def models_needed(backbone: str, metrics: list[str] | None) -> frozenset[str]:
