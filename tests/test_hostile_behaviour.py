@@ -112,3 +112,73 @@ def test_the_service_refuses_what_the_command_line_refuses(tmp_path, recordings_
                           (UploadLimits, {"max_files": 0})):
         with pytest.raises(ValueError, match=f"{next(iter(setting))} must be >= "):
             make(**setting)
+
+
+# 6: every memo of a long-lived object is keyed by content --------------------------------------------------------
+
+def _small_sets(recordings_dir, tmp_path, count: int = 4):
+    """Own copies of ``count`` generated and reference clips (tests rewrite them)."""
+    import shutil
+
+    names = [f"clip_{i:02d}.wav" for i in range(count)]
+    for side in ("generated", "reference"):
+        (tmp_path / side).mkdir()
+        for name in names:
+            shutil.copy2(recordings_dir / side / name, tmp_path / side / name)
+    return tmp_path / "generated", tmp_path / "reference"
+
+
+def _rewrite_keeping_times(target, source) -> None:
+    """``target`` gets ``source``'s bytes in place (same name and inode), its atime and mtime put back."""
+    import os
+
+    before = os.stat(target)
+    with open(target, "r+b") as f:
+        f.truncate(0)
+        f.write(source.read_bytes())
+    os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(target).st_mtime_ns == before.st_mtime_ns
+
+
+def test_a_reused_evaluator_sees_a_reference_file_rewritten_in_place(recordings_dir, models_dir, tmp_path):
+    from audiofidelity.evaluate import Evaluator
+
+    generated, reference = _small_sets(recordings_dir, tmp_path)
+    settings = dict(metrics=["fd", "psnr"], models_dir=models_dir, progress=False)
+    with Evaluator(**settings) as evaluator:
+        first = evaluator.evaluate(generated, reference).report["metrics"]
+        _rewrite_keeping_times(reference / "clip_01.wav", recordings_dir / "unpaired" / "other_05.wav")
+        second = evaluator.evaluate(generated, reference).report["metrics"]
+    with Evaluator(**settings) as fresh:
+        expected = fresh.evaluate(generated, reference).report["metrics"]
+    assert second != first and second == expected
+
+
+def test_the_compat_helper_sees_a_reference_file_rewritten_in_place(recordings_dir, models_dir, tmp_path):
+    from audiofidelity.compat.audioldm_eval import EvaluationHelper
+
+    generated, reference = _small_sets(recordings_dir, tmp_path)
+    helper = EvaluationHelper(16000, models_dir=models_dir, progress=False, write_json=False)
+    first = helper.main(str(generated), str(reference))
+    _rewrite_keeping_times(reference / "clip_02.wav", recordings_dir / "unpaired" / "other_03.wav")
+    second = helper.main(str(generated), str(reference))
+    expected = EvaluationHelper(16000, models_dir=models_dir, progress=False, write_json=False).main(
+        str(generated), str(reference))
+    same = lambda a, b: all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)  # noqa: E731
+    assert not same(first, second) and same(second, expected)
+
+
+def test_the_reference_memo_follows_content_not_the_folder(recordings_dir, models_dir, tmp_path, decodes):
+    """An identical copy of the reference elsewhere is served from the memo, reported under its own folder."""
+    import shutil
+
+    from audiofidelity.evaluate import Evaluator
+
+    generated, reference = _small_sets(recordings_dir, tmp_path)
+    copy = shutil.copytree(reference, tmp_path / "copy")
+    with Evaluator(metrics=["fd"], models_dir=models_dir, progress=False, cache=False) as evaluator:
+        first = evaluator.evaluate(generated, reference).report
+        decoded = len(decodes)
+        second = evaluator.evaluate(generated, copy).report
+    assert len(decodes) == decoded + 4  # the generated side only
+    assert second["metrics"] == first["metrics"] and second["files"]["reference"]["folder"] == str(copy)

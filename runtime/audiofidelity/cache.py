@@ -34,6 +34,25 @@ CACHE_FORMAT = 2
 """2: per-clip forward passes, batch size in the key, path-free rejection reasons."""
 
 
+def content_identity(path: Path, cache: "FeatureCache | None" = None) -> str:
+    """What an in-memory memo keys a listed entry by: a regular file's content sha256 (through ``cache``'s
+    (inode, size, mtime, ctime) memo when there is a cache, else read every time), never its path or name
+    alone; anything else (a folder, a FIFO, a socket, a broken link) by its kind and stat stamp, without
+    opening it (a FIFO would block)."""
+    import stat as stat_module
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"unreadable:{type(exc).__name__}"
+    if not stat_module.S_ISREG(info.st_mode):
+        return f"mode {stat_module.S_IFMT(info.st_mode):o}:{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+    try:
+        return cache.content_sha256(path) if cache is not None else file_sha256(path)
+    except OSError as exc:  # unreadable: the run reports it; a later run must look again
+        return f"unreadable:{type(exc).__name__}:{info.st_ctime_ns}"
+
+
 def _atomic_write(target: Path, write) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp.", suffix=target.suffix)

@@ -25,7 +25,7 @@ from . import diagnostics
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
-from .cache import FeatureCache
+from .cache import FeatureCache, content_identity
 from .errors import BadFilesError, InputFolderError, ManifestError
 from .features import (ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage, extract_features,
                        fad_stage, timed)
@@ -176,7 +176,7 @@ class Evaluator:
         if "fad" in needed:
             self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact], batch_size))
         self._check_roles()
-        self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
+        self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
     def _backbone_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
         spec = InputSpec.from_manifest(artifact.manifest)
@@ -261,16 +261,18 @@ class Evaluator:
         self.close()
 
     def _reference_features(self, folder: Path, names: list[str], watch: Watch | None) -> SideFeatures:
-        """Reference features, reused while consecutive runs share the reference folder and listing.
+        """Reference features, reused while consecutive runs list the same names with the same content.
 
-        Only the latest reference is kept, so a long-lived evaluator (the server) does not grow; each
-        run gets its own copy of the problem list.
+        Keyed by each listed file's content (``cache.content_identity``: its sha256, never the folder's path),
+        so a file rewritten in place, even with its mtime put back, is computed again, and an identical copy
+        elsewhere is not. Only the latest reference is kept, so a long-lived evaluator (the server, the compat
+        helpers) does not grow; each run gets its own copy of the problem list, and its own folder.
         """
-        key = (str(folder.absolute()), tuple(names))
+        key = (tuple(names), tuple(content_identity(folder / name, self.cache) for name in names))
         if self._reference_memo is None or self._reference_memo[0] != key:
             self._reference_memo = (key, self.side_features(folder, names, "reference", watch))
         memo = self._reference_memo[1]
-        return dataclasses.replace(memo, problems=list(memo.problems))
+        return dataclasses.replace(memo, folder=folder, problems=list(memo.problems))
 
     def _selection(self, metrics: Sequence[str] | None) -> list[str]:
         """The metrics of one run: this evaluator's selection, or a subset of it."""

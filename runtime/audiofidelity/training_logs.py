@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import file_sha256
+from .cache import content_identity
 from .errors import InputFolderError
 from .evaluate import Evaluator
 from .reporting import align
@@ -67,8 +67,7 @@ def _contents(path: Path, evaluator: Evaluator) -> list[tuple[str, str]]:
     """(name, content sha256) of a file, or of each file in a folder; hashed again only when a file's stamp
     (inode, size, mtime, ctime) moved, through the feature cache's memo."""
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    digest = evaluator.cache.content_sha256 if evaluator.cache else file_sha256
-    return [(p.name, digest(p)) for p in files]
+    return [(p.name, content_identity(p, evaluator.cache)) for p in files]
 
 
 def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
