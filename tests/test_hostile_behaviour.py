@@ -182,3 +182,27 @@ def test_the_reference_memo_follows_content_not_the_folder(recordings_dir, model
         second = evaluator.evaluate(generated, copy).report
     assert len(decodes) == decoded + 4  # the generated side only
     assert second["metrics"] == first["metrics"] and second["files"]["reference"]["folder"] == str(copy)
+
+
+# 7a: a statistics-file reference gets the notes and warnings of a folder reference --------------------------------
+
+@pytest.mark.parametrize("generated_side", ["generated", "reference"])
+def test_fd_against_a_statistics_file_carries_the_folder_runs_notes(recordings_dir, models_dir, tmp_path,
+                                                                    generated_side):
+    """Same rows, same warnings (singular covariance), same clamping of a total below 0 (identical sets)."""
+    from audiofidelity.evaluate import Evaluator
+
+    generated, reference = _small_sets(recordings_dir, tmp_path)
+    generated = {"generated": generated, "reference": reference}[generated_side]
+    with Evaluator(metrics=["fd", "fad"], models_dir=models_dir, progress=False) as evaluator:
+        stats, _ = evaluator.reference_statistics(reference)
+        stats.save(tmp_path / "reference.npz")
+        by_folder = evaluator.evaluate(generated, reference).report
+        by_file = evaluator.evaluate(generated, tmp_path / "reference.npz").report
+    for key in ("frechet_distance", "frechet_audio_distance"):
+        folder_details, file_details = by_folder["details"][key], by_file["details"][key]
+        assert file_details["warnings"] == folder_details["warnings"], key
+        assert {k: v for k, v in file_details.items() if k != "negative_total_clamped"} == \
+            {k: v for k, v in folder_details.items() if k != "negative_total_clamped"}, key
+        assert by_file["metrics"][key] >= 0
+        assert by_file["metrics"][key] == pytest.approx(by_folder["metrics"][key], rel=1e-6, abs=1e-6)
