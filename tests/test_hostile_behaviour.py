@@ -206,3 +206,60 @@ def test_fd_against_a_statistics_file_carries_the_folder_runs_notes(recordings_d
             {k: v for k, v in folder_details.items() if k != "negative_total_clamped"}, key
         assert by_file["metrics"][key] >= 0
         assert by_file["metrics"][key] == pytest.approx(by_folder["metrics"][key], rel=1e-6, abs=1e-6)
+
+
+# 7c: the service's public view is built from fields, never by replacing text --------------------------------------
+
+def test_relative_data_and_models_folders_leave_reports_and_errors_intact(recordings_dir, models_dir, tmp_path,
+                                                                         monkeypatch):
+    """Data folder ``d`` and models folder ``m`` (relative): text replacement turned every "d" of a report into
+    DATA_DIR ("frechet_DATA_DIRistance") and every "m" of an error into MODELS_DIR."""
+    pytest.importorskip("fastapi")
+    import os
+    from pathlib import Path
+
+    from fastapi.testclient import TestClient
+    from test_server import upload, wait_finished
+
+    from audiofidelity.server.app import ServerConfig, create_app
+    from audiofidelity.server.worker import RunSettings
+
+    monkeypatch.chdir(tmp_path)
+    os.symlink(models_dir, tmp_path / "m")
+    (tmp_path / "e").mkdir()  # a models folder without the models
+    names = ["clip_00.wav", "clip_01.wav", "clip_02.wav"]
+    config = ServerConfig(data_dir=Path("d"), run=RunSettings(models_dir=Path("m"), cache=False))
+    with TestClient(create_app(config)) as client:
+        job = wait_finished(client, client.post("/evaluate", files=upload(recordings_dir, names),
+                                                data={"metrics": "FD,psnr"}).json()["job_id"])
+    assert job["status"] == "completed", job
+    assert set(job["metrics"]) == {"frechet_distance", "psnr"} and "frechet_distance" in job["details"]
+    assert job["files"]["generated"]["folder"] == "generated" and job["files"]["reference"]["folder"] == "reference"
+    assert job["provenance"]["feature_cache"] is None
+    assert "DATA_DIR" not in str(job) and "MODELS_DIR" not in str(job) and str(tmp_path) not in str(job)
+    config = ServerConfig(data_dir=Path("d2"), run=RunSettings(models_dir=Path("e"), cache=False))
+    with TestClient(create_app(config)) as client:
+        failed = wait_finished(client, client.post("/evaluate", files=upload(recordings_dir, names),
+                                                   data={"metrics": "fd"}).json()["job_id"])
+    assert failed["status"] == "failed"
+    assert failed["error"].startswith("1 model artifact(s) missing in MODELS_DIR: cnn14-16k. They are not published")
+    assert "--out MODELS_DIR" in failed["error"] and str(tmp_path) not in failed["error"]
+
+
+def test_a_job_whose_folder_vanished_fails_naming_only_job_relative_paths(tmp_path):
+    """An error's path fields are shown relative to the job folder, or by option name, or by file name."""
+    from pathlib import Path
+
+    from audiofidelity.errors import InputFolderError
+    from audiofidelity.server.worker import JobRunner, RunSettings
+
+    runner = JobRunner(None, tmp_path / "data" / "jobs", RunSettings(models_dir=tmp_path / "models", cache=False))
+    folder = tmp_path / "data" / "jobs" / "abc"
+    error = InputFolderError("folder not found: {folder}", folder=folder / "reference")
+    assert str(error) == f"folder not found: {folder / 'reference'}"  # the message itself is unchanged
+    assert runner.public_error(error, folder) == "folder not found: reference"
+    assert runner.public_value(tmp_path / "models" / "vggish.pt2", folder) == "MODELS_DIR/vggish.pt2"
+    assert runner.public_value(tmp_path / "data" / "jobs.sqlite3", folder) == "DATA_DIR/jobs.sqlite3"
+    assert runner.public_value(Path("/somewhere/else.wav"), folder) == "else.wav"
+    assert runner.public_error(FileNotFoundError(2, "No such file or directory", str(folder / "generated" / "a.wav")),
+                               folder) == "No such file or directory: generated/a.wav"

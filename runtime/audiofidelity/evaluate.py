@@ -80,12 +80,12 @@ def list_folder(folder: str | Path, *, limit: int | None = None) -> list[str]:
     limit = check_optional(check_int, limit, "limit", minimum=1)
     path = Path(folder)
     if not path.exists():
-        raise InputFolderError(f"folder not found: {path}")
+        raise InputFolderError("folder not found: {folder}", folder=path)
     if not path.is_dir():
-        raise InputFolderError(f"not a folder: {path} (pass the folder that holds the audio files)")
+        raise InputFolderError("not a folder: {folder} (pass the folder that holds the audio files)", folder=path)
     names = sorted(p.name for p in path.iterdir())
     if not names:
-        raise InputFolderError(f"folder is empty: {path}")
+        raise InputFolderError("folder is empty: {folder}", folder=path)
     return names[:limit] if limit is not None else names
 
 
@@ -293,7 +293,7 @@ class Evaluator:
         problems = _report_problems({"reference": side}, [], self.strict)
         per_role = {role: side.per_file[output] for role, output in self.roles.items() if role != "logits"}
         if not side.files:
-            raise InputFolderError(f"no usable audio file in {folder}")
+            raise InputFolderError("no usable audio file in {folder}", folder=Path(folder))
         return ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features), \
             problems
 
