@@ -263,3 +263,67 @@ def test_a_job_whose_folder_vanished_fails_naming_only_job_relative_paths(tmp_pa
     assert runner.public_value(Path("/somewhere/else.wav"), folder) == "else.wav"
     assert runner.public_error(FileNotFoundError(2, "No such file or directory", str(folder / "generated" / "a.wav")),
                                folder) == "No such file or directory: generated/a.wav"
+
+
+# 7d: Ctrl-C ends any command with one line and exit 130, its workers stopped ---------------------------------------
+
+def test_ctrl_c_in_any_command_is_one_line_and_exit_130(monkeypatch, capsys, tmp_path):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    for command, argv in (("eval", ["eval", str(tmp_path), str(tmp_path)]), ("cache", ["cache", "info"]),
+                          ("models", ["models", "list"])):
+        monkeypatch.setitem(cli.RUNNERS, command, interrupted)
+        try:
+            assert cli.main(argv) == 130
+        except KeyboardInterrupt:
+            pytest.fail(f"{command}: KeyboardInterrupt escaped cli.main")
+        assert capsys.readouterr().err == "audiofidelity: interrupted\n"
+
+
+INTERRUPTED_RUN = """
+import os, sys, time
+from audiofidelity import cli
+from audiofidelity.evaluate import Evaluator
+
+def run(args):
+    with Evaluator(metrics=["psnr"], workers=2, cache=False, progress=False) as evaluator:
+        pool = evaluator._started_pool()
+        pids = [pool.submit(os.getpid).result() for _ in range(8)]
+        busy = [pool.submit(time.sleep, 60) for _ in range(4)]  # work in flight when Ctrl-C comes
+        print(" ".join(map(str, sorted(set(pids)))), flush=True)
+        busy[0].result()
+    return 0
+
+cli.RUNNERS["eval"] = run
+sys.exit(cli.main(["eval", sys.argv[1], sys.argv[1]]))
+"""
+
+
+def test_ctrl_c_stops_the_worker_processes_without_a_traceback(tmp_path):
+    """SIGINT to the process group, as a terminal sends it: exit 130 at once, one line, no worker left."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])}
+    child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, str(tmp_path)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        workers = [int(pid) for pid in child.stdout.readline().split()]
+        assert workers, child.stderr.read()
+        os.killpg(child.pid, signal.SIGINT)
+        started = time.monotonic()
+        code = child.wait(timeout=30)
+        assert time.monotonic() - started < 10  # not the 60 s the workers' tasks would take
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    stderr = child.stderr.read()
+    assert code == 130 and stderr == "audiofidelity: interrupted\n", stderr
+    for pid in workers:
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]

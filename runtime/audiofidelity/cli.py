@@ -4,7 +4,7 @@ Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs
 folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
 info/clear), ``models`` (artifacts), ``serve`` (the HTTP service; ``server`` extra). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
 success, 2 on misuse (bad arguments, missing or empty folder), 1 when the run cannot complete
-(artifact missing or corrupt, bad files under ``--strict``).
+(artifact missing or corrupt, bad files under ``--strict``), 130 after Ctrl-C (one line on stderr).
 """
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
 from .validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as a shell reports a command ended by Ctrl-C."""
 
 
 def _metric_list(text: str) -> list[str]:
@@ -434,6 +436,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. --json or --save-features into a missing folder
         print(f"audiofidelity: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the evaluator has stopped its workers
+        print("audiofidelity: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 __all__ = ["main", "build_parser"]

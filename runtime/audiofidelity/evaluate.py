@@ -248,17 +248,17 @@ class Evaluator:
             self._pool = pipeline.spawn_pool(self.workers)
         return self._pool
 
-    def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+    def close(self, *, now: bool = False) -> None:
+        """Stop the worker processes, if any were started (``now``: without finishing the work in flight)."""
         if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pipeline.stop_pool(pool) if now else pool.shutdown()
 
     def __enter__(self) -> "Evaluator":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(now=exc_type is not None)  # Ctrl-C or an error: the workers stop at once
 
     def _reference_features(self, folder: Path, names: list[str], watch: Watch | None) -> SideFeatures:
         """Reference features, reused while consecutive runs list the same names with the same content.
