@@ -327,3 +327,45 @@ def test_ctrl_c_stops_the_worker_processes_without_a_traceback(tmp_path):
     assert code == 130 and stderr == "audiofidelity: interrupted\n", stderr
     for pid in workers:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split()[2]
+
+
+# 7e: eval-logs never writes into a folder it evaluates, and exits as eval does ------------------------------------
+
+def test_eval_logs_writes_no_file_into_an_evaluated_folder_and_reuses_its_results(recordings_dir, tmp_path, capsys):
+    """With --glob '*' the folder ``run`` holds the generation folder ``run/val_100``: a result written beside
+    val_100 landed in ``run``, which is evaluated too (a new "file" each run, never reused)."""
+    import shutil
+
+    generated, reference = _small_sets(recordings_dir, tmp_path, count=3)
+    log_dir = tmp_path / "logs"
+    shutil.copytree(generated, log_dir / "run" / "val_100")
+    evaluated = [log_dir / "run", log_dir / "run" / "val_100"]
+    before = [sorted(p.name for p in folder.iterdir()) for folder in evaluated]
+    argv = ["eval-logs", str(log_dir), "--reference", str(reference), "--glob", "*", "--metrics", "psnr", "--quiet"]
+    assert cli.main(argv) == 0
+    assert [sorted(p.name for p in folder.iterdir()) for folder in evaluated] == before
+    assert (log_dir / "audiofidelity-results" / "run" / "val_100.json").is_file()
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 2 and all("(reused)" in line for line in lines), lines  # the results folder is not searched
+
+
+def test_eval_logs_exits_as_eval_does(recordings_dir, models_dir, tmp_path, capsys):
+    import shutil
+
+    generated, reference = _small_sets(recordings_dir, tmp_path, count=3)
+    log_dir = tmp_path / "logs"
+    shutil.copytree(generated, log_dir / "val_1")
+    (log_dir / "val_2").mkdir()
+    (log_dir / "val_2" / "broken.wav").write_text("not audio")
+    common = ["--models-dir", str(models_dir), "--metrics", "fd", "--quiet"]
+    assert cli.main(["eval-logs", str(log_dir), "--reference", str(tmp_path / "missing"), *common]) == 2
+    assert "folder not found" in capsys.readouterr().err
+    assert cli.main(["eval-logs", str(log_dir), "--reference", str(reference), *common]) == 1
+    err = capsys.readouterr().err
+    assert "1 folder(s) could not be evaluated: val_2: no usable generated files" in err
+    shutil.rmtree(log_dir / "val_2")
+    (log_dir / "val_1" / "broken.wav").write_text("not audio")
+    assert cli.main(["eval-logs", str(log_dir), "--reference", str(reference), "--strict", *common]) == 1
+    assert "--strict" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from .metrics.kad import BANDWIDTH_SOURCES
 from .metrics.options import INF_DRAWS, MetricOptions
 from .reporting import append_csv, format_table, write_per_file_csv
 from .multidevice import DistributedEvaluator, distributed_rank
-from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
+from .training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
 from .memory import parse_size
@@ -175,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     logs = commands.add_parser("eval-logs", help="evaluate every generation folder of a training run",
                                description="Evaluate each generation folder under LOG_DIR against one reference; "
-                                           "results are written beside each folder as <folder>.audiofidelity.json.")
+                                           "results are written to LOG_DIR/audiofidelity-results/<folder>.json "
+                                           "(never into an evaluated folder). Exit status as eval's: 2 on misuse, "
+                                           "1 when a folder could not be evaluated.")
     logs.add_argument("log_dir", type=Path, help="training log folder holding the generation folders")
     logs.add_argument("--reference", type=Path, required=True, help="reference folder or statistics file")
     logs.add_argument("--glob", default=DEFAULT_GLOB, help="generation folder name pattern (default %(default)s)")
@@ -378,11 +380,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_eval_logs(args: argparse.Namespace) -> int:
+    """``eval-logs``: exits as ``eval`` does (2 on misuse, a missing reference or log folder included; 1 when a
+    folder could not be evaluated, naming each)."""
+    if not args.reference.is_file():
+        list_folder(args.reference)  # folder errors before the models load
+    find_generation_folders(args.log_dir, args.glob)
     with _evaluator(args, args.metrics) as evaluator:
         results = evaluate_logs(evaluator, args.log_dir, args.reference, pattern=args.glob, force=args.force,
                                 limit=args.limit, write=_is_writer())
     if _is_writer():
         print(format_steps(results))
+    failed = [r for r in results if r.error]
+    if failed:
+        print(f"audiofidelity: error: {len(failed)} folder(s) could not be evaluated: "
+              + "; ".join(f"{r.folder.name}: {r.error}" for r in failed), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
