@@ -369,3 +369,48 @@ def test_eval_logs_exits_as_eval_does(recordings_dir, models_dir, tmp_path, caps
     (log_dir / "val_1" / "broken.wav").write_text("not audio")
     assert cli.main(["eval-logs", str(log_dir), "--reference", str(reference), "--strict", *common]) == 1
     assert "--strict" in capsys.readouterr().err
+
+
+# 7f: the Embedder's default output works for every model; bfloat16 tensors are accepted ---------------------------
+
+def _registry_models():
+    from audiofidelity import registry
+    from conftest import FAD_ONLY
+
+    return [pytest.param(name, marks=pytest.mark.parity if name in FAD_ONLY else ())
+            for name in registry.names() if registry.registry_entry(name).role != "benchmark"]
+
+
+@pytest.mark.parametrize("model", _registry_models())
+def test_the_embedders_default_output_works_for_every_embedding_model(model, request):
+    """VGGish and EnCodec declare only frame rows (role ``fad``): the default ``embedding`` refused them."""
+    from conftest import FAD_ONLY
+
+    from audiofidelity.embedder import Embedder
+
+    folder = request.getfixturevalue("all_models_dir" if model in FAD_ONLY else "models_dir")
+    embedder = Embedder(model, models_dir=folder)
+    assert embedder.info.output in ("embedding", "frames")
+    rate = embedder.info.conditioning_rate
+    clip = 0.1 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate).astype(np.float32)
+    rows = embedder.embed(np.stack([clip] * embedder.info.channels) if embedder.info.channels > 1 else clip, rate)
+    assert rows.shape[-1] == embedder.info.shape[-1] and np.all(np.isfinite(rows))
+
+
+def test_the_sc09_classifier_is_refused_by_the_embedder_saying_what_runs_it(models_dir):
+    from audiofidelity.embedder import Embedder
+
+    with pytest.raises(ValueError, match="sc09-resnext is not an embedding model .* audiofidelity sc09 runs it"):
+        Embedder("sc09-resnext", models_dir=models_dir)
+
+
+def test_a_bfloat16_tensor_is_embedded_as_its_exact_float32_values(models_dir):
+    import torch
+
+    from audiofidelity.embedder import Embedder
+
+    embedder = Embedder("cnn14-16k", models_dir=models_dir)
+    clip = torch.sin(torch.arange(16000) * 0.05) * 0.3
+    bf16 = clip.to(torch.bfloat16)
+    assert np.array_equal(embedder.embed(bf16, 16000), embedder.embed(bf16.float().numpy(), 16000))
+    assert np.array_equal(embedder.embed(clip.half(), 16000), embedder.embed(clip.half().float().numpy(), 16000))

@@ -32,8 +32,9 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
                              description=__doc__.split("\n")[0])
     em.add_argument("folder", type=Path, help="folder of audio files (not searched recursively)")
     em.add_argument("--model", required=True, choices=names(), help="the artifact that embeds")
-    em.add_argument("--output", default="embedding",
-                    help="embedding (default), frames, logits, layers or layer:N (what the model offers)")
+    em.add_argument("--output", default=None,
+                    help="embedding, frames, logits, layers or layer:N (what the model offers; default: embedding "
+                         "where the model has one, else frames)")
     em.add_argument("--pooling", choices=("none", "mean"), default="none", help="mean: one row per file")
     em.add_argument("--sr", type=int, default=None, help="classifiers: the evaluation rate (as eval --sr)")
     target = em.add_mutually_exclusive_group(required=True)
