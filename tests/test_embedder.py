@@ -83,7 +83,7 @@ def test_bad_audio_is_a_value_error_naming_the_problem(models_dir, audio, rate, 
 
 def test_an_output_the_model_lacks_is_refused_with_what_it_offers(models_dir):
     with pytest.raises(ValueError, match="vggish offers output frames; not 'embedding'"):
-        Embedder("vggish", models_dir=models_dir)
+        Embedder("vggish", output="embedding", models_dir=models_dir)
     with pytest.raises(ValueError, match="evaluates at 16000 Hz, not 44100"):
         Embedder("cnn14-16k", sample_rate=44100, models_dir=models_dir)
 

@@ -9,7 +9,7 @@ import soundfile as sf
 
 from audiofidelity import cli
 from audiofidelity.runner import EmbeddingRunner
-from audiofidelity.training_logs import find_generation_folders, step_of
+from audiofidelity.training_logs import RESULTS_DIR, find_generation_folders, step_of
 
 
 PER_FOLDER, REFERENCE = 3, 4
@@ -61,7 +61,7 @@ def test_three_folders_three_results_reference_features_once(log_dir, recordings
     out = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in out[1:]] == ["500", "3000", "12000"]
     for step in (500, 3000, 12000):
-        result = json.loads((log_dir / "samples" / f"val_{step}.audiofidelity.json").read_text())
+        result = json.loads((log_dir / RESULTS_DIR / "samples" / f"val_{step}.json").read_text())
         assert result["step"] == step and result["report"]["files"]["generated"]["used"] == PER_FOLDER
     # each model saw the reference once and every generated clip once (cache off)
     assert model_calls == {"cnn14-16k": REFERENCE + 3 * PER_FOLDER}
@@ -70,7 +70,7 @@ def test_three_folders_three_results_reference_features_once(log_dir, recordings
 @pytest.mark.parity  # 9 s; the content-fingerprint test stays in the fast tier
 def test_unchanged_folders_are_skipped_unless_forced(log_dir, recordings_dir, models_dir, model_calls, capsys):
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
-    first = (log_dir / "samples" / "val_500.audiofidelity.json").read_text()
+    first = (log_dir / RESULTS_DIR / "samples" / "val_500.json").read_text()
     model_calls.clear()
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
     assert model_calls == {}
@@ -78,7 +78,7 @@ def test_unchanged_folders_are_skipped_unless_forced(log_dir, recordings_dir, mo
     shutil.copy(recordings_dir / "generated" / "clip_23.wav", log_dir / "samples" / "val_500" / "clip_23.wav")
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
     assert model_calls["cnn14-16k"] == REFERENCE + PER_FOLDER + 1  # only val_500 again
-    assert (log_dir / "samples" / "val_500.audiofidelity.json").read_text() != first
+    assert (log_dir / RESULTS_DIR / "samples" / "val_500.json").read_text() != first
     model_calls.clear()
     assert _eval_logs(log_dir, recordings_dir, models_dir, "--force") == 0
     assert model_calls["cnn14-16k"] == REFERENCE + 3 * PER_FOLDER + 1
@@ -93,7 +93,7 @@ def test_no_matching_folder_is_a_usage_error(tmp_path, recordings_dir, models_di
 
 def test_a_file_rewritten_with_its_mtime_put_back_is_evaluated_again(log_dir, recordings_dir, models_dir, capsys):
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
-    before = json.loads((log_dir / "samples" / "val_500.audiofidelity.json").read_text())["report"]["metrics"]
+    before = json.loads((log_dir / RESULTS_DIR / "samples" / "val_500.json").read_text())["report"]["metrics"]
     target = sorted((log_dir / "samples" / "val_500").iterdir())[0]
     stamp = target.stat()
     data, rate = sf.read(target, dtype="int16")
@@ -102,5 +102,5 @@ def test_a_file_rewritten_with_its_mtime_put_back_is_evaluated_again(log_dir, re
     capsys.readouterr()
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
     assert capsys.readouterr().out.count("(reused)") == 2  # the other two folders
-    after = json.loads((log_dir / "samples" / "val_500.audiofidelity.json").read_text())["report"]["metrics"]
+    after = json.loads((log_dir / RESULTS_DIR / "samples" / "val_500.json").read_text())["report"]["metrics"]
     assert after != before

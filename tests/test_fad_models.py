@@ -334,7 +334,7 @@ def test_statistics_bootstrap_and_eval_logs_take_a_fad_model(all_models_dir, tmp
     for path in gen.iterdir():
         (logs / "val_1" / path.name).symlink_to(path)
     assert cli.main(["eval-logs", str(logs), "--reference", str(ref), "--metrics", "fad", *options]) == 0
-    written = json.loads((logs / "val_1.audiofidelity.json").read_text())["report"]
+    written = json.loads((logs / "audiofidelity-results" / "val_1.json").read_text())["report"]
     assert written["metrics"]["frechet_audio_distance"] == pytest.approx(folder["metrics"]["frechet_audio_distance"])
     assert written["provenance"]["fad_model"]["name"] == "encodec-24k"
 

@@ -8,7 +8,6 @@ undecodable names are skipped by name; a report never holds a bare NaN.
 from __future__ import annotations
 
 import json
-import math
 import os
 import resource
 import socket

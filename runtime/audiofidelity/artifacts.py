@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError
+from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError, literal
 from .registry import ArtifactEntry, build_instructions, export_command, registry_entry
 
 MANIFEST_SCHEMA_VERSION = 2
@@ -59,20 +59,20 @@ class Manifest:
         try:
             raw = json.loads(Path(path).read_text())
         except (OSError, json.JSONDecodeError) as exc:
-            raise ManifestError(f"cannot read artifact manifest {path}: {exc}") from exc
+            raise ManifestError(f"cannot read artifact manifest {{path}}: {literal(exc)}", path=path) from exc
         version = raw.get("schema_version")
         if version != MANIFEST_SCHEMA_VERSION:
-            raise ManifestError(f"{path}: manifest schema_version {version!r}, this version reads "
-                                f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity")
+            raise ManifestError(f"{{path}}: manifest schema_version {literal(repr(version))}, this version reads "
+                                f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity", path=path)
         try:
             manifest = cls(name=raw["name"], sha256=raw["artifact"]["sha256"], frontend=raw["frontend"],
                            inputs=raw["inputs"], outputs=raw["outputs"], raw=raw)
         except (KeyError, TypeError) as exc:
-            raise ManifestError(f"{path}: manifest lacks required field {exc}") from exc
+            raise ManifestError(f"{{path}}: manifest lacks required field {literal(exc)}", path=path) from exc
         unroled = [o.get("name") for o in manifest.outputs if not o.get("roles")]
         if unroled:
-            raise ManifestError(f"{path}: outputs {unroled} declare no roles (an export from before roles existed); "
-                                f"re-export the artifact with export_scripts/export.py")
+            raise ManifestError(f"{{path}}: outputs {literal(unroled)} declare no roles (an export from before roles "
+                                f"existed); re-export the artifact with export_scripts/export.py", path=path)
         return manifest
 
 
@@ -122,14 +122,14 @@ def check_bound(manifest: "Manifest", program: Path, manifest_path: Path) -> Non
     """
     embedded = embedded_manifest(program)
     if embedded is None:
-        raise ManifestError(f"{program} carries no embedded manifest (extra/{EMBEDDED_MANIFEST}): it was exported "
+        raise ManifestError(f"{{path}} carries no embedded manifest (extra/{EMBEDDED_MANIFEST}): it was exported "
                             f"by an older version or is not an audiofidelity artifact; re-export it with "
-                            f"{export_command(manifest.name)}")
+                            f"{export_command(manifest.name)}", path=program)
     field_path = first_difference(bound_fields(manifest.raw), embedded)
     if field_path is not None:
-        raise ManifestError(f"{manifest_path}: field '{field_path}' differs from the copy sealed inside "
-                            f"{program.name} (the manifest was edited after export); restore it or re-export "
-                            f"the artifact")
+        raise ManifestError(f"{{path}}: field '{literal(field_path)}' differs from the copy sealed inside "
+                            f"{literal(program.name)} (the manifest was edited after export); restore it or re-export "
+                            f"the artifact", path=manifest_path)
 
 
 def plain_file_name(value: Any, folder: Path, what: str) -> Path:
@@ -167,8 +167,9 @@ def verify_sha256(path: Path, expected: str) -> None:
 def _check_digest(path: Path, actual: str, expected: str) -> None:
     if actual != expected:
         raise ChecksumMismatchError(
-            f"{path}: sha256 is {actual}, but {expected} is pinned for it. The file is corrupt or was "
-            f"replaced; delete it and export or download the artifact again")
+            "{path}: sha256 is {actual}, but {expected} is pinned for it. The file is corrupt or was "
+            "replaced; delete it and export or download the artifact again", path=path, actual=actual,
+            expected=expected)
 
 
 def models_dir(explicit: str | Path | None = None) -> Path | None:
@@ -240,8 +241,9 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
     verify_sha256(manifest_path, entry.hub.manifest_sha256)
     manifest = _read_manifest(manifest_path, name, program)
     if manifest.sha256 != entry.hub.sha256:
-        raise ChecksumMismatchError(f"{manifest_path} pins {manifest.sha256} for {name}.pt2, the registry pins "
-                                    f"{entry.hub.sha256}; the download does not match the registry")
+        raise ChecksumMismatchError("{path} pins {actual} for {name}.pt2, the registry pins {expected}; the "
+                                    "download does not match the registry", path=manifest_path,
+                                    actual=manifest.sha256, name=name, expected=entry.hub.sha256)
     return Resolved(program, manifest, "hub", entry)
 
 
@@ -249,10 +251,12 @@ def _read_manifest(path: Path, name: str, program: Path) -> Manifest:
     """Read ``path`` and prove it belongs to ``program``: its name, its file field, its sealed copy."""
     manifest = Manifest.read(path)
     if manifest.name != name:
-        raise ManifestError(f"{path} describes artifact {manifest.name!r}, not {name!r}")
+        raise ManifestError("{path} describes artifact {actual!r}, not {name!r}", path=path, actual=manifest.name,
+                            name=name)
     if plain_file_name(manifest.raw["artifact"].get("file"), path.parent, "artifact.file").name != program.name:
-        raise ManifestError(f"{path}: field 'artifact.file' is {manifest.raw['artifact'].get('file')!r}, not "
-                            f"{program.name!r}; restore the manifest or re-export the artifact")
+        raise ManifestError("{path}: field 'artifact.file' is {actual!r}, not {expected!r}; restore the manifest or "
+                            "re-export the artifact", path=path, actual=manifest.raw["artifact"].get("file"),
+                            expected=program.name)
     check_bound(manifest, program, path)
     return manifest
 
@@ -311,8 +315,8 @@ def _artifact(found: Resolved, *, device: str, require_pinned: bool, lazy: bool)
     if require_pinned and (found.entry.hub is None or found.manifest.sha256 != found.entry.hub.sha256):
         pinned = found.entry.hub.sha256 if found.entry.hub else "nothing (not published)"
         raise ChecksumMismatchError(
-            f"--require-pinned: {found.program} has sha256 {found.manifest.sha256}, the registry pins {pinned} "
-            f"for {name}")
+            "--require-pinned: {path} has sha256 {actual}, the registry pins {expected} for {name}",
+            path=found.program, actual=found.manifest.sha256, expected=pinned, name=name)
     # keyed on the path as found (not symlink-resolved): data files referenced by the manifest live beside it
     key = (str(found.program.absolute()), found.manifest.sha256, device)
     with _LOCK:
@@ -337,13 +341,14 @@ def load_all(names: list[str], *, directory: str | Path | None = None, device: s
             missing[name] = str(exc)
     if missing:
         root = models_dir(directory)
-        where = f"in {root}" if root else f"(no models directory: --models-dir, models_dir= or ${MODELS_ENV})"
+        where = "in {models}" if root else f"(no models directory: --models-dir, models_dir= or ${MODELS_ENV})"
         published = [n for n in missing if registry_entry(n).hub is not None]
         hub = "; ".join(missing[n] for n in published)
         raise ArtifactNotFoundError(
             f"{len(missing)} model artifact(s) missing {where}: {', '.join(missing)}. "
-            + (f"Hub: {hub}. " if hub else "They are not published on the Hugging Face Hub yet. ")
-            + build_instructions(list(missing), str(root) if root else "MODELS_DIR"))
+            + (f"Hub: {literal(hub)}. " if hub else "They are not published on the Hugging Face Hub yet. ")
+            + literal(build_instructions(list(missing), "\0")).replace("\0", "{models}" if root else "MODELS_DIR"),
+            **({"models": root} if root else {}), names=list(missing))
     return [_artifact(found[name], device=device, require_pinned=require_pinned, lazy=lazy) for name in names]
 
 

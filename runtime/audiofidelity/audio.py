@@ -20,6 +20,7 @@ import soundfile as sf
 from .errors import InvalidAudioError, TooLongForMemoryError, UnreadableFileError
 from .memory import format_bytes
 from .resample import RESAMPLERS, resample
+from .validation import check_int, check_number
 
 CHANNEL_MODES = ("first", "mean")
 
@@ -46,8 +47,8 @@ class Conditioning:
             raise ValueError(f"channel must be one of {CHANNEL_MODES}, got {self.channel!r}")
         if self.resampler not in RESAMPLERS:
             raise ValueError(f"resampler must be one of {RESAMPLERS}, got {self.resampler!r}")
-        if self.min_samples < 0 or self.min_duration < 0:
-            raise ValueError("min_samples and min_duration must be >= 0")
+        check_int(self.min_samples, "min_samples", minimum=0)
+        check_number(self.min_duration, "min_duration", minimum=0.0)  # NaN and inf are refused too
 
     def as_dict(self) -> dict:
         return asdict(self)

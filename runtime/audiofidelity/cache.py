@@ -26,6 +26,7 @@ import numpy as np
 from . import __version__
 from .artifacts import cache_root
 from .audio import FileIdentity, open_regular
+from .errors import InvalidAudioError
 from .outputs import atomic_write, npz
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,35 @@ log = logging.getLogger(__name__)
 PROBLEM_KEY = "__problem__"
 CACHE_FORMAT = 2
 """2: per-clip forward passes, batch size in the key, path-free rejection reasons."""
+
+
+def content_identity(path: Path, cache: "FeatureCache | None" = None) -> str:
+    """What an in-memory memo keys a listed entry by: a regular file's content sha256 (through ``cache``'s
+    (inode, size, mtime, ctime) memo when there is a cache, else read every time), never its path or name
+    alone; anything else (a folder, a FIFO, a socket, a broken link) by its kind and stat stamp, without
+    opening it (a FIFO would block)."""
+    import stat as stat_module
+
+    try:
+        info = path.stat()
+    except OSError as exc:
+        return f"unreadable:{type(exc).__name__}"
+    if not stat_module.S_ISREG(info.st_mode):
+        return f"mode {stat_module.S_IFMT(info.st_mode):o}:{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+    try:
+        return cache.content_sha256(path) if cache is not None else _sha256(path, FileIdentity.of(info))
+    except (OSError, InvalidAudioError) as exc:  # unreadable or changed: the run reports it; a later run looks again
+        return f"unreadable:{type(exc).__name__}:{info.st_ctime_ns}"
+
+
+def _sha256(path: Path, identity: FileIdentity) -> str:
+    """sha256 of a regular file's bytes, read through ``open_regular`` (never blocks on a FIFO swapped in; raises
+    ``UnreadableFileError`` when the file is not ``identity`` or changes while it is read)."""
+    digest = hashlib.sha256()
+    with open_regular(path, identity) as f:
+        while block := f.read(1 << 22):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _atomic_write(target: Path, write) -> None:
@@ -82,15 +112,12 @@ class FeatureCache:
                 return known["sha256"], identity
         except (OSError, ValueError, KeyError, TypeError):
             pass
-        digest = hashlib.sha256()
-        with open_regular(path, identity) as f:
-            while block := f.read(1 << 22):
-                digest.update(block)
+        digest = _sha256(path, identity)
         try:
-            _atomic_write(memo, lambda f: f.write(json.dumps({**stamp, "sha256": digest.hexdigest()}).encode()))
+            _atomic_write(memo, lambda f: f.write(json.dumps({**stamp, "sha256": digest}).encode()))
         except OSError:
             pass  # a read-only cache only costs a re-hash
-        return digest.hexdigest(), identity
+        return digest, identity
 
     def keys(self, path: Path, settings: Sequence[dict[str, Any]]) -> list[str]:
         """Cache keys of one file's outputs, one per ``settings`` (artifact sha256, frontend, conditioning, ...);

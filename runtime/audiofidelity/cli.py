@@ -4,7 +4,7 @@ Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs
 folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
 info/clear), ``models`` (artifacts), ``serve`` (the HTTP service; ``server`` extra). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
 success, 2 on misuse (bad arguments, missing or empty folder), 1 when the run cannot complete
-(artifact missing or corrupt, bad files under ``--strict``).
+(artifact missing or corrupt, bad files under ``--strict``), 130 after Ctrl-C (one line on stderr).
 """
 from __future__ import annotations
 
@@ -27,13 +27,16 @@ from .metrics.options import INF_DRAWS, MetricOptions
 from .reporting import append_csv, format_table, write_per_file_csv
 from .multidevice import DistributedEvaluator, distributed_rank
 from .outputs import write_text
-from .training_logs import DEFAULT_GLOB, evaluate_logs, format_steps
+from .training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
 from .metrics.signal import HIFIGAN_OFFSET
 from .resample import RESAMPLERS
 from .memory import parse_size
 from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
+from .validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130
+"""128 + SIGINT, as a shell reports a command ended by Ctrl-C."""
 
 
 def _metric_list(text: str) -> list[str]:
@@ -58,8 +61,8 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
                    help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--workers", type=int, default=available_cores(),
+    p.add_argument("--batch-size", type=arg_type(check_int, "--batch-size", int, minimum=1), default=DEFAULT_BATCH_SIZE)
+    p.add_argument("--workers", type=arg_type(check_int, "--workers", int, minimum=0), default=available_cores(),
                    help="processes decoding and preprocessing while the models run (default: the available "
                         "cores, %(default)s; 0: in the main process); results do not depend on it")
     p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
@@ -79,14 +82,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="first channel (audioldm_eval) or the mean of all channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
                    help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
-    p.add_argument("--min-duration", type=float, default=Conditioning.min_duration,
+    p.add_argument("--min-duration", type=MIN_DURATION, default=Conditioning.min_duration,
                    help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
     p.add_argument("--fad-model", choices=list(fad_models()), default="vggish", metavar="NAME",
                    help="the embedding FAD reads (default %(default)s, as audioldm_eval): " + ", ".join(fad_models())
                         + "; 'audiofidelity models list' shows each")
     p.add_argument("--fad-pca", action="store_true",
                    help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
-    p.add_argument("--mert-chunk", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--mert-chunk", type=arg_type(check_positive, "--mert-chunk"), default=None, metavar="SECONDS",
                    help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
@@ -102,12 +105,24 @@ def _bandwidth(text: str) -> str | float:
     if text in BANDWIDTH_SOURCES:
         return text
     try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--kad-bandwidth takes {' or '.join(BANDWIDTH_SOURCES)} or a positive "
-                                         f"number, not {text!r}")
+        return check_positive(float(text), "--kad-bandwidth")
+    except ValueError:  # not a number, or NaN, inf, 0 or negative
+        raise argparse.ArgumentTypeError(f"--kad-bandwidth takes {' or '.join(BANDWIDTH_SOURCES)} or a finite "
+                                         f"positive number, not {text!r}") from None
+
+
+def _bootstrap(text: str) -> int:
+    """``--bootstrap N``: 0 (none) or at least 2 resamplings."""
+    value = arg_type(check_int, "--bootstrap", int, minimum=0)(text)
+    if value == 1:
+        raise argparse.ArgumentTypeError(f"--bootstrap needs at least 2 resamplings (0: none), got {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = arg_type(check_int, "--port", int, minimum=0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"--port must be <= 65535, got {value}")
     return value
 
 
@@ -125,8 +140,8 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kad-bandwidth", type=_bandwidth, default="reference", metavar="reference|generated|VALUE",
                    help="KAD's RBF bandwidth: the median pairwise distance of the reference rows (default, the "
                         "paper's), of the generated rows (kadtk's code), or a number")
-    p.add_argument("--limit", type=int, default=None, help="use only the first N files of each sorted folder")
-    p.add_argument("--lsd-offset", type=int, default=HIFIGAN_OFFSET,
+    p.add_argument("--limit", type=LIMIT, default=None, help="use only the first N files of each sorted folder")
+    p.add_argument("--lsd-offset", type=arg_type(check_int, "--lsd-offset", int, minimum=0), default=HIFIGAN_OFFSET,
                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
 
 
@@ -155,13 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
                          "pair's psnr, ssim and lsd; --format table lists the worst ten")
     ev.add_argument("--per-file-csv", type=Path, default=None, metavar="PATH",
                     help="write every file's per-file values to this CSV (implies --per-file)")
-    ev.add_argument("--bootstrap", type=int, default=0, metavar="N",
+    ev.add_argument("--bootstrap", type=_bootstrap, default=0, metavar="N",
                     help="add 95%% intervals for fd, fad and kid from N resamplings of the files (seeded)")
     _add_model_options(ev)
 
     logs = commands.add_parser("eval-logs", help="evaluate every generation folder of a training run",
                                description="Evaluate each generation folder under LOG_DIR against one reference; "
-                                           "results are written beside each folder as <folder>.audiofidelity.json.")
+                                           "results are written to LOG_DIR/audiofidelity-results/<folder>.json "
+                                           "(never into an evaluated folder). Exit status as eval's: 2 on misuse, "
+                                           "1 when a folder could not be evaluated.")
     logs.add_argument("log_dir", type=Path, help="training log folder holding the generation folders")
     logs.add_argument("--reference", type=Path, required=True, help="reference folder or statistics file")
     logs.add_argument("--glob", default=DEFAULT_GLOB, help="generation folder name pattern (default %(default)s)")
@@ -174,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
                                          "'eval' in place of the folder.")
     st.add_argument("reference", type=Path, help="folder of reference audio")
     st.add_argument("--out", type=Path, required=True, help="statistics file to write (.npz)")
-    st.add_argument("--limit", type=int, default=None, help="use only the first N files of the sorted folder")
+    st.add_argument("--limit", type=LIMIT, default=None, help="use only the first N files of the sorted folder")
     st.add_argument("--features", action="store_true",
                     help="also store the features (needed for kid, fd_layers and resampling the reference)")
     st.add_argument("--fadtk-name", default=None, metavar="NAME",
@@ -200,7 +217,7 @@ def _add_serve_parser(commands) -> None:
     sv = commands.add_parser("serve", help="run the evaluation service (HTTP API; pip install 'audiofidelity[server]')",
                              description="Serve audioldm_eval's evaluation API with a persistent job store.")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
-    sv.add_argument("--port", type=int, default=2600)
+    sv.add_argument("--port", type=_port, default=2600)
     sv.add_argument("--data-dir", type=Path, default=_default_data_dir(),
                     help="job store and uploads (default %(default)s)")
     sv.add_argument("--lazy-models", action="store_true",
@@ -211,11 +228,11 @@ def _add_serve_parser(commands) -> None:
     sv.add_argument("--token-file", type=Path, default=None,
                     help="file holding a bearer token that every endpoint but / and /health then requires")
     _add_runtime_options(sv)
-    sv.add_argument("--max-file-mb", type=float, default=200, help="largest upload per file (default %(default)s)")
-    sv.add_argument("--max-request-mb", type=float, default=2048,
+    sv.add_argument("--max-file-mb", type=arg_type(check_positive, "--max-file-mb"), default=200, help="largest upload per file (default %(default)s)")
+    sv.add_argument("--max-request-mb", type=arg_type(check_positive, "--max-request-mb"), default=2048,
                     help="largest request body (default %(default)s)")
-    sv.add_argument("--max-files", type=int, default=1000, help="most files per request (default %(default)s)")
-    sv.add_argument("--request-timeout", type=float, default=60,
+    sv.add_argument("--max-files", type=arg_type(check_int, "--max-files", int, minimum=1), default=1000, help="most files per request (default %(default)s)")
+    sv.add_argument("--request-timeout", type=arg_type(check_positive, "--request-timeout"), default=60,
                     help="seconds a client may stall while uploading (default %(default)s)")
     sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
                     help="allow browser requests from this origin (repeatable; default: no CORS)")
@@ -262,24 +279,12 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         resolve_metrics(args.backbone, getattr(args, "metrics", None))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.limit is not None and args.limit < 1:
-        parser.error(f"--limit must be >= 1, got {args.limit}")
-    if args.batch_size < 1:
-        parser.error(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.workers < 0:
-        parser.error(f"--workers must be >= 0, got {args.workers}")
     if args.precision == "tf32" and not _device(args.device).startswith("cuda"):
         parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
-    if args.mert_chunk is not None and (args.backbone != "mert" or args.mert_chunk <= 0):
+    if args.mert_chunk is not None and args.backbone != "mert":  # its number is checked by its type
         parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
     if args.fad_pca and args.fad_model != "vggish":
         parser.error(f"--fad-pca applies to --fad-model vggish only, not {args.fad_model}")
-    if getattr(args, "lsd_offset", 0) < 0:
-        parser.error(f"--lsd-offset must be >= 0, got {args.lsd_offset}")
-    if args.min_duration < 0:
-        parser.error(f"--min-duration must be >= 0, got {args.min_duration}")
-    if getattr(args, "bootstrap", 0) and args.bootstrap < 2:
-        parser.error(f"--bootstrap needs at least 2 resamplings, got {args.bootstrap}")
     if getattr(args, "inf", False):
         chosen = resolve_metrics(args.backbone, args.metrics)
         args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
@@ -376,11 +381,21 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_eval_logs(args: argparse.Namespace) -> int:
+    """``eval-logs``: exits as ``eval`` does (2 on misuse, a missing reference or log folder included; 1 when a
+    folder could not be evaluated, naming each)."""
+    if not args.reference.is_file():
+        list_folder(args.reference)  # folder errors before the models load
+    find_generation_folders(args.log_dir, args.glob)
     with _evaluator(args, args.metrics) as evaluator:
         results = evaluate_logs(evaluator, args.log_dir, args.reference, pattern=args.glob, force=args.force,
                                 limit=args.limit, write=_is_writer())
     if _is_writer():
         print(format_steps(results))
+    failed = [r for r in results if r.error]
+    if failed:
+        print(f"audiofidelity: error: {len(failed)} folder(s) could not be evaluated: "
+              + "; ".join(f"{r.folder.name}: {r.error}" for r in failed), file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -434,6 +449,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # e.g. --json or --save-features into a missing folder
         print(f"audiofidelity: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the evaluator has stopped its workers
+        print("audiofidelity: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 __all__ = ["main", "build_parser"]

@@ -25,6 +25,7 @@ from .audio import CHANNEL_MODES, Conditioning
 from .outputs import atomic_write, npz, output_error
 from .registry import names
 from .resample import RESAMPLERS
+from .validation import LIMIT, MIN_DURATION
 
 log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -53,18 +54,19 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
                              description=__doc__.split("\n")[0])
     em.add_argument("folder", type=Path, help="folder of audio files (not searched recursively)")
     em.add_argument("--model", required=True, choices=names(), help="the artifact that embeds")
-    em.add_argument("--output", default="embedding",
-                    help="embedding (default), frames, logits, layers or layer:N (what the model offers)")
+    em.add_argument("--output", default=None,
+                    help="embedding, frames, logits, layers or layer:N (what the model offers; default: embedding "
+                         "where the model has one, else frames)")
     em.add_argument("--pooling", choices=("none", "mean"), default="none", help="mean: one row per file")
     em.add_argument("--sr", type=int, default=None, help="classifiers: the evaluation rate (as eval --sr)")
     target = em.add_mutually_exclusive_group(required=True)
     target.add_argument("--out", type=Path, help="one .npz holding every file's array")
     target.add_argument("--out-dir", type=Path,
                         help="DIR/embeddings/<model>/<file stem>.npy (fadtk's layout; inputs sharing a stem: refused)")
-    em.add_argument("--limit", type=int, default=None, help="only the first N files of the sorted folder")
+    em.add_argument("--limit", type=LIMIT, default=None, help="only the first N files of the sorted folder")
     em.add_argument("--channel", choices=CHANNEL_MODES, default="first")
     em.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio")
-    em.add_argument("--min-duration", type=float, default=Conditioning.min_duration)
+    em.add_argument("--min-duration", type=MIN_DURATION, default=Conditioning.min_duration)
     em.add_argument("--quiet", action="store_true", help="no progress bar or warnings")
     add_runtime_options(em)
 

@@ -26,9 +26,12 @@ from .features import Feature, RunSettings, SideFeatures, backbone_stage, extrac
 from .memory import default_budget
 from .registry import fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
+from .validation import check_int, check_optional
 
 OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layers": "layers"}
 """``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT)."""
+DEFAULT_OUTPUTS = ("embedding", "frames")
+"""What ``output=None`` reads: the first of these the model offers."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +79,11 @@ class Embedder:
     model : str
         An artifact name (``audiofidelity models list``): ``cnn14-8k``/``16k``/``32k``, ``vggish``, ``mert-v1-95m``,
         ``encodec-24k``/``48k``, ``clap-630k-audioset``, ``clap-music``, or any added through a manifest.
-    output : str
+    output : str, optional
         ``"embedding"`` (the clip embedding), ``"frames"`` (per-frame rows: VGGish, EnCodec), ``"logits"``,
-        ``"layers"`` (MERT's 13 layer means) or ``"layer:N"`` (MERT's hidden layer N, frame by frame).
+        ``"layers"`` (MERT's 13 layer means) or ``"layer:N"`` (MERT's hidden layer N, frame by frame). Default:
+        ``"embedding"`` where the model has a clip embedding (CNN14, MERT, CLAP), else ``"frames"`` (VGGish,
+        EnCodec), so the default works for every embedding model of the registry (``DEFAULT_OUTPUTS``).
     pooling : str
         ``"none"``, or ``"mean"`` over a clip's rows (one row per clip from a frame-level output).
     sample_rate : int, optional
@@ -87,18 +92,31 @@ class Embedder:
     device, precision, batch_size, models_dir, conditioning, cache, max_memory :
         As ``evaluate``; the feature cache serves ``embed_files`` / ``embed_folder`` (arrays are not cached). A
         tensor on another device is copied to the CPU first (the program runs on ``device``).
+
+    Raises
+    ------
+    ValueError
+        An output the model does not offer, a rate it does not evaluate at, a nonsense batch size or memory
+        budget, or the SC09 benchmark's classifier (``sc09-resnext``: ``audiofidelity sc09`` runs it).
     """
 
-    def __init__(self, model: str, *, output: str = "embedding", pooling: str = "none", sample_rate: int | None = None,
+    def __init__(self, model: str, *, output: str | None = None, pooling: str = "none", sample_rate: int | None = None,
                  device: str = "cpu", precision: str = "fp32", batch_size: int = DEFAULT_BATCH_SIZE,
                  models_dir: str | Path | None = None, conditioning: Conditioning | None = None,
                  cache: bool | FeatureCache | None = True, max_memory: int | None = None) -> None:
         if pooling not in ("none", "mean"):
             raise ValueError(f"pooling must be 'none' or 'mean', got {pooling!r}")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
         entry = registry_entry(model)
+        if entry.role not in ("classifier", "embedding"):
+            raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
+                             f"{'audiofidelity sc09 runs it' if model == 'sc09-resnext' else 'it has no Embedder'}")
         self.artifact = load(model, directory=models_dir, device=device, lazy=True)  # the program loads on first use
         manifest = self.artifact.manifest
         offered = _outputs(manifest)
+        if output is None:
+            output = next((o for o in DEFAULT_OUTPUTS if o in offered), offered[0] if offered else "embedding")
         if output not in offered:
             raise ValueError(f"{model} offers output {', '.join(offered)}; not {output!r}")
         self.conditioning = conditioning or Conditioning()
@@ -140,7 +158,8 @@ class Embedder:
         """Embeddings of one clip ((n,) or (channels, n)... see below) or of a batch of equal-length clips.
 
         ``audio``: a NumPy array or torch tensor, (n,) one mono clip, (clips, n) a batch of mono clips, or
-        (clips, channels, n) a batch of multichannel clips; ``channel``: ``"first"`` or ``"mean"`` for a mono
+        (clips, channels, n) a batch of multichannel clips, float samples; float16, bfloat16 and float64 are
+        converted to float32 (exactly for float16 and bfloat16); ``channel``: ``"first"`` or ``"mean"`` for a mono
         model (default: the conditioning's). Returns the clip's array, or the batch's stacked.
 
         Raises
@@ -191,9 +210,13 @@ class Embedder:
 
 
 def _to_numpy(audio: Any) -> np.ndarray:
-    """A float32 NumPy copy of an array or a torch tensor (on any device), or a ValueError."""
+    """A float32 NumPy copy of an array or a torch tensor (on any device, bfloat16 included: converted to float32,
+    which holds every bfloat16 value exactly; NumPy has no bfloat16), or a ValueError."""
     if hasattr(audio, "detach") and hasattr(audio, "cpu"):
-        audio = audio.detach().cpu().numpy()
+        tensor = audio.detach().cpu()
+        if tensor.is_floating_point():
+            tensor = tensor.float()  # float16 and bfloat16 widen exactly (NumPy cannot take bfloat16)
+        audio = tensor.numpy()
     array = np.asarray(audio)
     if array.dtype.kind != "f":
         raise ValueError(f"audio must be float samples in [-1, 1], got dtype {array.dtype} (scale integer PCM first)")

@@ -1,9 +1,43 @@
-"""Exceptions raised by audiofidelity; each also subclasses the matching built-in."""
+"""Exceptions raised by audiofidelity; each also subclasses the matching built-in.
+
+An error that names a path carries it as a keyword field (``folder=``, ``path=``, ``models=``...): the message
+is then a ``str.format`` template of its fields (``literal`` escapes any other text put in it), ``str(exc)`` is
+the message with the fields as given, and ``exc.render(show)`` is the message with each field shown by
+``show``: the service shows a path relative to the job's folder or by its option name (``worker.public_value``),
+so what it reports is built from the fields, never by replacing text.
+"""
 from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def literal(text: object) -> str:
+    """``text`` as it must appear in an error template (its braces doubled)."""
+    return str(text).replace("{", "{{").replace("}", "}}")
 
 
 class AudioFidelityError(Exception):
-    """Base class of every error audiofidelity raises on purpose."""
+    """Base class of every error audiofidelity raises on purpose.
+
+    Parameters
+    ----------
+    message : str
+        The message; with ``fields``, a template naming them (``"folder not found: {folder}"``).
+    **fields
+        Structured values the message names (paths, names, expected and actual values), kept as attributes.
+    """
+
+    def __init__(self, message: str = "", **fields: Any) -> None:
+        self.template, self.fields = message, fields
+        for name, value in fields.items():
+            setattr(self, name, value)
+        super().__init__(message.format(**fields) if fields else message)
+
+    def render(self, show: Callable[[Any], str]) -> str:
+        """The message with each field shown by ``show`` (the message itself when there are no fields)."""
+        if not self.fields:
+            return str(self)
+        return self.template.format(**{name: show(value) for name, value in self.fields.items()})
 
 
 class InvalidAudioError(AudioFidelityError, ValueError):

@@ -25,7 +25,7 @@ from . import diagnostics
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .audio import Conditioning
-from .cache import FeatureCache
+from .cache import FeatureCache, content_identity
 from .errors import BadFilesError, IncompleteResultError, InputFolderError, ManifestError
 from .features import (ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage, extract_features,
                        fad_stage, timed)
@@ -40,6 +40,7 @@ from .registry import FadModel, artifact_for, export_command, fad_model as find_
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
 from .runner import DEFAULT_BATCH_SIZE, InputSpec
+from .validation import check_int, check_optional, check_positive
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +76,18 @@ def list_folder(folder: str | Path, *, limit: int | None = None) -> list[str]:
     ------
     InputFolderError
         If the folder is missing, not a directory, or empty.
+    ValueError
+        If ``limit`` is not an integer >= 1.
     """
+    limit = check_optional(check_int, limit, "limit", minimum=1)
     path = Path(folder)
     if not path.exists():
-        raise InputFolderError(f"folder not found: {path}")
+        raise InputFolderError("folder not found: {folder}", folder=path)
     if not path.is_dir():
-        raise InputFolderError(f"not a folder: {path} (pass the folder that holds the audio files)")
+        raise InputFolderError("not a folder: {folder} (pass the folder that holds the audio files)", folder=path)
     names = sorted(p.name for p in path.iterdir())
     if not names:
-        raise InputFolderError(f"folder is empty: {path}")
+        raise InputFolderError("folder is empty: {folder}", folder=path)
     return names[:limit] if limit is not None else names
 
 
@@ -160,8 +164,11 @@ class Evaluator:
                  workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
                  batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL,
                  metric_options: MetricOptions | None = None) -> None:
-        if workers < 0:
-            raise ValueError(f"workers must be >= 0, got {workers}")
+        batch_size = check_int(batch_size, "batch_size", minimum=1)
+        workers = check_int(workers, "workers", minimum=0)
+        lsd_offset = check_int(lsd_offset, "lsd_offset", minimum=0)
+        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
+        mert_chunk = check_optional(check_positive, mert_chunk, "mert_chunk")
         check_device(device)
         self.memory_budget = max_memory if max_memory is not None else default_budget()
         self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
@@ -194,7 +201,7 @@ class Evaluator:
         if "fad" in needed:
             self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact], batch_size))
         self._check_roles()
-        self._reference_memo: tuple[tuple[str, tuple[str, ...]], SideFeatures] | None = None
+        self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
     def _backbone_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
         spec = InputSpec.from_manifest(artifact.manifest)
@@ -266,29 +273,31 @@ class Evaluator:
             self._pool = pipeline.spawn_pool(self.workers)
         return self._pool
 
-    def close(self) -> None:
-        """Stop the worker processes, if any were started."""
+    def close(self, *, now: bool = False) -> None:
+        """Stop the worker processes, if any were started (``now``: without finishing the work in flight)."""
         if self._pool is not None:
-            self._pool.shutdown()
-            self._pool = None
+            pool, self._pool = self._pool, None
+            pipeline.stop_pool(pool) if now else pool.shutdown()
 
     def __enter__(self) -> "Evaluator":
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        self.close(now=exc_type is not None)  # Ctrl-C or an error: the workers stop at once
 
     def _reference_features(self, folder: Path, names: list[str], watch: Watch | None) -> SideFeatures:
-        """Reference features, reused while consecutive runs share the reference folder and listing.
+        """Reference features, reused while consecutive runs list the same names with the same content.
 
-        Only the latest reference is kept, so a long-lived evaluator (the server) does not grow; each
-        run gets its own copy of the problem list.
+        Keyed by each listed file's content (``cache.content_identity``: its sha256, never the folder's path),
+        so a file rewritten in place, even with its mtime put back, is computed again, and an identical copy
+        elsewhere is not. Only the latest reference is kept, so a long-lived evaluator (the server, the compat
+        helpers) does not grow; each run gets its own copy of the problem list, and its own folder.
         """
-        key = (str(folder.absolute()), tuple(names))
+        key = (tuple(names), tuple(content_identity(folder / name, self.cache) for name in names))
         if self._reference_memo is None or self._reference_memo[0] != key:
             self._reference_memo = (key, self.side_features(folder, names, "reference", watch))
         memo = self._reference_memo[1]
-        return dataclasses.replace(memo, problems=list(memo.problems))
+        return dataclasses.replace(memo, folder=folder, problems=list(memo.problems))
 
     def _selection(self, metrics: Sequence[str] | None) -> list[str]:
         """The metrics of one run: this evaluator's selection, or a subset of it."""
@@ -309,7 +318,7 @@ class Evaluator:
         problems = _report_problems({"reference": side}, [], self.strict)
         per_role = {role: side.per_file[output] for role, output in self.roles.items() if role != "logits"}
         if not side.files:
-            raise InputFolderError(f"no usable audio file in {folder}")
+            raise InputFolderError("no usable audio file in {folder}", folder=Path(folder))
         return ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features), \
             problems
 
@@ -322,6 +331,9 @@ class Evaluator:
         ``watch(phase, done, total)``: told each phase's progress after every chunk of files or pair
         (phases ``generated``, ``reference``, ``pairs``, ``metrics``); raising from it stops the run.
         """
+        limit = check_optional(check_int, limit, "limit", minimum=1)
+        if bootstrap != 0:
+            check_int(bootstrap, "bootstrap", minimum=2)  # 0: no intervals; one resampling gives no interval
         selected = self._selection(metrics)
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
         gen_folder, ref_path = Path(generated), Path(reference)

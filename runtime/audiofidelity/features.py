@@ -305,11 +305,22 @@ def exit_with_parent(parent: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+
+
+def stop_pool(pool) -> None:
+    """End a ``spawn_pool`` now: queued work cancelled, worker processes terminated (an interrupted run does not
+    wait for the chunks in flight), then the pool shut down."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):  # no public handle on them
+        process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 def spawn_pool(workers: int):
     """A process pool for decoding and frontends (spawned: no fork of a process that has torch threads); its
-    workers exit on their own when this process dies."""
+    workers exit on their own when this process dies, and ignore Ctrl-C (``stop_pool`` ends them)."""
     import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor

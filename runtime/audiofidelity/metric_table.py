@@ -67,7 +67,7 @@ class EvaluationData:
         """FD of generated rows against the reference's ``role`` (its statistics file's Gaussian when there is
         one and the covariance is the originals'), with its details (``frechet.frechet_distance_checked``)."""
         if self.reference_stats is not None and self.options.covariance == "mle":
-            return self.reference_stats.frechet_distance(role, generated), {"covariance": "mle"}
+            return self.reference_stats.frechet_distance_checked(role, generated)
         reference = self.reference_rows(role)
         return frechet.frechet_distance_checked(generated, reference, covariance=self.options.covariance)
 

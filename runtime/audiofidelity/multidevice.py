@@ -63,10 +63,10 @@ class MultiDeviceEvaluator(Evaluator):
         super().__init__(device=devices[0], **settings)
         self.replicas = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
 
-    def close(self) -> None:
+    def close(self, *, now: bool = False) -> None:
         for replica in self.replicas[1:]:
-            replica.close()
-        super().close()
+            replica.close(now=now)
+        super().close(now=now)
 
     def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
         """One shard per device, in threads; ``watch`` is told only of a single device's run."""

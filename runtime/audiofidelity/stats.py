@@ -159,3 +159,11 @@ class ReferenceStats:
         if stats.per_file is not None:
             return frechet.frechet_distance_from_features(generated, self.features(role))
         return frechet.frechet_distance_to_statistics(generated, stats.mean, stats.cov)
+
+    def frechet_distance_checked(self, role: str, generated: np.ndarray) -> tuple[float, dict]:
+        """``frechet_distance`` with the notes and warnings a folder reference gets (the rows when the file stores
+        them, else its Gaussian: ``frechet.frechet_distance_to_statistics_checked``)."""
+        stats = self.role(role)
+        if stats.per_file is not None:
+            return frechet.frechet_distance_checked(generated, self.features(role))
+        return frechet.frechet_distance_to_statistics_checked(generated, stats.mean, stats.cov, stats.count)

@@ -2,10 +2,12 @@
 ``eval.py --log_path``), with the models loaded and the reference features computed once.
 
 Folders are the directories under the log directory whose names match a glob (default ``val_*``),
-searched recursively. Each result is written beside its folder as ``<folder>.audiofidelity.json``
-together with a fingerprint of what it was computed from (the content of the folder's files and of the
-reference, metrics and settings), written atomically; a folder whose fingerprint is unchanged is skipped
-unless ``force``.
+searched recursively. Each result is written into the log directory's own results folder, never into a
+folder that is evaluated: ``<log dir>/audiofidelity-results/<folder path under the log dir>.json``
+(``RESULTS_DIR``, which the search skips), together with a fingerprint of what it was computed from (the
+content of the folder's files and of the reference, metrics and settings); a folder whose fingerprint is
+unchanged is skipped unless ``force``. A folder that could not be evaluated (empty, or no usable file) is
+listed with its reason (``LogResult.error``) and gets no result file.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from .artifacts import file_sha256
+from .cache import content_identity
 from .errors import InputFolderError
 from .evaluate import Evaluator
 from .outputs import write_text
@@ -24,7 +26,8 @@ from .reporting import align
 
 log = logging.getLogger(__name__)
 
-RESULT_SUFFIX = ".audiofidelity.json"
+RESULTS_DIR = "audiofidelity-results"
+"""Folder under the log directory holding the results; never searched for generation folders."""
 DEFAULT_GLOB = "val_*"
 
 
@@ -36,6 +39,11 @@ class LogResult:
     step: int | None
     report: dict
     reused: bool
+
+    @property
+    def error(self) -> str | None:
+        """Why no metric could be computed for this folder (empty, no usable file), else None."""
+        return self.report.get("error")
 
 
 def step_of(folder: Path) -> int | None:
@@ -55,22 +63,24 @@ def find_generation_folders(log_dir: str | Path, pattern: str = DEFAULT_GLOB) ->
     root = Path(log_dir)
     if not root.is_dir():
         raise InputFolderError(f"log folder not found: {root}")
-    folders = [p for p in root.rglob(pattern) if p.is_dir()]
+    results = root / RESULTS_DIR
+    folders = [p for p in root.rglob(pattern) if p.is_dir() and p != results and results not in p.parents]
     if not folders:
         raise InputFolderError(f"no folder matching {pattern!r} under {root}")
     return sorted(folders, key=lambda p: (step_of(p) is None, step_of(p) or 0, str(p)))
 
 
-def result_path(folder: Path) -> Path:
-    return folder.with_name(folder.name + RESULT_SUFFIX)
+def result_path(folder: Path, log_dir: str | Path) -> Path:
+    """Where ``folder``'s result is written: ``<log_dir>/RESULTS_DIR/<folder under log_dir>.json``."""
+    inside = Path(folder).relative_to(log_dir)
+    return Path(log_dir) / RESULTS_DIR / inside.parent / f"{inside.name}.json"
 
 
 def _contents(path: Path, evaluator: Evaluator) -> list[tuple[str, str]]:
     """(name, content sha256) of a file, or of each file in a folder; hashed again only when a file's stamp
     (inode, size, mtime, ctime) moved, through the feature cache's memo."""
     files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
-    digest = evaluator.cache.content_sha256 if evaluator.cache else file_sha256
-    return [(p.name, digest(p)) for p in files]
+    return [(p.name, content_identity(p, evaluator.cache)) for p in files]
 
 
 def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
@@ -89,7 +99,7 @@ def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Pa
     reference = Path(reference)
     results = []
     for folder in find_generation_folders(log_dir, pattern):
-        target = result_path(folder)
+        target = result_path(folder, log_dir)
         key = fingerprint(folder, reference, evaluator, limit)
         if not force and target.is_file():
             try:
@@ -104,8 +114,10 @@ def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Pa
             report = evaluator.evaluate(folder, reference, limit=limit).report
         except InputFolderError as exc:  # an empty generation folder: say so, go on with the others
             log.warning("%s: %s", folder, exc)
+            results.append(LogResult(folder, step_of(folder), {"metrics": {}, "error": str(exc)}, reused=False))
             continue
         if write:
+            target.parent.mkdir(parents=True, exist_ok=True)
             write_text(target, json.dumps({"fingerprint": key, "folder": str(folder), "step": step_of(folder),
                                            "report": report}, indent=2) + "\n", option="eval-logs result")
         results.append(LogResult(folder, step_of(folder), report, reused=False))
@@ -116,7 +128,8 @@ def format_steps(results: list[LogResult]) -> str:
     """One line per folder, by step: the metrics computed, so a training curve reads top to bottom."""
     if not results:
         return "no generation folder evaluated"
-    keys = [k for k, v in results[0].report["metrics"].items() if not isinstance(v, list)]
+    first = next((r.report["metrics"] for r in results if r.report["metrics"]), {})
+    keys = [k for k, v in first.items() if not isinstance(v, list)]
     header = ["step", "folder", *keys]
     rows = [[str(r.step) if r.step is not None else "-", r.folder.name + (" (reused)" if r.reused else ""),
              *("n/a" if r.report["metrics"].get(k) is None else f"{r.report['metrics'][k]:.6g}" for k in keys)]

@@ -104,40 +104,18 @@ CLIP_REPORT = 1e-6
 """Negative eigenvalue mass (relative to the trace) above which the clipping to 0 is reported."""
 
 
-def frechet_distance_checked(features1: np.ndarray, features2: np.ndarray, *, covariance: str = "mle",
-                             names: tuple[str, str] = ("generated", "reference")) -> tuple[float, dict]:
-    """FD between two (n, d) and (m, d) feature matrices with what a reader needs to trust it.
-
-    ``covariance``: ``mle`` (the originals' sample covariance; exact nuclear-norm trace when a set has no more
-    rows than dimensions), ``ledoit-wolf`` or ``oas`` (``covariance.py``). Never negative or complex: negative
-    eigenvalues from rounding are clipped at 0 and reported (``clipped_eigenvalues``) above ``CLIP_REPORT`` of
-    the trace, and a total below 0 (identical sets, rounding) is reported and returned as 0. ``warnings`` names
-    (``names``) a set with no more rows than dimensions (its covariance is singular).
-    """
-    from .covariance import estimate
-
-    x, y = _feature_matrix(features1), _feature_matrix(features2)
-    n, m, d = len(x), len(y), x.shape[1]
-    if y.shape[1] != d:
-        raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
+def _checked(n: int, m: int, d: int, covariance: str, names: tuple[str, str], compute) -> tuple[float, dict]:
+    """``compute() -> (value, clipped share, extra details)`` with the notes every FD carries, whatever the
+    reference (rows or a statistics file's Gaussian): rows and dimensions, the singular-covariance warning,
+    clipped eigenvalues above ``CLIP_REPORT``, and a negative total reported and returned as 0."""
     details: dict = {"covariance": covariance, "rows": [n, m], "dimensions": d}
     warnings = []
     if min(n, m) <= d:
         warnings.append(f"the {names[0] if n <= m else names[1]} set has {min(n, m)} rows for {d} dimensions: its "
                         f"covariance is singular and FD is biased upwards; compare only sets of equal size"
                         + ("; --covariance ledoit-wolf or oas estimates it better" if covariance == "mle" else ""))
-    if covariance == "mle" and min(n, m) <= d:
-        value, clipped = frechet_distance_from_features(x, y), 0.0  # exact: no eigenvalue to clip
-    else:
-        if covariance == "mle":  # GaussianStats, as every FD here (statistics files included) computes it
-            (mu1, sigma1), (mu2, sigma2), delta1, delta2 = gaussian_statistics(x), gaussian_statistics(y), None, None
-        else:
-            (mu1, sigma1, delta1), (mu2, sigma2, delta2) = estimate(x, covariance), estimate(y, covariance)
-        trace_sqrt, clipped = trace_sqrt_product_checked(sigma1, sigma2)
-        diff = mu1 - mu2
-        value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
-        if delta1 is not None:
-            details["shrinkage"] = [delta1, delta2]
+    value, clipped, extra = compute()
+    details.update(extra)
     if clipped > CLIP_REPORT:
         details["clipped_eigenvalues"] = clipped
         warnings.append(f"negative eigenvalues worth {clipped:.2g} of the trace were clipped to 0 (rounding of a "
@@ -149,6 +127,63 @@ def frechet_distance_checked(features1: np.ndarray, features2: np.ndarray, *, co
     if warnings:
         details["warnings"] = warnings
     return value, details
+
+
+def frechet_distance_checked(features1: np.ndarray, features2: np.ndarray, *, covariance: str = "mle",
+                             names: tuple[str, str] = ("generated", "reference")) -> tuple[float, dict]:
+    """FD between two (n, d) and (m, d) feature matrices with what a reader needs to trust it.
+
+    ``covariance``: ``mle`` (the originals' sample covariance; exact nuclear-norm trace when a set has no more
+    rows than dimensions), ``ledoit-wolf`` or ``oas`` (``covariance.py``). Never negative or complex: negative
+    eigenvalues from rounding are clipped at 0 and reported (``clipped_eigenvalues``) above ``CLIP_REPORT`` of
+    the trace, and a total below 0 (identical sets, rounding) is reported and returned as 0. ``warnings`` names
+    (``names``) a set with no more rows than dimensions (its covariance is singular). A statistics-file
+    reference gets the same notes (``frechet_distance_to_statistics_checked``).
+    """
+    from .covariance import estimate
+
+    x, y = _feature_matrix(features1), _feature_matrix(features2)
+    n, m, d = len(x), len(y), x.shape[1]
+    if y.shape[1] != d:
+        raise ValueError(f"feature widths differ: {x.shape} vs {y.shape}")
+
+    def compute() -> tuple[float, float, dict]:
+        if covariance == "mle" and min(n, m) <= d:
+            return frechet_distance_from_features(x, y), 0.0, {}  # exact: no eigenvalue to clip
+        if covariance == "mle":  # GaussianStats, as every FD here (statistics files included) computes it
+            (mu1, sigma1), (mu2, sigma2), delta1, delta2 = gaussian_statistics(x), gaussian_statistics(y), None, None
+        else:
+            (mu1, sigma1, delta1), (mu2, sigma2, delta2) = estimate(x, covariance), estimate(y, covariance)
+        trace_sqrt, clipped = trace_sqrt_product_checked(sigma1, sigma2)
+        diff = mu1 - mu2
+        value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt)
+        return value, clipped, ({"shrinkage": [delta1, delta2]} if delta1 is not None else {})
+
+    return _checked(n, m, d, covariance, names, compute)
+
+
+def frechet_distance_to_statistics_checked(features: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, count2: int, *,
+                                           names: tuple[str, str] = ("generated", "reference")
+                                           ) -> tuple[float, dict]:
+    """``frechet_distance_checked`` against a reference given as its Gaussian N(mu2, sigma2) of ``count2`` rows (a
+    statistics file without features): the same clipping, notes and warnings as against the rows themselves.
+    When the features have no more rows than dimensions the trace is exact (``frechet_distance_to_statistics``),
+    else it comes from the symmetric eigendecompositions, clipping reported as for rows."""
+    x = _feature_matrix(features)
+    n, d = x.shape
+    mu2, sigma2 = np.atleast_1d(np.asarray(mu2, np.float64)), np.atleast_2d(np.asarray(sigma2, np.float64))
+    if mu2.shape != (d,) or sigma2.shape != (d, d):
+        raise ValueError(f"feature width {d} does not match the statistics' {mu2.shape}")
+
+    def compute() -> tuple[float, float, dict]:
+        if n <= d:
+            return frechet_distance_to_statistics(x, mu2, sigma2), 0.0, {}  # exact: no eigenvalue to clip
+        mu1, sigma1 = gaussian_statistics(x)
+        trace_sqrt, clipped = trace_sqrt_product_checked(sigma1, sigma2)
+        diff = mu1 - mu2
+        return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt), clipped, {}
+
+    return _checked(n, int(count2), d, "mle", names, compute)
 
 
 def frechet_distance_to_statistics(features: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:

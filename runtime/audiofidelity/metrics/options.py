@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass
 
 from .covariance import COVARIANCES
 from .kad import BANDWIDTH_SOURCES
+from ..validation import check_int, check_positive
 
 INF_DRAWS = ("frames", "clips")
 
@@ -34,12 +35,13 @@ class MetricOptions:
             if self.kad_bandwidth not in BANDWIDTH_SOURCES:
                 raise ValueError(f"kad_bandwidth must be one of {', '.join(BANDWIDTH_SOURCES)} or a positive number, "
                                  f"got {self.kad_bandwidth!r}")
-        elif not self.kad_bandwidth > 0:
-            raise ValueError(f"kad_bandwidth must be positive, got {self.kad_bandwidth}")
+        else:
+            check_positive(self.kad_bandwidth, "kad_bandwidth")  # NaN, inf, 0 and negatives refused
         if self.inf_draw not in INF_DRAWS:
             raise ValueError(f"inf_draw must be one of {', '.join(INF_DRAWS)}, got {self.inf_draw!r}")
-        if self.inf_min < 2 or self.inf_steps < 2:
-            raise ValueError(f"inf_min and inf_steps must be >= 2, got {self.inf_min} and {self.inf_steps}")
+        check_int(self.inf_min, "inf_min", minimum=2)
+        check_int(self.inf_steps, "inf_steps", minimum=2)
+        check_int(self.seed, "seed", minimum=0)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -28,6 +28,7 @@ from starlette.exceptions import HTTPException
 from .. import __version__, models_cli, registry
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..errors import ServerStateError
+from ..validation import check_int, check_optional, check_positive
 from .jobstore import STATUSES, Job, JobStore, move_aside, now, rebuild, write_request
 from .limits import RequestLimits
 from .uploads import UploadError, UploadLimits, discard, store_side
@@ -56,6 +57,9 @@ class ServerConfig:
     cors_origins: tuple[str, ...] = ()
     run_jobs: bool = True
     """False: queue and store jobs without running them (an API front end; tests of queued jobs)."""
+
+    def __post_init__(self) -> None:  # serve's --request-timeout, checked as there
+        check_positive(self.request_timeout, "request_timeout")
 
 
 def parse_metrics(text: str | None, backbone: str) -> list[str] | None:
@@ -90,9 +94,10 @@ def _request_settings(form) -> dict:
     rate = _int_field(form.get("sampling_rate"), "sampling_rate", 16000)
     if rate not in rates[backbone]:
         raise HTTPException(400, f"Invalid sampling_rate {rate} for {backbone}. Available: {list(rates[backbone])}")
-    limit = _int_field(form.get("limit_num"), "limit_num", None)
-    if limit is not None and limit < 1:
-        raise HTTPException(400, f"limit_num must be >= 1, got {limit}")
+    try:  # the check Evaluator.evaluate and --limit make
+        limit = check_optional(check_int, _int_field(form.get("limit_num"), "limit_num", None), "limit_num", minimum=1)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
     fad_model = str(form.get("fad_model") or "vggish")
     if fad_model not in registry.fad_models():
         raise HTTPException(400, f"Invalid fad_model '{fad_model[:40]}'. Available: {list(registry.fad_models())}")

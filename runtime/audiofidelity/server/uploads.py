@@ -15,6 +15,8 @@ from typing import BinaryIO, Iterable
 
 import soundfile as sf
 
+from ..validation import check_int
+
 MAX_NAME_BYTES = 200
 _COPY_BLOCK = 1 << 20
 
@@ -34,6 +36,10 @@ class UploadLimits:
     max_file_bytes: int = 200 * 2**20
     max_request_bytes: int = 2 * 2**30
     max_files: int = 1000
+
+    def __post_init__(self) -> None:
+        for name in ("max_file_bytes", "max_request_bytes", "max_files"):
+            check_int(getattr(self, name), name, minimum=1)
 
 
 def _is_mp3(head: bytes) -> bool:
@@ -109,13 +115,33 @@ def store_side(side: str, files: Iterable[tuple[str | None, BinaryIO]], folder: 
         source.seek(0)
         size = _copy_limited(source, target, limits.max_file_bytes, f"{side}/{name}")
         try:
-            info = sf.info(str(target))
-        except (RuntimeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors; they name the server path
-            detail = str(exc).replace(str(target), f"{side}/{name}")
-            raise UploadError(f"{side}/{name}: looks like {kind} but cannot be decoded: {detail}", status=415) from exc
+            with open(target, "rb") as stored_file:  # read through a reader named as the client named it, so
+                info = sf.info(_UploadReader(stored_file, f"{side}/{name}"))  # libsndfile's errors name no server path
+        except (RuntimeError, ValueError) as exc:  # libsndfile's errors are RuntimeErrors
+            raise UploadError(f"{side}/{name}: looks like {kind} but cannot be decoded: {exc}", status=415) from exc
         stored.append({"name": name, "bytes": size, "type": kind, "sample_rate": info.samplerate,
                        "channels": info.channels, "seconds": round(info.duration, 3)})
     return stored
+
+
+class _UploadReader:
+    """A stored upload as libsndfile reads it (its virtual I/O: read, seek, tell), shown by ``repr`` as
+    ``side/name``, which is what libsndfile's error messages name."""
+
+    def __init__(self, file: BinaryIO, shown: str) -> None:
+        self._file, self._shown = file, shown
+
+    def read(self, size: int = -1) -> bytes:
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def __repr__(self) -> str:
+        return repr(self._shown)
 
 
 def discard(folder: Path) -> None:

@@ -8,17 +8,19 @@ it runs stops there (at the next chunk of files) and is removed with its uploads
 """
 from __future__ import annotations
 
-import json
+import copy
 import logging
+import os
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 
 from ..cache import FeatureCache
 from ..errors import AudioFidelityError
 from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
 from ..runner import DEFAULT_BATCH_SIZE
+from ..validation import check_int
 from .jobstore import Job, JobStore
 from .uploads import discard
 
@@ -62,6 +64,10 @@ class RunSettings:
     cache: bool = True
     max_memory: int | None = None
     """Bytes one clip may take in each job (None: half the memory available when the evaluator is built)."""
+
+    def __post_init__(self) -> None:  # the checks of Evaluator (and serve's --batch-size, --workers)
+        check_int(self.batch_size, "batch_size", minimum=1)
+        check_int(self.workers, "workers", minimum=0)
 
 
 def models_needed(backbone: str, metrics: list[str] | None) -> frozenset[str]:
@@ -130,27 +136,59 @@ class JobRunner:
             finished = not self.store.remove_cancelled(job.id)
         except (AudioFidelityError, ValueError, OSError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
-            finished = self.store.fail(job.id, self.public(str(exc), folder))
+            finished = self.store.fail(job.id, self.public_error(exc, folder))
         except Exception as exc:  # a bug must fail the job with its reason, not kill the worker
             log.exception("job %s: internal error", job.id)
-            finished = self.store.fail(job.id, self.public(f"internal error ({type(exc).__name__}: {exc})", folder))
+            finished = self.store.fail(job.id, f"internal error ({type(exc).__name__}); see the server log")
         else:
-            finished = self.store.complete(job.id, json.loads(self.public(json.dumps(result.report), folder)))
+            finished = self.store.complete(job.id, self.public_report(result.report, folder))
             if finished:
                 log.info("job %s: completed", job.id)
         if not finished:
             log.info("job %s: deleted while running; stopped and removed", job.id)
         discard(folder)
 
-    def public(self, text: str, folder: Path) -> str:
-        """``text`` with no server-side path: the job's folder becomes its job-relative names (``generated``,
-        ``reference``), the data, models and cache folders their option names."""
+    def public_value(self, value: object, folder: Path) -> str:
+        """A report's or an error's field as the service shows it: a path inside the job's folder relative to it
+        (``generated``, ``reference/a.wav``), the data, models or cache folder (or a path inside one) by its
+        option name (``MODELS_DIR/vggish.pt2``), any other path by its file name alone; anything else as ``str``.
+        Paths are compared as paths (made absolute), never searched for in text."""
+        if not isinstance(value, PurePath):
+            return str(value)
+        path = Path(os.path.abspath(value))
         cache = FeatureCache().root if self.settings.cache else None
-        for path, name in ((folder, "."), (self.jobs_dir.parent, "DATA_DIR"), (self.settings.models_dir, "MODELS_DIR"),
+        for root, name in ((folder, None), (self.jobs_dir.parent, "DATA_DIR"), (self.settings.models_dir, "MODELS_DIR"),
                            (cache, "FEATURE_CACHE")):
-            if path is not None:
-                text = text.replace(f"{path}/", "" if name == "." else f"{name}/").replace(str(path), name)
-        return text
+            if root is None:
+                continue
+            root = Path(os.path.abspath(root))
+            if path == root or root in path.parents:
+                inside = path.relative_to(root).as_posix()
+                return inside if name is None else name if inside == "." else f"{name}/{inside}"
+        return path.name
+
+    def public_error(self, exc: BaseException, folder: Path) -> str:
+        """A failed job's error as the service shows it: built from the error's structured fields
+        (``AudioFidelityError.render``; an ``OSError``'s ``strerror`` and ``filename``), paths shown by
+        ``public_value``."""
+        if isinstance(exc, AudioFidelityError):
+            return exc.render(lambda value: self.public_value(value, folder))
+        if isinstance(exc, OSError):
+            where = f": {self.public_value(Path(exc.filename), folder)}" if exc.filename else ""
+            return f"{exc.strerror or type(exc).__name__}{where}"
+        return str(exc)  # a ValueError names settings and values, not paths
+
+    def public_report(self, report: dict, folder: Path) -> dict:
+        """The report as the service stores it: each side's folder by its job-relative name, the feature cache by
+        its option name; nothing else in a report names a path (problems name files by their upload names)."""
+        out = copy.deepcopy(report)
+        for entry in out["files"].values():
+            if isinstance(entry, dict) and "folder" in entry:
+                entry["folder"] = self.public_value(Path(entry["folder"]), folder)
+        provenance = out.get("provenance", {})
+        if provenance.get("feature_cache") is not None:
+            provenance["feature_cache"] = self.public_value(Path(provenance["feature_cache"]), folder)
+        return out
 
     def run_next(self) -> bool:
         """Run the oldest queued job, if any; whether there was one."""
