@@ -21,7 +21,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from audiofidelity import artifacts
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 seconds, chunk, models = float(sys.argv[1]), sys.argv[2], sys.argv[3]
 art = artifacts.load("mert-v1-95m", directory=models)

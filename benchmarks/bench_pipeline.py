@@ -61,7 +61,7 @@ def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3, b
     import torch
 
     from audiofidelity.artifacts import load
-    from audiofidelity.frontends import apply_frontend
+    from audiofidelity.models import apply_frontend
 
     artifact = load("cnn14-16k", directory=models_dir)
     rng = np.random.default_rng(0)
@@ -269,7 +269,7 @@ def batching_cost(models_dir: Path, clips: int = 8, repeats: int = 3) -> None:
     import torch
 
     from audiofidelity.artifacts import load
-    from audiofidelity.frontends import apply_frontend
+    from audiofidelity.models import apply_frontend
 
     rng = np.random.default_rng(0)
     waves = [(0.1 * rng.standard_normal(160000)).astype(np.float32) for _ in range(clips)]

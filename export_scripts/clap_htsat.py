@@ -26,6 +26,10 @@ from torch import nn
 from checkpoints import load_strict
 from cnn14 import check_frontend_buffers
 
+FAMILY = "clap"
+"""The model family (``audiofidelity/models/clap.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 VARIANTS = {
     "clap-630k-audioset": dict(embed_dim=96, depths=(2, 2, 6, 2)),
     "clap-music": dict(embed_dim=128, depths=(2, 2, 12, 2)),

@@ -22,6 +22,10 @@ from torch import nn
 
 from checkpoints import load_strict
 
+FAMILY = "cnn14"
+"""The model family (``audiofidelity/models/cnn14.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 MIN_FRAMES = 32
 """Shortest time axis CNN14 takes (five 2x2 poolings leave one frame). torch.export guards on
 ``frames // 32 != 1`` unless sizes are size-oblivious (``export_config`` below), which keeps 32-63 frames:

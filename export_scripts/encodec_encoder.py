@@ -26,6 +26,10 @@ from torch._higher_order_ops.scan import scan
 
 from checkpoints import load_strict
 
+FAMILY = "encodec"
+"""The model family (``audiofidelity/models/encodec.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 VARIANTS = {
     "encodec-24k": dict(sample_rate=24000, channels=1, causal=True, group_norm=False, segment_seconds=None),
     "encodec-48k": dict(sample_rate=48000, channels=2, causal=False, group_norm=True, segment_seconds=1.0),

@@ -43,11 +43,34 @@ import torch
 import audiofidelity
 from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION, bound_fields, cache_root,
                                      file_sha256)
+from audiofidelity import models
 from audiofidelity.registry import names, registry_entry
 
-ARCHITECTURES = {"cnn14": "cnn14", "vggish": "vggish", "mert": "mert", "encodec": "encodec_encoder",
-                 "clap": "clap_htsat", "sc09": "sc09_resnext"}
-"""Architecture name (registry ``architecture``) -> module in this folder that builds it."""
+HERE = Path(__file__).resolve().parent
+
+
+def builders() -> dict[str, str]:
+    """Model family -> the module in this folder that builds its artifacts: every module declaring
+    ``FAMILY = "<name>"`` at its top level (read with ``ast``, nothing imported), so a new family's export module
+    is found with no table to edit."""
+    import ast
+
+    found = {}
+    for path in sorted(HERE.glob("*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["FAMILY"] \
+                    and isinstance(node.value, ast.Constant):
+                found[node.value.value] = path.stem
+    return found
+
+
+def builder_for(name: str):
+    """The export module that builds registry artifact ``name`` (its family's)."""
+    family = models.family_of(name).name
+    module = builders().get(family)
+    if module is None:
+        raise SystemExit(f"no export module in {HERE} declares FAMILY = {family!r} (needed for {name})")
+    return importlib.import_module(module)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -86,9 +109,9 @@ def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple
 def export(name: str, source: Path, out: Path, *, pca: Path | None = None, source_revision: str | None = None) -> Path:
     """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path."""
     entry = registry_entry(name)
-    if pca is not None and entry.architecture != "vggish":
+    builder = builder_for(name)
+    if pca is not None and not hasattr(builder, "write_pca"):
         raise SystemExit(f"--pca applies to vggish only, not {name}")
-    builder = importlib.import_module(ARCHITECTURES[entry.architecture])
     spec = builder.build(name, source)
     module = spec["module"].eval()
     torch._dynamo.reset()  # a second export in one process would reuse the first one's traces of scan steps
@@ -97,7 +120,24 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None, sourc
         program = torch.export.export(module, spec["example_inputs"], dynamic_shapes=spec["dynamic_shapes"],
                                       **spec.get("export_kwargs", {}))
     _check_against_eager(module, program, spec["example_inputs"], name)
+    postprocess = None
+    if pca is not None:
+        def postprocess(out: Path) -> dict:  # written first: its sha256 is part of what the program seals
+            pca_path = out / f"{name}{builder.PCA_FILE_SUFFIX}"
+            _atomic_write(pca_path, lambda tmp: builder.write_pca(pca, Path(tmp)))
+            return {"kind": "vggish_pca", "file": pca_path.name, "sha256": file_sha256(pca_path),
+                    "source": {"file": pca.name, "sha256": file_sha256(pca)}}
+    return write_artifact(name, program, spec, out, source=source, source_revision=source_revision,
+                          postprocess=postprocess)
 
+
+def write_artifact(name: str, program, spec: dict, out: Path, *, source: Path, source_revision: str | None = None,
+                   postprocess=None) -> Path:
+    """Write an exported ``program`` as registry artifact ``name`` into ``out``: the manifest (from ``spec``:
+    frontend, inputs, outputs, citation; the registry entry: backbone, licence, source), sealed inside the
+    ``.pt2``, and the manifest file; return its path. ``postprocess(out) -> dict``: writes post-processing data
+    and returns the manifest's ``postprocess`` section."""
+    entry = registry_entry(name)
     out.mkdir(parents=True, exist_ok=True)
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
@@ -114,11 +154,8 @@ def export(name: str, source: Path, out: Path, *, pca: Path | None = None, sourc
         "license": entry.license,
         "citation": spec["citation"],
     }
-    if pca is not None:  # written first: its sha256 is part of what the program seals
-        pca_path = out / f"{name}{builder.PCA_FILE_SUFFIX}"
-        _atomic_write(pca_path, lambda tmp: builder.write_pca(pca, Path(tmp)))
-        manifest["postprocess"] = {"kind": "vggish_pca", "file": pca_path.name, "sha256": file_sha256(pca_path),
-                                   "source": {"file": pca.name, "sha256": file_sha256(pca)}}
+    if postprocess is not None:
+        manifest["postprocess"] = postprocess(out)
     program_path = out / f"{name}.pt2"
     sealed = {EMBEDDED_MANIFEST: json.dumps(bound_fields(manifest), sort_keys=True)}
     _atomic_write(program_path, lambda tmp: torch.export.save(program, tmp, extra_files=sealed))

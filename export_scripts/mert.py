@@ -22,6 +22,10 @@ from torch import nn
 
 from checkpoints import load_strict
 
+FAMILY = "mert"
+"""The model family (``audiofidelity/models/mert.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 MIN_SAMPLES = 720
 """Shortest input the conv stack accepts at 24 kHz (one output frame needs 400 samples; torch.export's
 guards hold from 720)."""

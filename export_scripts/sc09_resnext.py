@@ -23,6 +23,10 @@ from torch import nn
 
 from checkpoints import load_strict
 
+FAMILY = "sc09"
+"""The model family (``audiofidelity/models/sc09.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 CARDINALITY, DEPTH, BASE_WIDTH, WIDEN, LABELS = 8, 29, 64, 4, 10
 STAGES = (64, 64 * WIDEN, 128 * WIDEN, 256 * WIDEN)
 FRONTEND = dict(kind="sc09_mel", sample_rate=16000, samples=16000, n_fft=2048, hop_length=512, n_mels=32,

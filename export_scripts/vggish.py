@@ -20,6 +20,10 @@ from torch import nn
 
 from checkpoints import load_strict
 
+FAMILY = "vggish"
+"""The model family (``audiofidelity/models/vggish.py``) whose artifacts this module builds; ``export.py`` finds
+it by this."""
+
 FRONTEND = dict(kind="vggish_examples", sample_rate=16000, window_length=400, hop_length=160, fft_length=512,
                 n_mels=64, fmin=125.0, fmax=7500.0, log_offset=0.01, example_frames=96, example_hop=96)
 CITATION = ("Hershey, S. et al. CNN Architectures for Large-Scale Audio Classification. ICASSP 2017. "

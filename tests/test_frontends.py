@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.errors import ManifestError
-from audiofidelity.frontends import apply_frontend, log_mel
+from audiofidelity.frontends import log_mel
+from audiofidelity.models import apply_frontend
 
 from fixtures import checkpoints
 

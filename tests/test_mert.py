@@ -7,7 +7,7 @@ import torch
 
 from audiofidelity import artifacts, cli
 from audiofidelity.audio import Conditioning, load_conditioned
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.metrics.frechet import frechet_distance_from_features, frechet_distance_per_layer
 from audiofidelity.resample import resample
 from audiofidelity.runner import EmbeddingRunner
@@ -153,7 +153,7 @@ def test_manifest_frontend_comes_from_the_preprocessor_config(models_dir):
 
 
 def test_chunked_frontend_cuts_equal_windows_ending_at_the_clip_end():
-    from audiofidelity.frontends import mert_waveform
+    from audiofidelity.models.mert import mert_waveform
 
     wave = np.random.RandomState(0).standard_normal(10 * 24000).astype(np.float32) * 0.1 + 0.05
     windows = mert_waveform(wave, sample_rate=24000, chunk_samples=4 * 24000)

@@ -112,3 +112,32 @@ def test_metrics_on_the_originals_features_equal_the_originals_numbers(run):
             want["kullback_leibler_divergence_softmax"], abs=1e-5)
         assert kl_divergence(f["gen/logits"], f["ref/logits"], mode="sigmoid") == pytest.approx(
             want["kullback_leibler_divergence_sigmoid"], abs=1e-4)
+
+
+def test_not_enough_data_is_unavailable_but_a_defect_inside_a_metric_propagates():
+    """``MetricUnavailableError`` (too few clips) becomes ``null`` with its reason; any other exception, a shape
+    bug's ``ValueError`` included, is not silently turned into "unavailable"."""
+    from audiofidelity import metric_table
+    from audiofidelity.errors import MetricUnavailableError
+
+    class Data:
+        details: dict = {}
+
+    spec = metric_table.METRICS["kad"]
+    real = spec.compute
+
+    def too_few(data):
+        raise MetricUnavailableError("KAD needs at least 2 embedding rows on each side")
+
+    def defect(data):
+        return {"x": np.zeros(3) @ np.zeros(4)}  # a shape bug: ValueError from NumPy
+
+    try:
+        object.__setattr__(spec, "compute", too_few)
+        values, unavailable = metric_table.compute_metrics(["kad"], Data(), None)
+        assert values[spec.keys[0]] is None and "at least 2" in unavailable[spec.keys[0]]
+        object.__setattr__(spec, "compute", defect)
+        with pytest.raises(ValueError, match="matmul"):
+            metric_table.compute_metrics(["kad"], Data(), None)
+    finally:
+        object.__setattr__(spec, "compute", real)

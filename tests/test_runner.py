@@ -5,7 +5,7 @@ import pytest
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.errors import InvalidAudioError
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.metrics import sc09
 from conftest import GOLDEN
 

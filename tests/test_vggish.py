@@ -9,8 +9,8 @@ import torch
 from audiofidelity import artifacts, cli, evaluate
 from audiofidelity.audio import Conditioning, load_conditioned
 from audiofidelity.errors import ChecksumMismatchError, ManifestError
-from audiofidelity.frontends import apply_frontend, htk_mel_matrix
-from audiofidelity.runner import vggish_pca
+from audiofidelity.models import apply_frontend
+from audiofidelity.models.vggish import htk_mel_matrix, vggish_pca
 from conftest import GOLDEN, run_export
 from fixtures import checkpoints
 

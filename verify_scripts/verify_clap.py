@@ -28,7 +28,8 @@ import torch
 
 from audiofidelity import artifacts
 from audiofidelity.audio import condition, load_audio
-from audiofidelity.frontends import apply_frontend, window_starts
+from audiofidelity.frontends import window_starts
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 from common import Unavailable, add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
 

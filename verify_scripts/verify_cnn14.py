@@ -27,7 +27,7 @@ import torch
 
 from audiofidelity import artifacts, registry
 from audiofidelity.audio import Conditioning, load_conditioned
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 from common import audio_files, relative_error, verdict
 

@@ -27,7 +27,7 @@ import torch
 
 from audiofidelity import artifacts
 from audiofidelity.audio import condition, condition_stereo, load_audio
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 from common import add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
 

@@ -24,7 +24,7 @@ import torch
 
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.resample import resample
 from audiofidelity.runner import EmbeddingRunner
 from common import audio_files, relative_error, verdict

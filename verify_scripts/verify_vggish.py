@@ -23,7 +23,7 @@ import torch
 
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
-from audiofidelity.frontends import apply_frontend
+from audiofidelity.models import apply_frontend
 from audiofidelity.runner import EmbeddingRunner
 from common import add_two_set_options, audio_files, fad_difference, relative_error, verdict
 

@@ -388,7 +388,7 @@ def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
     section = artifact.manifest.raw.get("postprocess")
     if section is None:
         raise ManifestError(f"artifact {artifact.manifest.name!r} carries no post-processing data; re-export it "
-                            f"with it (for vggish: export.py vggish --pca vggish_pca_params-970ea276.pth ...)")
+                            f"with it: {export_command(artifact.manifest.name)}")
     path = plain_file_name(section.get("file"), artifact.path.parent, "postprocess.file")
     if not path.is_file():
         raise ArtifactNotFoundError(f"{path} (post-processing data of {artifact.manifest.name}) is missing")

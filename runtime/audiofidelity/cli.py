@@ -14,13 +14,16 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from . import __version__, embed_cli, models_cli, sc09_cli
+from .models import DEFAULTS, ModelOptionError, check_model_options, model_options
 from .registry import artifact_for, backbones, fad_models
 from .audio import CHANNEL_MODES, Conditioning
 from .cache import FeatureCache
 from .errors import AudioFidelityError, InputFolderError, OutputPathError
 from .evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list_folder, resolve_metrics
+from .settings import EvaluationSettings
 from .metrics.covariance import COVARIANCES
 from .metrics.kad import BANDWIDTH_SOURCES
 from .metrics.options import INF_DRAWS, MetricOptions
@@ -73,8 +76,10 @@ def _add_runtime_options(p: argparse.ArgumentParser) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that computes features: backbone, models, conditioning, cache."""
-    p.add_argument("--backbone", choices=sorted(backbones()), default="cnn14")
-    p.add_argument("--sr", type=int, default=16000, help="evaluation sample rate (16000 or 32000)")
+    rates = sorted({rate for served in backbones().values() for rate in served})
+    p.add_argument("--backbone", choices=sorted(backbones()), default=DEFAULTS.backbone)
+    p.add_argument("--sr", type=int, default=DEFAULTS.sample_rate,
+                   help=f"evaluation sample rate ({' or '.join(map(str, rates))})")
     _add_runtime_options(p)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, exact); bf16 (autocast) or tf32 (CUDA) trade accuracy for speed: opt-in only")
@@ -84,13 +89,15 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="torchaudio-equal sinc (audioldm_eval) or resampy kaiser_best")
     p.add_argument("--min-duration", type=MIN_DURATION, default=Conditioning.min_duration,
                    help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
-    p.add_argument("--fad-model", choices=list(fad_models()), default="vggish", metavar="NAME",
+    p.add_argument("--fad-model", choices=list(fad_models()), default=DEFAULTS.fad_model, metavar="NAME",
                    help="the embedding FAD reads (default %(default)s, as audioldm_eval): " + ", ".join(fad_models())
                         + "; 'audiofidelity models list' shows each")
-    p.add_argument("--fad-pca", action="store_true",
-                   help="apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before FAD (not audioldm_eval's)")
-    p.add_argument("--mert-chunk", type=arg_type(check_positive, "--mert-chunk"), default=None, metavar="SECONDS",
-                   help="mert: average layer means over windows of this length (long audio; not audioldm_eval's)")
+    for option in model_options().values():  # each model family's own settings, as it declares them
+        if option.flag_only:
+            p.add_argument(option.flag, action="store_true", help=option.help)
+        else:
+            p.add_argument(option.flag, type=_option_type(option), default=None, metavar=option.metavar,
+                           help=option.help)
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
     p.add_argument("--batch-across-clips", action="store_true",
@@ -281,10 +288,10 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         parser.error(str(exc))
     if args.precision == "tf32" and not _device(args.device).startswith("cuda"):
         parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
-    if args.mert_chunk is not None and args.backbone != "mert":  # its number is checked by its type
-        parser.error("--mert-chunk needs --backbone mert and a positive number of seconds")
-    if args.fad_pca and args.fad_model != "vggish":
-        parser.error(f"--fad-pca applies to --fad-model vggish only, not {args.fad_model}")
+    try:  # each option is checked by its type; here, that the run uses a model of its family
+        check_model_options(_model_option_values(args), backbone=args.backbone, fad_model=args.fad_model)
+    except ModelOptionError as exc:
+        parser.error(exc.command_line())
     if getattr(args, "inf", False):
         chosen = resolve_metrics(args.backbone, args.metrics)
         args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
@@ -302,19 +309,37 @@ def _device(requested: str) -> str:
 def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
     """The evaluator for these options: one process, or this rank's share under ``torchrun``."""
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
-    settings = dict(backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
-                    device=_device(args.device), batch_size=args.batch_size, conditioning=conditioning,
-                    strict=args.strict, lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), fad_pca=args.fad_pca,
-                    mert_chunk=args.mert_chunk, require_pinned=args.require_pinned, progress=not args.quiet,
-                    cache=not args.no_cache, workers=args.workers, precision=args.precision,
-                    max_memory=args.max_memory, batch_across_clips=args.batch_across_clips,
-                    fad_model=args.fad_model,
-                    metric_options=MetricOptions(covariance=getattr(args, "covariance", "mle"),
-                                                 kad_bandwidth=getattr(args, "kad_bandwidth", "reference"),
-                                                 inf_draw=getattr(args, "inf_draw", "frames")))
+    settings = EvaluationSettings(
+        backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
+        device=_device(args.device), batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
+        lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), require_pinned=args.require_pinned,
+        progress=not args.quiet, cache=not args.no_cache, workers=args.workers, precision=args.precision,
+        max_memory=args.max_memory, batch_across_clips=args.batch_across_clips, fad_model=args.fad_model,
+        metric_options=MetricOptions(covariance=getattr(args, "covariance", "mle"),
+                                     kad_bandwidth=getattr(args, "kad_bandwidth", "reference"),
+                                     inf_draw=getattr(args, "inf_draw", "frames")),
+        model_options=_model_option_values(args))
     if distributed_rank() is not None:
-        return DistributedEvaluator(**settings)
-    return Evaluator(**settings)
+        return DistributedEvaluator(settings)
+    return Evaluator(settings)
+
+
+def _model_option_values(args: argparse.Namespace) -> dict:
+    """The model families' options as given on the command line (unset ones left out)."""
+    return {name: getattr(args, name) for name in model_options()
+            if getattr(args, name, None) not in (None, False)}
+
+
+def _option_type(option) -> Callable[[str], object]:
+    """An argparse ``type=`` for a family's option: its parser, then its check (a bad value exits 2)."""
+    def parse(text: str) -> object:
+        try:
+            return option.check((option.parse or str)(text))
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{option.flag}: {exc}") from None
+
+    parse.__name__ = option.name
+    return parse
 
 
 def _is_writer() -> bool:

@@ -24,7 +24,7 @@ from .cache import FeatureCache
 from .errors import InvalidAudioError
 from .features import Feature, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage
 from .memory import default_budget
-from .registry import fad_models, registry_entry
+from .registry import entries, fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
 from .validation import check_int, check_optional
 
@@ -111,7 +111,7 @@ class Embedder:
         entry = registry_entry(model)
         if entry.role not in ("classifier", "embedding"):
             raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
-                             f"{'audiofidelity sc09 runs it' if model == 'sc09-resnext' else 'it has no Embedder'}")
+                             f"{f'audiofidelity {entry.backbone} runs it' if entry.role == 'benchmark' else 'it has no Embedder'}")
         self.artifact = load(model, directory=models_dir, device=device, lazy=True)  # the program loads on first use
         manifest = self.artifact.manifest
         offered = _outputs(manifest)
@@ -134,8 +134,9 @@ class Embedder:
             self.stage, _ = backbone_stage(self.artifact, run, rate=rate, keep=(feature,))
         else:
             if sample_rate is not None:
+                classifiers = ", ".join(e.name for e in entries() if e.role == "classifier")
                 raise ValueError(f"{model} takes audio at its own {manifest.sample_rate} Hz; sample_rate applies "
-                                 f"to the classifiers (cnn14-16k, cnn14-32k, mert-v1-95m)")
+                                 f"to the classifiers ({classifiers})")
             fad = next(m for m in fad_models().values() if m.artifact == model and m.layer is None)
             self.stage, _ = fad_stage(self.artifact, run, fad, keep=(feature,))
         spec = next(o for o in manifest.outputs if o["name"] == feature.output)

@@ -84,6 +84,11 @@ class BadFilesError(AudioFidelityError, ValueError):
     """Bad input files were found and the run was asked to be strict about them."""
 
 
+class MetricUnavailableError(AudioFidelityError, ValueError):
+    """A metric cannot be computed from the data at hand (too few clips, rows or pairs; a degenerate set): reported
+    as ``null`` with this reason. Any other exception inside a metric is a defect and propagates."""
+
+
 class IncompleteResultError(AudioFidelityError, RuntimeError):
     """A strict run (``--strict``) whose result left a metric unavailable or a pair out."""
 

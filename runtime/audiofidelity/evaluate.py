@@ -16,37 +16,37 @@ import logging
 import platform
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from . import __version__
-from . import diagnostics
+from . import diagnostics, models
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
-from .audio import Conditioning
 from .cache import FeatureCache, content_identity
 from .errors import BadFilesError, IncompleteResultError, InputFolderError, ManifestError
-from .features import (ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage, extract_features,
+from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage,
+                       extract_features,
                        fad_stage, timed)
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
                            bootstrap_intervals, compute_metrics, resolve_metrics)
-from .metrics import frechet, signal
-from .metrics.options import MetricOptions
+from .metrics import frechet
 from .memory import default_budget
 from .outputs import atomic_write, npz
-from .registry import FadModel, artifact_for, export_command, fad_model as find_fad_model
+from .models import DEFAULTS
+from .registry import artifact_for, export_command
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
-from .runner import DEFAULT_BATCH_SIZE, InputSpec
-from .validation import check_int, check_optional, check_positive
+from .runner import InputSpec
+from .settings import EvaluationSettings
+from .validation import check_int, check_optional
 
 log = logging.getLogger(__name__)
 
 PAIRING_THRESHOLD = 0.99
 SIDES = ("generated", "reference")
-DEFAULT_FAD_MODEL = "vggish"
 
 
 @dataclass
@@ -156,83 +156,65 @@ class Evaluator:
     ``FeatureCache``, or False/None for none.
     """
 
-    def __init__(self, *, backbone: str = "cnn14", sample_rate: int = 16000, metrics: Sequence[str] | None = None,
-                 models_dir: str | Path | None = None, device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE,
-                 conditioning: Conditioning | None = None, strict: bool = False,
-                 lsd_offset: int = signal.HIFIGAN_OFFSET, fad_pca: bool = False, mert_chunk: float | None = None,
-                 require_pinned: bool = False, progress: bool = True, cache: bool | FeatureCache | None = True,
-                 workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-                 batch_across_clips: bool = False, fad_model: str | FadModel = DEFAULT_FAD_MODEL,
-                 metric_options: MetricOptions | None = None) -> None:
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        workers = check_int(workers, "workers", minimum=0)
-        lsd_offset = check_int(lsd_offset, "lsd_offset", minimum=0)
-        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
-        mert_chunk = check_optional(check_positive, mert_chunk, "mert_chunk")
-        check_device(device)
-        self.memory_budget = max_memory if max_memory is not None else default_budget()
-        self.backbone, self.sample_rate, self.device, self.workers = backbone, sample_rate, device, workers
-        self.batch_size, self.batch_across_clips = batch_size, batch_across_clips
+    def __init__(self, settings: EvaluationSettings | None = None, **keywords: Any) -> None:
+        if settings is None:
+            settings = EvaluationSettings.from_keywords(**keywords)
+        elif keywords:
+            raise TypeError(f"pass either settings or keywords, not both (got {', '.join(keywords)})")
+        self.config = settings
+        check_device(settings.device)
+        self.memory_budget = settings.max_memory if settings.max_memory is not None else default_budget()
+        self.backbone, self.sample_rate = settings.backbone, settings.sample_rate
+        self.device, self.workers, self.batch_size = settings.device, settings.workers, settings.batch_size
+        self.batch_across_clips, self.precision = settings.batch_across_clips, settings.precision
         self._pool = None
-        self.precision = precision
-        self.conditioning = conditioning or Conditioning()
-        self.selected = resolve_metrics(backbone, metrics)
-        self.entry = artifact_for(backbone, sample_rate)
-        if mert_chunk is not None and (self.entry.architecture != "mert" or mert_chunk <= 0):
-            raise ValueError(f"mert_chunk needs the mert backbone and a positive length, got {backbone!r}, "
-                             f"{mert_chunk}")
-        self.strict, self.lsd_offset, self.fad_pca, self.mert_chunk = strict, lsd_offset, fad_pca, mert_chunk
-        self.metric_options = metric_options or MetricOptions()
-        self.progress = progress
-        self.cache = FeatureCache() if cache is True else cache or None
-        self.fad = find_fad_model(fad_model) if isinstance(fad_model, str) else fad_model
-        if fad_pca and self.fad.name != "vggish":
-            raise ValueError(f"fad_pca applies to the vggish FAD model only, not {self.fad.name!r}")
+        self.conditioning = settings.conditioning
+        self.selected = list(settings.metrics)
+        self.entry = artifact_for(settings.backbone, settings.sample_rate)
+        self.strict, self.lsd_offset = settings.strict, settings.lsd_offset
+        self.metric_options = settings.metric_options
+        self.progress = settings.progress
+        self.cache = FeatureCache() if settings.cache is True else settings.cache or None
+        self.fad = settings.fad_model
         needed = {METRICS[m].needs for m in self.selected} - {None}
         names = [self.entry.name] * ("classifier" in needed) + [self.fad.artifact] * ("fad" in needed)
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
-        loaded = load_all(list(dict.fromkeys(names)), directory=models_dir, device=device,
-                          require_pinned=require_pinned, lazy=True)
+        loaded = load_all(list(dict.fromkeys(names)), directory=settings.models_dir, device=settings.device,
+                          require_pinned=settings.require_pinned, lazy=True)
         self.artifacts = {a.manifest.name: a for a in loaded}
         self.stages: list[ModelStage] = []
         self.roles: dict[str, str] = {}
         if "classifier" in needed:
-            self.stages.append(self._backbone_stage(self.artifacts[self.entry.name], batch_size))
+            self.stages.append(self._backbone_stage(self.artifacts[self.entry.name]))
         if "fad" in needed:
-            self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact], batch_size))
+            self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact]))
         self._check_roles()
         self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
-    def _backbone_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
-        spec = InputSpec.from_manifest(artifact.manifest)
-        stage, roles = backbone_stage(artifact, self.run_settings(batch_size), rate=self.sample_rate,
-                                      mert_chunk=self.mert_chunk,
-                                      too_long_advice=self._too_long_advice(spec, artifact.manifest.sample_rate,
-                                                                            self.mert_chunk is not None))
+    def _backbone_stage(self, artifact: LoadedArtifact) -> ModelStage:
+        family = models.backbone_family(self.backbone)
+        model_rate = artifact.manifest.sample_rate
+        adjust = models.adjustment(family, "backbone", self.config.model_options, model_rate)
+        advice = TOO_LONG_ADVICE
+        if family.too_long_advice is not None and self.memory_budget is not None:
+            advice = family.too_long_advice(InputSpec.from_manifest(artifact.manifest).memory, model_rate,
+                                            self.memory_budget, self.batch_size, self.config.model_options)
+        stage, roles = backbone_stage(artifact, self.run_settings(), rate=self.sample_rate, adjust=adjust,
+                                      too_long_advice=advice)
         self.roles.update(roles)
         return stage
 
-    def _fad_stage(self, artifact: LoadedArtifact, batch_size: int) -> ModelStage:
-        stage, roles = fad_stage(artifact, self.run_settings(batch_size), self.fad, pca=self.fad_pca)
+    def _fad_stage(self, artifact: LoadedArtifact) -> ModelStage:
+        adjust = models.adjustment(models.family_of(self.fad.artifact), "fad", self.config.model_options,
+                                   artifact.manifest.sample_rate)
+        stage, roles = fad_stage(artifact, self.run_settings(), self.fad, adjust=adjust)
         self.roles.update(roles)
         return stage
 
-    def run_settings(self, batch_size: int) -> RunSettings:
+    def run_settings(self) -> RunSettings:
         """How this evaluator runs its models (shared by every stage)."""
-        return RunSettings(self.conditioning, self.device, self.precision, batch_size, self.batch_across_clips,
+        return RunSettings(self.conditioning, self.device, self.precision, self.batch_size, self.batch_across_clips,
                            self.memory_budget)
-
-    def _too_long_advice(self, spec: InputSpec, model_rate: int, not_chunkable: bool) -> str:
-        """What to do about a clip too long for the memory budget: for the MERT backbone, the exact
-        ``--mert-chunk``."""
-        if not_chunkable or spec.name != self.entry.name or self.entry.architecture != "mert" \
-                or spec.memory is None or spec.memory.axis != "samples" or self.memory_budget is None:
-            return "split the file, or raise --max-memory"
-        seconds = spec.memory.largest_units(self.memory_budget, self.batch_size) // model_rate
-        if seconds < 1:
-            return "raise --max-memory or lower --batch-size"
-        return (f"pass --mert-chunk {min(seconds, 10)} (windows up to {seconds} s fit this budget at --batch-size "
-                f"{self.batch_size}; not audioldm_eval-compatible), or raise --max-memory")
 
     def _check_roles(self) -> None:
         """Every selected metric's feature role must be declared by a loaded artifact's manifest."""
@@ -246,8 +228,8 @@ class Evaluator:
     def settings(self) -> dict:
         """What the features depend on: compared when a reference statistics file is used."""
         return {"backbone": self.backbone, "sample_rate": self.sample_rate, "precision": self.precision,
-                "conditioning": self.conditioning.as_dict(), "fad_pca": self.fad_pca, "mert_chunk": self.mert_chunk,
-                **({"fad_model": self.fad.name} if self.fad.name != DEFAULT_FAD_MODEL else {}),
+                "conditioning": self.conditioning.as_dict(), **self.config.option_record(),
+                **({"fad_model": self.fad.name} if self.fad.name != DEFAULTS.fad_model else {}),
                 "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
                               for st in self.stages}}
 
@@ -442,7 +424,8 @@ class Evaluator:
             "batch_across_clips": self.batch_across_clips,
             "limit": limit,
             "conditioning": self.conditioning.as_dict(),
-            "mert_chunk_seconds": self.mert_chunk,
+            **{option.provenance or option.name: self.config.option_record()[option.name]
+               for option in models.model_options().values() if option.provenance},
             "fad_model": {"name": self.fad.name, "artifact": self.fad.artifact, "layer": self.fad.layer,
                           "toolkit": self.fad.toolkit},
             "metric_options": self.metric_options.as_dict(),
@@ -475,15 +458,8 @@ class Evaluator:
         return out
 
 
-def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "cnn14", sample_rate: int = 16000,
-             metrics: Sequence[str] | None = None, limit: int | None = None, models_dir: str | Path | None = None,
-             device: str = "cpu", batch_size: int = DEFAULT_BATCH_SIZE, conditioning: Conditioning | None = None,
-             strict: bool = False, per_file: bool = False, lsd_offset: int = signal.HIFIGAN_OFFSET,
-             fad_pca: bool = False, mert_chunk: float | None = None, require_pinned: bool = False,
-             progress: bool = True, cache: bool | FeatureCache | None = True, bootstrap: int = 0,
-             workers: int = 0, precision: str = "fp32", max_memory: int | None = None,
-             batch_across_clips: bool = False, fad_model: str = DEFAULT_FAD_MODEL,
-             metric_options: MetricOptions | None = None) -> EvaluationResult:
+def evaluate(generated: str | Path, reference: str | Path, *, limit: int | None = None, per_file: bool = False,
+             bootstrap: int = 0, **settings: Any) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
@@ -492,10 +468,14 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
         Folder of audio files (not searched recursively).
     reference : path
         Folder of audio files, or a statistics file from ``audiofidelity stats`` (unpaired metrics only).
+    **settings
+        ``EvaluationSettings``' fields, by keyword (each below), and the model families' options by name
+        (``models.model_options()``: ``mert_chunk``, ``fad_pca``, ...). A settings object itself may be
+        passed to ``Evaluator``.
     backbone : str
-        Feature network (``"cnn14"`` or ``"mert"``).
+        Feature network (``models.backbone_names()``; default ``models.DEFAULTS``, audioldm_eval's).
     sample_rate : int
-        Evaluation rate, 16000 or 32000; every file is resampled to it.
+        Evaluation rate (``registry.backbones()``); every file is resampled to it.
     metrics : sequence of str, optional
         Names from ``METRICS``; default: all the backbone supports. The model is loaded only when a
         selected metric needs it (``psnr``, ``ssim`` and ``lsd`` do not).
@@ -512,15 +492,11 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     lsd_offset : int
         Samples dropped from each generated clip before LSD (audioldm_eval: 1120, HiFi-GAN's delay).
     fad_model : str
-        The embedding FAD reads (``registry.fad_models()``: ``vggish``, as audioldm_eval; ``cnn14-8k``/``16k``/
-        ``32k``, one row per clip; ``encodec-24k``/``48k``, ``mert-v1-95m-1`` .. ``-12``: frame rows), its
-        audio conditioned at its own rate as its reference toolkit does (provenance ``fad_model``).
-    fad_pca : bool
-        Apply AudioSet's PCA + 8-bit quantisation to the VGGish embeddings before FAD (torchvggish's
-        ``postprocess``; audioldm_eval does not). Needs a VGGish artifact exported with ``--pca``.
-    mert_chunk : float, optional
-        MERT only: cut clips longer than this many seconds into windows and average the per-window
-        layer means (bounds attention's quadratic cost on long audio; not audioldm_eval-compatible).
+        The embedding FAD reads (``registry.fad_models()``; default audioldm_eval's), its audio conditioned at its
+        own rate as its reference toolkit does (provenance ``fad_model``).
+    fad_pca, mert_chunk, ... :
+        The model families' options (see each family module in ``audiofidelity/models/``), allowed when the run
+        uses a model of that family.
     require_pinned : bool
         Refuse artifacts whose sha256 is not the registry's Hub pin.
     cache : bool or FeatureCache
@@ -557,12 +533,7 @@ def evaluate(generated: str | Path, reference: str | Path, *, backbone: str = "c
     list_folder(generated)  # folder errors before the models load
     if not Path(reference).is_file():
         list_folder(reference)
-    with Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=metrics, models_dir=models_dir, device=device,
-                   batch_size=batch_size, conditioning=conditioning, strict=strict, lsd_offset=lsd_offset,
-                   fad_pca=fad_pca, mert_chunk=mert_chunk, require_pinned=require_pinned, progress=progress,
-                   cache=cache, workers=workers, precision=precision, max_memory=max_memory,
-                   batch_across_clips=batch_across_clips, fad_model=fad_model,
-                   metric_options=metric_options) as evaluator:
+    with Evaluator(EvaluationSettings.from_keywords(**settings)) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 

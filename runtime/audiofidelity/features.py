@@ -27,10 +27,10 @@ from .audio import (Conditioning, FileIdentity, channels_read, check_memory, che
                     condition_stereo, conditioning_bytes, file_problem, load_audio, validate_audio)
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
-from .frontends import apply_frontend, frontend_bytes
-from .registry import FadModel, export_command
+from .models import Adjustment, FadModel, apply_frontend, frontend_bytes, postprocessor
+from .registry import export_command
 from .resample import resample, resample_bytes
-from .runner import DEFAULT_BATCH_SIZE, POSTPROCESSORS, EmbeddingRunner, InputSpec
+from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec
 
 log = logging.getLogger(__name__)
 
@@ -437,10 +437,10 @@ def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job
         side.files.append(job.name)
 
 
-def postprocessor(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
+def bound_postprocess(artifact: LoadedArtifact) -> Callable[[np.ndarray], np.ndarray]:
     """The artifact's manifest post-processing (verified data bound in), e.g. VGGish's PCA."""
     data = load_postprocess(artifact)
-    return functools.partial(POSTPROCESSORS[data.pop("kind")], **data)
+    return functools.partial(postprocessor(data.pop("kind")), **data)
 
 
 @dataclass(frozen=True)
@@ -481,30 +481,29 @@ BACKBONE_ROLES = {"embedding", "logits", "layers"}
 TOO_LONG_ADVICE = "split the file, or raise --max-memory"
 
 
-def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, mert_chunk: float | None = None,
+def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adjust: Adjustment | None = None,
                    too_long_advice: str = TOO_LONG_ADVICE,
                    keep: tuple[Feature, ...] | None = None) -> tuple[ModelStage, dict[str, str]]:
     """A classifier's stage, as audioldm_eval feeds it: audio conditioned at the evaluation ``rate`` with the
     run's conditioning, every output that plays a backbone role kept under its own name, or the features
-    ``keep`` names (``mert_chunk``: MERT windows of that many seconds, averaged). Returns the stage and the roles
-    it plays (role -> feature)."""
+    ``keep`` names; ``adjust``: what the family's options change (``--mert-chunk``'s windows, averaged). Returns
+    the stage and the roles it plays (role -> feature)."""
     manifest = artifact.manifest
     kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
-    chunked = mert_chunk is not None
-    frontend = {**manifest.frontend, "chunk_samples": int(round(mert_chunk * manifest.sample_rate))} \
-        if chunked else manifest.frontend
-    stage = build_stage(artifact, run, rate=rate, frontend=frontend, chunked=chunked,
-                        features=keep or tuple(Feature(name, name) for name in kept), conditioning=None, post=None,
+    adjust = adjust or Adjustment()
+    stage = build_stage(artifact, run, rate=rate, frontend={**manifest.frontend, **adjust.frontend},
+                        chunked=adjust.average_items, features=keep or tuple(Feature(name, name) for name in kept),
+                        conditioning=None, post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=too_long_advice)
     return stage, roles
 
 
-def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca: bool = False,
+def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adjust: Adjustment | None = None,
               keep: tuple[Feature, ...] | None = None) -> tuple[ModelStage, dict[str, str]]:
     """A FAD model's stage: audio conditioned at the model's own rate as its reference toolkit does, the one
-    output (layer) FAD reads kept under the FAD model's name, or the features ``keep`` names. Returns the stage
-    and its role.
+    output (layer) FAD reads kept under the FAD model's name, or the features ``keep`` names; ``adjust``: what the
+    family's options change (``--fad-pca``'s post-processing). Returns the stage and its role.
 
     Raises ``ManifestError`` (with the re-export command) when the artifact lacks the output the model reads.
     """
@@ -513,9 +512,13 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, pca:
     if output is None:
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
+    adjust = adjust or Adjustment()
     conditioning = replace(run.conditioning, **dict(fad.conditioning))
-    stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend={**manifest.frontend, **dict(fad.frontend)},
-                        chunked=fad.average_items, features=keep or (Feature(fad.name, output, fad.layer),),
+    stage = build_stage(artifact, run, rate=manifest.sample_rate,
+                        frontend={**manifest.frontend, **dict(fad.frontend), **adjust.frontend},
+                        chunked=fad.average_items or adjust.average_items,
+                        features=keep or (Feature(fad.name, output, fad.layer),),
                         conditioning=None if conditioning == run.conditioning else conditioning,
-                        post=postprocessor(artifact) if pca else None, too_long_advice=TOO_LONG_ADVICE)
+                        post=bound_postprocess(artifact) if adjust.postprocess else None,
+                        too_long_advice=TOO_LONG_ADVICE)
     return stage, {"fad": fad.name}

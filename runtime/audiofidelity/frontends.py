@@ -1,20 +1,11 @@
-"""Model frontends in NumPy: what turns a conditioned waveform into a network's input.
+"""The signal processing model frontends share, in NumPy: STFT, mel filterbanks, log-mel, windows.
 
-Every artifact manifest has a ``frontend`` section ``{"kind": ..., **parameters}``; ``apply_frontend``
-looks the kind up in ``FRONTENDS`` and calls it with those parameters, so no code branches on
-a model or sample rate.
+Each model family (``audiofidelity/models/``) builds its frontends from these and registers them under the
+kind its manifests name; ``models.apply_frontend`` looks the kind up, so no code branches on a model or rate.
 
-A frontend returns one clip's model input with a leading *items* axis: one item for whole-clip
-models, or several (VGGish's 0.96 s examples) that the runner batches like clips.
-
-- ``log_mel``: PANNs CNN14's torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` (hann window,
-  centred reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``).
-- ``vggish_examples``: torchvggish's ``waveform_to_examples`` (periodic Hann, HTK-style mel,
-  ``log(mel + 0.01)``, non-overlapping 96-frame examples, remainder dropped).
-- ``mert_waveform``: ``Wav2Vec2FeatureExtractor``'s zero-mean unit-variance normalisation (MERT).
-- ``waveform_segments``: the waveform itself, whole or in consecutive segments (EnCodec).
-- ``clap_log_mel``: LAION-CLAP's int16 round trip, repeat-padding to 10-s windows, and HTS-AT's log-mel.
-- ``sc09_mel``: the SC09 benchmark's 1-s cut/pad and 32x32 mel in dB (librosa 0.8 semantics).
+- ``log_mel``: PANNs CNN14's torchlibrosa ``Spectrogram`` + ``LogmelFilterBank`` (hann window, centred
+  reflect-padded STFT, power spectrogram, librosa slaney mel, ``10*log10(max(x, amin))``), also HTS-AT's (CLAP).
+- ``stft``, ``power_spectrogram``, ``mel_filterbank``: librosa's arithmetic, bit for bit.
 
 ``paired_mel`` is the model-free mel that PSNR and SSIM compare (audioldm_eval's ``TacotronSTFT``),
 with its parameters per evaluation rate in ``PAIRED_MEL``; its STFT is torch's float32 conv1d, as in
@@ -24,11 +15,10 @@ the original, because the metric compares near-silent bins that only that op's r
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import ManifestError
 from .float32_conv import conv1d
 
 if TYPE_CHECKING:
@@ -160,51 +150,6 @@ def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, 
     return db.T[None, None].astype(np.float32)
 
 
-@lru_cache(maxsize=8)
-def htk_mel_matrix(n_mels: int, n_bins: int, sample_rate: int, fmin: float, fmax: float) -> np.ndarray:
-    """VGGish's mel weights (``mel_features.spectrogram_to_mel_matrix``), shape (n_bins, n_mels), float64.
-
-    Triangles on the HTK mel scale 1127 ln(1 + f/700) between ``fmin`` and ``fmax``; the DC bin gets no weight.
-    """
-    def to_mel(hz):
-        return 1127.0 * np.log(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
-
-    bins_mel = to_mel(np.linspace(0.0, sample_rate / 2.0, n_bins))
-    edges = np.linspace(to_mel(fmin), to_mel(fmax), n_mels + 2)
-    lower, center, upper = edges[:-2], edges[1:-1], edges[2:]
-    rising = (bins_mel[:, None] - lower) / (center - lower)
-    falling = (upper - bins_mel[:, None]) / (upper - center)
-    weights = np.maximum(0.0, np.minimum(rising, falling))
-    weights[0, :] = 0.0
-    weights.setflags(write=False)
-    return weights
-
-
-def vggish_examples(wave: np.ndarray, *, sample_rate: int, window_length: int, hop_length: int, fft_length: int,
-                    n_mels: int, fmin: float, fmax: float, log_offset: float, example_frames: int,
-                    example_hop: int) -> np.ndarray:
-    """VGGish input patches (torchvggish ``waveform_to_examples`` on audio already at ``sample_rate``).
-
-    Returns
-    -------
-    np.ndarray, shape (examples, 1, example_frames, n_mels), float32
-        ``examples = 1 + (frames - example_frames) // example_hop`` (0 for audio shorter than one example).
-
-    References: tensorflow/models ``research/audioset/vggish/mel_features.py``.
-    """
-    wave = np.asarray(wave)
-    n_frames = 1 + (len(wave) - window_length) // hop_length
-    if n_frames < example_frames:
-        return np.zeros((0, 1, example_frames, n_mels), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(wave, window_length)[::hop_length][:n_frames]
-    window = 0.5 - 0.5 * np.cos(2 * np.pi / window_length * np.arange(window_length))  # periodic Hann
-    spectrum = np.abs(np.fft.rfft(frames * window, fft_length))
-    log_mel = np.log(spectrum @ htk_mel_matrix(n_mels, spectrum.shape[1], sample_rate, fmin, fmax) + log_offset)
-    n_examples = 1 + (len(log_mel) - example_frames) // example_hop
-    examples = np.lib.stride_tricks.sliding_window_view(log_mel, example_frames, axis=0)[::example_hop][:n_examples]
-    return np.ascontiguousarray(examples.transpose(0, 2, 1)[:, None], dtype=np.float32)
-
-
 PAIRED_MEL: dict[int, dict[str, Any]] = {
     16000: dict(n_fft=512, hop_length=160, win_length=512, n_mels=64, fmin=50, fmax=8000),
     32000: dict(n_fft=1024, hop_length=320, win_length=1024, n_mels=64, fmin=50, fmax=14000),
@@ -263,91 +208,6 @@ def window_starts(length: int, size: int) -> list[int]:
     return starts
 
 
-def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = True, padding_value: float = 0.0,
-                  variance_epsilon: float = 1e-7, chunk_samples: int | None = None) -> np.ndarray:
-    """MERT's input: the waveform, zero-mean unit-variance when ``do_normalize`` (variance + 1e-7).
-
-    As ``Wav2Vec2FeatureExtractor`` prepares one unpadded clip (``padding_value`` only matters for
-    padded batches, which audiofidelity never builds). Returns shape (1, n) float32: one item.
-    With ``chunk_samples`` (``--mert-chunk``, not audioldm_eval-compatible) a longer clip becomes
-    windows of that length, each normalised on its own: consecutive windows from the start and one
-    ending at the clip's end, so all have one length and batch together; shape (windows, chunk_samples).
-    """
-    x = np.asarray(wave, dtype=np.float32)
-    rows = [x]
-    if chunk_samples is not None and len(x) > chunk_samples:
-        rows = [x[s:s + chunk_samples] for s in window_starts(len(x), chunk_samples)]
-    if do_normalize:  # float32, one row at a time, as Wav2Vec2FeatureExtractor: the same bits
-        rows = [(r - r.mean()) / np.sqrt(r.var() + variance_epsilon) for r in rows]
-    return np.stack(rows).astype(np.float32, copy=False)
-
-
-def waveform_segments(wave: np.ndarray, *, sample_rate: int, channels: int,
-                      segment_samples: int | None = None) -> np.ndarray | list[np.ndarray]:
-    """A waveform model's input (EnCodec): the conditioned clip as (channels, samples) items.
-
-    ``wave``: (n,) mono or (channels, n). The whole clip is one item; with ``segment_samples`` (fadtk's feeding
-    of the 48 kHz model, one second each) consecutive segments from the start, the last one shorter: a list,
-    as the items differ in length. ``sample_rate`` is the rate the audio was conditioned at (recorded only).
-    """
-    x = np.ascontiguousarray(np.asarray(wave, dtype=np.float32).reshape(channels, -1))
-    if segment_samples is None or x.shape[1] <= segment_samples:
-        return x[None]
-    return [x[:, start:start + segment_samples] for start in range(0, x.shape[1], segment_samples)]
-
-
-def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
-                 **spectrogram: Any) -> np.ndarray:
-    """LAION-CLAP's input (``get_audio_embedding_from_data``, non-fusion): the log-mel of 10-s windows.
-
-    ``quantize``: the int16 round trip laion_clap applies to NumPy input (clip to [-1, 1], x 32767, truncate
-    to int16, / 32767); frechet_audio_distance passes tensors, which skip it. A clip no longer than
-    ``window_samples`` is repeated whole as often as it fits and zero-padded to the window (``repeatpad``);
-    a longer one, which laion_clap crops at random, becomes consecutive windows plus one ending at the clip's
-    end (``window_starts``), whose embeddings the FAD model averages. ``spectrogram``: ``log_mel``'s
-    parameters (torchlibrosa's, as HTS-AT sets them). Returns (windows, 1, frames, n_mels) float32.
-    """
-    x = np.asarray(wave, dtype=np.float32)
-    if quantize:
-        x = ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
-    if len(x) <= window_samples:
-        windows = [np.pad(np.tile(x, window_samples // len(x)), (0, window_samples % len(x)))] if len(x) else []
-    else:
-        windows = [x[s:s + window_samples] for s in window_starts(len(x), window_samples)]
-    if not windows:
-        return np.zeros((0, 1, 0, spectrogram.get("n_mels", 64)), np.float32)
-    return np.concatenate([log_mel(w, sample_rate=sample_rate, **spectrogram) for w in windows])
-
-
-def sc09_mel(wave: np.ndarray, *, sample_rate: int, samples: int, n_fft: int, hop_length: int, n_mels: int,
-             amin: float = 1e-10, top_db: float = 80.0) -> np.ndarray:
-    """The SC09 benchmark classifier's input: ``FixAudioLength`` (cut, or zero-pad at the end, to ``samples``), then
-    ``librosa.feature.melspectrogram`` with librosa 0.8's defaults (Hann, centred with **reflect** padding, power 2,
-    Slaney mel from 0 Hz to Nyquist) and ``power_to_db(ref=np.max)``. Returns (1, 1, n_mels, frames) float32.
-
-    librosa >= 0.10 pads with zeros instead (``pad_mode="constant"``), which changes the first and last frames;
-    the benchmark's numbers were made with reflect padding.
-    """
-    x = np.asarray(wave, dtype=np.float32)[:samples]
-    x = np.pad(x, (0, samples - len(x)))
-    spec = power_spectrogram(x, n_fft=n_fft, hop_length=hop_length, win_length=n_fft, window="hann", center=True,
-                             pad_mode="reflect", power=2.0)
-    mel = mel_filterbank(sample_rate, n_fft, n_mels, 0.0, None) @ spec
-    db = 10.0 * np.log10(np.maximum(mel, amin)) - 10.0 * np.log10(max(amin, float(mel.max())))
-    return np.maximum(db, db.max() - top_db)[None, None].astype(np.float32)
-
-
-FRONTENDS: dict[str, Callable[..., np.ndarray | list[np.ndarray]]] = {
-    "log_mel": log_mel,
-    "vggish_examples": vggish_examples,
-    "mert_waveform": mert_waveform,
-    "waveform_segments": waveform_segments,
-    "clap_log_mel": clap_log_mel,
-    "sc09_mel": sc09_mel,
-}
-"""Frontend kinds a manifest may name, each a function ``(wave, **parameters) -> model input``."""
-
-
 def stft_bytes(n: int, n_fft: int, hop_length: int) -> float:
     """Peak bytes of ``power_spectrogram``/``log_mel`` on ``n`` samples: the windowed frames (float64), the
     complex128 spectrum and its copy, the power and mel arrays (float64)."""
@@ -356,54 +216,6 @@ def stft_bytes(n: int, n_fft: int, hop_length: int) -> float:
     return frames * (8.0 * n_fft + 16.0 * bins * 2 + 8.0 * bins * 2) + 8.0 * (n + n_fft)
 
 
-def _log_mel_bytes(n: int, *, n_fft: int, hop_length: int, **_: Any) -> float:
+def log_mel_bytes(n: int, *, n_fft: int, hop_length: int, **_: Any) -> float:
+    """``log_mel``'s peak bytes for ``n`` samples (``stft_bytes``)."""
     return stft_bytes(n, n_fft, hop_length)
-
-
-def _vggish_bytes(n: int, *, window_length: int, hop_length: int, fft_length: int, **_: Any) -> float:
-    frames = 1 + max(n - window_length, 0) // hop_length
-    return frames * (8.0 * window_length + 8.0 * fft_length + 16.0 * (fft_length // 2 + 1) * 2) + 8.0 * n
-
-
-def _clap_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: int, **_: Any) -> float:
-    windows = 1 + -(-n // window_samples)
-    one = stft_bytes(window_samples, n_fft, hop_length)
-    return 3.0 * 4 * max(n, window_samples) + one + 2.0 * windows * one / 8
-
-
-def _sc09_bytes(n: int, *, samples: int, n_fft: int, hop_length: int, **_: Any) -> float:
-    return 4.0 * n + stft_bytes(samples, n_fft, hop_length)
-
-
-def _waveform_bytes(n: int, *, channels: int = 1, **_: Any) -> float:
-    return 4.0 * 4 * channels * n
-
-
-FRONTEND_BYTES: dict[str, Callable[..., float]] = {
-    "log_mel": _log_mel_bytes,
-    "vggish_examples": _vggish_bytes,
-    "mert_waveform": _waveform_bytes,
-    "waveform_segments": _waveform_bytes,
-    "clap_log_mel": _clap_bytes,
-    "sc09_mel": _sc09_bytes,
-}
-"""Each frontend's peak bytes for ``n`` samples at its rate, ``(n, **parameters) -> bytes``, known before it runs
-(checked against measured peaks in tests/test_hostile_input.py)."""
-
-
-def frontend_bytes(n: int, spec: dict[str, Any]) -> float:
-    """Peak bytes the frontend a manifest describes allocates for ``n`` samples (``FRONTEND_BYTES``)."""
-    params = dict(spec)
-    kind = params.pop("kind", None)
-    if kind not in FRONTEND_BYTES:
-        raise ManifestError(f"unknown frontend kind {kind!r}; this version supports {', '.join(FRONTENDS)}")
-    return FRONTEND_BYTES[kind](n, **params)
-
-
-def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray | list[np.ndarray]:
-    """Run the frontend a manifest's ``frontend`` section describes on a conditioned waveform."""
-    params = dict(spec)
-    kind = params.pop("kind", None)
-    if kind not in FRONTENDS:
-        raise ManifestError(f"unknown frontend kind {kind!r}; this version supports {', '.join(FRONTENDS)}")
-    return FRONTENDS[kind](wave, **params)

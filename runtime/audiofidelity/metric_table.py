@@ -8,17 +8,19 @@ module per family; ``evaluate.py`` gathers the features and calls ``compute_metr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .features import SideFeatures
+from .models import builtin_entries
 from .metrics import frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
 from .metrics.options import MetricOptions
 from .paired import PairValues
 from .stats import ReferenceStats
+from .errors import MetricUnavailableError
 
 
 @dataclass
@@ -43,7 +45,7 @@ class EvaluationData:
     def output(self, role: str) -> str:
         """The artifact output that plays ``role``."""
         if role not in self.roles:
-            raise ValueError(f"no loaded model provides {role!r} features")
+            raise MetricUnavailableError(f"no loaded model provides {role!r} features")
         return self.roles[role]
 
     def reference_files(self, role: str, *, required: bool = True) -> list[np.ndarray] | None:
@@ -133,7 +135,7 @@ class MetricSpec:
 def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
         if not data.pairs:
-            raise ValueError("no file name appears in both folders among the usable files")
+            raise MetricUnavailableError("no file name appears in both folders among the usable files")
         return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode)}
     return compute
 
@@ -208,10 +210,36 @@ METRICS: dict[str, MetricSpec] = {
 """Every metric, by its ``--metrics`` name."""
 
 SIGNAL_METRICS = ("psnr", "ssim", "lsd")
-BACKBONE_METRICS = {
-    "cnn14": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS),
-    "mert": ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers"),
-}
+DEFAULT_METRICS = ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers")
+"""audioldm_eval's metrics in report order; a backbone offers those whose feature role its artifacts provide."""
+
+
+class _BackboneMetrics(Mapping[str, tuple]):
+    """Backbone -> the metrics available with it, in report order: every ``DEFAULT_METRICS`` entry that reads no
+    backbone output, or one whose role the backbone's artifacts provide (``ArtifactEntry.provides``, declared by
+    its model family; FAD uses the FAD model, the signal metrics no model). Read from the families at each
+    lookup, so a registered family is offered at once."""
+
+    def _table(self) -> dict[str, tuple]:
+        provided: dict[str, set] = {}
+        for entry in builtin_entries():
+            if entry.role == "classifier":
+                provided.setdefault(entry.backbone, set()).update(entry.provides)
+        return {backbone: tuple(m for m in DEFAULT_METRICS if METRICS[m].needs != "classifier"
+                                or METRICS[m].role in roles)
+                for backbone, roles in provided.items()}
+
+    def __getitem__(self, backbone: str) -> tuple:
+        return self._table()[backbone]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._table())
+
+    def __len__(self) -> int:
+        return len(self._table())
+
+
+BACKBONE_METRICS: Mapping[str, tuple] = _BackboneMetrics()
 """Metrics available with each backbone, in report order (FAD uses the FAD model; the signal metrics need no
 model)."""
 
@@ -234,7 +262,7 @@ def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason:
                 computed = spec.compute(data)
                 reason = _not_finite(computed)
                 values.update(computed)
-            except ValueError as exc:
+            except MetricUnavailableError as exc:  # not enough data; anything else is a defect and propagates
                 reason = str(exc)
         if reason is not None:
             for key in spec.keys:

@@ -10,6 +10,7 @@ for more devices than exist falls back to those that do, with a warning.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import warnings
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from .evaluate import Evaluator
 from .features import SideFeatures, Watch
+from .settings import EvaluationSettings
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,12 @@ class MultiDeviceEvaluator(Evaluator):
     ``devices``: e.g. ``["cuda:0", "cuda:1"]``; other arguments as ``Evaluator`` (its ``device`` is the first).
     """
 
-    def __init__(self, devices: list[str], **settings) -> None:
+    def __init__(self, devices: list[str], settings: EvaluationSettings | None = None, **keywords) -> None:
         if not devices:
             raise ValueError("need at least one device")
-        super().__init__(device=devices[0], **settings)
-        self.replicas = [self] + [Evaluator(device=device, **settings) for device in devices[1:]]
+        base = settings or EvaluationSettings.from_keywords(**keywords)
+        super().__init__(dataclasses.replace(base, device=devices[0]))
+        self.replicas = [self] + [Evaluator(dataclasses.replace(base, device=device)) for device in devices[1:]]
 
     def close(self, *, now: bool = False) -> None:
         for replica in self.replicas[1:]:
@@ -99,17 +102,18 @@ class DistributedEvaluator(Evaluator):
     Initialises the process group (gloo for CPU, NCCL for CUDA) unless one exists.
     """
 
-    def __init__(self, **settings) -> None:
+    def __init__(self, settings: EvaluationSettings | None = None, **keywords) -> None:
         import torch.distributed as dist
 
         found = distributed_rank()
         if found is None:
             raise RuntimeError("DistributedEvaluator needs torchrun (WORLD_SIZE > 1)")
         self.rank, self.world, local = found
-        device = rank_device(settings.pop("device", "cpu"), local)
+        base = settings or EvaluationSettings.from_keywords(**keywords)
+        device = rank_device(base.device, local)
         if not dist.is_initialized():
             dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
-        super().__init__(device=device, **settings)
+        super().__init__(dataclasses.replace(base, device=device))
 
     def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import torch.distributed as dist

@@ -19,7 +19,7 @@ import numpy as np
 
 from .audio import Conditioning, load_conditioned
 from .cache import FeatureCache
-from .errors import InvalidAudioError, UnreadableFileError
+from .errors import InvalidAudioError, MetricUnavailableError, UnreadableFileError
 from .frontends import PAIRED_MEL, paired_mel, stft_bytes
 from .metrics import signal
 
@@ -66,13 +66,13 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
             low, high = min(mel_gen.min(), mel_ref.min()), max(mel_gen.max(), mel_ref.max())
             try:
                 values[signal.KEY_SSIM] = signal.ssim(mel_gen, mel_ref, data_range=float(high - low))
-            except ValueError as exc:
+            except MetricUnavailableError as exc:
                 reasons[signal.KEY_SSIM] = str(exc)
     if signal.KEY_LSD in metrics:
         try:
             values[signal.KEY_LSD] = signal.log_spectral_distance(
                 *signal.lsd_preprocess(gen, ref, offset=lsd_offset), sample_rate=sample_rate)
-        except ValueError as exc:
+        except MetricUnavailableError as exc:
             reasons[signal.KEY_LSD] = str(exc)
     return {k: v for k, v in values.items() if k in metrics}, {k: v for k, v in reasons.items() if k in metrics}
 

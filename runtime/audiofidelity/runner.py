@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Callable, Collection, Sequence, Union
+from typing import Collection, Sequence, Union
 
 import numpy as np
 
@@ -167,16 +167,3 @@ def _precision(precision: str, device: str):
             torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
     else:
         yield
-
-
-def vggish_pca(embeddings: np.ndarray, *, eigen_vectors: np.ndarray, means: np.ndarray) -> np.ndarray:
-    """AudioSet's VGGish post-processing: PCA (with whitening), clip to [-2, 2], quantise to 0..255.
-
-    As torchvggish's ``Postprocessor`` (float32). ``embeddings``: (n, 128) -> (n, 128) float32 integers.
-    """
-    pca = (embeddings.astype(np.float32) - means.astype(np.float32)) @ eigen_vectors.astype(np.float32).T
-    return np.round((np.clip(pca, -2.0, 2.0) + 2.0) * np.float32(255.0 / 4.0)).astype(np.float32)
-
-
-POSTPROCESSORS: dict[str, Callable[..., np.ndarray]] = {"vggish_pca": vggish_pca}
-"""Post-processing kinds an artifact's manifest may carry data for, each ``(outputs, **data) -> outputs``."""

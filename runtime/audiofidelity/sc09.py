@@ -3,7 +3,7 @@
 Flow, as ``test_speech_commands.py`` runs it: the training set is ``TRAIN/<zero..nine>/*.wav`` in class order,
 each folder in natural order; the generated set is ``GEN/*.wav`` in natural order. Each file is decoded,
 mixed to mono and resampled to 16 kHz with resampy's ``kaiser_best`` (``librosa.load(path, 16000)``), cut or
-zero-padded at the end to 1 s, turned into the 32x32 mel (``frontends.sc09_mel``), and classified in batches of
+zero-padded at the end to 1 s, turned into the 32x32 mel (``models.sc09.sc09_mel``), and classified in batches of
 128 in that order (the original's ``DataLoader``: the same batches, so the same float32 sums). Metrics:
 ``metrics/sc09.py``. ``save_training`` keeps what they need from the training set (probabilities, activations,
 file order, the artifact's sha256) so ``sc09 GEN --train train.npz`` skips the training clips.
@@ -25,8 +25,8 @@ import numpy as np
 from .artifacts import LoadedArtifact, load
 from .audio import Conditioning, condition, conditioning_bytes, load_audio, validate_audio
 from .memory import default_budget
-from .errors import InputFolderError, InvalidAudioError, StatsFileError
-from .frontends import apply_frontend
+from .errors import InputFolderError, InvalidAudioError, MetricUnavailableError, StatsFileError
+from .models import apply_frontend
 from .metrics import sc09 as metrics
 from .outputs import atomic_write, npz
 from .runner import EmbeddingRunner
@@ -158,7 +158,7 @@ def evaluate_sc09(generated: Path, train: Path, *, models_dir: Path | None = Non
     def attempt(keys: tuple[str, ...], compute) -> None:
         try:
             values.update(compute())
-        except ValueError as exc:
+        except MetricUnavailableError as exc:  # not enough data; a defect propagates
             for key in keys:
                 values[key], unavailable[key] = None, str(exc)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import StatsFileError
+from .errors import MetricUnavailableError, StatsFileError
 from .metrics import frechet
 from .outputs import atomic_write, npz
 
@@ -138,14 +138,14 @@ class ReferenceStats:
 
     def role(self, role: str) -> RoleStatistics:
         if role not in self.roles:
-            raise ValueError(f"the reference statistics file holds no {role!r} statistics")
+            raise MetricUnavailableError(f"the reference statistics file holds no {role!r} statistics")
         return self.roles[role]
 
     def per_file(self, role: str) -> list[np.ndarray]:
         """The stored per-file arrays of ``role``; ValueError when the file was made without them."""
         arrays = self.role(role).per_file
         if arrays is None:
-            raise ValueError(f"the reference statistics file stores no {role} features (needed here); "
+            raise MetricUnavailableError(f"the reference statistics file stores no {role} features (needed here); "
                              f"make it with 'audiofidelity stats ... --features'")
         return arrays
 

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 from ..evaluate import METRICS, Evaluator, EvaluationResult
+from ..models import DEFAULTS
 from ..outputs import write_text
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class EvaluationHelper:
         Write ``<time>_<generated folder name>.json`` beside the generated folder, as the original does.
     """
 
-    def __init__(self, sampling_rate: int, device="cpu", backbone: str = "cnn14", *, models_dir=None,
+    def __init__(self, sampling_rate: int, device="cpu", backbone: str = DEFAULTS.backbone, *, models_dir=None,
                  batch_size: int | None = None, cache: bool = True, progress: bool = True,
                  write_json: bool = True) -> None:
         if sampling_rate not in (16000, 32000):
@@ -122,7 +123,7 @@ class EvaluationHelperParallel(EvaluationHelper):
     result dict (the original returns None and only writes the JSON).
     """
 
-    def __init__(self, sampling_rate: int, num_gpus: int, batch_size: int = 1, backbone: str = "cnn14",
+    def __init__(self, sampling_rate: int, num_gpus: int, batch_size: int = 1, backbone: str = DEFAULTS.backbone,
                  **options) -> None:
         from ..multidevice import available_devices
 

@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from ..embedder import Embedder
+from ..registry import registry_entry
 
 
 def _default_output(model: str) -> str:
-    return {"vggish": "frames", "encodec-24k": "frames", "encodec-48k": "frames", "mert-v1-95m": "layer:12"}.get(
-        model, "embedding")
+    """The output the model's family names for adapters (frame rows where it has them)."""
+    return registry_entry(model).adapter_output
 
 
 class AR_AudioFidelity(torch.nn.Module):  # noqa: N801 (EVAR's naming)

@@ -28,30 +28,51 @@ from ..audio import Conditioning
 from ..evaluate import Evaluator, list_folder
 from ..metrics import frechet
 from ..outputs import atomic_write
+from ..models import DEFAULTS, PackageModel, package_models, postprocessor
 from ..registry import fad_model
-from ..runner import vggish_pca
 
 log = logging.getLogger(__name__)
 
-MODELS = {"vggish": {16000: "vggish"},
-          "pann": {8000: "cnn14-8k", 16000: "cnn14-16k", 32000: "cnn14-32k"},
-          "encodec": {24000: "encodec-24k", 48000: "encodec-48k"},
-          "clap": {48000: "clap"}}
-"""model_name -> sample rate -> the ``--fad-model`` it is (``clap``: by ``submodel_name``, ``CLAP_SUBMODELS``)."""
-CLAP_SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-music"}
-"""frechet_audio_distance's CLAP ``submodel_name`` -> the ``--fad-model`` it is (its other checkpoints are not
-exported: ``630k`` and the ``music_speech`` ones)."""
+PACKAGE = "frechet_audio_distance"
 FAD_CONDITIONING = Conditioning(channel="mean", remove_dc=False, resampler="resampy", min_samples=0)
 """frechet_audio_distance's ``load_audio_task``: ``np.mean`` over channels, ``resampy.resample`` (kaiser_best)."""
 
 
+def _package_models() -> dict[str, dict[int, list[PackageModel]]]:
+    """The package's ``model_name`` -> sample rate -> its models there (several by ``submodel_name``), as the
+    model families declare them."""
+    out: dict[str, dict[int, list[PackageModel]]] = {}
+    for model in package_models(PACKAGE):
+        out.setdefault(model.model_name, {}).setdefault(model.sample_rate, []).append(model)
+    return out
+
+
+def find_package_model(model_name: str, sample_rate: int, submodel_name: str | None = None) -> PackageModel:
+    """The FAD model the package's ``model_name``, ``sample_rate`` and ``submodel_name`` select, or a ValueError
+    with the choices."""
+    known = _package_models()
+    if model_name not in known:
+        raise ValueError(f"model_name {model_name!r} is not available in audiofidelity; choose from {', '.join(known)}")
+    if sample_rate not in known[model_name]:
+        raise ValueError(f"{model_name} runs at {', '.join(map(str, known[model_name]))} Hz, not {sample_rate}")
+    choices = known[model_name][sample_rate]
+    if submodel_name is None:
+        return choices[0]
+    for model in choices:
+        if model.submodel == submodel_name:
+            return model
+    named = [m.submodel for m in choices if m.submodel]
+    raise ValueError(f"{model_name} submodel {submodel_name!r} is not exported; choose submodel_name from "
+                     f"{', '.join(named) or '(none)'}")
+
+
 def package_fad_model(name: str):
-    """The FAD model as frechet_audio_distance runs it: its own conditioning; EnCodec 48 kHz on the whole clip; CLAP
-    without the int16 round trip (it passes tensors to ``get_audio_embedding_from_data``)."""
+    """The FAD model as frechet_audio_distance runs it: its own conditioning, and the frontend changes its feeding
+    makes (declared by the family: EnCodec 48 kHz on the whole clip; CLAP without the int16 round trip)."""
     model = fad_model(name)
-    frontend = {"encodec-48k": (("segment_samples", None),), "clap-630k-audioset": (("quantize", False),),
-                "clap-music": (("quantize", False),)}.get(name, ())
-    return dataclasses.replace(model, toolkit="frechet_audio_distance", conditioning=(), frontend=frontend)
+    declared = next((p for p in package_models(PACKAGE) if p.fad_model == name), None)
+    return dataclasses.replace(model, toolkit=PACKAGE, conditioning=(),
+                               frontend=declared.frontend if declared else ())
 
 
 class FrechetAudioDistance:
@@ -79,27 +100,22 @@ class FrechetAudioDistance:
         As ``audiofidelity.evaluate``.
     """
 
-    def __init__(self, ckpt_dir=None, model_name: str = "vggish", submodel_name=None, sample_rate: int = 16000,
+    def __init__(self, ckpt_dir=None, model_name: str | None = None, submodel_name=None, sample_rate: int = 16000,
                  channels: int = 1, use_pca: bool = False, use_activation: bool = False, verbose: bool = False,
                  audio_load_worker: int = 8, enable_fusion: bool = False, *, models_dir=None, device: str = "cpu",
                  cache: bool = True) -> None:
-        if model_name not in MODELS:
-            raise ValueError(f"model_name {model_name!r} is not available in audiofidelity; choose from "
-                             f"{', '.join(MODELS)}")
-        if sample_rate not in MODELS[model_name]:
-            raise ValueError(f"{model_name} runs at {', '.join(map(str, MODELS[model_name]))} Hz, not {sample_rate}")
-        name = MODELS[model_name][sample_rate]
-        if model_name == "clap":
-            submodel_name = submodel_name or "630k-audioset"
-            if submodel_name not in CLAP_SUBMODELS or enable_fusion:
-                raise ValueError(f"clap submodel {submodel_name!r}{' with fusion' if enable_fusion else ''} is not "
-                                 f"exported; choose submodel_name from {', '.join(CLAP_SUBMODELS)}, enable_fusion=False")
-            name = CLAP_SUBMODELS[submodel_name]
-        wanted = 2 if name == "encodec-48k" else 1
-        if channels != wanted:
-            raise ValueError(f"{model_name} at {sample_rate} Hz takes channels={wanted}, not {channels}")
-        if (use_pca or use_activation) and model_name != "vggish":
-            raise ValueError("use_pca and use_activation apply to the vggish model only")
+        if enable_fusion:
+            raise ValueError("fusion checkpoints are not exported; pass enable_fusion=False")
+        if model_name is None:  # the package's default: audioldm_eval's FAD model
+            model_name = next(p.model_name for p in package_models(PACKAGE) if p.fad_model == DEFAULTS.fad_model)
+        chosen = find_package_model(model_name, sample_rate, submodel_name)
+        name = chosen.fad_model
+        if channels != chosen.channels:
+            raise ValueError(f"{model_name} at {sample_rate} Hz takes channels={chosen.channels}, not {channels}")
+        given = [option for option, on in (("use_pca", use_pca), ("use_activation", use_activation)) if on]
+        if any(option not in chosen.options for option in given):
+            allowed = sorted({m.model_name for m in package_models(PACKAGE) if set(given) <= set(m.options)})
+            raise ValueError(f"{' and '.join(given)} apply to the {', '.join(allowed)} model only")
         self.model_name, self.sample_rate, self.channels, self.verbose = model_name, sample_rate, channels, verbose
         self.use_pca, self.use_activation = use_pca, use_activation
         self._evaluator = Evaluator(metrics=["fad"], fad_model=package_fad_model(name), conditioning=FAD_CONDITIONING,
@@ -110,7 +126,7 @@ class FrechetAudioDistance:
             from ..artifacts import load_postprocess
 
             data = load_postprocess(self._stage.runner.artifact)
-            self._pca = functools.partial(vggish_pca, eigen_vectors=data["eigen_vectors"], means=data["means"])
+            self._pca = functools.partial(postprocessor(data.pop("kind")), **data)
 
     def _finish(self, per_file: list[np.ndarray]) -> np.ndarray:
         """Stack per-file outputs into (rows, d), applying the optional ReLU and PCA (in torchvggish's order)."""

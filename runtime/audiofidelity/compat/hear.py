@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from ..embedder import Embedder
+from ..models import DEFAULTS
 from .evar import _default_output
 
 
@@ -28,7 +29,7 @@ class HearModel(torch.nn.Module):
         self.scene_embedding_size = self.timestamp_embedding_size = int(embedder.info.shape[-1])
 
 
-def load_model(model_file_path: str = "", *, model: str = "vggish", output: str | None = None,
+def load_model(model_file_path: str = "", *, model: str = DEFAULTS.fad_model, output: str | None = None,
                models_dir: str | None = None) -> HearModel:
     """The HEAR entry point; ``model_file_path`` is accepted and unused (artifacts come from ``models_dir``)."""
     return HearModel(Embedder(model, output=output or _default_output(model), models_dir=models_dir))

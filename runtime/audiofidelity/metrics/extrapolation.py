@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+from ..errors import MetricUnavailableError
 
 
 def extrapolate(score: Callable[[np.ndarray], float], units: int, *, unit: str, minimum: int = 500, steps: int = 25,
@@ -25,7 +26,7 @@ def extrapolate(score: Callable[[np.ndarray], float], units: int, *, unit: str, 
     Raises ``ValueError`` when there are not more ``units`` than ``minimum`` (no line to fit).
     """
     if units <= minimum:
-        raise ValueError(f"the extrapolation needs more than {minimum} generated {unit} (its smallest sample "
+        raise MetricUnavailableError(f"the extrapolation needs more than {minimum} generated {unit} (its smallest sample "
                          f"size); there are {units}")
     sizes = [int(n) for n in np.linspace(minimum, units, steps)]
     rng = np.random.RandomState(seed)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from .gaussian import GaussianStats
+from ..errors import MetricUnavailableError
 
 KEY_FRECHET_DISTANCE = "frechet_distance"
 KEY_FRECHET_AUDIO_DISTANCE = "frechet_audio_distance"
@@ -24,7 +25,7 @@ def _feature_matrix(features: np.ndarray) -> np.ndarray:
     """A float64 copy of ``features`` (callers may change it in place), checked to be (n >= 2, d)."""
     features = np.array(features, dtype=np.float64)
     if features.ndim != 2 or features.shape[0] < 2:
-        raise ValueError(f"need a (n >= 2, d) feature matrix for a covariance, got shape {features.shape}")
+        raise MetricUnavailableError(f"need a (n >= 2, d) feature matrix for a covariance, got shape {features.shape}")
     return features
 
 

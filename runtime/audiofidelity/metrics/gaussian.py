@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from ..errors import MetricUnavailableError
 
 
 @dataclass
@@ -71,7 +72,7 @@ class GaussianStats:
     def cov(self) -> np.ndarray:
         """Sample covariance (ddof 1)."""
         if self.count < 2:
-            raise ValueError(f"a covariance needs at least 2 embedding rows, got {self.count}")
+            raise MetricUnavailableError(f"a covariance needs at least 2 embedding rows, got {self.count}")
         return self.comoment / (self.count - 1)
 
     def all_reduce(self) -> "GaussianStats":

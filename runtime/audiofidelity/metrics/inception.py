@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import log_softmax
+from ..errors import MetricUnavailableError
 
 KEY_IS_MEAN = "inception_score_mean"
 KEY_IS_STD = "inception_score_std"
@@ -32,7 +33,7 @@ def inception_score(logits: np.ndarray, *, splits: int = 10, shuffle: bool = Tru
     logits = np.asarray(logits, dtype=np.float64)
     n = len(logits)
     if n < splits:
-        raise ValueError(f"inception score with {splits} splits needs at least {splits} clips, got {n}")
+        raise MetricUnavailableError(f"inception score with {splits} splits needs at least {splits} clips, got {n}")
     if shuffle:
         logits = logits[np.random.RandomState(seed).permutation(n)]
     log_p = log_softmax(logits, axis=1)

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from ..errors import MetricUnavailableError
 
 KEY_KAD = "kernel_audio_distance"
 SCALE = 100.0
@@ -50,7 +51,7 @@ class Bandwidth:
 def _rows(features: np.ndarray, name: str) -> np.ndarray:
     x = np.asarray(features, dtype=np.float64)
     if x.ndim != 2 or len(x) < 2:
-        raise ValueError(f"KAD needs at least 2 embedding rows on each side; the {name} set has "
+        raise MetricUnavailableError(f"KAD needs at least 2 embedding rows on each side; the {name} set has "
                          f"{len(x) if x.ndim == 2 else 0}")
     return x
 
@@ -124,7 +125,7 @@ def choose_bandwidth(generated: np.ndarray, reference: np.ndarray, bandwidth: st
     else:
         chosen = Bandwidth(float(bandwidth), "given")
     if not chosen.sigma > 0:
-        raise ValueError(f"the kernel bandwidth is {chosen.sigma:g} ({chosen.source}): all embedding rows of that "
+        raise MetricUnavailableError(f"the kernel bandwidth is {chosen.sigma:g} ({chosen.source}): all embedding rows of that "
                          f"set are identical, so KAD is undefined")
     return chosen
 

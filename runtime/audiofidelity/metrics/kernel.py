@@ -9,6 +9,7 @@ References: Bińkowski et al., "Demystifying MMD GANs", ICLR 2018; torch-fidelit
 from __future__ import annotations
 
 import numpy as np
+from ..errors import MetricUnavailableError
 
 KEY_KID_MEAN = "kernel_inception_distance_mean"
 KEY_KID_STD = "kernel_inception_distance_std"
@@ -49,7 +50,7 @@ def kernel_inception_distance(features1: np.ndarray, features2: np.ndarray, *, s
         raise ValueError(f"need two (n, d) feature matrices of equal width, got {x.shape} and {y.shape}")
     size = min(subset_size, len(x), len(y))
     if size < 2:
-        raise ValueError(f"KID needs at least 2 samples per set, got {len(x)} and {len(y)}")
+        raise MetricUnavailableError(f"KID needs at least 2 samples per set, got {len(x)} and {len(y)}")
     rng = np.random.RandomState(seed)
     mmds = np.empty(subsets)
     for i in range(subsets):

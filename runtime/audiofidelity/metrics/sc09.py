@@ -28,6 +28,7 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, norm
 
 from . import frechet
+from ..errors import MetricUnavailableError
 
 KMEANS = dict(n_clusters=50, init="k-means++", n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd", random_state=0)
 """The k-means of NDB, every parameter fixed (recorded in the report)."""
@@ -38,7 +39,7 @@ MIS_PAIRS = 10000
 def _probabilities(probs: np.ndarray, name: str, least: int) -> np.ndarray:
     p = np.asarray(probs)
     if p.ndim != 2 or len(p) < least:
-        raise ValueError(f"{name} needs at least {least} generated clips, got {len(p) if p.ndim == 2 else 0}")
+        raise MetricUnavailableError(f"{name} needs at least {least} generated clips, got {len(p) if p.ndim == 2 else 0}")
     return p
 
 
@@ -86,7 +87,7 @@ def ndb(train_activations: np.ndarray, activations: np.ndarray) -> dict:
     k = KMEANS["n_clusters"]
     train = np.asarray(train_activations)
     if len(train) < 2 * k:
-        raise ValueError(f"NDB with K={k} needs at least {2 * k} training clips, got {len(train)}")
+        raise MetricUnavailableError(f"NDB with K={k} needs at least {2 * k} training clips, got {len(train)}")
     kmeans = KMeans(**KMEANS).fit(train)
     labels_train, labels_gen = kmeans.predict(train), kmeans.predict(np.asarray(activations))
     counts_train = np.bincount(labels_train, minlength=k)

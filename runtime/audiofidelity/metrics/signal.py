@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.ndimage import uniform_filter
+from ..errors import MetricUnavailableError
 
 KEY_PSNR = "psnr"
 KEY_SSIM = "ssim"
@@ -56,9 +57,9 @@ def ssim(image1: np.ndarray, image2: np.ndarray, *, data_range: float, win_size:
     if x.shape != y.shape:
         raise ValueError(f"images differ in shape: {x.shape} vs {y.shape}")
     if min(x.shape) < win_size:
-        raise ValueError(f"SSIM needs images of at least {win_size}x{win_size}, got {x.shape}")
+        raise MetricUnavailableError(f"SSIM needs images of at least {win_size}x{win_size}, got {x.shape}")
     if not data_range > 0:
-        raise ValueError(f"data_range must be positive, got {data_range}")
+        raise MetricUnavailableError(f"data_range must be positive, got {data_range}")
     n = win_size ** x.ndim
     cov_norm = n / (n - 1)
     mean = lambda im: uniform_filter(im, size=win_size)  # noqa: E731
@@ -88,11 +89,11 @@ def lsd_preprocess(generated: np.ndarray, reference: np.ndarray, *,
     for name, clip in (("generated", np.asarray(generated, dtype=np.float32)[offset:]),
                        ("reference", np.asarray(reference, dtype=np.float32))):
         if clip.size == 0:
-            raise ValueError(f"{name} clip has no samples left after the {offset}-sample offset")
+            raise MetricUnavailableError(f"{name} clip has no samples left after the {offset}-sample offset")
         clip = clip - np.mean(clip)
         peak = np.max(np.abs(clip))
         if peak == 0:
-            raise ValueError(f"{name} clip is silent after removing its mean; LSD is undefined")
+            raise MetricUnavailableError(f"{name} clip is silent after removing its mean; LSD is undefined")
         out.append(clip / peak)
     n = min(len(out[0]), len(out[1]))
     return out[0][:n], out[1][:n]

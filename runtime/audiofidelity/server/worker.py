@@ -19,6 +19,7 @@ from pathlib import Path, PurePath
 from ..cache import FeatureCache
 from ..errors import AudioFidelityError
 from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
+from ..models import DEFAULTS
 from ..runner import DEFAULT_BATCH_SIZE
 from ..validation import check_int
 from .jobstore import Job, JobStore
@@ -110,7 +111,7 @@ class JobRunner:
         return sorted({a.manifest.name for e in self._evaluators.values() for a in e.artifacts.values() if a.loaded})
 
     def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None,
-                   fad_model: str = "vggish") -> Evaluator:
+                   fad_model: str = DEFAULTS.fad_model) -> Evaluator:
         needs = models_needed(backbone, metrics)
         key = (backbone, sample_rate, needs, fad_model)
         if key not in self._evaluators:
@@ -129,7 +130,7 @@ class JobRunner:
         log.info("job %s: running (attempt %d)", job.id, job.attempts)
         try:
             evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"],
-                                        request.get("fad_model", "vggish"))
+                                        request.get("fad_model", DEFAULTS.fad_model))
             result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
                                         metrics=request["metrics"], watch=job_watch(self.store, job.id))
         except JobCancelled:

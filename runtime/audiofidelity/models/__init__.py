@@ -1,0 +1,187 @@
+"""The model families: the one place the runtime learns what models exist and how each is fed.
+
+Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``sc09``) declaring a
+``FAMILY`` (see ``family.py``); this collection gathers them and answers every question the generic core asks:
+which artifacts and FAD embeddings exist, which frontend a manifest's ``kind`` names, which post-processing, which
+model options a run may carry, and the defaults. Nothing outside ``models/`` names a model.
+
+``register(family)`` adds a family at run time (a plug-in, a test's toy model); every lookup reads the current
+list, so the command line, the service and the pipeline see it at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+from ..errors import ManifestError
+from . import clap, cnn14, encodec, mert, sc09, vggish
+from .family import (Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, ModelFamily, ModelOption,
+                     PackageModel)
+
+_FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, sc09.FAMILY]
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """What a run uses when nothing is chosen: audioldm_eval's own defaults."""
+
+    backbone: str = "cnn14"
+    sample_rate: int = 16000
+    fad_model: str = "vggish"
+
+
+DEFAULTS = Defaults()
+
+
+def families() -> tuple[ModelFamily, ...]:
+    """Every family, built-in and registered."""
+    return tuple(_FAMILIES)
+
+
+def register(family: ModelFamily) -> None:
+    """Add a family (its names must be new); ``unregister`` takes it away again."""
+    taken = {a.name for f in _FAMILIES for a in f.artifacts} | {m.name for f in _FAMILIES for m in f.fad_models}
+    clash = sorted(taken & ({a.name for a in family.artifacts} | {m.name for m in family.fad_models}))
+    if family.name in {f.name for f in _FAMILIES} or clash:
+        raise ValueError(f"model family {family.name!r} clashes with a registered one ({', '.join(clash) or 'name'})")
+    _FAMILIES.append(family)
+
+
+def unregister(name: str) -> None:
+    _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
+
+
+def builtin_entries() -> tuple[ArtifactEntry, ...]:
+    """Every family's artifacts, unpinned (``registry.entries`` applies the pins in force)."""
+    return tuple(a for f in _FAMILIES for a in f.artifacts)
+
+
+def all_fad_models() -> tuple[FadModel, ...]:
+    return tuple(m for f in _FAMILIES for m in f.fad_models)
+
+
+def family_of(artifact: str) -> ModelFamily:
+    """The family an artifact (or a FAD model) belongs to."""
+    for family in _FAMILIES:
+        if artifact in {a.name for a in family.artifacts} | {m.name for m in family.fad_models}:
+            return family
+    raise KeyError(f"no model family has {artifact!r}")
+
+
+def _frontends() -> dict[str, Frontend]:
+    return {fe.kind: fe for f in _FAMILIES for fe in f.frontends}
+
+
+def frontend_kinds() -> list[str]:
+    return list(_frontends())
+
+
+def _frontend(spec: dict[str, Any]) -> tuple[Frontend, dict[str, Any]]:
+    params = dict(spec)
+    kind = params.pop("kind", None)
+    known = _frontends()
+    if kind not in known:
+        raise ManifestError(f"unknown frontend kind {kind!r}; this version supports {', '.join(known)}")
+    return known[kind], params
+
+
+def apply_frontend(wave: np.ndarray, spec: dict[str, Any]) -> np.ndarray | list[np.ndarray]:
+    """Run the frontend a manifest's ``frontend`` section describes (``{"kind": ..., **parameters}``) on a
+    conditioned waveform."""
+    frontend, params = _frontend(spec)
+    return frontend.compute(wave, **params)
+
+
+def frontend_bytes(n: int, spec: dict[str, Any]) -> float:
+    """Peak bytes the frontend a manifest describes allocates for ``n`` samples, known before it runs."""
+    frontend, params = _frontend(spec)
+    return frontend.peak_bytes(n, **params)
+
+
+def postprocessor(kind: str) -> Callable[..., np.ndarray]:
+    """The post-processing a manifest's ``postprocess`` kind names (``(outputs, **data) -> outputs``)."""
+    known = {k: fn for f in _FAMILIES for k, fn in f.postprocessors.items()}
+    if kind not in known:
+        raise ManifestError(f"unknown post-processing kind {kind!r}; this version supports {', '.join(known)}")
+    return known[kind]
+
+
+def model_options() -> dict[str, ModelOption]:
+    """Every family's options by name."""
+    return {o.name: o for f in _FAMILIES for o in f.options}
+
+
+def check_model_options(values: dict[str, Any], *, backbone: str, fad_model: str) -> dict[str, Any]:
+    """``values`` validated: each a declared option, of the family whose model the run uses for the stage it
+    changes (``mert_chunk`` needs the MERT backbone, ``fad_pca`` the VGGish FAD model); unset ones dropped.
+
+    Raises ``ValueError`` naming the option, the model it needs and the value."""
+    known = model_options()
+    out = {}
+    for name, value in values.items():
+        if name not in known:
+            raise TypeError(f"unknown model option {name!r}; the model families declare {', '.join(known)}")
+        option = known[name]
+        if value is None or (option.flag_only and not value):
+            continue
+        chosen = backbone_family(backbone) if option.stage == "backbone" else family_of(fad_model)
+        if option not in chosen.options:
+            raise ModelOptionError(option, owner_models(option), backbone if option.stage == "backbone" else fad_model)
+        out[name] = option.check(value)
+    return out
+
+
+def owner_models(option: ModelOption) -> list[str]:
+    """The models ``option`` applies to: its family's backbones, or its family's FAD models."""
+    owner = next(f for f in _FAMILIES if option in f.options)
+    if option.stage == "backbone":
+        return list(dict.fromkeys(a.backbone for a in owner.artifacts if a.role == "classifier"))
+    return [m.name for m in owner.fad_models]
+
+
+class ModelOptionError(ValueError):
+    """A family's option given for a run that uses no model of that family."""
+
+    def __init__(self, option: ModelOption, needs: list[str], got: str) -> None:
+        self.option, self.needs, self.got = option, needs, got
+        chosen = "backbone" if option.stage == "backbone" else "fad_model"
+        super().__init__(f"{option.name} needs {chosen} {' or '.join(needs)}, not {got!r}")
+
+    def command_line(self) -> str:
+        """The same in the command line's words."""
+        chosen = "--backbone" if self.option.stage == "backbone" else "--fad-model"
+        return f"{self.option.flag} needs {chosen} {' or '.join(self.needs)}, not {self.got}"
+
+
+def adjustment(family: ModelFamily, stage: str, values: dict[str, Any], model_rate: int) -> Adjustment | None:
+    """What ``family``'s options set in ``values`` change in its ``stage`` (``backbone`` or ``fad``), or None."""
+    found = [o.adjust(values[o.name], model_rate) for o in family.options if o.stage == stage and o.name in values]
+    if not found:
+        return None
+    return Adjustment(frontend={k: v for a in found for k, v in a.frontend.items()},
+                      average_items=any(a.average_items for a in found), postprocess=any(a.postprocess for a in found))
+
+
+def backbone_family(backbone: str) -> ModelFamily:
+    """The family whose classifier artifacts serve ``backbone``."""
+    for family in _FAMILIES:
+        if any(a.role == "classifier" and a.backbone == backbone for a in family.artifacts):
+            return family
+    raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(backbone_names())}")
+
+
+def backbone_names() -> list[str]:
+    return list(dict.fromkeys(a.backbone for a in builtin_entries() if a.role == "classifier"))
+
+
+def package_models(package: str) -> tuple[PackageModel, ...]:
+    """How a reference package names the FAD models (frechet_audio_distance's ``model_name`` and rates)."""
+    return tuple(p for f in _FAMILIES for p in f.package_models if p.package == package)
+
+
+__all__ = ["Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin", "ModelFamily",
+           "ModelOption", "ModelOptionError", "PackageModel", "adjustment", "all_fad_models", "apply_frontend", "backbone_family",
+           "backbone_names", "builtin_entries", "check_model_options", "families", "family_of", "frontend_bytes",
+           "frontend_kinds", "model_options", "package_models", "postprocessor", "register", "unregister"]

@@ -1,0 +1,186 @@
+"""What a model family declares: its artifacts, FAD embeddings, frontends, post-processing and options.
+
+A model family is everything the runtime knows about one kind of network and how audio is fed to it, in one
+module under ``audiofidelity/models/`` (``cnn14.py``, ``vggish.py``, ...), as torch-fidelity's feature
+extractors declare what they provide. The generic core (pipeline, evaluation, metrics, CLI, service, compat)
+reads families only through ``audiofidelity.models``; it names no model.
+
+A family declares:
+
+- ``artifacts``: its registry entries (name, rates, licence, upstream source and sha256, Hub pin);
+- ``fad_models``: the ``--fad-model`` embeddings it offers and the toolkit whose feeding each follows;
+- ``frontends``: the frontend kinds its manifests name, each with its peak-memory estimate;
+- ``postprocessors``: post-processing kinds its manifests carry data for (VGGish's PCA);
+- ``options``: its model-specific settings (``--mert-chunk``, ``--fad-pca``) with their validation, and how
+  each changes a stage (``Adjustment``);
+- ``package_models``: how a reference package (frechet_audio_distance) names its models.
+
+Which outputs a family's artifacts provide to which metric is declared in each artifact's manifest (output
+``roles``), written by the family's export module.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class HubPin:
+    """Where a published artifact lives on the Hugging Face Hub, pinned to one commit and its bytes."""
+
+    repo_id: str
+    revision: str
+    sha256: str
+    manifest_sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
+class ArtifactEntry:
+    """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
+
+    ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
+    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; the ``"benchmark"`` artifact (SC09's
+    classifier) serves its benchmark's metrics. ``rates``: the evaluation sample
+    rates a backbone serves (the model's own input rate is in its manifest).
+    """
+
+    name: str
+    role: str
+    backbone: str
+    rates: tuple[int, ...]
+    architecture: str
+    source_file: str
+    source_url: str
+    license: str
+    hub: HubPin | None = None
+    source_sha256: str | None = None
+    """sha256 of the upstream checkpoint when known; ``export.py --download`` checks it and always records it."""
+    source_revision: str | None = None
+    """For a Hugging Face source (MERT): the upstream commit to download."""
+    origin: str = ""
+    """Where the original checkpoint is published, in words (for error messages and ``models list``)."""
+    extra_sources: tuple[str, ...] = ()
+    """Export options naming further upstream files (VGGish's ``--pca``), as ``OPTION FILE``."""
+    model_rate: int = 0
+    """The rate the network itself takes (its manifest's ``sample_rate``), for ``models list``."""
+    channels: int = 1
+    dimension: int = 0
+    """Width of the embedding rows FAD reads."""
+    frames: str = ""
+    """How many rows a clip gives, in words (``models list``)."""
+    frame_seconds: float = 0.0
+    """Hop between a frame-level output's rows in seconds (0: one row per clip), for timestamps (HEAR)."""
+    description: str = ""
+    """One line for people: the service's model list and ``models list``."""
+    adapter_output: str = "embedding"
+    """The ``Embedder`` output the HEAR and EVAR adapters read by default (frame rows where the model has them)."""
+    provides: tuple[str, ...] = ("embedding", "logits")
+    """A classifier's feature roles (its manifest's output roles), which decide the metrics its backbone offers."""
+
+    @property
+    def published(self) -> bool:
+        return self.hub is not None
+
+
+@dataclass(frozen=True)
+class FadModel:
+    """An embedding ``--fad-model`` accepts: which artifact output's rows enter FAD, and how audio is prepared.
+
+    ``role``: the manifest role of the output whose rows FAD reads (``fad``: frame rows, ``embedding``: one row
+    per clip, ``hidden_states``: MERT's frame rows of every layer, of which ``layer`` is taken).
+    ``toolkit``: the reference whose feeding it follows; ``conditioning``: the ``Conditioning`` fields that
+    toolkit sets differently from audioldm_eval's (VGGish keeps audioldm_eval's: its FAD is audioldm_eval's).
+    """
+
+    name: str
+    artifact: str
+    role: str
+    toolkit: str
+    layer: int | None = None
+    conditioning: tuple[tuple[str, object], ...] = (("remove_dc", False), ("min_samples", 0))
+    frontend: tuple[tuple[str, object], ...] = ()
+    """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
+    average_items: bool = False
+    """One row per clip: the mean over the clip's items (CLAP's 10-s windows of a longer clip)."""
+
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """A frontend kind a manifest may name: ``compute(wave, **parameters) -> model input`` (items first) and
+    ``peak_bytes(n, **parameters) -> bytes`` it allocates for ``n`` samples, known before it runs."""
+
+    kind: str
+    compute: Callable[..., Any]
+    peak_bytes: Callable[..., float]
+
+
+@dataclass(frozen=True)
+class Adjustment:
+    """How a model option changes one stage: frontend parameters set, a clip's items averaged into one row,
+    post-processing applied (a manifest post-processing kind), and what it records in the cache key."""
+
+    frontend: dict[str, Any] = field(default_factory=dict)
+    average_items: bool = False
+    postprocess: bool = False
+
+
+@dataclass(frozen=True)
+class ModelOption:
+    """A setting one family adds to the run (``--mert-chunk``, ``--fad-pca``), declared once.
+
+    ``name``: the keyword of the Python API and the settings object (the flag is ``--`` + dashes);
+    ``stage``: ``"backbone"`` or ``"fad"``, the stage it changes when the chosen model belongs to the family;
+    ``parse``: the command line's type; ``check(value) -> value``: validation (raises ``ValueError``) shared by
+    every entry point; ``adjust(value, model_rate) -> Adjustment``: what it does; ``flag_only``: a switch.
+    """
+
+    name: str
+    stage: str
+    help: str
+    adjust: Callable[[Any, int], Adjustment]
+    parse: Callable[[str], Any] | None = None
+    check: Callable[[Any], Any] = lambda value: value
+    flag_only: bool = False
+    metavar: str | None = None
+    provenance: str | None = None
+    """The report's provenance key for its value (``None``: the option's name)."""
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class PackageModel:
+    """How a reference package names one of this family's FAD models (frechet_audio_distance's ``model_name``,
+    ``sample_rate``, ``submodel_name``), and what its feeding changes in the frontend."""
+
+    package: str
+    model_name: str
+    sample_rate: int
+    fad_model: str
+    submodel: str | None = None
+    channels: int = 1
+    frontend: tuple[tuple[str, object], ...] = ()
+    options: tuple[str, ...] = ()
+    """The package's model-specific keyword arguments (``use_pca``) this model accepts."""
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """Everything the runtime knows about one model family (see the module docstring)."""
+
+    name: str
+    artifacts: tuple[ArtifactEntry, ...]
+    fad_models: tuple[FadModel, ...] = ()
+    frontends: tuple[Frontend, ...] = ()
+    postprocessors: dict[str, Callable[..., np.ndarray]] = field(default_factory=dict)
+    options: tuple[ModelOption, ...] = ()
+    package_models: tuple[PackageModel, ...] = ()
+    too_long_advice: Callable[[Any, int, int, int, Any], str] | None = None
+    """``(memory model, model rate, budget, batch size, options) -> advice`` for a clip too long for the memory
+    budget (MERT: the ``--mert-chunk`` that would fit), or None for the generic advice."""

@@ -1,0 +1,95 @@
+"""One settings object for an evaluation, validated in one place.
+
+``EvaluationSettings`` holds everything ``Evaluator`` needs: which backbone and rate, which metrics, the FAD
+model, how models run, how audio is conditioned, and the model families' own options (``model_options``, as each
+family declares them: ``--mert-chunk``, ``--fad-pca``). The command line, the service, ``evaluate()`` and the
+compat layers build it the same way (``from_keywords``); every value is checked here, once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from .audio import Conditioning
+from .cache import FeatureCache
+from .metric_table import resolve_metrics
+from .metrics import signal
+from .metrics.options import MetricOptions
+from .models import DEFAULTS, FadModel, check_model_options, model_options
+from .registry import artifact_for, fad_model as find_fad_model
+from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
+from .validation import check_int, check_optional
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """An evaluation's settings (see ``evaluate`` for each); ``__post_init__`` validates and normalises them.
+
+    ``model_options``: the families' options by name (``{"mert_chunk": 10.0}``), each checked by its family and
+    allowed only when the run uses a model of that family; unset options are dropped.
+    """
+
+    backbone: str = DEFAULTS.backbone
+    sample_rate: int = DEFAULTS.sample_rate
+    metrics: tuple[str, ...] | None = None
+    fad_model: str | FadModel = DEFAULTS.fad_model
+    models_dir: str | Path | None = None
+    device: str = "cpu"
+    batch_size: int = DEFAULT_BATCH_SIZE
+    conditioning: Conditioning = field(default_factory=Conditioning)
+    strict: bool = False
+    lsd_offset: int = signal.HIFIGAN_OFFSET
+    require_pinned: bool = False
+    progress: bool = True
+    cache: bool | FeatureCache | None = True
+    workers: int = 0
+    precision: str = "fp32"
+    max_memory: int | None = None
+    batch_across_clips: bool = False
+    metric_options: MetricOptions = field(default_factory=MetricOptions)
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        put("batch_size", check_int(self.batch_size, "batch_size", minimum=1))
+        put("workers", check_int(self.workers, "workers", minimum=0))
+        put("lsd_offset", check_int(self.lsd_offset, "lsd_offset", minimum=0))
+        put("max_memory", check_optional(check_int, self.max_memory, "max_memory", minimum=1))
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        put("conditioning", self.conditioning or Conditioning())
+        put("metric_options", self.metric_options or MetricOptions())
+        artifact_for(self.backbone, self.sample_rate)  # names the choices when there is none
+        put("metrics", tuple(resolve_metrics(self.backbone, self.metrics)))
+        put("fad_model", find_fad_model(self.fad_model) if isinstance(self.fad_model, str) else self.fad_model)
+        put("model_options", check_model_options(dict(self.model_options), backbone=self.backbone,
+                                                 fad_model=self.fad_model.artifact))
+
+    @classmethod
+    def from_keywords(cls, **keywords: Any) -> "EvaluationSettings":
+        """Settings from ``evaluate()``'s keywords: the families' options may be given by name among them
+        (``mert_chunk=10``); an unknown keyword is a ``TypeError`` naming it."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        options = dict(keywords.pop("model_options", None) or {})
+        for name in list(keywords):
+            if name not in fields:
+                if name not in model_options():
+                    raise TypeError(f"unknown setting {name!r}")
+                options[name] = keywords.pop(name)
+        if keywords.get("metrics") is not None:
+            keywords["metrics"] = tuple(keywords["metrics"])
+        return cls(**keywords, model_options=options)
+
+    def option(self, name: str) -> Any:
+        """A family option's value in force (None when unset)."""
+        return self.model_options.get(name)
+
+    def option_record(self) -> dict[str, Any]:
+        """Every declared option's value in force (unset: None, or False for a switch), for the statistics
+        files' settings and the report's provenance."""
+        return {o.name: self.model_options.get(o.name, False if o.flag_only else None)
+                for o in model_options().values()}
