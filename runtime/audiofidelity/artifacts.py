@@ -16,7 +16,7 @@ import json
 import os
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,43 @@ EMBEDDED_MANIFEST = "audiofidelity.json"
 """Extra file of the ``.pt2`` archive holding the manifest less its ``artifact`` section (see ``bound_fields``)."""
 MODELS_ENV = "AUDIOFIDELITY_MODELS"
 CACHE_ENV = "AUDIOFIDELITY_CACHE"
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of an artifact, as its manifest declares it.
+
+    ``shape``: with the batch axis first; named axes (``"frames"``) are dynamic. ``per_item``: the shape of one
+    item (the batch axis dropped), the one place it is worked out.
+    """
+
+    name: str
+    shape: tuple
+    dtype: str = "float32"
+    roles: tuple[str, ...] = ()
+    minimum: dict = field(default_factory=dict)
+    memory: dict | None = None
+    channels: int = 1
+    items_per_clip: int | str = 1
+
+    @classmethod
+    def from_manifest(cls, spec: dict[str, Any]) -> "TensorSpec":
+        return cls(spec["name"], tuple(spec["shape"]), spec.get("dtype", "float32"), tuple(spec.get("roles", ())),
+                   dict(spec.get("min", {})), spec.get("memory"), int(spec.get("channels", 1)),
+                   spec.get("items_per_clip", 1))
+
+    @property
+    def per_item(self) -> tuple:
+        return self.shape[1:]
+
+    @property
+    def frame_rows(self) -> bool:
+        """Whether an item gives several rows along a dynamic axis (frames), not one."""
+        return len(self.shape) > 1 and isinstance(self.shape[1], str)
+
+    def per_item_of(self, layer: int | None) -> tuple:
+        """``per_item`` of one layer (a hidden-states output's first per-item axis taken), or of the whole."""
+        return self.per_item[1:] if layer is not None else self.per_item
 
 
 @dataclass(frozen=True)
@@ -44,6 +81,23 @@ class Manifest:
     @property
     def output_names(self) -> list[str]:
         return [o["name"] for o in self.outputs]
+
+    @property
+    def input(self) -> TensorSpec:
+        """The program's (one) input."""
+        return TensorSpec.from_manifest(self.inputs[0])
+
+    @property
+    def output_specs(self) -> tuple[TensorSpec, ...]:
+        return tuple(TensorSpec.from_manifest(o) for o in self.outputs)
+
+    def output(self, name: str) -> TensorSpec:
+        """The output called ``name`` (``ManifestError`` naming the ones there are)."""
+        for spec in self.output_specs:
+            if spec.name == name:
+                return spec
+        raise ManifestError(f"artifact {literal(repr(self.name))} has no output {literal(repr(name))}; it has "
+                            f"{literal(', '.join(self.output_names))}")
 
     @property
     def sample_rate(self) -> int:

@@ -66,7 +66,7 @@ def _outputs(manifest) -> tuple[str, ...]:
     roles = manifest.roles()
     offered = [name for name, role in OUTPUTS.items() if role in roles]
     if "hidden_states" in roles:
-        layers = next(o for o in manifest.outputs if o["name"] == roles["hidden_states"])["shape"][1]
+        layers = manifest.output(roles["hidden_states"]).per_item[0]
         offered += [f"layer:{n}" for n in range(layers)]
     return tuple(offered)
 
@@ -139,17 +139,14 @@ class Embedder:
                                  f"to the classifiers ({classifiers})")
             fad = next(m for m in fad_models().values() if m.artifact == model and m.layer is None)
             self.stage, _ = fad_stage(self.artifact, run, fad, keep=(feature,))
-        spec = next(o for o in manifest.outputs if o["name"] == feature.output)
-        per_item = list(spec["shape"][1:])
-        if layer is not None:
-            per_item.pop(0)
+        per_item = manifest.output(feature.output).per_item_of(layer)
         frames = bool(per_item) and isinstance(per_item[0], str)
         one_item = self.stage.runner.one_item or self.stage.runner.average_items  # CLAP: windows averaged
         shape = tuple(per_item) if one_item or frames else ("frames", *per_item)
         if pooling == "mean" and len(shape) > 1:
             shape = shape[1:]
         self.info = EmbedderInfo(model, output, manifest.sample_rate, self.stage.input.conditioning_rate,
-                                 int(manifest.inputs[0].get("channels", 1)), shape, entry.frames,
+                                 manifest.input.channels, shape, entry.frames,
                                  entry.frame_seconds if frames or not one_item else 0.0, manifest.sha256, offered)
 
     def _finish(self, array: np.ndarray) -> np.ndarray:

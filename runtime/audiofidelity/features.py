@@ -217,11 +217,7 @@ class ModelStage:
 
     def _expected_tail(self, feature: Feature) -> tuple:
         """The shape a kept feature has per file after its leading items axis, if any (names: any size)."""
-        spec = next(o for o in self.manifest.outputs if o["name"] == feature.output)
-        tail = list(spec["shape"][1:])
-        if feature.layer is not None:
-            tail.pop(0)
-        return tuple(tail)
+        return self.manifest.output(feature.output).per_item_of(feature.layer)
 
     def valid_entry(self, entry: dict[str, np.ndarray]) -> bool:
         """Whether a cached entry holds exactly this stage's features, of their shapes, finite float32."""
@@ -462,7 +458,7 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
     run's), ``frontend`` (``chunked``: a clip's items averaged, MERT or CLAP windows), the ``features`` kept,
     post-processing ``post``."""
     manifest = artifact.manifest
-    channels = int(manifest.inputs[0].get("channels", 1))
+    channels = manifest.input.channels
     settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
                 "conditioning": (conditioning or run.conditioning).as_dict(), "device": run.device.split(":")[0],
                 "precision": run.precision, "batch_size": run.batch_size,
@@ -489,7 +485,7 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adj
     ``keep`` names; ``adjust``: what the family's options change (``--mert-chunk``'s windows, averaged). Returns
     the stage and the roles it plays (role -> feature)."""
     manifest = artifact.manifest
-    kept = [o["name"] for o in manifest.outputs if set(o.get("roles", ())) & BACKBONE_ROLES]
+    kept = [o.name for o in manifest.output_specs if set(o.roles) & BACKBONE_ROLES]
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
     adjust = adjust or Adjustment()
     stage = build_stage(artifact, run, rate=rate, frontend={**manifest.frontend, **adjust.frontend},

@@ -37,9 +37,8 @@ class InputSpec:
 
     @classmethod
     def from_manifest(cls, manifest) -> "InputSpec":
-        spec = manifest.inputs[0]
-        return cls(manifest.name, tuple(spec["shape"][1:]), dict(spec.get("min", {})),  # per-item axes (no batch)
-                   MemoryModel.from_manifest(spec.get("memory")))
+        spec = manifest.input
+        return cls(manifest.name, spec.per_item, spec.minimum, MemoryModel.from_manifest(spec.memory))
 
     def pass_bytes(self, x: Items, batch_size: int) -> float:
         """Estimated peak memory of the largest forward pass over one clip's items ``x`` (0: no model)."""
@@ -103,7 +102,7 @@ class EmbeddingRunner:
         self.across_clips = across_clips
         self.average_items = average_items
         self.input_spec = InputSpec.from_manifest(artifact.manifest)
-        self.one_item = artifact.manifest.inputs[0].get("items_per_clip", 1) == 1
+        self.one_item = artifact.manifest.input.items_per_clip == 1
 
     def check_input(self, x: Items) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
@@ -124,8 +123,8 @@ class EmbeddingRunner:
         groups: dict = {}
         for k, item in enumerate(items):
             groups.setdefault(item.shape if self.across_clips else (owner[k], item.shape), []).append(k)
-        specs = [(j, spec) for j, spec in enumerate(self.artifact.manifest.outputs)
-                 if outputs is None or spec["name"] in outputs]
+        specs = [(j, spec) for j, spec in enumerate(self.artifact.manifest.output_specs)
+                 if outputs is None or spec.name in outputs]
         rows: list[list[np.ndarray] | None] = [None] * len(items)
         with torch.inference_mode(), _precision(self.precision, device):
             for members in groups.values():
@@ -141,9 +140,8 @@ class EmbeddingRunner:
             mine: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, clip in enumerate(owner):
                 mine[clip].append(rows[k][index])
-            frames = len(spec["shape"]) > 1 and isinstance(spec["shape"][1], str)
-            per_clip[spec["name"]] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item
-                                      else np.concatenate(r) if frames else np.stack(r) for r in mine]
+            per_clip[spec.name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item
+                                   else np.concatenate(r) if spec.frame_rows else np.stack(r) for r in mine]
         return per_clip
 
 
