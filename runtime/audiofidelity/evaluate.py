@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from . import diagnostics
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
