@@ -7,7 +7,8 @@ import soundfile as sf
 
 from audiofidelity import Embedder, cli
 from audiofidelity.metrics import GaussianStats
-from audiofidelity.metrics.gaussian import frechet_distance
+from audiofidelity.metrics.frechet import frechet_distance_gaussians
+from audiofidelity.stats import load_gaussian, save_gaussian
 from conftest import eval_cli
 
 NAMES = ["clip_00.wav", "clip_03.wav", "clip_07.flac", "clip_09.wav", "clip_16.wav"]
@@ -139,14 +140,14 @@ def test_a_training_loop_fad_equals_eval_against_the_same_statistics_file(small,
     for name in NAMES:  # one "batch" per clip, as a training loop would feed it
         audio, rate = sf.read(small / "generated" / name, dtype="float32", always_2d=True)
         generated.update(vggish.embed(audio.T[None], rate)[0])
-    fad = frechet_distance(generated, GaussianStats.load(reference_stats, role="fad"))
+    fad = frechet_distance_gaussians(generated, load_gaussian(reference_stats, role="fad"))
     report = evaluate(small / "generated", reference_stats, metrics=["fad"], models_dir=models_dir, progress=False,
                       cache=False).report
     # fewer frames than dimensions: eval takes the trace term exactly from the features, the streamed statistics
     # from their singular covariance, whose square root rounds at ~1e-7 relative (metrics/frechet.py)
     assert fad == pytest.approx(report["metrics"]["frechet_audio_distance"], rel=1e-6)
-    generated.save(tmp_path / "gen.npz")
-    assert GaussianStats.load(tmp_path / "gen.npz").count == generated.count
+    save_gaussian(generated, tmp_path / "gen.npz")
+    assert load_gaussian(tmp_path / "gen.npz").count == generated.count
 
 
 def _all_reduce_rank(rank: int, world: int, init_file: str, rows: np.ndarray, out: str) -> None:
@@ -217,5 +218,5 @@ def test_stats_file_carries_fadtk_keys_that_fadtk_load_stats_reads(small, models
                      "--no-cache", "--fadtk-name", "vggish"]) == 0
     with np.load(out) as data:  # fadtk's FrechetAudioDistance.load_stats, transcribed
         mu, cov = data["vggish.mu"], data["vggish.cov"]
-    ours = GaussianStats.load(out, role="fad")
+    ours = load_gaussian(out, role="fad")
     assert np.array_equal(mu, ours.mean) and np.allclose(cov, ours.cov, rtol=1e-15, atol=0)

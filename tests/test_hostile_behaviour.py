@@ -310,7 +310,7 @@ def test_ctrl_c_stops_the_worker_processes_without_a_traceback(tmp_path):
     from pathlib import Path
 
     (tmp_path / "a.wav").write_bytes(b"")
-    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(Path(cli.__file__).parents[2])}
     child = subprocess.Popen([sys.executable, "-c", INTERRUPTED_RUN, str(tmp_path)], stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:

@@ -178,7 +178,7 @@ def test_eval_outputs_survive_a_full_disk_whole_and_named(small, models_dir, tmp
 
 def test_api_writers_keep_the_previous_file_on_a_full_disk(result, tmp_path, monkeypatch):
     from audiofidelity.reporting import append_csv, write_per_file_csv
-    from audiofidelity.stats import ReferenceStats
+    from audiofidelity.stats import ReferenceStats, save_gaussian
 
     stats = ReferenceStats.from_features({"fad": [np.ones((3, 2)), np.zeros((2, 2))]}, ["a", "b"], {})
     writers = {"features.npz": lambda p: result.save_features(p), "stats.npz": lambda p: stats.save(p),
@@ -215,11 +215,11 @@ def test_outputs_are_written_under_exactly_the_name_given(result, tmp_path, smal
     """``np.savez(path)`` appended ``.npz`` to a name without it (``stats --out`` passes its path to ``save``)."""
     from audiofidelity.metrics import GaussianStats
     from audiofidelity.sc09 import Classified, save_training
-    from audiofidelity.stats import ReferenceStats
+    from audiofidelity.stats import ReferenceStats, save_gaussian
 
     stats = ReferenceStats.from_features({"fad": [np.ones((3, 2)), np.zeros((2, 2))]}, ["a", "b"], {})
     stats.save(tmp_path / "reference.stats")
-    GaussianStats.from_features(np.eye(3)).save(tmp_path / "gaussian")
+    save_gaussian(GaussianStats.from_features(np.eye(3)), tmp_path / "gaussian")
     result.save_features(tmp_path / "features")
     artifact = SimpleNamespace(manifest=SimpleNamespace(sha256="0" * 64, frontend={}))
     save_training(tmp_path / "train.data", Classified(["a"], np.ones((1, 10)) / 10, np.zeros((1, 4))), artifact)

@@ -23,7 +23,7 @@ from audiofidelity.models import (Adjustment, ArtifactEntry, FadModel, Frontend,
                                   PackageModel)
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime" / "audiofidelity"
-FAMILY_SPECIFIC = {"models", "sc09.py", "sc09_cli.py", "metrics/sc09.py"}
+FAMILY_SPECIFIC = {"models", "sc09.py", "cli/sc09.py", "metrics/sc09.py"}
 """Where models may be named: the families themselves, and the SC09 benchmark's own command and metrics."""
 
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from audiofidelity import cli
+from audiofidelity.cli import eval as eval_command
 from audiofidelity.evaluate import Evaluator
 from audiofidelity.features import _malloc_trim, _return_free_heap
 
@@ -122,7 +123,7 @@ def test_cli_workers_flag(recordings_dir, models_dir):
     # what the workers compute is tested above, on the Evaluator the flag configures
     args = cli.build_parser().parse_args(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
                                           "--models-dir", str(models_dir), "--metrics", "fd", "--workers", "2"])
-    with cli._evaluator(args, args.metrics) as evaluator:
+    with eval_command._evaluator(args, args.metrics) as evaluator:
         assert evaluator.workers == 2
     with pytest.raises(SystemExit) as stop:
         cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--workers", "-1"])

@@ -8,9 +8,8 @@ Importing the package loads NumPy, SciPy and soundfile only; torch and librosa l
 """
 from __future__ import annotations
 
-__version__ = "0.3.0"
-
-from .embedder import Embedder  # noqa: E402
-from .evaluate import EvaluationResult, Evaluator, evaluate  # noqa: E402
+from ._version import __version__
+from .embedder import Embedder
+from .evaluate import EvaluationResult, Evaluator, evaluate
 
 __all__ = ["__version__", "evaluate", "Evaluator", "EvaluationResult", "Embedder"]

@@ -23,7 +23,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import __version__
+from ._version import __version__
 from .artifacts import cache_root
 from .audio import FileIdentity, open_regular
 from .errors import InvalidAudioError

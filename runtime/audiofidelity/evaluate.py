@@ -20,8 +20,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import __version__
 from . import diagnostics, models
+from ._version import __version__
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .cache import FeatureCache, content_identity

@@ -141,3 +141,27 @@ def npz(arrays: Mapping[str, np.ndarray], *, compressed: bool = False) -> Callab
                 with archive.open(f"{key}.npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
     return write
+
+
+def check_writable(path: Path | None, option: str) -> None:
+    """Fail before any work when ``path`` cannot be written (missing folder, no permission, a folder);
+    a file that did not exist is not left behind.
+
+    Raises
+    ------
+    OutputPathError
+        Naming ``option`` and ``path``, and saying that nothing was computed.
+    """
+    if path is None:
+        return
+    existed = path.exists()
+    try:
+        if path.is_dir():
+            raise IsADirectoryError(f"{path} is a folder")
+        with open(path, "a"):
+            pass
+    except OSError as exc:
+        raise OutputPathError(f"{option} {path}: cannot write there ({exc.strerror or exc}); nothing was "
+                              f"computed") from exc
+    if not existed:
+        path.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from .errors import MetricUnavailableError, StatsFileError
 from .metrics import frechet
+from .metrics.gaussian import GaussianStats
 from .outputs import atomic_write, npz
 
 STATS_FORMAT = 1
@@ -33,6 +34,20 @@ def read_arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
         raise StatsFileError(f"{path} is not {what}: {str(exc).split('.')[0]}") from exc
+
+
+def save_gaussian(stats: GaussianStats, path: str | Path, *, role: str = "fad", settings: dict | None = None) -> None:
+    """Write a reference-statistics file (``eval GEN FILE.npz``, ``stats``) holding ``stats`` as this ``role``."""
+    if stats.mean is None:
+        raise ValueError("no embedding rows to save: the statistics are empty")
+    ReferenceStats(settings or {}, [], {role: RoleStatistics(stats.mean, stats.cov, stats.count)}).save(path)
+
+
+def load_gaussian(path: str | Path, *, role: str = "fad") -> GaussianStats:
+    """One role's statistics from a reference-statistics file, as ``GaussianStats``."""
+    stats = ReferenceStats.load(path).role(role)
+    return GaussianStats(stats.count, np.asarray(stats.mean, np.float64),
+                         np.asarray(stats.cov, np.float64) * (stats.count - 1))
 
 
 @dataclass

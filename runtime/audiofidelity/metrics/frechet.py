@@ -77,6 +77,14 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * trace_sqrt_product(sigma1, sigma2))
 
 
+def frechet_distance_gaussians(a: GaussianStats, b: GaussianStats) -> float:
+    """Fréchet distance between the Gaussians of two sets of embedding rows (``GaussianStats``, e.g. streamed)."""
+    if a.mean is None or b.mean is None:
+        raise ValueError(f"a Fréchet distance needs statistics of at least 2 rows per side, got {a.count} and "
+                         f"{b.count}")
+    return frechet_distance(a.mean, a.cov, b.mean, b.cov)
+
+
 def frechet_distance_from_features(features1: np.ndarray, features2: np.ndarray) -> float:
     """Fréchet distance between Gaussians fitted to two (n, d) and (m, d) feature matrices.
 

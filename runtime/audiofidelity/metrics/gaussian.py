@@ -3,7 +3,9 @@
 ``GaussianStats`` keeps a float64 row count, mean and centred co-moment (the sum of outer products of the rows'
 deviations from the mean). Batches are folded in, and statistics of shards merged, with Chan, Golub and
 LeVeque's pairwise update, so any split of the same rows gives the statistics one pass gives (to float64
-rounding). ``all_reduce`` merges the statistics of every ``torch.distributed`` rank in rank order.
+rounding). ``all_reduce`` merges the statistics of every ``torch.distributed`` rank in rank order. The distance
+between two of them is ``frechet.frechet_distance_gaussians``; the statistics file format (``save_gaussian``,
+``load_gaussian``) lives in ``audiofidelity.stats``, outside the pure metric math.
 
 Reference: Chan, Golub, LeVeque, "Updating Formulae and a Pairwise Algorithm for Computing Sample Variances",
 Stanford CS tech. report STAN-CS-79-773 (1979).
@@ -11,7 +13,6 @@ Stanford CS tech. report STAN-CS-79-773 (1979).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -89,24 +90,3 @@ class GaussianStats:
             merged = merged.merge(GaussianStats(count, mean, comoment))
         self.count, self.mean, self.comoment = merged.count, merged.mean, merged.comoment
         return self
-
-    def save(self, path: str | Path, *, role: str = "fad", settings: dict | None = None) -> None:
-        """Write a reference-statistics file (``eval GEN FILE.npz``, ``stats``) holding this ``role``."""
-        from ..stats import ReferenceStats, RoleStatistics
-
-        ReferenceStats(settings or {}, [], {role: RoleStatistics(self.mean, self.cov, self.count)}).save(path)
-
-    @classmethod
-    def load(cls, path: str | Path, *, role: str = "fad") -> "GaussianStats":
-        """One role's statistics from a reference-statistics file."""
-        from ..stats import ReferenceStats
-
-        stats = ReferenceStats.load(path).role(role)
-        return cls(stats.count, np.asarray(stats.mean, np.float64), np.asarray(stats.cov, np.float64) * (stats.count - 1))
-
-
-def frechet_distance(a: GaussianStats, b: GaussianStats) -> float:
-    """Fréchet distance between the Gaussians of two sets of embedding rows."""
-    from .frechet import frechet_distance as distance
-
-    return distance(a.mean, a.cov, b.mean, b.cov)

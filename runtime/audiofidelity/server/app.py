@@ -25,9 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-from .. import __version__, models_cli, registry
-from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
+from .. import catalog as models_cli  # where/serves left the CLI (#30 item 4); the route rewrite calls catalog.*
+from .. import registry
+from .._version import __version__
 from ..errors import ServerStateError
+from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..validation import check_int, check_optional, check_positive
 from .jobstore import STATUSES, Job, JobStore, move_aside, now, rebuild, write_request
 from .limits import RequestLimits

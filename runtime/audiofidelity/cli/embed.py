@@ -17,18 +17,19 @@ import sys
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .audio import CHANNEL_MODES, Conditioning
-from .outputs import atomic_write, npz, output_error
-from .registry import names
-from .resample import RESAMPLERS
-from .validation import LIMIT, MIN_DURATION
+from ..audio import CHANNEL_MODES, Conditioning
+from ..embedder import Embedder
+from ..evaluate import list_folder
+from ..outputs import atomic_write, check_writable, npz, output_error
+from ..registry import names
+from ..resample import RESAMPLERS
+from ..validation import LIMIT, MIN_DURATION
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, add_runtime_options
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 NPZ_KEYS = ("files", "info")
 """``--out``'s own keys beside one array per input file name."""
 
@@ -49,7 +50,7 @@ def name_clash(folder: Path, names: list[str], *, out_dir: bool) -> str | None:
             f"{'; '.join(shared)}; rename or move them, or use --out FILE.npz") if shared else None
 
 
-def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(commands) -> None:
     em = commands.add_parser("embed", help="write a folder's embeddings (one .npz, or one .npy per file)",
                              description=__doc__.split("\n")[0])
     em.add_argument("folder", type=Path, help="folder of audio files (not searched recursively)")
@@ -73,10 +74,6 @@ def add_parser(commands, add_runtime_options: Callable[[argparse.ArgumentParser]
 
 def run(args: argparse.Namespace) -> int:
     """Run ``embed``; returns the exit status."""
-    from .cli import check_writable
-    from .embedder import Embedder
-    from .evaluate import list_folder
-
     check_writable(args.out, "--out")  # before any audio is decoded, as eval's outputs
     clash = name_clash(args.folder, list_folder(args.folder, limit=args.limit), out_dir=args.out is None)
     if clash is not None:

@@ -1,45 +1,31 @@
-"""The ``audiofidelity`` command line: a thin layer over ``audiofidelity.evaluate``.
-
-Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs`` (every generation
-folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
-info/clear), ``models`` (artifacts), ``serve`` (the HTTP service; ``server`` extra). Results (JSON) go to stdout, progress bars and per-file problems to stderr. Exit status: 0 on
-success, 2 on misuse (bad arguments, missing or empty folder), 1 when the run cannot complete
-(artifact missing or corrupt, bad files under ``--strict``), 130 after Ctrl-C (one line on stderr).
-"""
+"""``audiofidelity eval``, ``eval-logs``, ``stats`` and ``cache``: the commands over ``audiofidelity.evaluate``."""
 from __future__ import annotations
 
 import argparse
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Callable
 
-from . import __version__, embed_cli, models_cli, sc09_cli
-from .models import DEFAULTS, ModelOptionError, check_model_options, model_options
-from .registry import artifact_for, backbones, fad_models
-from .audio import CHANNEL_MODES, Conditioning
-from .cache import FeatureCache
-from .errors import AudioFidelityError, InputFolderError, OutputPathError
-from .evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list_folder, resolve_metrics
-from .settings import EvaluationSettings
-from .metrics.covariance import COVARIANCES
-from .metrics.kad import BANDWIDTH_SOURCES
-from .metrics.options import INF_DRAWS, MetricOptions
-from .reporting import append_csv, format_table, write_per_file_csv
-from .multidevice import DistributedEvaluator, distributed_rank
-from .outputs import write_text
-from .training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
-from .metrics.signal import HIFIGAN_OFFSET
-from .resample import RESAMPLERS
-from .memory import parse_size
-from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
-from .validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-EXIT_INTERRUPTED = 130
-"""128 + SIGINT, as a shell reports a command ended by Ctrl-C."""
+from ..audio import CHANNEL_MODES, Conditioning
+from ..cache import FeatureCache
+from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list_folder, resolve_metrics
+from ..metrics.covariance import COVARIANCES
+from ..metrics.kad import BANDWIDTH_SOURCES
+from ..metrics.options import INF_DRAWS, MetricOptions
+from ..metrics.signal import HIFIGAN_OFFSET
+from ..models import DEFAULTS, ModelOptionError, check_model_options, model_options
+from ..multidevice import DistributedEvaluator, distributed_rank
+from ..outputs import check_writable, write_text
+from ..registry import artifact_for, backbones, fad_models
+from ..reporting import append_csv, format_table, write_per_file_csv
+from ..resample import RESAMPLERS
+from ..runner import PRECISIONS
+from ..settings import EvaluationSettings
+from ..training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
+from ..validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
+from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, resolve_device
 
 
 def _metric_list(text: str) -> list[str]:
@@ -51,36 +37,13 @@ def _metric_list(text: str) -> list[str]:
     return names
 
 
-def _memory_size(text: str) -> int:
-    try:
-        return parse_size(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _add_runtime_options(p: argparse.ArgumentParser) -> None:
-    """Where the models come from and how they run: shared by the evaluating commands and ``serve``."""
-    p.add_argument("--models-dir", type=Path, default=None,
-                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
-    p.add_argument("--device", default="cpu",
-                   help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses cuda:LOCAL_RANK")
-    p.add_argument("--batch-size", type=arg_type(check_int, "--batch-size", int, minimum=1), default=DEFAULT_BATCH_SIZE)
-    p.add_argument("--workers", type=arg_type(check_int, "--workers", int, minimum=0), default=available_cores(),
-                   help="processes decoding and preprocessing while the models run (default: the available "
-                        "cores, %(default)s; 0: in the main process); results do not depend on it")
-    p.add_argument("--no-cache", action="store_true", help="compute every feature afresh; read and write no cache")
-    p.add_argument("--max-memory", type=_memory_size, default=None, metavar="SIZE",
-                   help="most memory one clip's decoding, preprocessing or model pass may use, e.g. 8G (default: half "
-                        "the available memory); a clip that would need more is refused by name before it is decoded")
-
-
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     """Options shared by every command that computes features: backbone, models, conditioning, cache."""
     rates = sorted({rate for served in backbones().values() for rate in served})
     p.add_argument("--backbone", choices=sorted(backbones()), default=DEFAULTS.backbone)
     p.add_argument("--sr", type=int, default=DEFAULTS.sample_rate,
                    help=f"evaluation sample rate ({' or '.join(map(str, rates))})")
-    _add_runtime_options(p)
+    add_runtime_options(p)
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
                    help="fp32 (default, exact); bf16 (autocast) or tf32 (CUDA) trade accuracy for speed: opt-in only")
     p.add_argument("--channel", choices=CHANNEL_MODES, default="first",
@@ -126,13 +89,6 @@ def _bootstrap(text: str) -> int:
     return value
 
 
-def _port(text: str) -> int:
-    value = arg_type(check_int, "--port", int, minimum=0)(text)
-    if value > 65535:
-        raise argparse.ArgumentTypeError(f"--port must be <= 65535, got {value}")
-    return value
-
-
 def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", type=_metric_list, default=None,
                    help=f"comma-separated subset of {','.join(METRICS)} (default: audioldm_eval's that the backbone "
@@ -152,11 +108,8 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="audiofidelity", description=__doc__.split("\n")[0])
-    parser.add_argument("--version", action="version", version=f"audiofidelity {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-
+def add_parsers(commands) -> None:
+    """The ``eval``, ``eval-logs``, ``stats`` and ``cache`` commands."""
     metric_help = "\n".join(f"  {name:<11} {spec.help}" for name, spec in METRICS.items())
     ev = commands.add_parser("eval", help="compare a folder of generated audio with a folder of reference audio",
                              description="Compute audioldm_eval's metrics between two folders of audio.",
@@ -208,85 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     cache = commands.add_parser("cache", help="show or clear the feature cache")
     cache.add_argument("action", choices=("info", "clear"))
-    models_cli.add_parser(commands)
-    embed_cli.add_parser(commands, _add_runtime_options)
-    sc09_cli.add_parsers(commands)
-    _add_serve_parser(commands)
-    return parser
 
 
-def _default_data_dir() -> Path:
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "audiofidelity" / "server"
-
-
-def _add_serve_parser(commands) -> None:
-    sv = commands.add_parser("serve", help="run the evaluation service (HTTP API; pip install 'audiofidelity[server]')",
-                             description="Serve audioldm_eval's evaluation API with a persistent job store.")
-    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default %(default)s: this machine only)")
-    sv.add_argument("--port", type=_port, default=2600)
-    sv.add_argument("--data-dir", type=Path, default=_default_data_dir(),
-                    help="job store and uploads (default %(default)s)")
-    sv.add_argument("--lazy-models", action="store_true",
-                    help="start even when the models a default request needs are missing (jobs needing them fail)")
-    sv.add_argument("--recover", action="store_true",
-                    help="if the job store is damaged, move it aside and start a new one with the unfinished jobs "
-                         "whose uploads remain queued again (says what it did)")
-    sv.add_argument("--token-file", type=Path, default=None,
-                    help="file holding a bearer token that every endpoint but / and /health then requires")
-    _add_runtime_options(sv)
-    sv.add_argument("--max-file-mb", type=arg_type(check_positive, "--max-file-mb"), default=200, help="largest upload per file (default %(default)s)")
-    sv.add_argument("--max-request-mb", type=arg_type(check_positive, "--max-request-mb"), default=2048,
-                    help="largest request body (default %(default)s)")
-    sv.add_argument("--max-files", type=arg_type(check_int, "--max-files", int, minimum=1), default=1000, help="most files per request (default %(default)s)")
-    sv.add_argument("--request-timeout", type=arg_type(check_positive, "--request-timeout"), default=60,
-                    help="seconds a client may stall while uploading (default %(default)s)")
-    sv.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                    help="allow browser requests from this origin (repeatable; default: no CORS)")
-
-
-def run_serve(args: argparse.Namespace) -> int:
-    try:
-        from .server.app import ServerConfig, serve
-        from .server.uploads import UploadLimits
-        from .server.worker import RunSettings
-    except ImportError as exc:
-        print(f"audiofidelity: error: 'serve' needs the server extra ({exc.name} is missing): "
-              "pip install 'audiofidelity[server]'", file=sys.stderr)
-        return EXIT_FAILED
-    token = None
-    if args.token_file is not None:
-        token = args.token_file.read_text().strip()
-        if not token:
-            print(f"audiofidelity: error: token file {args.token_file} is empty", file=sys.stderr)
-            return EXIT_USAGE
-    mb = 2**20
-    config = ServerConfig(
-        data_dir=args.data_dir,
-        run=RunSettings(models_dir=args.models_dir, device=_device(args.device), batch_size=args.batch_size,
-                        workers=args.workers, cache=not args.no_cache, max_memory=args.max_memory),
-        limits=UploadLimits(max_file_bytes=int(args.max_file_mb * mb), max_request_bytes=int(args.max_request_mb * mb),
-                            max_files=args.max_files),
-        request_timeout=args.request_timeout, token=token, cors_origins=tuple(args.cors_origin))
-    serve(config, host=args.host, port=args.port, recover=args.recover, lazy_models=args.lazy_models)
-    return EXIT_OK
-
-
-def available_cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     try:
         artifact_for(args.backbone, args.sr)
         resolve_metrics(args.backbone, getattr(args, "metrics", None))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.precision == "tf32" and not _device(args.device).startswith("cuda"):
+    if args.precision == "tf32" and not resolve_device(args.device).startswith("cuda"):
         parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
     try:  # each option is checked by its type; here, that the run uses a model of its family
         check_model_options(_model_option_values(args), backbone=args.backbone, fad_model=args.fad_model)
@@ -297,21 +180,12 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None
         args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
 
 
-def _device(requested: str) -> str:
-    """``auto``: the first GPU when torch sees one, else the CPU."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
     """The evaluator for these options: one process, or this rank's share under ``torchrun``."""
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
     settings = EvaluationSettings(
         backbone=args.backbone, sample_rate=args.sr, metrics=metrics, models_dir=args.models_dir,
-        device=_device(args.device), batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
+        device=resolve_device(args.device), batch_size=args.batch_size, conditioning=conditioning, strict=args.strict,
         lsd_offset=getattr(args, "lsd_offset", HIFIGAN_OFFSET), require_pinned=args.require_pinned,
         progress=not args.quiet, cache=not args.no_cache, workers=args.workers, precision=args.precision,
         max_memory=args.max_memory, batch_across_clips=args.batch_across_clips, fad_model=args.fad_model,
@@ -346,24 +220,6 @@ def _is_writer() -> bool:
     """Whether this process writes results: always, except on ``torchrun`` ranks other than 0."""
     found = distributed_rank()
     return found is None or found[0] == 0
-
-
-def check_writable(path: Path | None, option: str) -> None:
-    """Fail before any work when ``path`` cannot be written (missing folder, no permission, a folder);
-    a file that did not exist is not left behind."""
-    if path is None:
-        return
-    existed = path.exists()
-    try:
-        if path.is_dir():
-            raise IsADirectoryError(f"{path} is a folder")
-        with open(path, "a"):
-            pass
-    except OSError as exc:
-        raise OutputPathError(f"{option} {path}: cannot write there ({exc.strerror or exc}); nothing was "
-                              f"computed") from exc
-    if not existed:
-        path.unlink(missing_ok=True)
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -447,36 +303,3 @@ def run_cache(args: argparse.Namespace) -> int:
     else:
         print(json.dumps(cache.info(), indent=2))
     return EXIT_OK
-
-
-RUNNERS = {"eval": run_eval, "eval-logs": run_eval_logs, "stats": run_stats, "cache": run_cache,
-           "models": models_cli.run, "embed": embed_cli.run, "serve": run_serve, "sc09": sc09_cli.run_sc09,
-           "sc09-stats": sc09_cli.run_sc09_stats}
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``audiofidelity`` and ``python -m audiofidelity``; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    level = logging.ERROR if getattr(args, "quiet", False) else logging.INFO if getattr(args, "verbose", False) \
-        else logging.WARNING
-    logging.basicConfig(level=level, format="audiofidelity: %(message)s", stream=sys.stderr, force=True)
-    if args.command in ("eval", "eval-logs", "stats"):
-        _validate(parser, args)
-    try:
-        return RUNNERS[args.command](args)
-    except InputFolderError as exc:
-        print(f"audiofidelity: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except AudioFidelityError as exc:
-        print(f"audiofidelity: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except OSError as exc:  # e.g. --json or --save-features into a missing folder
-        print(f"audiofidelity: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
-    except KeyboardInterrupt:  # Ctrl-C: one line, no traceback; the evaluator has stopped its workers
-        print("audiofidelity: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-
-
-__all__ = ["main", "build_parser"]

@@ -10,11 +10,10 @@ import json
 import sys
 from pathlib import Path
 
-from .artifacts import load
-from .outputs import write_text
-from .sc09 import ARTIFACT, classify, evaluate_sc09, save_training, training_files
-
-EXIT_OK = 0
+from ..artifacts import load
+from ..outputs import check_writable, write_text
+from ..sc09 import ARTIFACT, classify, evaluate_sc09, save_training, training_files
+from .common import EXIT_OK
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -40,8 +39,6 @@ def add_parsers(commands) -> None:
 
 
 def run_sc09(args: argparse.Namespace) -> int:
-    from .cli import check_writable
-
     check_writable(args.json_out, "--json")
     report = evaluate_sc09(args.generated, args.train, models_dir=args.models_dir, device=args.device,
                            threshold=args.threshold)
@@ -56,8 +53,6 @@ def run_sc09(args: argparse.Namespace) -> int:
 
 
 def run_sc09_stats(args: argparse.Namespace) -> int:
-    from .cli import check_writable
-
     check_writable(args.out, "--out")
     artifact = load(ARTIFACT, directory=args.models_dir, device=args.device)
     train = classify(training_files(args.train), args.train, artifact)
@@ -66,3 +61,7 @@ def run_sc09_stats(args: argparse.Namespace) -> int:
         print(f"audiofidelity: train/{problem['file']}: {problem['reason']} (skipped)", file=sys.stderr)
     print(json.dumps({"out": str(args.out), "files": len(train.files), "skipped": len(train.problems)}))
     return EXIT_OK
+
+
+RUNNERS = {"sc09": run_sc09, "sc09-stats": run_sc09_stats}
+"""The SC09 benchmark's commands, by name."""
