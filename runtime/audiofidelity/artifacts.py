@@ -117,7 +117,8 @@ class Manifest:
         version = raw.get("schema_version")
         if version != MANIFEST_SCHEMA_VERSION:
             raise ManifestError(f"{{path}}: manifest schema_version {literal(repr(version))}, this version reads "
-                                f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity", path=path)
+                                f"{MANIFEST_SCHEMA_VERSION}; re-export the artifact or upgrade audiofidelity",
+                                path=path)
         try:
             manifest = cls(name=raw["name"], sha256=raw["artifact"]["sha256"], frontend=raw["frontend"],
                            inputs=raw["inputs"], outputs=raw["outputs"], raw=raw)

@@ -48,7 +48,8 @@ def content_identity(path: Path, cache: "FeatureCache | None" = None) -> str:
     except OSError as exc:
         return f"unreadable:{type(exc).__name__}"
     if not stat_module.S_ISREG(info.st_mode):
-        return f"mode {stat_module.S_IFMT(info.st_mode):o}:{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:{info.st_ctime_ns}"
+        return (f"mode {stat_module.S_IFMT(info.st_mode):o}:{info.st_dev}:{info.st_ino}:{info.st_mtime_ns}:"
+                f"{info.st_ctime_ns}")
     try:
         return cache.content_sha256(path) if cache is not None else _sha256(path, FileIdentity.of(info))
     except (OSError, InvalidAudioError) as exc:  # unreadable or changed: the run reports it; a later run looks again

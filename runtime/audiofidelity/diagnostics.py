@@ -6,7 +6,8 @@ For each usable generated file (``--per-file``):
   ``None`` for a model with one row per clip, which gives a file no covariance);
 - ``nearest_reference_distance``: Euclidean distance from the file's mean row to the nearest reference file's;
 - audio facts and flags: ``silent`` (RMS below ``SILENCE_DBFS``), ``clipping`` (samples at 16-bit full scale or
-  beyond), ``dc_offset`` (a channel mean beyond ``DC_LIMIT`` and a tenth of the RMS), ``low_rate`` (recorded below a rate the run
+  beyond), ``dc_offset`` (a channel mean beyond ``DC_LIMIT`` and a tenth of the RMS), ``low_rate`` (recorded below a
+  rate the run
   conditions audio at, so the top of the band is empty).
 """
 from __future__ import annotations

@@ -111,7 +111,8 @@ class Embedder:
         entry = registry_entry(model)
         if entry.role not in ("classifier", "embedding"):
             raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
-                             f"{f'audiofidelity {entry.backbone} runs it' if entry.role == 'benchmark' else 'it has no Embedder'}")
+                             + (f"audiofidelity {entry.backbone} runs it" if entry.role == "benchmark"
+                                else "it has no Embedder"))
         self.artifact = load(model, directory=models_dir, device=device, lazy=True)  # the program loads on first use
         manifest = self.artifact.manifest
         offered = _outputs(manifest)

@@ -60,7 +60,8 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
         psnr = signal.psnr(mel_gen, mel_ref)
         if np.isinf(psnr):
             for key in (signal.KEY_PSNR, signal.KEY_SSIM):
-                reasons[key] = "infinite PSNR (identical mel spectrograms): left out of PSNR and SSIM as audioldm_eval does"
+                reasons[key] = ("infinite PSNR (identical mel spectrograms): left out of PSNR and SSIM as "
+                                "audioldm_eval does")
         else:
             values[signal.KEY_PSNR] = psnr
             low, high = min(mel_gen.min(), mel_ref.min()), max(mel_gen.max(), mel_ref.max())

@@ -26,7 +26,8 @@ def extrapolate(score: Callable[[np.ndarray], float], units: int, *, unit: str, 
     Raises ``ValueError`` when there are not more ``units`` than ``minimum`` (no line to fit).
     """
     if units <= minimum:
-        raise MetricUnavailableError(f"the extrapolation needs more than {minimum} generated {unit} (its smallest sample "
+        raise MetricUnavailableError(f"the extrapolation needs more than {minimum} generated {unit} (its smallest "
+                                     f"sample "
                          f"size); there are {units}")
     sizes = [int(n) for n in np.linspace(minimum, units, steps)]
     rng = np.random.RandomState(seed)

@@ -17,7 +17,8 @@ KEY_IS_MEAN = "inception_score_mean"
 KEY_IS_STD = "inception_score_std"
 
 
-def inception_score(logits: np.ndarray, *, splits: int = 10, shuffle: bool = True, seed: int = 2020) -> dict[str, float]:
+def inception_score(logits: np.ndarray, *, splits: int = 10, shuffle: bool = True,
+                    seed: int = 2020) -> dict[str, float]:
     """Inception score mean and std.
 
     Parameters

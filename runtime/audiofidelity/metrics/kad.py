@@ -125,7 +125,8 @@ def choose_bandwidth(generated: np.ndarray, reference: np.ndarray, bandwidth: st
     else:
         chosen = Bandwidth(float(bandwidth), "given")
     if not chosen.sigma > 0:
-        raise MetricUnavailableError(f"the kernel bandwidth is {chosen.sigma:g} ({chosen.source}): all embedding rows of that "
+        raise MetricUnavailableError(f"the kernel bandwidth is {chosen.sigma:g} ({chosen.source}): all embedding "
+                                     f"rows of that "
                          f"set are identical, so KAD is undefined")
     return chosen
 
@@ -157,6 +158,7 @@ def kad_against(reference: np.ndarray, sigma: float):
         if x.shape[1] != y.shape[1]:
             raise ValueError(f"embedding widths differ: {x.shape[1]} vs {y.shape[1]}")
         m = len(x)
-        return SCALE * (_within_sum(x, gamma) / (m * (m - 1)) + reference_term - 2.0 * _kernel_sum(x, y, gamma) / (m * n))
+        cross = 2.0 * _kernel_sum(x, y, gamma) / (m * n)
+        return SCALE * (_within_sum(x, gamma) / (m * (m - 1)) + reference_term - cross)
 
     return distance

@@ -49,7 +49,8 @@ def prdc(generated: np.ndarray, reference: np.ndarray, *, k: int = DEFAULT_K) ->
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"need two (n, d) embedding matrices of equal width, got {x.shape} and {y.shape}")
     if min(len(x), len(y)) <= k:
-        raise MetricUnavailableError(f"precision/recall/density/coverage with k={k} need more than {k} rows per side; got "
+        raise MetricUnavailableError(f"precision/recall/density/coverage with k={k} need more than {k} rows per "
+                                     f"side; got "
                          f"{len(y)} generated and {len(x)} reference")
     real_radii, fake_radii = knn_radii(x, k), knn_radii(y, k)
     y_norms = (y * y).sum(axis=1)

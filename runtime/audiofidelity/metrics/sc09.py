@@ -1,4 +1,5 @@
-"""The SC09 benchmark's metrics (SaShiMi: HazyResearch/state-spaces ``sashimi/sc09_classifier/test_speech_commands.py``),
+"""The SC09 benchmark's metrics
+(SaShiMi: HazyResearch/state-spaces ``sashimi/sc09_classifier/test_speech_commands.py``),
 from a speech-digit classifier's softmax probabilities and 1024-d activations of the training set and a generated set.
 
 Bit-faithful to that code where it is deterministic, and named as it names them:
@@ -39,7 +40,8 @@ MIS_PAIRS = 10000
 def _probabilities(probs: np.ndarray, name: str, least: int) -> np.ndarray:
     p = np.asarray(probs)
     if p.ndim != 2 or len(p) < least:
-        raise MetricUnavailableError(f"{name} needs at least {least} generated clips, got {len(p) if p.ndim == 2 else 0}")
+        got = len(p) if p.ndim == 2 else 0
+        raise MetricUnavailableError(f"{name} needs at least {least} generated clips, got {got}")
     return p
 
 
