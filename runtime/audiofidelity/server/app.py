@@ -26,8 +26,10 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from .. import __version__, models_cli, registry
-from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
+from ..evaluate import (BACKBONE_METRICS, DEFAULT_FAD_MODEL, METRICS, OPT_IN_METRICS, SIDES, is_paired,
+                        resolve_metrics)
 from ..errors import ServerStateError
+from ..metric_table import api_names
 from ..validation import check_int, check_optional, check_positive
 from .jobstore import STATUSES, Job, JobStore, move_aside, now, rebuild, write_request
 from .limits import RequestLimits
@@ -36,13 +38,9 @@ from .worker import JobRunner, RunSettings
 
 log = logging.getLogger("audiofidelity.server")
 
-API_METRIC_NAMES = {"fad": "FAD", "isc": "ISc", "fd": "FD", "kid": "KID", "kl": "KL", "kl_sigmoid": "KL_Sigmoid",
-                    "psnr": "PSNR", "ssim": "SSIM", "lsd": "LSD", "fd_layers": "FD_layers", "kad": "KAD", "prdc": "PRDC",
-                    "fad_inf": "FAD_inf", "kad_inf": "KAD_inf", "fd_inf": "FD_inf"}
-"""audioldm_eval's service names for our metrics; requests may use either spelling, in any case."""
 RECOMMENDED = ("fad", "isc")
-BACKBONE_DESCRIPTIONS = {"cnn14": "PANNs CNN14 (16 or 32 kHz): general audio",
-                         "mert": "MERT-v1-95M (audio resampled to 24 kHz): music"}
+DEFAULT_BACKBONE, DEFAULT_SAMPLING_RATE = "cnn14", 16000
+"""What a request naming no backbone or rate gets (audioldm_eval's defaults); no fad_model: ``DEFAULT_FAD_MODEL``."""
 
 
 @dataclass(frozen=True)
@@ -63,17 +61,38 @@ class ServerConfig:
 
 
 def parse_metrics(text: str | None, backbone: str) -> list[str] | None:
-    """A request's comma-separated metrics as ``METRICS`` names; None (all) when empty or ``all``."""
+    """A request's comma-separated metrics as ``METRICS`` names; None (all) when empty or ``all``. Each may be
+    given by its ``--metrics`` name or its API name (``metric_table.api_names``), in any case."""
     if text is None or not text.strip() or text.strip().lower() == "all":
         return None
-    names = [m.strip().lower() for m in text.split(",") if m.strip()]
-    unknown = [m for m in names if m not in METRICS]
+    spellings = {api.lower(): name for name, api in api_names().items()} | {name: name for name in METRICS}
+    given = [m.strip().lower() for m in text.split(",") if m.strip()]
+    unknown = [m for m in given if m not in spellings]
     if unknown:
-        raise HTTPException(400, f"Invalid metrics: {unknown}. Available: {list(API_METRIC_NAMES.values())}")
+        raise HTTPException(400, f"Invalid metrics: {unknown}. Available: {list(api_names().values())}")
+    names = [spellings[m] for m in given]
     try:
         return resolve_metrics(backbone, names)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
+
+
+def _khz(rates) -> str:
+    return ", ".join(f"{rate / 1000:g}" for rate in rates) + " kHz"
+
+
+def backbone_description(backbone: str) -> str:
+    """A backbone in words, from the registry: the artifact serving each of its rates (and the rate audio is
+    resampled to for the model, when another), where the original comes from, and its licence."""
+    served: dict[str, list[int]] = {}
+    for rate in registry.backbones()[backbone]:
+        served.setdefault(registry.artifact_for(backbone, rate).name, []).append(rate)
+    described = []
+    for name, rates in served.items():
+        entry = registry.registry_entry(name)
+        resampled = f", resampled to {_khz([entry.model_rate])}" if entry.model_rate not in (0, *rates) else ""
+        described.append(f"{name} at {_khz(rates)}{resampled}: {entry.origin}, {entry.license}")
+    return "; ".join(described)
 
 
 def _int_field(value: object, name: str, default: int | None) -> int | None:
@@ -87,18 +106,18 @@ def _int_field(value: object, name: str, default: int | None) -> int | None:
 
 def _request_settings(form) -> dict:
     """The evaluation settings of a submission, checked; ``HTTPException`` (400) naming what is wrong."""
-    backbone = str(form.get("backbone") or "cnn14")
+    backbone = str(form.get("backbone") or DEFAULT_BACKBONE)
     rates = registry.backbones()
     if backbone not in rates:
         raise HTTPException(400, f"Invalid backbone '{backbone[:40]}'. Available: {sorted(rates)}")
-    rate = _int_field(form.get("sampling_rate"), "sampling_rate", 16000)
+    rate = _int_field(form.get("sampling_rate"), "sampling_rate", DEFAULT_SAMPLING_RATE)
     if rate not in rates[backbone]:
         raise HTTPException(400, f"Invalid sampling_rate {rate} for {backbone}. Available: {list(rates[backbone])}")
     try:  # the check Evaluator.evaluate and --limit make
         limit = check_optional(check_int, _int_field(form.get("limit_num"), "limit_num", None), "limit_num", minimum=1)
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    fad_model = str(form.get("fad_model") or "vggish")
+    fad_model = str(form.get("fad_model") or DEFAULT_FAD_MODEL)
     if fad_model not in registry.fad_models():
         raise HTTPException(400, f"Invalid fad_model '{fad_model[:40]}'. Available: {list(registry.fad_models())}")
     return {"backbone": backbone, "sampling_rate": rate, "limit_num": limit, "fad_model": fad_model,
@@ -132,7 +151,7 @@ def job_view(job: Job) -> dict:
     """A job as ``GET /jobs/{id}`` shows it; a finished job adds its report (metrics, problems, provenance)."""
     view = {"job_id": job.id, "status": job.status, "evaluation_mode": job.evaluation_mode,
             "backbone": job.request["backbone"], "sampling_rate": job.request["sampling_rate"],
-            "fad_model": job.request.get("fad_model", "vggish"),
+            "fad_model": job.request.get("fad_model", DEFAULT_FAD_MODEL),
             "requested_metrics": job.request["metrics"], "limit_num": job.request["limit_num"],
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "attempts": job.attempts, "notes": job.notes, "uploads": job.request["uploads"],
@@ -264,19 +283,20 @@ def create_app(config: ServerConfig) -> FastAPI:
 
     @app.get("/metrics", summary="Available metrics")
     def metrics() -> dict:
-        return {"available_metrics": [API_METRIC_NAMES[m] for m in METRICS],
-                "recommended": [API_METRIC_NAMES[m] for m in RECOMMENDED],
-                "paired_only": [API_METRIC_NAMES[m] for m, spec in METRICS.items() if spec.paired_only],
-                "descriptions": {API_METRIC_NAMES[m]: spec.help for m, spec in METRICS.items()},
-                "result_keys": {API_METRIC_NAMES[m]: list(spec.keys) for m, spec in METRICS.items()},
-                "by_backbone": {b: [API_METRIC_NAMES[m] for m in ms] for b, ms in BACKBONE_METRICS.items()},
-                "opt_in": [API_METRIC_NAMES[m] for m in OPT_IN_METRICS]}
+        api = api_names()
+        return {"available_metrics": list(api.values()),
+                "recommended": [api[m] for m in RECOMMENDED],
+                "paired_only": [api[m] for m, spec in METRICS.items() if spec.paired_only],
+                "descriptions": {api[m]: spec.help for m, spec in METRICS.items()},
+                "result_keys": {api[m]: list(spec.keys) for m, spec in METRICS.items()},
+                "by_backbone": {b: [api[m] for m in ms] for b, ms in BACKBONE_METRICS.items()},
+                "opt_in": [api[m] for m in OPT_IN_METRICS]}
 
     @app.get("/backbones", summary="Available backbones")
     def backbones() -> dict:
         rates = registry.backbones()
         return {"available_backbones": sorted(rates), "sampling_rates": {b: list(r) for b, r in rates.items()},
-                "descriptions": {b: BACKBONE_DESCRIPTIONS.get(b, b) for b in rates},
+                "descriptions": {b: backbone_description(b) for b in rates},
                 "fad_models": {m.name: {"artifact": m.artifact, "toolkit": m.toolkit, "layer": m.layer}
                                for m in registry.fad_models().values()}}
 
@@ -299,9 +319,9 @@ def create_app(config: ServerConfig) -> FastAPI:
         "properties": {
             "generated_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
             "reference_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-            "backbone": {"type": "string", "default": "cnn14"},
-            "sampling_rate": {"type": "integer", "default": 16000},
-            "fad_model": {"type": "string", "default": "vggish", "description": "the embedding FAD reads"},
+            "backbone": {"type": "string", "default": DEFAULT_BACKBONE},
+            "sampling_rate": {"type": "integer", "default": DEFAULT_SAMPLING_RATE},
+            "fad_model": {"type": "string", "default": DEFAULT_FAD_MODEL, "description": "the embedding FAD reads"},
             "metrics": {"type": "string", "description": "comma list, e.g. FAD,ISc,FD (default: all)"},
             "limit_num": {"type": "integer", "description": "use only the first N files of each side"}}}}}}}
 
@@ -409,13 +429,18 @@ def recover_store(data_dir: Path) -> str | None:
     return done + "; the results of finished jobs were only in the damaged store"
 
 
-DEFAULT_ARTIFACTS = ("cnn14-16k", "vggish")
-"""What a request with the default settings needs (backbone cnn14 at 16 kHz, FAD with VGGish)."""
+def default_artifacts() -> list[str]:
+    """The artifacts a request with the default settings needs, from the metric table and the registry: the
+    backbone's at its rate when a default metric reads the classifier, the FAD model's when one reads FAD."""
+    needs = {METRICS[m].needs for m in resolve_metrics(DEFAULT_BACKBONE, None)}
+    named = {"classifier": registry.artifact_for(DEFAULT_BACKBONE, DEFAULT_SAMPLING_RATE).name,
+             "fad": registry.fad_models()[DEFAULT_FAD_MODEL].artifact}
+    return list(dict.fromkeys(artifact for need, artifact in named.items() if need in needs))
 
 
 def missing_artifacts(models_dir: Path | None) -> list[str]:
-    """The ``DEFAULT_ARTIFACTS`` that resolve neither locally nor from the Hub or its cache."""
-    return [name for name in DEFAULT_ARTIFACTS if models_cli.where(name, models_dir)[0].startswith("unavailable")]
+    """The ``default_artifacts`` that resolve neither locally nor from the Hub or its cache."""
+    return [name for name in default_artifacts() if models_cli.where(name, models_dir)[0].startswith("unavailable")]
 
 
 def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, recover: bool = False,
