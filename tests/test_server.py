@@ -107,6 +107,26 @@ def test_a_metric_added_to_the_table_is_listed_and_accepted_by_its_api_name(tmp_
         assert client.get(f"/jobs/{posted.json()['job_id']}").json()["requested_metrics"] == ["fd", "toy", "toy_two"]
 
 
+def test_a_route_runs_alone_with_its_dependencies_given(tmp_path):
+    from fastapi import FastAPI
+    from starlette.exceptions import HTTPException
+
+    from audiofidelity.server import routes
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.add("a" * 32, {"backbone": "cnn14", "sampling_rate": 16000, "metrics": ["fd"], "limit_num": None,
+                         "uploads": {}}, "paired")
+    assert routes.get_job("a" * 32, store=store)["status"] == "queued"  # a plain function, called with its store
+    with pytest.raises(HTTPException, match="not found"):
+        routes.get_job("b" * 32, store=store)
+    app = FastAPI()  # the router alone, its store provider overridden: no data folder, no worker, no middleware
+    app.include_router(routes.router)
+    app.dependency_overrides[routes.get_store] = lambda: store
+    listed = TestClient(app).get("/jobs", params={"status": "queued"}).json()
+    assert [job["job_id"] for job in listed["jobs"]] == ["a" * 32] and listed["next_offset"] is None
+    store.close()
+
+
 def test_a_job_runs_to_its_report_and_loads_models_once(tmp_path, models_dir, recordings_dir, monkeypatch):
     from audiofidelity import artifacts
 
