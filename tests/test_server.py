@@ -85,6 +85,48 @@ def test_information_endpoints(tmp_path, models_dir):
         assert "generated_files" in schema["content"]["multipart/form-data"]["schema"]["properties"]
 
 
+def test_a_metric_added_to_the_table_is_listed_and_accepted_by_its_api_name(tmp_path, recordings_dir, monkeypatch):
+    from audiofidelity.metric_table import BACKBONE_METRICS, MetricSpec
+
+    # one list of metrics: the server derives its names from the table (a second list raised KeyError here)
+    monkeypatch.setitem(METRICS, "toy", MetricSpec(("toy_value",), lambda data: {"toy_value": 0.0}, needs=None,
+                                                   description="a toy metric"))
+    monkeypatch.setitem(METRICS, "toy_two", MetricSpec(("toy_two_value",), lambda data: {"toy_two_value": 1.0},
+                                                       needs=None, description="another", api_name="ToyTwo"))
+    monkeypatch.setitem(BACKBONE_METRICS, "cnn14", (*BACKBONE_METRICS["cnn14"], "toy", "toy_two"))
+    with make_client(tmp_path, run_jobs=False) as client:
+        answer = client.get("/metrics")
+        assert answer.status_code == 200, answer.text
+        metrics = answer.json()
+        assert metrics["available_metrics"][-2:] == ["TOY", "ToyTwo"]  # no api_name: the name in upper case
+        assert metrics["descriptions"]["TOY"] == "a toy metric (lower is better)"
+        assert metrics["result_keys"]["ToyTwo"] == ["toy_two_value"]
+        assert metrics["by_backbone"]["cnn14"][-2:] == ["TOY", "ToyTwo"] and "TOY" not in metrics["by_backbone"]["mert"]
+        posted = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FD,Toy,TOYTWO"})
+        assert posted.status_code == 202, posted.json()
+        assert client.get(f"/jobs/{posted.json()['job_id']}").json()["requested_metrics"] == ["fd", "toy", "toy_two"]
+
+
+def test_a_route_runs_alone_with_its_dependencies_given(tmp_path):
+    from fastapi import FastAPI
+    from starlette.exceptions import HTTPException
+
+    from audiofidelity.server import routes
+
+    store = JobStore(tmp_path / "jobs.sqlite3")
+    store.add("a" * 32, {"backbone": "cnn14", "sampling_rate": 16000, "metrics": ["fd"], "limit_num": None,
+                         "uploads": {}}, "paired")
+    assert routes.get_job("a" * 32, store=store)["status"] == "queued"  # a plain function, called with its store
+    with pytest.raises(HTTPException, match="not found"):
+        routes.get_job("b" * 32, store=store)
+    app = FastAPI()  # the router alone, its store provider overridden: no data folder, no worker, no middleware
+    app.include_router(routes.router)
+    app.dependency_overrides[routes.get_store] = lambda: store
+    listed = TestClient(app).get("/jobs", params={"status": "queued"}).json()
+    assert [job["job_id"] for job in listed["jobs"]] == ["a" * 32] and listed["next_offset"] is None
+    store.close()
+
+
 def test_a_job_runs_to_its_report_and_loads_models_once(tmp_path, models_dir, recordings_dir, monkeypatch):
     from audiofidelity import artifacts
 

@@ -126,6 +126,9 @@ class MetricSpec:
     description: str = ""
     better: str = "lower"
     """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads."""
+    api_name: str = ""
+    """audioldm_eval's service name for the metric (``ISc``, ``KL_Sigmoid``); empty: the ``--metrics`` name in upper
+    case. ``api_names()`` gives them all."""
 
     @property
     def help(self) -> str:
@@ -168,7 +171,8 @@ METRICS: dict[str, MetricSpec] = {
         (frechet.KEY_FRECHET_DISTANCE_LAYERS,),
         lambda d: {frechet.KEY_FRECHET_DISTANCE_LAYERS: frechet.frechet_distance_per_layer(
             np.stack(d.generated.per_file[d.output("layers")]), np.stack(d.reference_files("layers")))},
-        role="layers", description="MERT only: one Fréchet distance per hidden layer between per-file time means"),
+        role="layers", description="MERT only: one Fréchet distance per hidden layer between per-file time means",
+        api_name="FD_layers"),
     "fad": MetricSpec(
         (frechet.KEY_FRECHET_AUDIO_DISTANCE,),
         lambda d: {frechet.KEY_FRECHET_AUDIO_DISTANCE: d.frechet("fad", frechet.KEY_FRECHET_AUDIO_DISTANCE)},
@@ -183,22 +187,23 @@ METRICS: dict[str, MetricSpec] = {
     "fad_inf": MetricSpec(
         (KEY_FAD_INF,), lambda d: {KEY_FAD_INF: d.extrapolated(
             "fad", KEY_FAD_INF, lambda rows: d.frechet_of("fad", rows)[0])}, needs="fad", role="fad",
-        description="FAD extrapolated to infinitely many generated samples (fadtk's FAD-inf)"),
+        description="FAD extrapolated to infinitely many generated samples (fadtk's FAD-inf)", api_name="FAD_inf"),
     "kad_inf": MetricSpec(
         (KEY_KAD_INF,), lambda d: {KEY_KAD_INF: _kad_inf(d)}, needs="fad", role="fad",
-        description="KAD extrapolated to infinitely many generated samples"),
+        description="KAD extrapolated to infinitely many generated samples", api_name="KAD_inf"),
     "fd_inf": MetricSpec(
         (KEY_FD_INF,), lambda d: {KEY_FD_INF: d.extrapolated(
             "embedding", KEY_FD_INF, lambda rows: d.frechet_of("embedding", rows)[0])}, role="embedding",
-        description="FD extrapolated to infinitely many generated samples"),
+        description="FD extrapolated to infinitely many generated samples", api_name="FD_inf"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
                      description="KL(reference || generated) of softmax class probabilities per pair"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
-                             role="logits", description="the same with per-class sigmoid probabilities"),
+                             role="logits", description="the same with per-class sigmoid probabilities",
+                             api_name="KL_Sigmoid"),
     "isc": MetricSpec(
         (inception.KEY_IS_MEAN, inception.KEY_IS_STD),
         lambda d: inception.inception_score(d.generated.matrix(d.output("logits"))), role="logits",
-        description="inception score of the generated clips", better="higher"),
+        description="inception score of the generated clips", better="higher", api_name="ISc"),
     "kid": MetricSpec(
         (kernel.KEY_KID_MEAN, kernel.KEY_KID_STD),
         lambda d: kernel.kernel_inception_distance(*d.both("embedding")), role="embedding",
@@ -208,6 +213,12 @@ METRICS: dict[str, MetricSpec] = {
     "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms"),
 }
 """Every metric, by its ``--metrics`` name."""
+
+
+def api_names() -> dict[str, str]:
+    """Every metric's ``--metrics`` name -> its name in audioldm_eval's service API (``isc`` -> ``ISc``), in
+    ``METRICS`` order; a metric without its own ``api_name`` is called by its name in upper case."""
+    return {name: spec.api_name or name.upper() for name, spec in METRICS.items()}
 
 SIGNAL_METRICS = ("psnr", "ssim", "lsd")
 DEFAULT_METRICS = ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers")

@@ -183,5 +183,5 @@ def package_models(package: str) -> tuple[PackageModel, ...]:
 
 __all__ = ["Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin", "ModelFamily",
            "ModelOption", "ModelOptionError", "PackageModel", "adjustment", "all_fad_models", "apply_frontend",
-           "backbone_family", "backbone_names", "builtin_entries", "check_model_options", "families", "family_of", "frontend_bytes",
-           "frontend_kinds", "model_options", "package_models", "postprocessor", "register", "unregister"]
+           "backbone_family", "backbone_names", "builtin_entries", "check_model_options", "families", "family_of",
+           "frontend_bytes", "frontend_kinds", "model_options", "package_models", "postprocessor", "register", "unregister"]
