@@ -222,7 +222,8 @@ def api_names() -> dict[str, str]:
 
 SIGNAL_METRICS = ("psnr", "ssim", "lsd")
 DEFAULT_METRICS = ("fd", "fad", "kl", "kl_sigmoid", "isc", "kid", *SIGNAL_METRICS, "fd_layers")
-"""audioldm_eval's metrics in report order; a backbone offers those whose feature role its artifacts provide."""
+"""audioldm_eval's metrics in report order; a backbone offers those (then any other metric of ``METRICS`` that is
+not opt-in) whose feature role its artifacts provide."""
 
 
 class _BackboneMetrics(Mapping[str, tuple]):
@@ -236,8 +237,8 @@ class _BackboneMetrics(Mapping[str, tuple]):
         for entry in builtin_entries():
             if entry.role == "classifier":
                 provided.setdefault(entry.backbone, set()).update(entry.provides)
-        return {backbone: tuple(m for m in DEFAULT_METRICS if METRICS[m].needs != "classifier"
-                                or METRICS[m].role in roles)
+        order = [*DEFAULT_METRICS, *(m for m in METRICS if m not in DEFAULT_METRICS and m not in OPT_IN_METRICS)]
+        return {backbone: tuple(m for m in order if METRICS[m].needs != "classifier" or METRICS[m].role in roles)
                 for backbone, roles in provided.items()}
 
     def __getitem__(self, backbone: str) -> tuple:

@@ -53,13 +53,21 @@ def unregister(name: str) -> None:
     _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
 
 
+ROLE_ORDER = ("classifier", "embedding", "benchmark")
+
+
 def builtin_entries() -> tuple[ArtifactEntry, ...]:
-    """Every family's artifacts, unpinned (``registry.entries`` applies the pins in force)."""
-    return tuple(a for f in _FAMILIES for a in f.artifacts)
+    """Every family's artifacts, unpinned (``registry.entries`` applies the pins in force): the backbones first, then
+    the embeddings, then the benchmark classifiers, each in family order (the order every listing shows)."""
+    found = [a for f in _FAMILIES for a in f.artifacts]
+    return tuple(sorted(found, key=lambda a: ROLE_ORDER.index(a.role) if a.role in ROLE_ORDER else len(ROLE_ORDER)))
 
 
 def all_fad_models() -> tuple[FadModel, ...]:
-    return tuple(m for f in _FAMILIES for m in f.fad_models)
+    """Every family's FAD models: the default first, then those reading a whole output in family order, then those
+    reading one layer of it."""
+    found = [m for f in _FAMILIES for m in f.fad_models]
+    return tuple(sorted(found, key=lambda m: (m.name != DEFAULTS.fad_model, m.layer is not None)))
 
 
 def family_of(artifact: str) -> ModelFamily:
@@ -184,4 +192,5 @@ def package_models(package: str) -> tuple[PackageModel, ...]:
 __all__ = ["Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin", "ModelFamily",
            "ModelOption", "ModelOptionError", "PackageModel", "adjustment", "all_fad_models", "apply_frontend",
            "backbone_family", "backbone_names", "builtin_entries", "check_model_options", "families", "family_of",
-           "frontend_bytes", "frontend_kinds", "model_options", "package_models", "postprocessor", "register", "unregister"]
+           "frontend_bytes", "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor",
+           "register", "unregister"]

@@ -134,6 +134,7 @@ class JobRunner:
             result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
                                         metrics=request["metrics"], watch=job_watch(self.store, job.id))
         except JobCancelled:
+            discard(folder)  # before the row: once the job answers 404, its uploads are gone
             finished = not self.store.remove_cancelled(job.id)
         except (AudioFidelityError, ValueError, OSError) as exc:
             log.warning("job %s: failed: %s", job.id, exc)
