@@ -104,11 +104,13 @@ class FrechetAudioDistance:
                  channels: int = 1, use_pca: bool = False, use_activation: bool = False, verbose: bool = False,
                  audio_load_worker: int = 8, enable_fusion: bool = False, *, models_dir=None, device: str = "cpu",
                  cache: bool = True) -> None:
-        if enable_fusion:
-            raise ValueError("fusion checkpoints are not exported; pass enable_fusion=False")
         if model_name is None:  # the package's default: audioldm_eval's FAD model
             model_name = next(p.model_name for p in package_models(PACKAGE) if p.fad_model == DEFAULTS.fad_model)
         chosen = find_package_model(model_name, sample_rate, submodel_name)
+        if enable_fusion:  # no fusion checkpoint is exported
+            named = [m.submodel for m in package_models(PACKAGE) if m.model_name == model_name and m.submodel]
+            raise ValueError(f"{model_name} submodel {chosen.submodel or submodel_name!r} with fusion is not exported; "
+                             f"choose submodel_name from {', '.join(named) or '(none)'}, enable_fusion=False")
         name = chosen.fad_model
         if channels != chosen.channels:
             raise ValueError(f"{model_name} at {sample_rate} Hz takes channels={chosen.channels}, not {channels}")
