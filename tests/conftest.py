@@ -90,7 +90,10 @@ def built_once(kind: str, key: str, build) -> Path:
     return target
 
 
-CHECKPOINT_KEY = _digest([ROOT / "tests" / "fixtures" / "checkpoints.py", DATA / "checkpoint_sha256.json"],
+CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap")
+"""The stand-in generators whose text keys the machine's checkpoint cache (SC09's has its own pins)."""
+CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name in CHECKPOINT_MODULES),
+                          DATA / "checkpoint_sha256.json"],
                          torch_version())
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
