@@ -342,3 +342,23 @@ def test_a_nan_in_the_channel_only_a_stereo_fad_model_reads_is_skipped_by_name_e
     assert "poisoned.wav" not in report["per_file"]
     assert cli.main(["eval", str(gen), str(ref), *args, "--strict", "--quiet", "--workers", "0"]) == 1
     assert "poisoned.wav: 1 sample(s) are NaN or infinite" in capsys.readouterr().err
+
+
+def test_errors_that_name_a_path_carry_it_as_a_field_so_the_service_never_rewrites_text(tmp_path):
+    """A statistics file or an output that fails names its path through a field: ``render`` shows it as the
+    service chooses, and no other text of the message is touched (a path like ``m`` would otherwise rewrite every
+    ``m``)."""
+    import errno
+
+    from audiofidelity.outputs import output_error
+    from audiofidelity.stats import read_arrays
+    from audiofidelity.errors import StatsFileError
+
+    with pytest.raises(StatsFileError) as missing:
+        read_arrays(tmp_path / "m", "a statistics file")
+    assert missing.value.path == tmp_path / "m" and str(tmp_path) in str(missing.value)
+    shown = missing.value.render(lambda value: "STATS")
+    assert shown.startswith("STATS is not a statistics file") and str(tmp_path) not in shown
+    failed = output_error("--json", tmp_path / "m", OSError(errno.ENOSPC, "No space left on device"), existed=True)
+    assert failed.render(lambda value: "OUT") == ("--json OUT: cannot write it (No space left on device); its "
+                                                  "previous content is unchanged")

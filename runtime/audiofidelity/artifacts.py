@@ -446,7 +446,8 @@ def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
                             f"with it: {export_command(artifact.manifest.name)}")
     path = plain_file_name(section.get("file"), artifact.path.parent, "postprocess.file")
     if not path.is_file():
-        raise ArtifactNotFoundError(f"{path} (post-processing data of {artifact.manifest.name}) is missing")
+        raise ArtifactNotFoundError(f"{{path}} (post-processing data of {literal(artifact.manifest.name)}) is missing",
+                                    path=path)
     verify_sha256(path, section["sha256"])
     import numpy as np
 
@@ -465,9 +466,9 @@ def _load_verified(path: Path, sha256: str, device: str) -> Any:
             program = _load_program(path, device)
         except Exception as exc:  # a damaged archive: say whether its bytes are the pinned ones
             _check_digest(path, digest.result(), sha256)
-            raise ManifestError(f"{path}: its sha256 is the pinned one, but torch cannot load it ({exc}); "
-                                f"this torch ({torch_version()}) may be older than the one that exported it") \
-                from exc
+            raise ManifestError(f"{{path}}: its sha256 is the pinned one, but torch cannot load it ({literal(exc)}); "
+                                f"this torch ({torch_version()}) may be older than the one that exported it",
+                                path=path) from exc
         _check_digest(path, digest.result(), sha256)
     return program
 

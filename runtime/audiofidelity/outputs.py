@@ -23,7 +23,7 @@ from typing import BinaryIO, Callable, Mapping
 
 import numpy as np
 
-from .errors import OutputPathError
+from .errors import OutputPathError, literal
 
 _TEMP_NAME_MAX = 200
 """Characters of the target's name kept in the temporary file's name (names are at most 255 bytes)."""
@@ -32,7 +32,8 @@ _TEMP_NAME_MAX = 200
 def output_error(option: str, path: str | Path, exc: OSError, *, existed: bool) -> OutputPathError:
     """``OutputPathError`` saying which option's file could not be written, why, and what is left of it."""
     left = "its previous content is unchanged" if existed else "nothing was written"
-    error = OutputPathError(f"{option} {path}: cannot write it ({exc.strerror or exc}); {left}")
+    error = OutputPathError(f"{literal(option)} {{path}}: cannot write it ({literal(exc.strerror or exc)}); {left}",
+                            path=path)
     error.errno = exc.errno
     return error
 

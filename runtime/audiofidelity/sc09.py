@@ -25,7 +25,7 @@ import numpy as np
 from .artifacts import LoadedArtifact, load
 from .audio import Conditioning, condition, conditioning_bytes, load_audio, validate_audio
 from .memory import default_budget
-from .errors import InputFolderError, InvalidAudioError, MetricUnavailableError, StatsFileError
+from .errors import InputFolderError, InvalidAudioError, MetricUnavailableError, StatsFileError, literal
 from .models import apply_frontend
 from .metrics import sc09 as metrics
 from .outputs import atomic_write, npz
@@ -128,12 +128,12 @@ def load_training(path: Path, artifact: LoadedArtifact) -> Classified:
         settings = json.loads(str(data["settings"]))
         train = Classified(list(map(str, data["files"])), data["probs"], data["activations"])
     except (KeyError, ValueError) as exc:
-        raise StatsFileError(f"{path} is not {what} (no {exc})") from None
+        raise StatsFileError(f"{{path}} is not {literal(what)} (no {literal(exc)})", path=path) from None
     want = _settings(artifact)
     if settings != want:
         changed = sorted(k for k in want if settings.get(k) != want[k])
-        raise StatsFileError(f"{path} was made with another {', '.join(changed)}; recompute it with "
-                             f"'audiofidelity sc09-stats'")
+        raise StatsFileError(f"{{path}} was made with another {', '.join(changed)}; recompute it with "
+                             f"'audiofidelity sc09-stats'", path=path)
     return train
 
 

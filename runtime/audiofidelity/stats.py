@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import MetricUnavailableError, StatsFileError
+from .errors import MetricUnavailableError, StatsFileError, literal
 from .metrics import frechet
 from .metrics.gaussian import GaussianStats
 from .outputs import atomic_write, npz
@@ -33,7 +33,8 @@ def read_arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
         with np.load(path, allow_pickle=False) as data:
             return {k: data[k] for k in data.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise StatsFileError(f"{path} is not {what}: {str(exc).split('.')[0]}") from exc
+        reason = str(exc).replace(str(path), "the file").split(".")[0]
+        raise StatsFileError(f"{{path}} is not {literal(what)}: {literal(reason)}", path=path) from exc
 
 
 def save_gaussian(stats: GaussianStats, path: str | Path, *, role: str = "fad", settings: dict | None = None) -> None:
@@ -116,11 +117,11 @@ class ReferenceStats:
         arrays = read_arrays(path, "an audiofidelity statistics file (make one with 'audiofidelity stats REF "
                                    "--out FILE.npz')")
         if "format" not in arrays or "settings" not in arrays:
-            raise StatsFileError(f"{path} is not an audiofidelity statistics file (make one with "
-                                 f"'audiofidelity stats REF --out FILE.npz')")
+            raise StatsFileError("{path} is not an audiofidelity statistics file (make one with "
+                                 "'audiofidelity stats REF --out FILE.npz')", path=path)
         if int(arrays["format"]) != STATS_FORMAT:
-            raise StatsFileError(f"{path} has statistics format {int(arrays['format'])}; this version reads "
-                                 f"{STATS_FORMAT}: recompute it with 'audiofidelity stats'")
+            raise StatsFileError(f"{{path}} has statistics format {int(arrays['format'])}; this version reads "
+                                 f"{STATS_FORMAT}: recompute it with 'audiofidelity stats'", path=path)
         roles = {}
         for role in STATS_ROLES:
             if f"{role}/count" not in arrays:
@@ -148,8 +149,9 @@ class ReferenceStats:
                    if not same(mine.get(k), theirs.get(k))]
         if differ:
             detail = "; ".join(f"{k}: file {a!r}, this run {b!r}" for k, a, b in differ)
-            raise StatsFileError(f"reference statistics {self.source} were made with other artifacts or settings "
-                                 f"({detail}); recompute them with 'audiofidelity stats' and the same options")
+            raise StatsFileError(f"reference statistics {{path}} were made with other artifacts or settings "
+                                 f"({literal(detail)}); recompute them with 'audiofidelity stats' and the same options",
+                                 path=self.source)
 
     def role(self, role: str) -> RoleStatistics:
         if role not in self.roles:
