@@ -207,3 +207,42 @@ def test_the_upload_endpoint_answers_every_file_and_name_without_a_server_error(
                 assert time.monotonic() < deadline, job
                 time.sleep(0.1)
             assert job["status"] == "completed" or job.get("error"), job
+
+
+NUMERIC_OPTIONS = {  # option -> (attribute, accepted-value predicate)
+    "--min-duration": ("min_duration", lambda v: 0 <= v < float("inf")),
+    "--limit": ("limit", lambda v: isinstance(v, int) and v >= 1),
+    "--batch-size": ("batch_size", lambda v: isinstance(v, int) and v >= 1),
+    "--workers": ("workers", lambda v: isinstance(v, int) and v >= 0),
+    "--lsd-offset": ("lsd_offset", lambda v: isinstance(v, int) and v >= 0),
+    "--bootstrap": ("bootstrap", lambda v: isinstance(v, int) and v >= 0),
+    "--mert-chunk": ("mert_chunk", lambda v: 0 < v < float("inf")),
+    "--max-memory": ("max_memory", lambda v: isinstance(v, int) and v > 0),
+    "--kad-bandwidth": ("kad_bandwidth", lambda v: v in ("reference", "generated") or 0 < v < float("inf")),
+    "--sr": ("sr", lambda v: isinstance(v, int)),
+}
+OPTION_TEXT = st.one_of(st.sampled_from(["nan", "inf", "-inf", "-1", "0", "1e309", "1e-320", "0x10", " 5", "5 ", "",
+                                         "4G", "1.5GiB", "-0", "1_000", "reference", "generated", "１２"]),
+                        st.integers(-10**12, 10**12).map(str), st.floats(allow_nan=True).map(repr),
+                        st.text(max_size=12))
+
+
+@pytest.mark.parametrize("examples", TIERS)
+def test_every_numeric_option_is_refused_with_exit_2_or_parsed_to_a_sane_value(examples, capsys):
+    from audiofidelity.cli import build_parser
+
+    parser = build_parser()
+
+    @tiered_settings(examples * 10)
+    @given(option=st.sampled_from(sorted(NUMERIC_OPTIONS)), text=OPTION_TEXT)
+    def check(option, text):
+        attribute, sane = NUMERIC_OPTIONS[option]
+        try:
+            args = parser.parse_args(["eval", "gen", "ref", f"{option}={text}"])
+        except SystemExit as refused:
+            assert refused.code == 2
+            assert option in capsys.readouterr().err
+            return
+        assert sane(getattr(args, attribute)), (option, text, getattr(args, attribute))
+
+    check()

@@ -362,3 +362,23 @@ def test_errors_that_name_a_path_carry_it_as_a_field_so_the_service_never_rewrit
     failed = output_error("--json", tmp_path / "m", OSError(errno.ENOSPC, "No space left on device"), existed=True)
     assert failed.render(lambda value: "OUT") == ("--json OUT: cannot write it (No space left on device); its "
                                                   "previous content is unchanged")
+
+
+def test_the_embedder_under_an_address_space_limit_refuses_an_absurd_rate_by_name(models_dir):
+    """``Embedder.embed`` of a 1-s array declared at 44101 Hz under ``prlimit --as 6G`` with the default budget: a
+    ValueError naming the memory it would need, not a 2.8 GB allocation."""
+    script = textwrap.dedent(f"""
+        import numpy as np
+        from audiofidelity import Embedder
+        embedder = Embedder("cnn14-16k", models_dir={str(models_dir)!r}, cache=False)
+        audio = 0.3 * np.sin(np.arange(44101) / 7).astype(np.float32)
+        try:
+            embedder.embed(audio, 44101)
+        except ValueError as exc:
+            print("refused:", exc)
+        print("fine:", embedder.embed(audio[:16000], 16000).shape)
+    """)
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                         preexec_fn=_limited(6))
+    assert run.returncode == 0, run.stderr
+    assert "refused:" in run.stdout and "over the memory budget" in run.stdout and "fine: (2048,)" in run.stdout

@@ -89,10 +89,10 @@ def parse_size(text: str) -> int:
     match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?[iI]?)[bB]?\s*", str(text))
     if not match or (match.group(2).upper() == "I"):
         raise ValueError(f"not a memory size: {text!r}; write e.g. 4G, 512M, 1.5GiB or a number of bytes")
-    size = float(match.group(1)) * _UNITS[match.group(2).upper()]
-    if size <= 0:
-        raise ValueError(f"memory size must be positive, got {text!r}")
-    return int(size)
+    size = int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+    if size < 1:  # 0.5 would round to a budget of 0 bytes, refusing every clip
+        raise ValueError(f"memory size must be at least 1 byte, got {text!r}")
+    return size
 
 
 def format_bytes(n: float) -> str:
