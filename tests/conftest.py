@@ -229,6 +229,15 @@ def vggish_without_pca_dir(models_dir, checkpoint_dir) -> Path:
     return built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out)) / NO_PCA
 
 
+def linked_recordings(recordings_dir: Path, root: Path, names: list[str]) -> Path:
+    """``root/generated`` and ``root/reference`` holding symlinks to the recordings ``names`` (no copies)."""
+    for side in ("generated", "reference"):
+        (root / side).mkdir()
+        for name in names:
+            (root / side / name).symlink_to(recordings_dir / side / name)
+    return root
+
+
 def eval_cli(generated: Path, reference: Path, out: Path, *args: str) -> tuple[dict, dict[str, np.ndarray]]:
     """Run ``audiofidelity eval`` in-process, writing the report and features into ``out``; return both."""
     from audiofidelity import cli

@@ -9,7 +9,7 @@ from audiofidelity import Embedder, cli
 from audiofidelity.metrics import GaussianStats
 from audiofidelity.metrics.frechet import frechet_distance_gaussians
 from audiofidelity.stats import load_gaussian, save_gaussian
-from conftest import eval_cli
+from conftest import eval_cli, linked_recordings
 
 NAMES = ["clip_00.wav", "clip_03.wav", "clip_07.flac", "clip_09.wav", "clip_16.wav"]
 
@@ -17,12 +17,7 @@ NAMES = ["clip_00.wav", "clip_03.wav", "clip_07.flac", "clip_09.wav", "clip_16.w
 @pytest.fixture(scope="module")
 def small(recordings_dir, tmp_path_factory):
     """Five generated and five reference clips (mixed rates, a FLAC, a stereo file among the reference ones)."""
-    root = tmp_path_factory.mktemp("small")
-    for side in ("generated", "reference"):
-        (root / side).mkdir()
-        for name in NAMES:
-            (root / side / name).symlink_to(recordings_dir / side / name)
-    return root
+    return linked_recordings(recordings_dir, tmp_path_factory.mktemp("small"), NAMES)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ import pytest
 from audiofidelity import cli
 from audiofidelity.errors import OutputPathError
 from audiofidelity.evaluate import evaluate
+from conftest import linked_recordings
 
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime" / "audiofidelity"
 NAMES = ["clip_00.wav", "clip_03.wav", "clip_07.flac"]
@@ -61,12 +62,7 @@ def _full_disk_on(monkeypatch, name: str) -> None:
 @pytest.fixture(scope="module")
 def small(recordings_dir, tmp_path_factory):
     """Three paired clips (a FLAC among them)."""
-    root = tmp_path_factory.mktemp("hostile-small")
-    for side in ("generated", "reference"):
-        (root / side).mkdir()
-        for name in NAMES:
-            (root / side / name).symlink_to(recordings_dir / side / name)
-    return root
+    return linked_recordings(recordings_dir, tmp_path_factory.mktemp("hostile-small"), NAMES)
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +174,7 @@ def test_eval_outputs_survive_a_full_disk_whole_and_named(small, models_dir, tmp
 
 def test_api_writers_keep_the_previous_file_on_a_full_disk(result, tmp_path, monkeypatch):
     from audiofidelity.reporting import append_csv, write_per_file_csv
-    from audiofidelity.stats import ReferenceStats, save_gaussian
+    from audiofidelity.stats import ReferenceStats
 
     stats = ReferenceStats.from_features({"fad": [np.ones((3, 2)), np.zeros((2, 2))]}, ["a", "b"], {})
     writers = {"features.npz": lambda p: result.save_features(p), "stats.npz": lambda p: stats.save(p),
