@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError, literal
-from .registry import ArtifactEntry, build_instructions, export_command, registry_entry
+from .registry import ArtifactEntry, HubPin, build_instructions, export_command, registry_entry
 
 MANIFEST_SCHEMA_VERSION = 2
 EMBEDDED_MANIFEST = "audiofidelity.json"
@@ -249,11 +249,10 @@ def local_files(name: str, directory: str | Path | None = None) -> tuple[Path, P
     return (root / f"{name}.pt2", root / f"{name}.json") if root is not None else None
 
 
-def _from_hub(entry: ArtifactEntry) -> tuple[Path, Path]:
+def _from_hub(entry: ArtifactEntry, pin: HubPin) -> tuple[Path, Path]:
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hub_errors
 
-    pin = entry.hub
     failures = (hub_errors.LocalEntryNotFoundError, hub_errors.EntryNotFoundError, hub_errors.RepositoryNotFoundError,
                 hub_errors.RevisionNotFoundError, hub_errors.HfHubHTTPError, OSError, ValueError)
     try:
@@ -292,7 +291,7 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
         raise ArtifactNotFoundError(
             f"artifact {name!r} not found: {where}it is not published on the Hugging Face Hub yet. "
             f"Build it with: {export_command(name, str(root) if root else 'MODELS_DIR')}")
-    program, manifest_path = _from_hub(entry)
+    program, manifest_path = _from_hub(entry, entry.hub)
     verify_sha256(manifest_path, entry.hub.manifest_sha256)
     manifest = _read_manifest(manifest_path, name, program)
     if manifest.sha256 != entry.hub.sha256:

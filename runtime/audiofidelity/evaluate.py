@@ -169,13 +169,13 @@ class Evaluator:
         self.batch_across_clips, self.precision = settings.batch_across_clips, settings.precision
         self._pool = None
         self.conditioning = settings.conditioning
-        self.selected = list(settings.metrics)
+        self.selected = list(settings.selected_metrics)
         self.entry = artifact_for(settings.backbone, settings.sample_rate)
         self.strict, self.lsd_offset = settings.strict, settings.lsd_offset
         self.metric_options = settings.metric_options
         self.progress = settings.progress
         self.cache = FeatureCache() if settings.cache is True else settings.cache or None
-        self.fad = settings.fad_model
+        self.fad = settings.fad
         needed = {METRICS[m].needs for m in self.selected} - {None}
         names = [self.entry.name] * ("classifier" in needed) + [self.fad.artifact] * ("fad" in needed)
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
@@ -326,7 +326,7 @@ class Evaluator:
             stats.check_settings(self.settings())
             ref_names: list[str] = []
             paired = False
-            unpaired_reason = "the reference is a statistics file"
+            unpaired_reason: str | None = "the reference is a statistics file"
         else:
             ref_names = list_folder(ref_path)
             paired = is_paired(gen_names, ref_names)
@@ -393,7 +393,8 @@ class Evaluator:
         if role is not None and generated.files:
             if data.reference_stats is not None:
                 stats = data.reference_stats.role(role)
-                gaussian, reference_files = (stats.mean, stats.cov), stats.per_file
+                gaussian: tuple[np.ndarray, np.ndarray] | None = (stats.mean, stats.cov)
+                reference_files = stats.per_file
             else:
                 rows = data.reference.matrix(data.output(role))
                 gaussian = frechet.gaussian_statistics(rows) if len(rows) >= 2 else None

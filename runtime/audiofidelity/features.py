@@ -30,7 +30,7 @@ from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, Unr
 from .models import Adjustment, FadModel, apply_frontend, frontend_bytes, postprocessor
 from .registry import export_command
 from .resample import resample, resample_bytes
-from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec
+from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec, Items
 
 log = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ class StageInput:
     channels: int = 1
 
     def model_input(self, audio: np.ndarray, rate: int, conditioning: Conditioning,
-                    conditioned: dict[tuple, np.ndarray]) -> np.ndarray:
+                    conditioned: dict[tuple, np.ndarray]) -> Items:
         """Frontend output for one decoded clip, (channels, n) at ``rate`` (``conditioned``: waveforms already
         conditioned, by rate, conditioning and channels, shared by the stages).
 
@@ -246,7 +246,7 @@ class _Job:
 
 
 def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[int], conditioning: Conditioning,
-                   identity: FileIdentity | None = None) -> tuple[dict[int, np.ndarray], str | None, list[int]]:
+                   identity: FileIdentity | None = None) -> tuple[dict[int, Items], str | None, list[int]]:
     """Decode ``path`` once and make the model inputs of the ``missing`` stages.
 
     Memory is checked before decoding: the decoded clip plus every missing stage's ``peak_bytes`` must fit the
@@ -260,7 +260,7 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     """
     if not missing:
         return {}, None, []
-    budget = min((inputs[i].memory_budget for i in missing if inputs[i].memory_budget is not None), default=None)
+    budget = min((b for b in (inputs[i].memory_budget for i in missing) if b is not None), default=None)
 
     def cost(frames: int, channels: int, rate: int) -> float:  # what the stages will allocate for this clip
         return sum(inputs[i].peak_bytes(frames, rate, conditioning) for i in missing)
@@ -273,7 +273,7 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
         return {}, str(exc), []
     except InvalidAudioError as exc:
         return {}, str(exc), list(missing)
-    made: dict[int, np.ndarray] = {}
+    made: dict[int, Items] = {}
     conditioned: dict[tuple, np.ndarray] = {}
     for i in missing:
         try:
@@ -359,7 +359,8 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
                 jobs.append(_Job(name, reason=str(exc) if isinstance(exc, InvalidAudioError)
                                  else f"cannot be read ({exc.strerror or exc})"))
                 continue
-            job = _Job(name, keys, [cache.get(k, st.valid_entry) if cache else None for k, st in zip(keys, stages)])
+            job = _Job(name, keys, [cache.get(k, st.valid_entry) if cache and k is not None else None
+                                    for k, st in zip(keys, stages)])
             missing = [i for i, e in enumerate(job.entries) if e is None]
             if missing and not any(isinstance(e, str) for e in job.entries):
                 job.work = pool().submit(compute_inputs, path, inputs, missing, conditioning, identity) if pool \

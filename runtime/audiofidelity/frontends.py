@@ -15,7 +15,7 @@ the original, because the metric compares near-silent bins that only that op's r
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from .float32_conv import conv1d
 
 if TYPE_CHECKING:
     import torch
+
+PadMode = Literal["constant", "reflect"]
+"""How a centred STFT pads the signal: zeros (librosa >= 0.10) or its reflection (torchlibrosa, librosa 0.8)."""
 
 
 def _hz_to_mel(hz: np.ndarray | float, htk: bool) -> np.ndarray:
@@ -91,7 +94,7 @@ def centred_hann(win_length: int, n_fft: int) -> np.ndarray:
 
 
 def stft(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | None = None, window: str = "hann",
-         center: bool = True, pad_mode: str = "constant") -> np.ndarray:
+         center: bool = True, pad_mode: PadMode = "constant") -> np.ndarray:
     """``librosa.stft`` of a mono waveform (Hann window), shape (n_fft // 2 + 1, frames).
 
     The same arithmetic (float64 window times the frames, NumPy's ``rfft``, complex64 out for float32 input),
@@ -111,7 +114,7 @@ def stft(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int | Non
 
 
 def power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int, window: str,
-                      center: bool, pad_mode: str, power: float) -> np.ndarray:
+                      center: bool, pad_mode: PadMode, power: float) -> np.ndarray:
     """|STFT|**power of a mono float waveform, shape (n_fft // 2 + 1, frames), float64.
 
     ``pad_mode`` is passed explicitly: librosa >= 0.10 defaults to zero padding, torchlibrosa
@@ -123,7 +126,7 @@ def power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_leng
 
 
 def log_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int,
-            window: str = "hann", center: bool = True, pad_mode: str = "reflect", power: float = 2.0,
+            window: str = "hann", center: bool = True, pad_mode: PadMode = "reflect", power: float = 2.0,
             n_mels: int = 64, fmin: float = 0.0, fmax: float | None = None, htk: bool = False,
             mel_norm: str | None = "slaney", amin: float = 1e-10, ref: float = 1.0,
             top_db: float | None = None) -> np.ndarray:

@@ -8,7 +8,7 @@ module per family; ``evaluate.py`` gathers the features and calls ``compute_metr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence, overload
 
 import numpy as np
 
@@ -47,6 +47,11 @@ class EvaluationData:
         if role not in self.roles:
             raise MetricUnavailableError(f"no loaded model provides {role!r} features")
         return self.roles[role]
+
+    @overload
+    def reference_files(self, role: str, *, required: Literal[True] = ...) -> list[np.ndarray]: ...
+    @overload
+    def reference_files(self, role: str, *, required: bool) -> list[np.ndarray] | None: ...
 
     def reference_files(self, role: str, *, required: bool = True) -> list[np.ndarray] | None:
         """The reference's per-file arrays of ``role``. From a statistics file without them: ValueError
@@ -90,10 +95,12 @@ class EvaluationData:
         """``score`` of generated rows extrapolated to infinitely many (``extrapolation.py``), drawn by frames or
         clips as ``options.inf_draw`` says; the fit goes into ``details[key]``."""
         files = self.generated.per_file[self.output(role)]
-        by_clip = self.options.inf_draw == "clips"
-        rows = None if by_clip else self.generated.matrix(self.output(role))
-        units = len(files) if by_clip else len(rows)
-        fit = extrapolate(lambda idx: score(stack_files(files, idx) if by_clip else rows[idx]), units,
+        if self.options.inf_draw == "clips":
+            units, draw = len(files), lambda idx: stack_files(files, idx)
+        else:
+            rows = self.generated.matrix(self.output(role))
+            units, draw = len(rows), lambda idx: rows[idx]
+        fit = extrapolate(lambda idx: score(draw(idx)), units,
                           unit=self.options.inf_draw, minimum=self.options.inf_min, steps=self.options.inf_steps,
                           seed=self.options.seed)
         self.details[key] = {k: v for k, v in fit.items() if k != "value"}
@@ -117,7 +124,8 @@ class MetricSpec:
     """A selectable metric: the result keys it fills and how it is computed from ``EvaluationData``."""
 
     keys: tuple[str, ...]
-    compute: Callable[[EvaluationData], dict[str, float]]
+    compute: Callable[[EvaluationData], Mapping[str, float | list[float]]]
+    """Its values by result key (a list: one value per layer)."""
     paired_only: bool = False
     needs: str | None = "classifier"
     """The model the metric reads (``classifier``: the backbone, ``fad``: the FAD model), or None."""
@@ -157,8 +165,10 @@ def _kad_inf(data: EvaluationData) -> float:
 
 
 def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpec:
-    return MetricSpec((key,), lambda data: {key: data.signal.mean(key)}, paired_only=True, needs=None,
-                      description=description, better=better)
+    def compute(data: EvaluationData) -> dict[str, float]:
+        assert data.signal is not None  # paired_only: with pairs, the evaluation computes the signal values
+        return {key: data.signal.mean(key)}
+    return MetricSpec((key,), compute, paired_only=True, needs=None, description=description, better=better)
 
 
 METRICS: dict[str, MetricSpec] = {
@@ -260,7 +270,7 @@ def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason:
                      nothing_usable: str | None = None) -> tuple[dict, dict]:
     """Every selected metric's values, and the reason for each one left ``None`` (``nothing_usable``: why
     no metric can be computed at all)."""
-    values: dict[str, float | None] = {}
+    values: dict[str, float | list[float] | None] = {}
     unavailable: dict[str, str] = {}
     for name in names:
         spec = METRICS[name]
@@ -283,7 +293,7 @@ def compute_metrics(names: Sequence[str], data: EvaluationData, unpaired_reason:
     return values, unavailable
 
 
-def _not_finite(values: dict) -> str | None:
+def _not_finite(values: Mapping[str, object]) -> str | None:
     """Why a metric's values cannot be reported (one is NaN or infinite: a JSON report has no such number), or
     None."""
     bad = [key for key, value in values.items()
@@ -317,8 +327,10 @@ def _bootstrap_statistic(metric: str, role: str, data: EvaluationData, gen_files
     """The metric on resampled files; ``ref_idx`` None (statistics-only reference, FD/FAD) keeps it fixed."""
     def statistic(gen_idx: np.ndarray, ref_idx: np.ndarray | None) -> float:
         gen = stack_files(gen_files, gen_idx)
-        if ref_idx is None:
+        if ref_idx is None:  # drawn only without reference files, so from a statistics file
+            assert data.reference_stats is not None
             return data.reference_stats.frechet_distance(role, gen)
+        assert ref_files is not None  # ref_idx is drawn only with reference files
         ref = stack_files(ref_files, ref_idx)
         if metric == "kid":
             return kernel.kernel_inception_distance(gen, ref)[kernel.KEY_KID_MEAN]

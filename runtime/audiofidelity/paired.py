@@ -36,7 +36,7 @@ class PairValues:
     bad_files: list[dict] = field(default_factory=list)
 
     def mean(self, key: str) -> float:
-        values = [v[key] for v in self.per_file.values() if v.get(key) is not None]
+        values = [x for x in (v.get(key) for v in self.per_file.values()) if x is not None]
         if not values:
             raise ValueError(f"no pair has a finite {key} (see 'problems')")
         return float(np.mean(values))
@@ -127,8 +127,9 @@ def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sam
     keys, found = [], []
     for name in names:
         try:
-            keys.append(cache.pair_key(generated / name, reference / name, settings) if cache else None)
-            found.append(cache.get_pair(keys[-1]) if cache else None)
+            key = cache.pair_key(generated / name, reference / name, settings) if cache else None
+            keys.append(key)
+            found.append(cache.get_pair(key) if cache and key is not None else None)
         except InvalidAudioError:  # not a regular file, or changed while hashed: decoding names the side
             keys.append(None)
             found.append(None)

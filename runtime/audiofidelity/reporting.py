@@ -12,6 +12,7 @@ import datetime
 import io
 import json
 from pathlib import Path
+from typing import Sequence
 
 from .diagnostics import WORST, worst_files
 from .errors import AudioFidelityError
@@ -39,7 +40,7 @@ def _number(value) -> str:
     return f"{value:.6g}"
 
 
-def align(rows: list[tuple[str, ...]] | list[list[str]]) -> list[str]:
+def align(rows: Sequence[Sequence[str]]) -> list[str]:
     """Rows of cells as text lines with every column but the last padded to its widest cell."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     return ["  ".join([*(cell.ljust(width) for cell, width in zip(row, widths)), row[-1]]).rstrip() for row in rows]

@@ -47,7 +47,7 @@ class InputSpec:
         units = max(item.shape[self.axes.index(self.memory.axis)] for item in x) if self.memory.axis else 0
         return self.memory.pass_bytes(min(batch_size, len(x)), units)
 
-    def check_memory(self, x: np.ndarray, batch_size: int, budget: int | None, advice: str) -> None:
+    def check_memory(self, x: Items, batch_size: int, budget: int | None, advice: str) -> None:
         """Raise ``TooLongForMemoryError`` if one clip's pass would exceed ``budget`` bytes (None: no guard)."""
         need = self.pass_bytes(x, batch_size)
         if budget is not None and need > budget:
@@ -125,7 +125,7 @@ class EmbeddingRunner:
             groups.setdefault(item.shape if self.across_clips else (owner[k], item.shape), []).append(k)
         specs = [(j, spec) for j, spec in enumerate(self.artifact.manifest.output_specs)
                  if outputs is None or spec.name in outputs]
-        rows: list[list[np.ndarray] | None] = [None] * len(items)
+        rows: list[list[np.ndarray]] = [[] for _ in items]  # every item is in one group, so each is filled
         with torch.inference_mode(), _precision(self.precision, device):
             for members in groups.values():
                 for start in range(0, len(members), self.batch_size):

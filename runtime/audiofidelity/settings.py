@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .audio import Conditioning
 from .cache import FeatureCache
@@ -28,12 +28,14 @@ class EvaluationSettings:
     """An evaluation's settings (see ``evaluate`` for each); ``__post_init__`` validates and normalises them.
 
     ``model_options``: the families' options by name (``{"mert_chunk": 10.0}``), each checked by its family and
-    allowed only when the run uses a model of that family; unset options are dropped.
+    allowed only when the run uses a model of that family; unset options are dropped. ``metrics`` (None: the
+    backbone's defaults) becomes a tuple of names and ``fad_model`` (a name) its ``FadModel``; read them with those
+    types as ``selected_metrics`` and ``fad``.
     """
 
     backbone: str = DEFAULTS.backbone
     sample_rate: int = DEFAULTS.sample_rate
-    metrics: tuple[str, ...] | None = None
+    metrics: Sequence[str] | None = None
     fad_model: str | FadModel = DEFAULTS.fad_model
     models_dir: str | Path | None = None
     device: str = "cpu"
@@ -67,7 +69,19 @@ class EvaluationSettings:
         put("metrics", tuple(resolve_metrics(self.backbone, self.metrics)))
         put("fad_model", find_fad_model(self.fad_model) if isinstance(self.fad_model, str) else self.fad_model)
         put("model_options", check_model_options(dict(self.model_options), backbone=self.backbone,
-                                                 fad_model=self.fad_model.artifact))
+                                                 fad_model=self.fad.artifact))
+
+    @property
+    def selected_metrics(self) -> tuple[str, ...]:
+        """The metrics to compute, resolved (``metrics`` as ``__post_init__`` left it)."""
+        assert isinstance(self.metrics, tuple)  # __post_init__ resolved them
+        return self.metrics
+
+    @property
+    def fad(self) -> FadModel:
+        """The FAD model's entry (``fad_model`` as ``__post_init__`` left it)."""
+        assert isinstance(self.fad_model, FadModel)  # __post_init__ looked the name up
+        return self.fad_model
 
     @classmethod
     def from_keywords(cls, **keywords: Any) -> "EvaluationSettings":

@@ -128,7 +128,7 @@ def format_steps(results: list[LogResult]) -> str:
     """One line per folder, by step: the metrics computed, so a training curve reads top to bottom."""
     if not results:
         return "no generation folder evaluated"
-    first = next((r.report["metrics"] for r in results if r.report["metrics"]), {})
+    first: dict = next((r.report["metrics"] for r in results if r.report["metrics"]), {})
     keys = [k for k, v in first.items() if not isinstance(v, list)]
     header = ["step", "folder", *keys]
     rows = [[str(r.step) if r.step is not None else "-", r.folder.name + (" (reused)" if r.reused else ""),

@@ -11,6 +11,7 @@ are listed with their reason on stdout's JSON summary and stderr; ``files`` ther
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import sys
@@ -103,8 +104,9 @@ def run(args: argparse.Namespace) -> int:
         atomic_write(args.out, npz(arrays), option="--out")
         written, count = str(args.out), len(result.arrays)
     else:
+        assert folder is not None  # the parser requires --out or --out-dir
         for name, array in result.arrays.items():
-            atomic_write(folder / f"{Path(name).stem}.npy", lambda f, a=array: np.save(f, a.astype(np.float32)),
+            atomic_write(folder / f"{Path(name).stem}.npy", functools.partial(np.save, arr=array.astype(np.float32)),
                          option="--out-dir")
             count += 1
         written = str(folder)

@@ -33,6 +33,7 @@ def gaussian_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean and sample covariance (ddof 1) of ``features``, shape (n, d) -> (d,), (d, d), float64
     (``GaussianStats``, the one implementation of the statistics)."""
     stats = GaussianStats.from_features(_feature_matrix(features))
+    assert stats.mean is not None  # from_features of n >= 2 rows sets it
     return stats.mean, stats.cov
 
 

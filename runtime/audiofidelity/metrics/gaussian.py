@@ -61,10 +61,11 @@ class GaussianStats:
             return GaussianStats(other.count, other.mean, other.comoment)
         if self.dim != other.dim:
             raise ValueError(f"cannot merge statistics of {self.dim}-d and {other.dim}-d embeddings")
+        (mean_a, comoment_a), (mean_b, comoment_b) = self._moments(), other._moments()
         count = self.count + other.count
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.count / count)
-        comoment = self.comoment + other.comoment + np.outer(delta, delta) * (self.count * other.count / count)
+        delta = mean_b - mean_a
+        mean = mean_a + delta * (other.count / count)
+        comoment = comoment_a + comoment_b + np.outer(delta, delta) * (self.count * other.count / count)
         return GaussianStats(count, mean, comoment)
 
     __add__ = merge
@@ -74,7 +75,13 @@ class GaussianStats:
         """Sample covariance (ddof 1)."""
         if self.count < 2:
             raise MetricUnavailableError(f"a covariance needs at least 2 embedding rows, got {self.count}")
-        return self.comoment / (self.count - 1)
+        return self._moments()[1] / (self.count - 1)
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """The mean and co-moment, which statistics of any rows have (``from_features``, ``merge``, a file)."""
+        if self.mean is None or self.comoment is None:
+            raise ValueError(f"statistics of {self.count} rows without a mean and co-moment")
+        return self.mean, self.comoment
 
     def all_reduce(self) -> "GaussianStats":
         """Statistics of every rank's rows, merged in rank order, on every rank (``torch.distributed``, if it is

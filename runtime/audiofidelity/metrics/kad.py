@@ -70,12 +70,12 @@ def median_pairwise_distance(features: np.ndarray, *, max_pairs: int = MEDIAN_PA
         distances, subsampled, used_seed = np.concatenate(parts), False, None
     else:
         rng = np.random.default_rng(seed)
-        i = rng.integers(0, n, max_pairs)
-        j = (i + rng.integers(1, n, max_pairs)) % n  # j != i, uniform over the others
+        first = rng.integers(0, n, max_pairs)
+        second = (first + rng.integers(1, n, max_pairs)) % n  # never first, uniform over the others
         distances = np.empty(max_pairs)
         step = max(1, BLOCK_ELEMENTS // x.shape[1])
         for start in range(0, max_pairs, step):
-            d = x[i[start:start + step]] - x[j[start:start + step]]
+            d = x[first[start:start + step]] - x[second[start:start + step]]
             distances[start:start + step] = np.sqrt((d * d).sum(axis=1))
         subsampled, used_seed = True, seed
     middle = (len(distances) - 1) // 2

@@ -24,6 +24,8 @@ et al., "DeLiGAN", CVPR 2017 (mIS); Zhou et al., "Activation Maximization Genera
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, norm
@@ -31,8 +33,9 @@ from scipy.stats import entropy, norm
 from . import frechet
 from ..errors import MetricUnavailableError
 
-KMEANS = dict(n_clusters=50, init="k-means++", n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd", random_state=0)
-"""The k-means of NDB, every parameter fixed (recorded in the report)."""
+KMEANS: dict[str, Any] = dict(n_clusters=50, init="k-means++", n_init=1, max_iter=300, tol=1e-4, algorithm="lloyd",
+                              random_state=0)
+"""The k-means of NDB, every parameter fixed (scikit-learn's ``KMeans`` keywords, recorded in the report)."""
 NDB_ALPHA = 0.05
 MIS_PAIRS = 10000
 
@@ -86,7 +89,7 @@ def ndb(train_activations: np.ndarray, activations: np.ndarray) -> dict:
     """
     from sklearn.cluster import KMeans  # scikit-learn comes with librosa
 
-    k = KMEANS["n_clusters"]
+    k: int = KMEANS["n_clusters"]
     train = np.asarray(train_activations)
     if len(train) < 2 * k:
         raise MetricUnavailableError(f"NDB with K={k} needs at least {2 * k} training clips, got {len(train)}")

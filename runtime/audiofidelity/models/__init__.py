@@ -11,7 +11,7 @@ list, so the command line, the service and the pipeline see it at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -163,7 +163,7 @@ class ModelOptionError(ValueError):
         return f"{self.option.flag} needs {chosen} {' or '.join(self.needs)}, not {self.got}"
 
 
-def adjustment(family: ModelFamily, stage: str, values: dict[str, Any], model_rate: int) -> Adjustment | None:
+def adjustment(family: ModelFamily, stage: str, values: Mapping[str, Any], model_rate: int) -> Adjustment | None:
     """What ``family``'s options set in ``values`` change in its ``stage`` (``backbone`` or ``fad``), or None."""
     found = [o.adjust(values[o.name], model_rate) for o in family.options if o.stage == stage and o.name in values]
     if not found:

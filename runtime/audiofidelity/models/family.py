@@ -100,7 +100,7 @@ class FadModel:
     role: str
     toolkit: str
     layer: int | None = None
-    conditioning: tuple[tuple[str, object], ...] = (("remove_dc", False), ("min_samples", 0))
+    conditioning: tuple[tuple[str, Any], ...] = (("remove_dc", False), ("min_samples", 0))
     frontend: tuple[tuple[str, object], ...] = ()
     """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
     average_items: bool = False

@@ -123,9 +123,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=list(config.cors_origins),
                            allow_methods=["GET", "POST", "DELETE"], allow_headers=["Authorization"])
     app.middleware("http")(private_by_default)  # added last: the outermost, before CORS and the body limits
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(RequestValidationError, invalid_request)
-    app.add_exception_handler(Exception, internal_error)
+    # FastAPI's decorator registers a handler typed for its own exception (add_exception_handler's type wants one
+    # for any Exception)
+    app.exception_handler(HTTPException)(http_error)
+    app.exception_handler(RequestValidationError)(invalid_request)
+    app.exception_handler(Exception)(internal_error)
     app.include_router(router)
     return app
 

@@ -7,6 +7,7 @@ failed with that reason, and either way the job says so in its ``notes``. A runn
 """
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import threading
@@ -249,7 +250,7 @@ class JobStore:
         with self._lock:
             return {r[0] for r in self._db.execute(f"SELECT id FROM jobs WHERE status IN ({marks})", statuses)}
 
-    def recover(self) -> list[Job]:
+    def recover(self) -> builtins.list[Job]:  # builtins.: the method list above shadows the type here
         """After a restart: re-queue or fail each job left ``running``, noting why; returns those jobs. One whose
         deletion was asked for is deleted."""
         with self._lock:
@@ -269,5 +270,7 @@ class JobStore:
                             "WHERE id = ?",
                             (stamp, f"interrupted {job.attempts} times by server stops; not retried",
                              json.dumps([*job.notes, note]), job.id))
-            recovered.append(self.get(job.id))
+            updated = self.get(job.id)
+            assert updated is not None  # its row was just updated, before the service takes any request
+            recovered.append(updated)
         return recovered

@@ -267,7 +267,8 @@ async def submit(request: Request, config: Config, store: Store, runner: Runner,
             stored = {side: await run_in_threadpool(
                 store_side, side, [(f.filename, f.file) for f in files[side]], staging / side, limits)
                 for side in SIDES}
-            mode = "paired" if is_paired(*[[f["name"] for f in stored[s]] for s in SIDES]) else "unpaired"
+            names = {side: [f["name"] for f in stored[side]] for side in SIDES}
+            mode = "paired" if is_paired(names["generated"], names["reference"]) else "unpaired"
             request_record, created_at = {**settings, "uploads": stored}, now()
             write_request(staging, job_id, request_record, mode, created_at)
             os.replace(staging, config.jobs_dir / job_id)

@@ -74,7 +74,7 @@ class RunSettings:
 def models_needed(backbone: str, metrics: list[str] | None) -> frozenset[str]:
     """The artifact roles (``classifier``, ``fad``) the requested metrics read."""
     chosen = metrics if metrics is not None else BACKBONE_METRICS[backbone]
-    return frozenset(METRICS[m].needs for m in chosen) - {None}
+    return frozenset(need for need in (METRICS[m].needs for m in chosen) if need is not None)
 
 
 class JobRunner:
