@@ -22,11 +22,10 @@ from .artifacts import load
 from .audio import Conditioning, validate_audio
 from .cache import FeatureCache
 from .errors import InvalidAudioError
-from .features import Feature, RunSettings, SideFeatures, backbone_stage, extract_features, fad_stage
-from .memory import default_budget
+from .features import Feature, SideFeatures, backbone_stage, extract_features, fad_stage
 from .registry import entries, fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
-from .validation import check_int, check_optional
+from .settings import EvaluationSettings
 
 OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layers": "layers"}
 """``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT)."""
@@ -106,8 +105,9 @@ class Embedder:
                  cache: bool | FeatureCache | None = True, max_memory: int | None = None) -> None:
         if pooling not in ("none", "mean"):
             raise ValueError(f"pooling must be 'none' or 'mean', got {pooling!r}")
-        batch_size = check_int(batch_size, "batch_size", minimum=1)
-        max_memory = check_optional(check_int, max_memory, "max_memory", minimum=1)
+        settings = EvaluationSettings(device=device, precision=precision, batch_size=batch_size, models_dir=models_dir,
+                                      conditioning=conditioning or Conditioning(), cache=cache, max_memory=max_memory,
+                                      metrics=())  # validated as eval's; no metric: only how models run
         entry = registry_entry(model)
         if entry.role not in ("classifier", "embedding"):
             raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
@@ -120,9 +120,8 @@ class Embedder:
             output = next((o for o in DEFAULT_OUTPUTS if o in offered), offered[0] if offered else "embedding")
         if output not in offered:
             raise ValueError(f"{model} offers output {', '.join(offered)}; not {output!r}")
-        self.conditioning = conditioning or Conditioning()
-        run = RunSettings(self.conditioning, device, precision, batch_size,
-                          memory_budget=max_memory if max_memory is not None else default_budget())
+        self.conditioning = settings.conditioning
+        run = settings.run_settings()
         self.cache = FeatureCache() if cache is True else cache or None
         self.pooling = pooling
         role = OUTPUTS.get(output, "hidden_states")

@@ -33,7 +33,6 @@ from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
                            bootstrap_intervals, compute_metrics, resolve_metrics)
 from .metrics import frechet
-from .memory import default_budget
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
 from .registry import artifact_for, export_command
@@ -163,7 +162,8 @@ class Evaluator:
             raise TypeError(f"pass either settings or keywords, not both (got {', '.join(keywords)})")
         self.config = settings
         check_device(settings.device)
-        self.memory_budget = settings.max_memory if settings.max_memory is not None else default_budget()
+        self._run = settings.run_settings()
+        self.memory_budget = self._run.memory_budget
         self.backbone, self.sample_rate = settings.backbone, settings.sample_rate
         self.device, self.workers, self.batch_size = settings.device, settings.workers, settings.batch_size
         self.batch_across_clips, self.precision = settings.batch_across_clips, settings.precision
@@ -213,8 +213,7 @@ class Evaluator:
 
     def run_settings(self) -> RunSettings:
         """How this evaluator runs its models (shared by every stage)."""
-        return RunSettings(self.conditioning, self.device, self.precision, self.batch_size, self.batch_across_clips,
-                           self.memory_budget)
+        return self._run
 
     def _check_roles(self) -> None:
         """Every selected metric's feature role must be declared by a loaded artifact's manifest."""

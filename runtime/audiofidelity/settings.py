@@ -3,7 +3,8 @@
 ``EvaluationSettings`` holds everything ``Evaluator`` needs: which backbone and rate, which metrics, the FAD
 model, how models run, how audio is conditioned, and the model families' own options (``model_options``, as each
 family declares them: ``--mert-chunk``, ``--fad-pca``). The command line, the service, ``evaluate()`` and the
-compat layers build it the same way (``from_keywords``); every value is checked here, once.
+compat layers build it the same way (``from_keywords``), and the ``Embedder`` the part that says how models run
+(``run_settings``); every value is checked here, once.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from typing import Any, Mapping, Sequence
 
 from .audio import Conditioning
 from .cache import FeatureCache
+from .features import RunSettings
+from .memory import default_budget
 from .metric_table import resolve_metrics
 from .metrics import signal
 from .metrics.options import MetricOptions
@@ -97,6 +100,13 @@ class EvaluationSettings:
         if keywords.get("metrics") is not None:
             keywords["metrics"] = tuple(keywords["metrics"])
         return cls(**keywords, model_options=options)
+
+    def run_settings(self) -> RunSettings:
+        """How the models run (shared by every stage of an evaluation and by the ``Embedder``): the memory budget is
+        ``max_memory``, else half of what the process can still get now."""
+        budget = self.max_memory if self.max_memory is not None else default_budget()
+        return RunSettings(self.conditioning, self.device, self.precision, self.batch_size, self.batch_across_clips,
+                           budget)
 
     def option(self, name: str) -> Any:
         """A family option's value in force (None when unset)."""
