@@ -9,6 +9,7 @@ absent the parity tests skip and say so.
 """
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from audiofidelity import models
 from audiofidelity.models import passt
+from fixtures.passt import passt_state_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_MEL = ROOT / "tests" / "data" / "passt_mel.npz"
@@ -118,6 +120,19 @@ def test_the_mel_is_hear21passts_on_long_short_and_silent_clips(tmp_path):
         ours = passt.passt_mel(wave, **PARAMS)[0, 0]
         assert ours.shape == original[key].shape, key
         assert np.abs(ours - original[key]).max() <= MEL_TOLERANCE, key
+
+
+# the stand-in checkpoint -------------------------------------------------------------------------------------------
+
+@pytest.mark.parity
+def test_the_stand_in_has_the_keys_and_shapes_of_hear21passts_net(tmp_path):
+    """``get_basic_model(mode="logits").net`` (built as it builds it, ``pretrained=False``): every key, in order,
+    with its shape and dtype."""
+    run_original("keys", tmp_path / "keys.json")
+    original = json.loads((tmp_path / "keys.json").read_text())
+    ours = {k: [list(v.shape), str(v.dtype)] for k, v in passt_state_dict().items()}
+    assert list(ours) == list(original)
+    assert ours == original
 
 
 if __name__ == "__main__":
