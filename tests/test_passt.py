@@ -19,13 +19,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audiofidelity import models
+from audiofidelity import artifacts, models, registry
 from audiofidelity.models import passt
-from fixtures.passt import passt_state_dict
+from audiofidelity.runner import EmbeddingRunner
+from fixtures.passt import passt_state_dict, write_passt
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_MEL = ROOT / "tests" / "data" / "passt_mel.npz"
 ORIGINAL_SCRIPT = ROOT / "verify_scripts" / "passt_original.py"
+EXPORT_SCRIPTS = ROOT / "export_scripts"
 PARAMS = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
 MEL_TOLERANCE = 1e-6
 """Absolute, on values in [-1.41, 3.2]: the same float32 STFT (torch's), the banks bit-identical; what is left is
@@ -133,6 +135,74 @@ def test_the_stand_in_has_the_keys_and_shapes_of_hear21passts_net(tmp_path):
     ours = {k: [list(v.shape), str(v.dtype)] for k, v in passt_state_dict().items()}
     assert list(ours) == list(original)
     assert ours == original
+
+
+# the family declaration and the export -----------------------------------------------------------------------------
+
+def test_the_family_declares_passt_s_and_its_export_module_is_found(passt_family):
+    entry = registry.registry_entry("passt-s")
+    assert (entry.role, entry.backbone, entry.rates, entry.license) == ("classifier", "passt", (32000,), "Apache-2.0")
+    assert entry.source_url.endswith("/v0.0.1-audioset/passt-s-f128-p16-s10-ap.476-swa.pt")
+    assert entry.provides == ("embedding", "logits")
+    assert "passt" in registry.backbones() and "passt-s" in registry.fad_models()
+    assert "passt_mel" in models.frontend_kinds()
+    sys.path.insert(0, str(EXPORT_SCRIPTS))
+    try:
+        import export
+    finally:
+        sys.path.remove(str(EXPORT_SCRIPTS))
+    assert export.builders()["passt"] == "passt"
+
+
+def export_stand_in(tmp_path: Path) -> tuple[Path, Path]:
+    """The stand-in release file and its export through ``export.py`` (the family registered by the caller)."""
+    sys.path.insert(0, str(EXPORT_SCRIPTS))
+    try:
+        import export
+    finally:
+        sys.path.remove(str(EXPORT_SCRIPTS))
+    source = write_passt(tmp_path)
+    manifest = export.export("passt-s", source, tmp_path / "models")
+    return source, manifest.parent
+
+
+@pytest.mark.parity
+def test_the_exported_program_gives_hear21passts_logits_and_features(passt_family, tmp_path):
+    """Export (dynamic batch and frames, checked against eager by ``export.py``), then the program through the runtime
+    against hear21passt's net on the same stand-in weights: on the same mels (a batch of 3 at 333 frames, and 16,
+    1000 and 1005 frames), and from the waveform on (our ``passt_mel`` + program against ``AugmentMelSTFT`` + net) on
+    clips of 0.2, 3.3 and 10 s. Bound: 1e-4 x max |value| (#31); measured: 0.0 on the same mels (the same
+    float32 ops), 4.9e-7 from the waveform (the mel's last-ulp differences)."""
+    source, folder = export_stand_in(tmp_path)
+    program = artifacts.load("passt-s", directory=folder).program
+    rng = np.random.RandomState(11)
+    mels = {f"mel{i}": (0.8 * rng.standard_normal((b, 1, 128, t)) - 0.3).astype(np.float32)
+            for i, (b, t) in enumerate([(3, 333), (1, 16), (2, 1000), (1, 1005)])}
+    waves = {f"wave{i}": (amp * rng.standard_normal((1, n))).astype(np.float32)
+             for i, (n, amp) in enumerate([(6400, 0.5), (105600, 0.1), (320000, 0.3)])}
+    np.savez(tmp_path / "mels.npz", **mels)
+    np.savez(tmp_path / "waves.npz", **waves)
+    run_original("net", source, tmp_path / "mels.npz", tmp_path / "net.npz")
+    run_original("wave", source, tmp_path / "waves.npz", tmp_path / "wave.npz")
+    by_net, by_wave = np.load(tmp_path / "net.npz"), np.load(tmp_path / "wave.npz")
+
+    import torch
+
+    def close(ours: np.ndarray, theirs: np.ndarray, what: str) -> None:
+        assert ours.shape == theirs.shape, what
+        assert np.abs(ours - theirs).max() <= 1e-4 * np.abs(theirs).max(), what
+
+    with torch.inference_mode():
+        for key, mel in mels.items():
+            features, logits = (t.numpy() for t in program(torch.from_numpy(mel)))
+            close(logits, by_net["logits" + key[3:]], key)
+            close(features, by_net["features" + key[3:]], key)
+    runner = EmbeddingRunner(artifacts.load("passt-s", directory=folder))
+    frontend = artifacts.load("passt-s", directory=folder).manifest.frontend
+    for key, wave in waves.items():
+        out = runner.run([models.apply_frontend(wave[0], frontend)])
+        close(out["logits"][0], by_wave["logits" + key[4:]][0], key)
+        close(out["features"][0], by_wave["features" + key[4:]][0], key)
 
 
 if __name__ == "__main__":

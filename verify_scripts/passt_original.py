@@ -12,12 +12,15 @@ through files:
     PYTHON passt_original.py mel IN.npz OUT.npz        # AugmentMelSTFT (get_basic_model's settings), eval mode
     PYTHON passt_original.py keys OUT.json             # get_basic_model(mode="logits").net's state dict shapes
     PYTHON passt_original.py net CKPT IN.npz OUT.npz   # that net (patchout off, eval) on CKPT: logits, features
+    PYTHON passt_original.py wave CKPT IN.npz OUT.npz  # the mel, then the net, as PasstBasicWrapper.forward
 
 ``IN.npz``: ``mel``: arrays ``clip<i>`` of waveforms (n,) float32 -> ``OUT.npz`` ``clip<i>`` (128, frames);
 ``net``: arrays ``mel<i>`` of (batch, 1, 128, frames) float32 -> ``logits<i>``, ``features<i>``. The network is
 built with ``pretrained=False`` (``get_basic_model`` would download the release file) and otherwise as
 ``get_basic_model`` builds it (``get_model(arch="passt_s_swa_p16_128_ap476")``'s defaults: strides 10, 998 frames);
-the checkpoint is the release file's format, a plain state dict of that net, loaded strictly.
+the checkpoint is the release file's format, a plain state dict of that net, loaded strictly. ``wave``: arrays
+``wave<i>`` of (batch, n) float32 -> ``logits<i>``, ``features<i>`` (the wrapper's ``mode="all"`` concatenation,
+split).
 """
 from __future__ import annotations
 
@@ -64,18 +67,22 @@ def main(argv: list[str]) -> int:
         state = net_module().state_dict()
         with open(argv[1], "w") as f:
             json.dump({k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()}, f)
-    elif command == "net":
+    elif command in ("net", "wave"):
         net = net_module()
         net.load_state_dict(torch.load(argv[1], map_location="cpu", weights_only=True), strict=True)
+        mel = mel_module() if command == "wave" else None
         data, out = np.load(argv[2]), {}
         with torch.no_grad():
             for key in data.files:
-                logits, features = quiet(net, torch.from_numpy(data[key]))
-                suffix = key[len("mel"):]
+                x = torch.from_numpy(data[key])
+                if mel is not None:
+                    x = quiet(mel, x).unsqueeze(1)  # PasstBasicWrapper.forward: specs.unsqueeze(1)
+                logits, features = quiet(net, x)
+                suffix = key[len(command if command == "wave" else "mel"):]
                 out["logits" + suffix], out["features" + suffix] = logits.numpy(), features.numpy()
         np.savez(argv[3], **out)
     else:
-        raise SystemExit(f"unknown command {command!r}: mel, keys or net")
+        raise SystemExit(f"unknown command {command!r}: mel, keys, net or wave")
     return 0
 
 
