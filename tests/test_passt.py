@@ -170,6 +170,9 @@ def test_the_family_declares_passt_s_and_its_export_module_is_found(passt_family
     finally:
         sys.path.remove(str(EXPORT_SCRIPTS))
     assert export.builders()["passt"] == "passt"
+    card = (ROOT / "model_cards" / "passt-s.md").read_text()
+    meta = dict(line.split(": ", 1) for line in card.split("---\n")[1].splitlines())
+    assert (meta["license"], meta["artifact"], meta["source_checkpoint"]) == ("apache-2.0", "passt-s", entry.source_url)
 
 
 def export_stand_in(tmp_path: Path) -> tuple[Path, Path]:
