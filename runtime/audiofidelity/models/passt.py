@@ -1,0 +1,153 @@
+"""PaSST (Koutini et al. 2022), hear21passt's ``passt_s_swa_p16_128_ap476``: the AudioSet classifier that
+audioldm_eval's ``passt_replace_panns`` branch, stable-audio-metrics, audiocraft and av-benchmark read (issue #31).
+
+Frontend ``passt_mel``: hear21passt's ``AugmentMelSTFT`` in eval mode (no augmentation), in NumPy with no torchaudio:
+pre-emphasis, a centred 1024-point STFT of a symmetric 800-sample Hann window every 320 samples, power, 128
+Kaldi-style mel banks (``kaldi_mel_banks``, torchaudio's ``get_mel_banks`` rewritten) over 0-15000 Hz,
+``log(x + 1e-5)``, ``(x + 4.5) / 5``. Export: ``export_scripts/passt.py`` (the ViT from the mel on, patchout off);
+stand-in: ``tests/fixtures/passt.py``; parity against hear21passt: ``tests/test_passt.py``.
+
+Not yet in ``models._FAMILIES``: the tests register it (``models.register(FAMILY)``) until the export is wired into
+the test fixtures' artifact set.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from ..float32_conv import conv1d
+from .family import ArtifactEntry, FadModel, Frontend, ModelFamily
+
+RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
+SOURCE_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
+SOURCE_URL = RELEASE + "v0.0.1-audioset/" + SOURCE_FILE
+"""hear21passt 0.0.26's ``default_cfgs["passt_s_swa_p16_128_ap476"]["url"]`` (``models/passt.py``)."""
+
+FRONTEND = dict(kind="passt_mel", sample_rate=32000, n_fft=1024, hop_length=320, win_length=800, n_mels=128,
+                fmin=0.0, fmax=15000.0, preemphasis=0.97, log_offset=1e-5, shift=4.5, scale=5.0)
+"""``get_basic_model``'s ``AugmentMelSTFT(n_mels=128, sr=32000, win_length=800, hopsize=320, n_fft=1024, fmin=0.0,
+fmax=None, fmax_aug_range=2000)``: ``fmax`` None becomes ``sr // 2 - fmax_aug_range // 2`` = 15000 Hz, the band eval
+mode uses (training draws fmin in [0, 10) and fmax in (14000, 16000])."""
+
+
+def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float) -> np.ndarray:
+    """Kaldi's triangular mel filters as ``torchaudio.compliance.kaldi.get_mel_banks`` computes them (no VTLN warp),
+    with the zero column for the Nyquist bin that ``AugmentMelSTFT`` appends.
+
+    Triangles equally spaced on Kaldi's mel scale ``1127 ln(1 + f / 700)`` between ``fmin`` and ``fmax`` (``fmax``
+    <= 0 counts down from Nyquist, as Kaldi's ``high_freq``), evaluated at the FFT bins ``k * sample_rate / n_fft``,
+    ``k < n_fft / 2``, unnormalised (peak 1). torchaudio's float32 arithmetic step by step (its band edges in float64,
+    then float32 tensors; the logarithm correctly rounded to float32): bit-identical to torchaudio 2.11 for
+    ``FRONTEND`` (float64 throughout differs by up to 1.3e-5, which moves the mel by up to 1.3e-5).
+
+    Returns
+    -------
+    np.ndarray, shape (n_mels, n_fft // 2 + 1), float32, read-only
+
+    Raises
+    ------
+    ValueError
+        ``n_mels`` <= 3, an odd ``n_fft``, or a band outside [0, Nyquist].
+
+    References: Povey et al., Kaldi ``mel-computations.cc``; torchaudio ``compliance/kaldi.py``.
+    """
+    nyquist = 0.5 * sample_rate
+    high = fmax + nyquist if fmax <= 0.0 else fmax
+    if n_mels <= 3 or n_fft % 2 or not (0.0 <= fmin < nyquist and 0.0 < high <= nyquist and fmin < high):
+        raise ValueError(f"Kaldi mel banks need n_mels > 3, an even n_fft and 0 <= fmin < fmax <= Nyquist "
+                         f"({nyquist:g} Hz); got n_mels={n_mels}, n_fft={n_fft}, fmin={fmin:g}, fmax={high:g}")
+    f32 = np.float32
+    low_mel, high_mel = 1127.0 * math.log(1.0 + fmin / 700.0), 1127.0 * math.log(1.0 + high / 700.0)
+    delta, low = f32((high_mel - low_mel) / (n_mels + 1)), f32(low_mel)
+    index = np.arange(n_mels, dtype=np.float32)[:, None]
+    left, centre, right = (low + (index + f32(k)) * delta for k in (0, 1, 2))
+    freq = f32(sample_rate / n_fft) * np.arange(n_fft // 2, dtype=np.float32)
+    mel = (f32(1127.0) * np.log((f32(1.0) + freq / f32(700.0)).astype(np.float64)).astype(np.float32))[None, :]
+    up = (mel - left) / (centre - left)
+    down = (right - mel) / (right - centre)
+    banks = np.pad(np.maximum(f32(0.0), np.minimum(up, down)), ((0, 0), (0, 1)))
+    banks.setflags(write=False)
+    return banks
+
+
+def _power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_length: int,
+                       preemphasis: float) -> np.ndarray:
+    """The original's own float32 ops up to the power spectrum, on one torch thread: the pre-emphasis ``conv1d``,
+    ``torch.stft`` (reflect-padded, centred, symmetric Hann window), ``|X|**2``. (A float64 FFT differs from this
+    float32 one by up to 3.7e-4 after the log, in low-power bins of loud frames: the original's rounding.)"""
+    import torch
+
+    kernel = torch.tensor([[[-preemphasis, 1.0]]], dtype=torch.float32)
+    x = torch.from_numpy(conv1d(np.asarray(wave, dtype=np.float32), kernel, stride=1))
+    with torch.inference_mode():
+        spectrum = torch.stft(x, n_fft, hop_length=hop_length, win_length=win_length, center=True,
+                              normalized=False, window=torch.hann_window(win_length, periodic=False),
+                              return_complex=True)
+        power = torch.view_as_real(spectrum).pow(2).sum(-1)
+    return power[0].numpy()
+
+
+def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
+              fmin: float, fmax: float, preemphasis: float, log_offset: float, shift: float,
+              scale: float) -> np.ndarray:
+    """hear21passt's ``AugmentMelSTFT.forward`` in eval mode, one clip.
+
+    The waveform as float32 (the original's tensor); pre-emphasis ``y[i] = x[i + 1] - preemphasis * x[i]`` (its
+    ``conv1d`` with ``[-0.97, 1]``: one sample shorter); ``torch.stft(center=True)``: reflect padding of
+    ``n_fft // 2``, frames every ``hop_length``, the symmetric Hann window of ``win_length`` centred in ``n_fft``;
+    power (these in torch's float32 ops, as the original: ``_power_spectrogram``); ``kaldi_mel_banks``;
+    ``log(mel + log_offset)``; ``(x + shift) / scale``; the mel product and logarithm in float64, rounded to
+    float32 where the original rounds.
+
+    Parameters
+    ----------
+    wave : np.ndarray, shape (n,), float, at ``sample_rate``; n > ``n_fft // 2 + 1`` (the reflect padding)
+    Others as ``FRONTEND`` names them.
+
+    Returns
+    -------
+    np.ndarray, shape (1, 1, n_mels, frames), float32; ``frames = 1 + (n - 1) // hop_length`` (1000 for 10 s)
+
+    Raises
+    ------
+    ValueError
+        A clip too short for the reflect padding (torch.stft refuses it too).
+
+    References: Koutini et al., "Efficient Training of Audio Transformers with Patchout", Interspeech 2022;
+    hear21passt ``models/preprocess.py``.
+    """
+    if len(wave) <= n_fft // 2 + 1:
+        raise ValueError(f"PaSST's mel needs more than {n_fft // 2 + 1} samples (its STFT reflects {n_fft // 2} "
+                         f"samples at each end); got {len(wave)}: pad the clip first")
+    power = _power_spectrogram(wave, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                               preemphasis=preemphasis)
+    banks = kaldi_mel_banks(n_mels, n_fft, sample_rate, fmin, fmax)
+    mel = (banks.astype(np.float64) @ power.astype(np.float64)).astype(np.float32) + np.float32(log_offset)
+    logged = np.log(mel.astype(np.float64)).astype(np.float32)
+    return ((logged + np.float32(shift)) / np.float32(scale))[None, None]
+
+
+def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, **_: Any) -> float:
+    """``passt_mel``'s peak bytes for ``n`` samples: the float32 wave, its pre-emphasis and torch's reflect-padded
+    copy; the complex64 spectrum while its power (float32) is formed; the power and the banks in float64 and their
+    float64 product while the float32 mel is formed."""
+    frames = 1 + n // hop_length
+    bins = n_fft // 2 + 1
+    return 4.0 * 3 * (n + n_fft) + frames * (8.0 * bins + 4.0 * bins + 8.0 * bins + 8.0 * n_mels + 4.0 * n_mels * 2) \
+        + 8.0 * n_mels * bins
+
+
+FAMILY = ModelFamily(
+    "passt",
+    artifacts=(
+        ArtifactEntry("passt-s", "classifier", "passt", (32000,), "passt", SOURCE_FILE, SOURCE_URL, "Apache-2.0",
+                      origin="PaSST, GitHub release kkoutini/PaSST v0.0.1-audioset", model_rate=32000,
+                      dimension=768, frames="1 per 10-s window",
+                      description="PaSST-S (AudioSet tagging, hear21passt), 768-d embedding + 527 logits",
+                      provides=("embedding", "logits")),
+    ),
+    fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval"),),
+    frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes),),
+)
