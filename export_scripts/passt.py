@@ -130,6 +130,9 @@ def load_net(source: Path) -> PasstNet:
     return load_strict(PasstNet(), state, source, "PaSST-S (passt_s_swa_p16_128_ap476) state dict", ignore=UNUSED)
 
 
+WINDOW_SAMPLES = 320000
+"""The 10 s at 32 kHz audioldm_eval's PaSST branch cuts or zero-pads every clip to (one window, 1000 frames)."""
+
 MEMORY = dict(axis="frames", fixed_bytes=64_000_000, bytes_per_item=2_000_000, bytes_per_unit=60_000,
               bytes_per_unit_squared=300.0)
 """Peak activation memory of a pass: about 1.2 tokens per frame, a dozen (tokens, 768)-sized float32 tensors alive,
@@ -152,7 +155,7 @@ def build(name: str, source: Path) -> dict:
         example_inputs=(example,),
         dynamic_shapes={"mel": {0: batch, 3: frames}},
         export_config={"backed_size_oblivious": True},  # one time patch is not special (no 0/1 specialisation)
-        frontend=dict(FRONTEND),
+        frontend={**FRONTEND, "samples": WINDOW_SAMPLES},  # audioldm_eval's feeding: one 10-s window, cut or padded
         inputs=[dict(name="mel", shape=["batch", 1, MEL_BINS, "frames"], dtype="float32", min={"frames": MIN_FRAMES},
                      memory=MEMORY)],
         outputs=[dict(name="features", shape=["batch", DIM], dtype="float32", roles=["embedding"]),

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from audiofidelity.artifacts import torch_version
+from audiofidelity.models import passt as passt_family
 from fixtures import checkpoints, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def built_once(kind: str, key: str, build) -> Path:
     return target
 
 
-CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap")
+CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap", "passt")
 """The stand-in generators whose text keys the machine's checkpoint cache (SC09's has its own pins)."""
 CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name in CHECKPOINT_MODULES),
                           DATA / "checkpoint_sha256.json"],
@@ -98,15 +99,17 @@ CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name 
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 
-FAD_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music")
-"""Artifacts only ``--fad-model`` reads: their stand-ins written and exported on first use (the parity tier), not for the fast tier."""
+PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s")
+"""Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first use
+(the parity tier)."""
 
 
 def _write_checkpoints(out: Path) -> None:
     """Every stand-in checkpoint, two writers at a time (NumPy's fills and the file writes overlap: 5 s, not 15)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    writers = [lambda m=model: checkpoints.write_cnn14(out, m) for model in checkpoints.CNN14 if model not in FAD_ONLY]
+    writers = [lambda m=model: checkpoints.write_cnn14(out, m) for model in checkpoints.CNN14
+               if model not in PARITY_ONLY]
     writers += [lambda: checkpoints.write_vggish(out), lambda: checkpoints.write_mert(out)]
     with ThreadPoolExecutor(2) as pool:
         list(pool.map(lambda write: write(), writers))
@@ -143,13 +146,16 @@ def _export_all(checkpoint_dir: Path, out: Path) -> None:
     """Every stand-in export the fast tier uses."""
     vggish = checkpoint_dir / checkpoints.VGGISH_FILE
     jobs = [(model, checkpoint_dir / spec["file"], out) for model, spec in checkpoints.CNN14.items()
-            if model not in FAD_ONLY]
+            if model not in PARITY_ONLY]
     jobs += [("vggish", vggish, out, "--pca", str(checkpoint_dir / checkpoints.VGGISH_PCA_FILE)),
              ("mert-v1-95m", checkpoint_dir / checkpoints.MERT_DIR, out), ("vggish", vggish, out / NO_PCA)]
     _run_exports(jobs)
 
 
 def _write_fad_only_checkpoints(out: Path) -> None:
+    from fixtures import passt
+
+    passt.write_passt(out)
     checkpoints.write_cnn14(out, "cnn14-8k")
     for model in checkpoints.ENCODEC:
         checkpoints.write_encodec(out, model)
@@ -158,11 +164,12 @@ def _write_fad_only_checkpoints(out: Path) -> None:
 
 
 def _export_fad_only(out: Path) -> None:
-    """The ``FAD_ONLY`` stand-ins, written and exported on first use (the fast tier needs neither)."""
+    """The ``PARITY_ONLY`` stand-ins, written and exported on first use (the fast tier needs neither)."""
     sources = built_once("fad-checkpoints", CHECKPOINT_KEY, _write_fad_only_checkpoints)
     _run_exports([("cnn14-8k", sources / checkpoints.CNN14["cnn14-8k"]["file"], out),
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items()),
-                  *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items())])
+                  *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items()),
+                  ("passt-s", sources / passt_family.SOURCE_FILE, out)])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
@@ -198,14 +205,14 @@ def models_dir(tmp_path_factory, checkpoint_dir) -> Path:
 
 @pytest.fixture(scope="session")
 def all_checkpoints_dir(tmp_path_factory, checkpoint_dir) -> Path:
-    """``checkpoint_dir`` plus the ``FAD_ONLY`` stand-ins (written once per machine, on first use)."""
+    """``checkpoint_dir`` plus the ``PARITY_ONLY`` stand-ins (written once per machine, on first use)."""
     fad_only = built_once("fad-checkpoints", CHECKPOINT_KEY, _write_fad_only_checkpoints)
     return _linked([checkpoint_dir, fad_only], tmp_path_factory.mktemp("all-checkpoints"), subfolders=True)
 
 
 @pytest.fixture(scope="session")
 def all_models_dir(tmp_path_factory, checkpoint_dir) -> Path:
-    """``models_dir`` plus the artifacts only ``--fad-model`` reads (``FAD_ONLY``, built once per machine)."""
+    """``models_dir`` plus the artifacts the fast tier never runs (``PARITY_ONLY``, built once per machine)."""
     exported = built_once("models", EXPORT_KEY, lambda out: _export_all(checkpoint_dir, out))
     fad_only = built_once("fad-models", EXPORT_KEY, _export_fad_only)
     return _linked([exported, fad_only], tmp_path_factory.mktemp("all-models"))

@@ -375,20 +375,20 @@ def test_eval_logs_exits_as_eval_does(recordings_dir, models_dir, tmp_path, caps
 
 def _registry_models():
     from audiofidelity import registry
-    from conftest import FAD_ONLY
+    from conftest import PARITY_ONLY
 
-    return [pytest.param(name, marks=pytest.mark.parity if name in FAD_ONLY else ())
+    return [pytest.param(name, marks=pytest.mark.parity if name in PARITY_ONLY else ())
             for name in registry.names() if registry.registry_entry(name).role != "benchmark"]
 
 
 @pytest.mark.parametrize("model", _registry_models())
 def test_the_embedders_default_output_works_for_every_embedding_model(model, request):
     """VGGish and EnCodec declare only frame rows (role ``fad``): the default ``embedding`` refused them."""
-    from conftest import FAD_ONLY
+    from conftest import PARITY_ONLY
 
     from audiofidelity.embedder import Embedder
 
-    folder = request.getfixturevalue("all_models_dir" if model in FAD_ONLY else "models_dir")
+    folder = request.getfixturevalue("all_models_dir" if model in PARITY_ONLY else "models_dir")
     embedder = Embedder(model, models_dir=folder)
     assert embedder.info.output in ("embedding", "frames")
     rate = embedder.info.conditioning_rate

@@ -219,11 +219,61 @@ def test_the_exported_program_gives_hear21passts_logits_and_features(passt_famil
             close(logits, by_net["logits" + key[3:]], key)
             close(features, by_net["features" + key[3:]], key)
     runner = EmbeddingRunner(artifacts.load("passt-s", directory=folder))
-    frontend = artifacts.load("passt-s", directory=folder).manifest.frontend
+    frontend = {k: v for k, v in artifacts.load("passt-s", directory=folder).manifest.frontend.items()
+                if k != "samples"}  # the mel alone (the 10-s cut or pad is audioldm_eval's feeding)
     for key, wave in waves.items():
         out = runner.run([models.apply_frontend(wave[0], frontend)])
         close(out["logits"][0], by_wave["logits" + key[4:]][0], key)
         close(out["features"][0], by_wave["features" + key[4:]][0], key)
+
+
+@pytest.mark.parity  # the passt-s stand-in export (built once per machine with the other parity-only artifacts)
+def test_eval_with_the_passt_backbone_feeds_one_10_s_window_as_audioldm_eval_does(all_models_dir, tmp_path):
+    """``eval --backbone passt``: every clip conditioned at 32 kHz and cut or zero-padded to 10 s (a 25-s clip and a
+    0.2-s one included), FD/KL/IS/KID computed from the program's features and logits; FD is the textbook formula on
+    the saved features, and a clip's saved logits are the program's on its 10-s window's mel."""
+    import soundfile as sf
+
+    from conftest import eval_cli
+
+    rng = np.random.default_rng(3)
+    for side, shift in (("gen", 0), ("ref", 1)):
+        (tmp_path / side).mkdir()
+        for i, seconds in enumerate((25.0, 0.2, 3.0, 10.0, 7.5, 1.0)):
+            n = int(seconds * 44100)
+            tone = np.sin(2 * np.pi * (300 + 80 * i + 40 * shift) * np.arange(n) / 44100)
+            sf.write(tmp_path / side / f"c{i}.wav", 0.3 * tone + 0.05 * rng.standard_normal(n), 44100)
+    out = tmp_path / "out"
+    out.mkdir()
+    report, features = eval_cli(tmp_path / "gen", tmp_path / "ref", out, "--models-dir", str(all_models_dir),
+                                "--backbone", "passt", "--sr", "32000", "--metrics", "fd,kl,kid", "--no-cache",
+                                "--workers", "0")
+    assert report["files"]["generated"]["used"] == 6 and not report["problems"]
+    assert all(isinstance(report["metrics"][k], float) for k in
+               ("frechet_distance", "kullback_leibler_divergence_softmax", "kernel_inception_distance_mean"))
+    rows = {side: np.stack([features[f"{side}/features/c{i}.wav"] for i in range(6)]).astype(np.float64)
+            for side in ("gen", "ref")}
+    mu = {k: r.mean(axis=0) for k, r in rows.items()}
+    cov = {k: np.cov(r, rowvar=False) for k, r in rows.items()}
+    # tr sqrt(C1 C2) as the sum of square roots of the eigenvalues of sqrt(C1) C2 sqrt(C1) (symmetric, PSD). With 6
+    # clips in 768 dimensions the covariances have rank 5: the other 763 eigenvalues are rounding noise whose square
+    # roots add up differently for any other order of float64 operations (measured 2e-4 relative), hence 1e-3
+    w, v = np.linalg.eigh(cov["gen"])
+    root = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    trace_root = float(np.sum(np.sqrt(np.clip(np.linalg.eigvalsh(root @ cov["ref"] @ root), 0, None))))
+    textbook = float(np.sum((mu["gen"] - mu["ref"]) ** 2) + np.trace(cov["gen"] + cov["ref"]) - 2 * trace_root)
+    assert report["metrics"]["frechet_distance"] == pytest.approx(textbook, rel=1e-3)
+
+    from audiofidelity.audio import Conditioning, condition, load_audio
+
+    artifact = artifacts.load("passt-s", directory=all_models_dir)
+    audio, rate = load_audio(tmp_path / "gen" / "c0.wav")
+    wave = condition(audio, rate, 32000, Conditioning())
+    window = np.pad(wave[:320000], (0, max(0, 320000 - len(wave))))
+    mel = models.apply_frontend(window, {k: v for k, v in artifact.manifest.frontend.items() if k != "samples"})
+    assert mel.shape[-1] == 1000
+    logits = EmbeddingRunner(artifact).run([mel])["logits"][0]
+    assert np.array_equal(logits, features["gen/logits/c0.wav"])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """The model families: the one place the runtime learns what models exist and how each is fed.
 
-Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``sc09``) declaring a
+Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``passt``, ``sc09``) declaring a
 ``FAMILY`` (see ``family.py``); this collection gathers them and answers every question the generic core asks:
 which artifacts and FAD embeddings exist, which frontend a manifest's ``kind`` names, which post-processing, which
 model options a run may carry, and the defaults. Nothing outside ``models/`` names a model.
@@ -16,11 +16,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ManifestError
-from . import clap, cnn14, encodec, mert, sc09, vggish
+from . import clap, cnn14, encodec, mert, passt, sc09, vggish
 from .family import (Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, ModelFamily, ModelOption,
                      PackageModel)
 
-_FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, sc09.FAMILY]
+_FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, passt.FAMILY,
+                                 sc09.FAMILY]
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ Kaldi-style mel banks (``kaldi_mel_banks``, torchaudio's ``get_mel_banks`` rewri
 ``log(x + 1e-5)``, ``(x + 4.5) / 5``. Export: ``export_scripts/passt.py`` (the ViT from the mel on, patchout off);
 stand-in: ``tests/fixtures/passt.py``; parity against hear21passt: ``tests/test_passt.py``.
 
-Not yet in ``models._FAMILIES``: the tests register it (``models.register(FAMILY)``) until the export is wired into
-the test fixtures' artifact set.
+Fed as audioldm_eval's ``passt_replace_panns`` branch feeds it: 32 kHz, cut or zero-padded to one 10-s window (the
+exported manifest's ``samples``). The other toolkits' feedings (stable-audio-metrics' windows, audiocraft, av-benchmark)
+are not offered yet.
 """
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def _power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_len
 
 def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
               fmin: float, fmax: float, preemphasis: float, log_offset: float, shift: float,
-              scale: float) -> np.ndarray:
+              scale: float, samples: int | None = None) -> np.ndarray:
     """hear21passt's ``AugmentMelSTFT.forward`` in eval mode, one clip.
 
     The waveform as float32 (the original's tensor); pre-emphasis ``y[i] = x[i + 1] - preemphasis * x[i]`` (its
@@ -118,6 +119,8 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     References: Koutini et al., "Efficient Training of Audio Transformers with Patchout", Interspeech 2022;
     hear21passt ``models/preprocess.py``.
     """
+    if samples is not None:  # audioldm_eval's PaSST feeding: one window of exactly ``samples`` (10 s)
+        wave = np.pad(np.asarray(wave, dtype=np.float32)[:samples], (0, max(samples - len(wave), 0)))
     if len(wave) <= n_fft // 2 + 1:
         raise ValueError(f"PaSST's mel needs more than {n_fft // 2 + 1} samples (its STFT reflects {n_fft // 2} "
                          f"samples at each end); got {len(wave)}: pad the clip first")
@@ -129,10 +132,13 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     return ((logged + np.float32(shift)) / np.float32(scale))[None, None]
 
 
-def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, **_: Any) -> float:
+def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples: int | None = None,
+                    **_: Any) -> float:
     """``passt_mel``'s peak bytes for ``n`` samples: the float32 wave, its pre-emphasis and torch's reflect-padded
     copy; the complex64 spectrum while its power (float32) is formed; the power and the banks in float64 and their
     float64 product while the float32 mel is formed."""
+    if samples is not None:  # the cut or padded copy, then the mel of ``samples``
+        return 4.0 * n + passt_mel_bytes(samples, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
     frames = 1 + n // hop_length
     bins = n_fft // 2 + 1
     return 4.0 * 3 * (n + n_fft) + frames * (8.0 * bins + 4.0 * bins + 8.0 * bins + 8.0 * n_mels + 4.0 * n_mels * 2) \
@@ -148,6 +154,6 @@ FAMILY = ModelFamily(
                       description="PaSST-S (AudioSet tagging, hear21passt), 768-d embedding + 527 logits",
                       provides=("embedding", "logits")),
     ),
-    fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval"),),
+    fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval", conditioning=()),),
     frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes),),
 )
