@@ -29,9 +29,18 @@ GOLDEN_MEL = ROOT / "tests" / "data" / "passt_mel.npz"
 ORIGINAL_SCRIPT = ROOT / "verify_scripts" / "passt_original.py"
 EXPORT_SCRIPTS = ROOT / "export_scripts"
 PARAMS = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
-MEL_TOLERANCE = 1e-6
-"""Absolute, on values in [-1.41, 3.2]: the same float32 STFT (torch's), the banks bit-identical; what is left is
-the order of the mel product's float32 sum (measured: 2.4e-7, one float32 ulp, in about 5 % of the values)."""
+MEL_TOLERANCE = 1e-4
+"""Absolute, on values in [-1.41, 3.2], against the original run on the same machine in its own virtualenv: the
+same float32 ops (torch's STFT), the banks bit-identical; what is left is how each torch build's float32 FFT rounds
+(MKL's code path per CPU and version), which ``log(x + 1e-5)`` magnifies in low-power bins. Measured: 2.4e-7 (torch
+2.11 against 2.13+cpu, Xeon with AVX-512), 2.2e-5 (the same pair on an AMD EPYC, 2026-12-05)."""
+STORED_MEL_TOLERANCE = 5e-4
+"""Absolute, against the mel stored from the original on another machine (a Xeon): measured 2.4e-7 there, 1.9e-4
+on an AMD EPYC with torch 2.13+cpu (2026-12-05), in the quietest bins."""
+LOUD_BINS, LOUD_TOLERANCE = 1.0, 1e-5
+"""In the bins within ``LOUD_BINS`` normalised units (``(log x + 4.5) / 5``: a factor e**5 in power) of their frame's
+loudest, 15 % and 28 % of the stored clips' values, the FFT's rounding barely shows: measured 2.4e-7 against the
+stored mel on the EPYC, 5.2e-6 between torch builds there; a wrong bank, offset or scale moves these by more."""
 
 
 def original_python() -> Path:
@@ -74,7 +83,11 @@ def test_the_mel_is_hear21passts_on_the_stored_clips():
         wave = golden[f"wave{i}"].astype(np.float32) / 32768
         ours = passt.passt_mel(wave, **PARAMS)
         assert ours.shape == (1, 1, 128, 1 + (len(wave) - 1) // 320) and ours.dtype == np.float32
-        assert np.abs(ours[0, 0] - golden[f"mel{i}"]).max() <= MEL_TOLERANCE
+        stored = golden[f"mel{i}"]
+        loud = stored > stored.max(axis=0, keepdims=True) - LOUD_BINS
+        assert 0.1 < loud.mean() < 0.5
+        assert np.abs(ours[0, 0] - stored)[loud].max() <= LOUD_TOLERANCE
+        assert np.abs(ours[0, 0] - stored).max() <= STORED_MEL_TOLERANCE
 
 
 def test_the_kaldi_banks_are_triangles_over_the_eval_band():
