@@ -31,9 +31,12 @@ class Conditioning:
 
     channel : "first" (audioldm_eval) or "mean" (mixdown).
     remove_dc : subtract the clip's mean before resampling (audioldm_eval).
-    resampler : "torchaudio" (audioldm_eval: its float32 torch ops, no torchaudio) or "resampy".
+    resampler : "torchaudio" (audioldm_eval: its float32 torch ops, no torchaudio), "resampy", or "soxr_hq"
+        (``librosa.load``'s default).
     min_samples : zero-pad the resampled clip to this length (audioldm_eval: 32000).
     min_duration : clips shorter than this many seconds (before padding) are rejected as too short.
+    peak_dbfs : scale the resampled clip so that its peak is this many dB below full scale (stable-audio-metrics:
+        -1, pyloudnorm's ``normalize.peak``), or None to leave the level alone.
     """
 
     channel: str = "first"
@@ -41,6 +44,7 @@ class Conditioning:
     resampler: str = "torchaudio"
     min_samples: int = 32000
     min_duration: float = 0.1
+    peak_dbfs: float | None = None
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNEL_MODES:
@@ -49,9 +53,18 @@ class Conditioning:
             raise ValueError(f"resampler must be one of {RESAMPLERS}, got {self.resampler!r}")
         check_int(self.min_samples, "min_samples", minimum=0)
         check_number(self.min_duration, "min_duration", minimum=0.0)  # NaN and inf are refused too
+        if self.peak_dbfs is not None and not (isinstance(self.peak_dbfs, (int, float))
+                                               and not isinstance(self.peak_dbfs, bool)
+                                               and math.isfinite(self.peak_dbfs) and self.peak_dbfs <= 0.0):
+            raise ValueError(f"peak_dbfs must be a finite number of dB at or below full scale (<= 0), "
+                             f"got {self.peak_dbfs!r}")
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """The fields, without ``peak_dbfs`` when it is unset (the keys runs without it have always had)."""
+        fields = asdict(self)
+        if self.peak_dbfs is None:
+            del fields["peak_dbfs"]
+        return fields
 
 
 SAMPLE_RATES = (1000, 768000)
@@ -272,9 +285,24 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     if conditioning.remove_dc:  # in float64: the original's float32 torch mean depends on torch's thread count
         mono = mono - np.float32(mono.mean(dtype=np.float64))
     wave = resample(mono, sample_rate, target_rate, method=conditioning.resampler)
+    if conditioning.peak_dbfs is not None:
+        wave = peak_normalise(wave, conditioning.peak_dbfs)
     if len(wave) < conditioning.min_samples:
         wave = np.pad(wave, (0, conditioning.min_samples - len(wave)))
     return np.ascontiguousarray(wave, dtype=np.float32)
+
+
+def peak_normalise(wave: np.ndarray, peak_dbfs: float) -> np.ndarray:
+    """``wave`` scaled so that its largest magnitude is ``peak_dbfs`` dB re full scale, as pyloudnorm's
+    ``normalize.peak``: the gain ``10 ** (peak_dbfs / 20) / max|wave|`` in float64 and the product rounded once to
+    float32 (what stable-audio-metrics feeds under NumPy 2; NumPy 1 rounds the gain to float32 first: 1 ulp). A
+    silent clip (refused earlier by ``validate_audio``) is returned unchanged, not divided by zero.
+
+    See Also: pyloudnorm ``normalize.peak``; stable-audio-metrics ``src/passt_kld.py``."""
+    peak = float(np.abs(wave).max(initial=0.0))
+    if peak == 0.0:
+        return wave
+    return (wave.astype(np.float64) * (10.0 ** (peak_dbfs / 20.0) / peak)).astype(np.float32)
 
 
 def condition_stereo(audio: np.ndarray, sample_rate: int, target_rate: int, conditioning: Conditioning) -> np.ndarray:

@@ -32,7 +32,7 @@ from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideF
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
                            bootstrap_intervals, compute_metrics, resolve_metrics)
-from .metrics import frechet
+from .metrics import frechet, kl
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
 from .registry import artifact_for, export_command
@@ -184,6 +184,7 @@ class Evaluator:
         self.artifacts = {a.manifest.name: a for a in loaded}
         self.stages: list[ModelStage] = []
         self.roles: dict[str, str] = {}
+        self.kl_definition = kl.AUDIOLDM_EVAL
         if "classifier" in needed:
             self.stages.append(self._backbone_stage(self.artifacts[self.entry.name]))
         if "fad" in needed:
@@ -195,6 +196,8 @@ class Evaluator:
         family = models.backbone_family(self.backbone)
         model_rate = artifact.manifest.sample_rate
         adjust = models.adjustment(family, "backbone", self.config.model_options, model_rate)
+        if adjust is not None and adjust.kl is not None:
+            self.kl_definition = adjust.kl
         advice = TOO_LONG_ADVICE
         if family.too_long_advice is not None and self.memory_budget is not None:
             advice = family.too_long_advice(InputSpec.from_manifest(artifact.manifest).memory, model_rate,
@@ -350,7 +353,8 @@ class Evaluator:
         problems = _report_problems(sides if stats is None else {"generated": gen},
                                     pair_values.excluded if pair_values else [], self.strict)
         kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
-        data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options)
+        data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
+                              kl_definition=self.kl_definition)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         nothing_usable = _nothing_usable(sides if stats is None else {"generated": gen}, bool(self.stages),
                                          paired, usable_pairs)

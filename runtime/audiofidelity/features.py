@@ -483,15 +483,18 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adj
                    keep: tuple[Feature, ...] | None = None) -> tuple[ModelStage, dict[str, str]]:
     """A classifier's stage, as audioldm_eval feeds it: audio conditioned at the evaluation ``rate`` with the
     run's conditioning, every output that plays a backbone role kept under its own name, or the features
-    ``keep`` names; ``adjust``: what the family's options change (``--mert-chunk``'s windows, averaged). Returns
+    ``keep`` names; ``adjust``: what the family's options change (``--mert-chunk``'s windows, averaged;
+    ``--passt-feeding``'s conditioning and windows). Returns
     the stage and the roles it plays (role -> feature)."""
     manifest = artifact.manifest
     kept = [o.name for o in manifest.output_specs if set(o.roles) & BACKBONE_ROLES]
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
     adjust = adjust or Adjustment()
+    conditioning = replace(run.conditioning, **adjust.conditioning)
     stage = build_stage(artifact, run, rate=rate, frontend={**manifest.frontend, **adjust.frontend},
                         chunked=adjust.average_items, features=keep or tuple(Feature(name, name) for name in kept),
-                        conditioning=None, post=bound_postprocess(artifact) if adjust.postprocess else None,
+                        conditioning=None if conditioning == run.conditioning else conditioning,
+                        post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=too_long_advice)
     return stage, roles
 

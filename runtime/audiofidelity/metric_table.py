@@ -29,7 +29,8 @@ class EvaluationData:
 
     ``roles`` maps a feature role (``embedding``, ``logits``, ``layers``, ``fad``) to the artifact output
     that plays it, as the manifests declare. With ``reference_stats`` the reference side is a statistics
-    file instead of features. ``options``: how the metrics beyond audioldm_eval's are computed; the metrics
+    file instead of features. ``options``: how the metrics beyond audioldm_eval's are computed; ``kl_definition``:
+    which toolkit's KL the ``kl`` metrics compute; the metrics
     write what a reader needs to trust a value (bandwidth, clipping, fit) into ``details``, by result key.
     """
 
@@ -41,6 +42,8 @@ class EvaluationData:
     reference_stats: ReferenceStats | None = None
     options: MetricOptions = field(default_factory=MetricOptions)
     details: dict[str, dict] = field(default_factory=dict)
+    kl_definition: kl.KLDefinition = kl.AUDIOLDM_EVAL
+    """The KL the chosen feeding's toolkit reports (a model option's ``Adjustment.kl``)."""
 
     def output(self, role: str) -> str:
         """The artifact output that plays ``role``."""
@@ -147,7 +150,9 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
         if not data.pairs:
             raise MetricUnavailableError("no file name appears in both folders among the usable files")
-        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode)}
+        if data.kl_definition != kl.AUDIOLDM_EVAL:  # another toolkit's KL under the same key: say which
+            data.details[key] = {"definition": data.kl_definition.describe()}
+        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode, definition=data.kl_definition)}
     return compute
 
 

@@ -23,8 +23,9 @@ from .float32_conv import conv1d
 if TYPE_CHECKING:
     import torch
 
-RESAMPLERS = ("torchaudio", "resampy")
-"""Names accepted by ``resample(method=...)``; ``torchaudio`` is audioldm_eval's behaviour."""
+RESAMPLERS = ("torchaudio", "resampy", "soxr_hq")
+"""Names accepted by ``resample(method=...)``; ``torchaudio`` is audioldm_eval's behaviour, ``soxr_hq``
+``librosa.load``'s (stable-audio-metrics)."""
 
 LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
@@ -58,6 +59,8 @@ def resample_bytes(n: int, orig_sr: int, target_sr: int, *, method: str = "torch
     out = math.ceil(n * target_sr / orig_sr)
     if method == "resampy":
         return 8.0 * (3 * n + 3 * out)
+    if method == "soxr_hq":  # soxr's float32 output, librosa's length fix and dtype copies; its filter is small
+        return 4.0 * (n + 3 * out) + 4_000_000
     gcd = math.gcd(orig_sr, target_sr)
     rows, taps = _kernel_shape(orig_sr // gcd, target_sr // gcd)
     return 6.0 * 8 * rows * taps + 4.0 * (n + 2 * taps) * 2 + 4.0 * (out + rows) * 3
@@ -122,10 +125,11 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int, *, method: str = "torc
     x : np.ndarray, shape (n,), float32
     orig_sr, target_sr : int
         Sample rates in Hz.
-    method : {"torchaudio", "resampy"}
+    method : {"torchaudio", "resampy", "soxr_hq"}
         ``torchaudio``: equal to ``torchaudio.functional.resample`` with its defaults (output length
         ``ceil(n * target_sr / orig_sr)``). ``resampy``: ``resampy.resample(..., filter="kaiser_best")``,
-        torchvggish's choice (slower, a different filter, so features differ slightly).
+        torchvggish's choice (slower, a different filter, so features differ slightly). ``soxr_hq``:
+        ``librosa.resample(res_type="soxr_hq")``, what ``librosa.load(sr=...)`` does (librosa itself runs it).
     api : {"functional", "transforms"}
         Which torchaudio entry point ``torchaudio`` reproduces bit for bit (see ``TORCHAUDIO_APIS``).
 
@@ -142,4 +146,9 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int, *, method: str = "torc
         import resampy
 
         return resampy.resample(x.astype(np.float64), orig_sr, target_sr, filter="kaiser_best").astype(np.float32)
+    if method == "soxr_hq":
+        import librosa
+
+        return librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr,
+                                res_type="soxr_hq")
     return _resample_sinc(x, int(orig_sr), int(target_sr), api)

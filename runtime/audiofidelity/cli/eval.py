@@ -210,7 +210,7 @@ def _option_type(option) -> Callable[[str], object]:
         try:
             return option.check((option.parse or str)(text))
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{option.flag}: {exc}") from None
+            raise argparse.ArgumentTypeError(str(exc)) from None  # argparse names the flag
 
     parse.__name__ = option.name
     return parse

@@ -6,39 +6,67 @@ the log (so the value can be slightly negative). ``softmax``: p = softmax(logits
 ``sigmoid``: p = sigmoid(logits) per class, the same elementwise sum without the (1 - p) terms,
 exactly as ``torch.nn.functional.kl_div`` computes it in the original. Float64.
 
-References: audioldm_eval ``metrics/kl.py`` (AudioGen's formulation); Kreuk et al., "AudioGen", 2022.
+Other toolkits report other KLs under the same name (``KLDefinition``): stable-audio-metrics' is
+KL(generated || reference) with the epsilon on the reference, av-benchmark's has no epsilon.
+
+References: audioldm_eval ``metrics/kl.py`` (AudioGen's formulation); Kreuk et al., "AudioGen", 2022;
+stable-audio-metrics ``src/passt_kld.py``; av-benchmark ``av_bench/metrics/kl.py``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
-from scipy.special import expit, softmax, xlogy
+from scipy.special import expit, log_expit, log_softmax, softmax, xlogy
 
 KEY_KL_SOFTMAX = "kullback_leibler_divergence_softmax"
 KEY_KL_SIGMOID = "kullback_leibler_divergence_sigmoid"
 EPS = 1e-6
 
 
-def _kl_div_sum(generated_probs: np.ndarray, reference_probs: np.ndarray) -> float:
-    # torch kl_div(input=log(q + EPS), target=p, reduction="sum"): sum p * (log p - input), 0 where p == 0
-    return float((xlogy(reference_probs, reference_probs) - reference_probs * np.log(generated_probs + EPS)).sum())
+@dataclass(frozen=True)
+class KLDefinition:
+    """Which KL a toolkit reports: ``reverse`` False is KL(reference || generated) (audioldm_eval, av-benchmark,
+    audiocraft's ``kld``), True KL(generated || reference) (stable-audio-metrics); ``epsilon`` is added inside the
+    log to the distribution in second place (0: none, the logs taken from the logits exactly, as av-benchmark's
+    ``log_softmax``/``logsigmoid`` with ``log_target=True``)."""
+
+    toolkit: str = "audioldm_eval"
+    reverse: bool = False
+    epsilon: float = EPS
+
+    def describe(self) -> str:
+        first, second = ("generated", "reference") if self.reverse else ("reference", "generated")
+        where = f"{self.epsilon:g} added to the {second} probabilities inside the log" if self.epsilon else "no epsilon"
+        return f"KL({first} || {second}) per pair, summed over classes, mean over pairs; {where} ({self.toolkit})"
 
 
-def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *, mode: str = "softmax") -> float:
-    """Mean KL(reference || generated) over pairs (row i of each matrix is one pair).
+AUDIOLDM_EVAL = KLDefinition()
+
+
+def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *, mode: str = "softmax",
+                  definition: KLDefinition = AUDIOLDM_EVAL) -> float:
+    """Mean KL over pairs (row i of each matrix is one pair), KL(reference || generated) unless ``definition``
+    says otherwise.
 
     Parameters
     ----------
     generated_logits, reference_logits : np.ndarray, shape (pairs, classes)
     mode : {"softmax", "sigmoid"}
+    definition : KLDefinition
+        Direction and epsilon (audioldm_eval's by default).
     """
     g = np.asarray(generated_logits, dtype=np.float64)
     r = np.asarray(reference_logits, dtype=np.float64)
     if g.shape != r.shape or g.ndim != 2 or len(g) == 0:
         raise ValueError(f"need two equal (pairs >= 1, classes) logit matrices, got {g.shape} and {r.shape}")
-    if mode == "softmax":
-        q, p = softmax(g, axis=1), softmax(r, axis=1)
-    elif mode == "sigmoid":
-        q, p = expit(g), expit(r)
-    else:
+    if mode not in ("softmax", "sigmoid"):
         raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}")
-    return _kl_div_sum(q, p) / len(g)
+    first, second = (g, r) if definition.reverse else (r, g)
+    if not definition.epsilon:  # kl_div(log q, log p, log_target=True): exp(log p) * (log p - log q)
+        log = (lambda x: log_softmax(x, axis=1)) if mode == "softmax" else log_expit
+        log_p, log_q = log(first), log(second)
+        return float((np.exp(log_p) * (log_p - log_q)).sum()) / len(g)
+    probabilities = (lambda x: softmax(x, axis=1)) if mode == "softmax" else expit
+    p, q = probabilities(first), probabilities(second)
+    return float((xlogy(p, p) - p * np.log(q + definition.epsilon)).sum()) / len(g)

@@ -170,7 +170,9 @@ def adjustment(family: ModelFamily, stage: str, values: Mapping[str, Any], model
     if not found:
         return None
     return Adjustment(frontend={k: v for a in found for k, v in a.frontend.items()},
-                      average_items=any(a.average_items for a in found), postprocess=any(a.postprocess for a in found))
+                      average_items=any(a.average_items for a in found), postprocess=any(a.postprocess for a in found),
+                      conditioning={k: v for a in found for k, v in a.conditioning.items()},
+                      kl=next((a.kl for a in found if a.kl is not None), None))
 
 
 def backbone_family(backbone: str) -> ModelFamily:

@@ -25,6 +25,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..metrics.kl import KLDefinition
+
 
 @dataclass(frozen=True)
 class HubPin:
@@ -120,12 +122,15 @@ class Frontend:
 
 @dataclass(frozen=True)
 class Adjustment:
-    """How a model option changes one stage: frontend parameters set, a clip's items averaged into one row,
-    post-processing applied (a manifest post-processing kind), and what it records in the cache key."""
+    """How a model option changes one stage: frontend parameters set, ``Conditioning`` fields set (a toolkit's
+    reading of a file), a clip's items averaged into one row, post-processing applied (a manifest post-processing
+    kind), and the KL the ``kl`` metrics compute on its logits (a toolkit's definition)."""
 
     frontend: dict[str, Any] = field(default_factory=dict)
     average_items: bool = False
     postprocess: bool = False
+    conditioning: dict[str, Any] = field(default_factory=dict)
+    kl: KLDefinition | None = None
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ Kaldi-style mel banks (``kaldi_mel_banks``, torchaudio's ``get_mel_banks`` rewri
 ``log(x + 1e-5)``, ``(x + 4.5) / 5``. Export: ``export_scripts/passt.py`` (the ViT from the mel on, patchout off);
 stand-in: ``tests/fixtures/passt.py``; parity against hear21passt: ``tests/test_passt.py``.
 
-Fed as audioldm_eval's ``passt_replace_panns`` branch feeds it: 32 kHz, cut or zero-padded to one 10-s window (the
-exported manifest's ``samples``). The other toolkits' feedings (stable-audio-metrics' windows, audiocraft, av-benchmark)
-are not offered yet.
+Fed by default as audioldm_eval's ``passt_replace_panns`` branch feeds it: 32 kHz, cut or zero-padded to one 10-s
+window (the exported manifest's ``samples``). ``--passt-feeding`` chooses another toolkit's reading of a file, its
+windows and its KL (``FEEDINGS``); the report records the choice.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..float32_conv import conv1d
-from .family import ArtifactEntry, FadModel, Frontend, ModelFamily
+from ..metrics.kl import KLDefinition
+from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, ModelOption
 
 RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
 SOURCE_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
@@ -90,9 +91,26 @@ def _power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_len
     return power[0].numpy()
 
 
+def sam_windows(wave: np.ndarray, length: int, hop: int, pad_above: int) -> list[np.ndarray]:
+    """stable-audio-metrics' windows of a clip: starts ``0, hop, 2 hop, ...`` below ``max(hop, n - hop)``, each
+    ``wave[start:start + length]``; one shorter than ``length`` is zero-padded to it if it has more than
+    ``pad_above`` samples, and otherwise fed as it is (its comment says "discard", its code keeps it: only a whole
+    clip of at most ``pad_above`` samples is that short).
+
+    See Also: stable-audio-metrics ``src/passt_kld.py`` ``return_probabilities`` (10-s windows every 5 s,
+    ``pad_above`` 15 % of a window)."""
+    out = []
+    for start in range(0, max(hop, len(wave) - hop), hop):
+        window = wave[start:start + length]
+        if pad_above < len(window) < length:
+            window = np.pad(window, (0, length - len(window)))
+        out.append(window)
+    return out
+
+
 def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
               fmin: float, fmax: float, preemphasis: float, log_offset: float, shift: float,
-              scale: float, samples: int | None = None) -> np.ndarray:
+              scale: float, samples: int | None = None, windows: list[int] | None = None) -> np.ndarray:
     """hear21passt's ``AugmentMelSTFT.forward`` in eval mode, one clip.
 
     The waveform as float32 (the original's tensor); pre-emphasis ``y[i] = x[i + 1] - preemphasis * x[i]`` (its
@@ -105,11 +123,15 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     Parameters
     ----------
     wave : np.ndarray, shape (n,), float, at ``sample_rate``; n > ``n_fft // 2 + 1`` (the reflect padding)
+    samples : int, optional
+        Cut or zero-pad the clip to exactly this many samples, one window (audioldm_eval, av-benchmark).
+    windows : [length, hop, pad_above], optional
+        stable-audio-metrics' windows (``sam_windows``), one mel each.
     Others as ``FRONTEND`` names them.
 
     Returns
     -------
-    np.ndarray, shape (1, 1, n_mels, frames), float32; ``frames = 1 + (n - 1) // hop_length`` (1000 for 10 s)
+    np.ndarray, shape (windows, 1, n_mels, frames), float32; ``frames = 1 + (n - 1) // hop_length`` (1000 for 10 s)
 
     Raises
     ------
@@ -119,6 +141,11 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     References: Koutini et al., "Efficient Training of Audio Transformers with Patchout", Interspeech 2022;
     hear21passt ``models/preprocess.py``.
     """
+    params: dict[str, Any] = dict(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
+                                  n_mels=n_mels, fmin=fmin, fmax=fmax, preemphasis=preemphasis, log_offset=log_offset,
+                                  shift=shift, scale=scale)
+    if windows is not None:
+        return np.concatenate([passt_mel(w, **params) for w in sam_windows(wave, *windows)])
     if samples is not None:  # audioldm_eval's PaSST feeding: one window of exactly ``samples`` (10 s)
         wave = np.pad(np.asarray(wave, dtype=np.float32)[:samples], (0, max(samples - len(wave), 0)))
     if len(wave) <= n_fft // 2 + 1:
@@ -133,16 +160,55 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
 
 
 def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples: int | None = None,
-                    **_: Any) -> float:
+                    windows: list[int] | None = None, **_: Any) -> float:
     """``passt_mel``'s peak bytes for ``n`` samples: the float32 wave, its pre-emphasis and torch's reflect-padded
     copy; the complex64 spectrum while its power (float32) is formed; the power and the banks in float64 and their
-    float64 product while the float32 mel is formed."""
+    float64 product while the float32 mel is formed. With ``windows``: every window's mel kept (twice, while they
+    are joined) and one window's work at a time."""
+    if windows is not None:
+        length, hop = windows[0], windows[1]
+        count = len(range(0, max(hop, n - hop), hop))
+        one = passt_mel_bytes(min(n, length), n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, samples=length)
+        return count * (4.0 * length + 2 * 4.0 * n_mels * (1 + length // hop_length)) + one
     if samples is not None:  # the cut or padded copy, then the mel of ``samples``
         return 4.0 * n + passt_mel_bytes(samples, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
     frames = 1 + n // hop_length
     bins = n_fft // 2 + 1
     return 4.0 * 3 * (n + n_fft) + frames * (8.0 * bins + 4.0 * bins + 8.0 * bins + 8.0 * n_mels + 4.0 * n_mels * 2) \
         + 8.0 * n_mels * bins
+
+
+WINDOW, HOP = 320000, 160000
+"""PaSST-S's 10 s at 32 kHz, and stable-audio-metrics' 5-s hop between its windows."""
+
+FEEDINGS: dict[str, Adjustment] = {
+    "audioldm_eval": Adjustment(),
+    "stable-audio-metrics": Adjustment(
+        frontend={"samples": None, "windows": [WINDOW, HOP, int(WINDOW * 0.15)]}, average_items=True,
+        conditioning={"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0,
+                      "peak_dbfs": -1.0},
+        kl=KLDefinition("stable-audio-metrics", reverse=True)),
+    "av-benchmark": Adjustment(conditioning={"channel": "mean"}, kl=KLDefinition("av-benchmark", epsilon=0.0)),
+}
+"""How each toolkit feeds PaSST-S and which KL it reports (``--passt-feeding``):
+
+- ``audioldm_eval`` (its ``passt_replace_panns`` branch): the first channel, the mean removed, torchaudio's
+  resampler, at least 1 s, then cut or zero-padded to one 10-s window; KL(reference || generated), 1e-6 on the
+  generated side (the manifest's feeding).
+- ``stable-audio-metrics`` (``passt_kld.py``): ``librosa.load(sr=32000, mono=True)`` (channel mean, soxr_hq), peak
+  to -1 dBFS (pyloudnorm), 10-s windows every 5 s (``sam_windows``), their logits averaged ("collect mean") before
+  the softmax; KL(generated || reference), 1e-6 on the reference side.
+- ``av-benchmark`` (MMAudio's evaluation): the channel mean, the mean removed, torchaudio's resampler, one 10-s window
+  cut or zero-padded; FD on the 768-d embedding, IS as audioldm_eval's, KL(reference || generated) from
+  ``log_softmax`` with no epsilon. Its ``--audio_length`` truncation is not offered (cut the files first).
+"""
+
+
+def feeding(name: str) -> str:
+    """``--passt-feeding``'s check: one of ``FEEDINGS``."""
+    if name not in FEEDINGS:
+        raise ValueError(f"passt_feeding must be one of {', '.join(FEEDINGS)}, got {name!r}")
+    return name
 
 
 FAMILY = ModelFamily(
@@ -156,4 +222,7 @@ FAMILY = ModelFamily(
     ),
     fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval", conditioning=()),),
     frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes),),
+    options=(ModelOption("passt_feeding", "backbone", "passt: feed PaSST and compute KL as this toolkit does: "
+                         + ", ".join(FEEDINGS) + " (default audioldm_eval)", adjust=lambda name, rate: FEEDINGS[name],
+                         parse=str, check=feeding, metavar="TOOLKIT", provenance="passt_feeding"),),
 )
