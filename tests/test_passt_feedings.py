@@ -110,11 +110,12 @@ def test_each_toolkits_kl_is_its_own_torch_call(logits):
               for i in range(n)) / n
     av_benchmark = float(F.kl_div(F.log_softmax(gen, 1), F.log_softmax(ref, 1), reduction="sum", log_target=True)) / n
     av_sigmoid = float(F.kl_div(F.logsigmoid(gen), F.logsigmoid(ref), reduction="sum", log_target=True)) / n
-    for definition, expected, mode in ((kl.AUDIOLDM_EVAL, audioldm_eval, "softmax"),
+    for definition, expected, mode in ((models.AUDIOLDM_EVAL_KL, audioldm_eval, "softmax"),
                                        (passt.FEEDINGS["stable-audio-metrics"].kl, sam, "softmax"),
                                        (passt.FEEDINGS["av-benchmark"].kl, av_benchmark, "softmax"),
                                        (passt.FEEDINGS["av-benchmark"].kl, av_sigmoid, "sigmoid")):
-        assert kl.kl_divergence(*logits, mode=mode, definition=definition) == pytest.approx(expected, rel=1e-12)
+        assert kl.kl_divergence(*logits, mode=mode, reverse=definition.reverse,
+                                epsilon=definition.epsilon) == pytest.approx(expected, rel=1e-12)
     assert len({round(v, 9) for v in (audioldm_eval, sam, av_benchmark)}) == 3  # three different numbers
 
 
@@ -200,9 +201,10 @@ def test_every_feeding_gives_its_toolkits_numbers(all_models_dir, tmp_path):
         relative(metrics["frechet_distance"], "fd", FD, "fd")
         assert metrics["inception_score_mean"] is None and np.isnan(theirs["is_mean"])
         rows = original["rows"][feeding]
-        definition = passt.FEEDINGS[feeding].kl or kl.AUDIOLDM_EVAL
+        definition = passt.FEEDINGS[feeding].kl or models.AUDIOLDM_EVAL_KL
         for mode in ("softmax", "sigmoid"):
-            formula = kl.kl_divergence(rows["gen_logits"], rows["ref_logits"], mode=mode, definition=definition)
+            formula = kl.kl_divergence(rows["gen_logits"], rows["ref_logits"], mode=mode, reverse=definition.reverse,
+                                       epsilon=definition.epsilon)
             relative(formula, f"kl64_{mode}", 1e-9, f"kl {mode} on their logits")
         for key, name in (("gen_logits", "logits"), ("gen_features", "features")):
             ours = np.stack([features[f"gen/{name}/c{i}.wav"] for i in range(len(CLIPS))])

@@ -32,7 +32,7 @@ from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideF
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
                            bootstrap_intervals, compute_metrics, resolve_metrics)
-from .metrics import frechet, kl
+from .metrics import frechet
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
 from .registry import artifact_for, export_command
@@ -184,7 +184,7 @@ class Evaluator:
         self.artifacts = {a.manifest.name: a for a in loaded}
         self.stages: list[ModelStage] = []
         self.roles: dict[str, str] = {}
-        self.kl_definition = kl.AUDIOLDM_EVAL
+        self.kl_definition = models.AUDIOLDM_EVAL_KL
         if "classifier" in needed:
             self.stages.append(self._backbone_stage(self.artifacts[self.entry.name]))
         if "fad" in needed:

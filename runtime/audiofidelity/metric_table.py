@@ -13,7 +13,7 @@ from typing import Callable, Iterator, Literal, Mapping, Sequence, overload
 import numpy as np
 
 from .features import SideFeatures
-from .models import builtin_entries
+from .models import AUDIOLDM_EVAL_KL, KLDefinition, builtin_entries
 from .metrics import frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
@@ -42,7 +42,7 @@ class EvaluationData:
     reference_stats: ReferenceStats | None = None
     options: MetricOptions = field(default_factory=MetricOptions)
     details: dict[str, dict] = field(default_factory=dict)
-    kl_definition: kl.KLDefinition = kl.AUDIOLDM_EVAL
+    kl_definition: KLDefinition = AUDIOLDM_EVAL_KL
     """The KL the chosen feeding's toolkit reports (a model option's ``Adjustment.kl``)."""
 
     def output(self, role: str) -> str:
@@ -150,9 +150,11 @@ def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
         if not data.pairs:
             raise MetricUnavailableError("no file name appears in both folders among the usable files")
-        if data.kl_definition != kl.AUDIOLDM_EVAL:  # another toolkit's KL under the same key: say which
-            data.details[key] = {"definition": data.kl_definition.describe()}
-        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode, definition=data.kl_definition)}
+        definition = data.kl_definition
+        if definition != AUDIOLDM_EVAL_KL:  # another toolkit's KL under the same key: say which
+            data.details[key] = {"definition": definition.describe()}
+        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode, reverse=definition.reverse,
+                                      epsilon=definition.epsilon)}
     return compute
 
 

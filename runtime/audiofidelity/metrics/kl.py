@@ -6,15 +6,13 @@ the log (so the value can be slightly negative). ``softmax``: p = softmax(logits
 ``sigmoid``: p = sigmoid(logits) per class, the same elementwise sum without the (1 - p) terms,
 exactly as ``torch.nn.functional.kl_div`` computes it in the original. Float64.
 
-Other toolkits report other KLs under the same name (``KLDefinition``): stable-audio-metrics' is
+Other toolkits report other KLs under the same name (``reverse``, ``epsilon``): stable-audio-metrics' is
 KL(generated || reference) with the epsilon on the reference, av-benchmark's has no epsilon.
 
 References: audioldm_eval ``metrics/kl.py`` (AudioGen's formulation); Kreuk et al., "AudioGen", 2022;
 stable-audio-metrics ``src/passt_kld.py``; av-benchmark ``av_bench/metrics/kl.py``.
 """
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax, xlogy
@@ -24,37 +22,20 @@ KEY_KL_SIGMOID = "kullback_leibler_divergence_sigmoid"
 EPS = 1e-6
 
 
-@dataclass(frozen=True)
-class KLDefinition:
-    """Which KL a toolkit reports: ``reverse`` False is KL(reference || generated) (audioldm_eval, av-benchmark,
-    audiocraft's ``kld``), True KL(generated || reference) (stable-audio-metrics); ``epsilon`` is added inside the
-    log to the distribution in second place (0: none, the logs taken from the logits exactly, as av-benchmark's
-    ``log_softmax``/``logsigmoid`` with ``log_target=True``)."""
-
-    toolkit: str = "audioldm_eval"
-    reverse: bool = False
-    epsilon: float = EPS
-
-    def describe(self) -> str:
-        first, second = ("generated", "reference") if self.reverse else ("reference", "generated")
-        where = f"{self.epsilon:g} added to the {second} probabilities inside the log" if self.epsilon else "no epsilon"
-        return f"KL({first} || {second}) per pair, summed over classes, mean over pairs; {where} ({self.toolkit})"
-
-
-AUDIOLDM_EVAL = KLDefinition()
-
-
 def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *, mode: str = "softmax",
-                  definition: KLDefinition = AUDIOLDM_EVAL) -> float:
-    """Mean KL over pairs (row i of each matrix is one pair), KL(reference || generated) unless ``definition``
-    says otherwise.
+                  reverse: bool = False, epsilon: float = EPS) -> float:
+    """Mean KL over pairs (row i of each matrix is one pair): KL(reference || generated), or with ``reverse``
+    KL(generated || reference).
 
     Parameters
     ----------
     generated_logits, reference_logits : np.ndarray, shape (pairs, classes)
     mode : {"softmax", "sigmoid"}
-    definition : KLDefinition
-        Direction and epsilon (audioldm_eval's by default).
+    reverse : bool
+        KL(generated || reference) (stable-audio-metrics), not KL(reference || generated) (audioldm_eval).
+    epsilon : float
+        Added inside the log to the probabilities in second place; 0: the logs are taken from the logits exactly
+        (av-benchmark's ``log_softmax``/``logsigmoid`` with ``log_target=True``).
     """
     g = np.asarray(generated_logits, dtype=np.float64)
     r = np.asarray(reference_logits, dtype=np.float64)
@@ -62,11 +43,11 @@ def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *,
         raise ValueError(f"need two equal (pairs >= 1, classes) logit matrices, got {g.shape} and {r.shape}")
     if mode not in ("softmax", "sigmoid"):
         raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}")
-    first, second = (g, r) if definition.reverse else (r, g)
-    if not definition.epsilon:  # kl_div(log q, log p, log_target=True): exp(log p) * (log p - log q)
+    first, second = (g, r) if reverse else (r, g)
+    if not epsilon:  # kl_div(log q, log p, log_target=True): exp(log p) * (log p - log q)
         log = (lambda x: log_softmax(x, axis=1)) if mode == "softmax" else log_expit
         log_p, log_q = log(first), log(second)
         return float((np.exp(log_p) * (log_p - log_q)).sum()) / len(g)
     probabilities = (lambda x: softmax(x, axis=1)) if mode == "softmax" else expit
     p, q = probabilities(first), probabilities(second)
-    return float((xlogy(p, p) - p * np.log(q + definition.epsilon)).sum()) / len(g)
+    return float((xlogy(p, p) - p * np.log(q + epsilon)).sum()) / len(g)

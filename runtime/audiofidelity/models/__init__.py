@@ -17,8 +17,8 @@ import numpy as np
 
 from ..errors import ManifestError
 from . import clap, cnn14, encodec, mert, passt, sc09, vggish
-from .family import (Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, ModelFamily, ModelOption,
-                     PackageModel)
+from .family import (AUDIOLDM_EVAL_KL, Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, KLDefinition,
+                     ModelFamily, ModelOption, PackageModel)
 
 _FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, passt.FAMILY,
                                  sc09.FAMILY]
@@ -192,8 +192,9 @@ def package_models(package: str) -> tuple[PackageModel, ...]:
     return tuple(p for f in _FAMILIES for p in f.package_models if p.package == package)
 
 
-__all__ = ["Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin", "ModelFamily",
-           "ModelOption", "ModelOptionError", "PackageModel", "adjustment", "all_fad_models", "apply_frontend",
+__all__ = ["AUDIOLDM_EVAL_KL", "Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin",
+           "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "adjustment",
+           "all_fad_models", "apply_frontend",
            "backbone_family", "backbone_names", "builtin_entries", "check_model_options", "families", "family_of",
            "frontend_bytes", "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor",
            "register", "unregister"]

@@ -25,8 +25,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..metrics.kl import KLDefinition
-
 
 @dataclass(frozen=True)
 class HubPin:
@@ -118,6 +116,26 @@ class Frontend:
     kind: str
     compute: Callable[..., Any]
     peak_bytes: Callable[..., float]
+
+
+@dataclass(frozen=True)
+class KLDefinition:
+    """Which KL a toolkit reports under audioldm_eval's name: ``reverse`` False is KL(reference || generated)
+    (audioldm_eval, av-benchmark, audiocraft's ``kld``), True KL(generated || reference) (stable-audio-metrics);
+    ``epsilon`` is added inside the log to the distribution in second place (0: none, av-benchmark's logs of the
+    logits). ``metrics.kl.kl_divergence`` computes it."""
+
+    toolkit: str = "audioldm_eval"
+    reverse: bool = False
+    epsilon: float = 1e-6
+
+    def describe(self) -> str:
+        first, second = ("generated", "reference") if self.reverse else ("reference", "generated")
+        where = f"{self.epsilon:g} added to the {second} probabilities inside the log" if self.epsilon else "no epsilon"
+        return f"KL({first} || {second}) per pair, summed over classes, mean over pairs; {where} ({self.toolkit})"
+
+
+AUDIOLDM_EVAL_KL = KLDefinition()
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..float32_conv import conv1d
-from ..metrics.kl import KLDefinition
-from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, ModelOption
+from .family import Adjustment, ArtifactEntry, FadModel, Frontend, KLDefinition, ModelFamily, ModelOption
 
 RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
 SOURCE_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
