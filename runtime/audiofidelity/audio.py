@@ -20,7 +20,7 @@ import soundfile as sf
 from .errors import InvalidAudioError, TooLongForMemoryError, UnreadableFileError
 from .memory import format_bytes
 from .resample import RESAMPLERS, resample
-from .validation import check_int, check_number
+from .validation import check_int, check_number, check_optional
 
 CHANNEL_MODES = ("first", "mean")
 
@@ -53,11 +53,7 @@ class Conditioning:
             raise ValueError(f"resampler must be one of {RESAMPLERS}, got {self.resampler!r}")
         check_int(self.min_samples, "min_samples", minimum=0)
         check_number(self.min_duration, "min_duration", minimum=0.0)  # NaN and inf are refused too
-        if self.peak_dbfs is not None and not (isinstance(self.peak_dbfs, (int, float))
-                                               and not isinstance(self.peak_dbfs, bool)
-                                               and math.isfinite(self.peak_dbfs) and self.peak_dbfs <= 0.0):
-            raise ValueError(f"peak_dbfs must be a finite number of dB at or below full scale (<= 0), "
-                             f"got {self.peak_dbfs!r}")
+        check_optional(check_number, self.peak_dbfs, "peak_dbfs", minimum=-math.inf, maximum=0.0)  # dB re full scale
 
     def as_dict(self) -> dict:
         """The fields, without ``peak_dbfs`` when it is unset (the keys runs without it have always had)."""

@@ -184,20 +184,22 @@ class Evaluator:
         self.artifacts = {a.manifest.name: a for a in loaded}
         self.stages: list[ModelStage] = []
         self.roles: dict[str, str] = {}
-        self.kl_definition = models.AUDIOLDM_EVAL_KL
+        self.kl_definition = models.AUDIOLDM_EVAL_KL  # the toolkit whose KL the kl metrics compute
         if "classifier" in needed:
-            self.stages.append(self._backbone_stage(self.artifacts[self.entry.name]))
+            artifact = self.artifacts[self.entry.name]
+            adjust = models.adjustment(models.backbone_family(self.backbone), "backbone", self.config.model_options,
+                                       artifact.manifest.sample_rate)
+            if adjust is not None and adjust.kl is not None:
+                self.kl_definition = adjust.kl
+            self.stages.append(self._backbone_stage(artifact, adjust))
         if "fad" in needed:
             self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact]))
         self._check_roles()
         self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
-    def _backbone_stage(self, artifact: LoadedArtifact) -> ModelStage:
+    def _backbone_stage(self, artifact: LoadedArtifact, adjust: models.Adjustment | None) -> ModelStage:
         family = models.backbone_family(self.backbone)
         model_rate = artifact.manifest.sample_rate
-        adjust = models.adjustment(family, "backbone", self.config.model_options, model_rate)
-        if adjust is not None and adjust.kl is not None:
-            self.kl_definition = adjust.kl
         advice = TOO_LONG_ADVICE
         if family.too_long_advice is not None and self.memory_budget is not None:
             advice = family.too_long_advice(InputSpec.from_manifest(artifact.manifest).memory, model_rate,

@@ -18,7 +18,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -453,15 +453,17 @@ class RunSettings:
 
 
 def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, chunked: bool,
-                features: tuple[Feature, ...], conditioning: Conditioning | None, post,
+                features: tuple[Feature, ...], conditioning: Mapping[str, Any], post,
                 too_long_advice: str) -> ModelStage:
-    """One artifact's stage: audio conditioned at ``rate`` (``conditioning``: the stage's own, None for the
-    run's), ``frontend`` (``chunked``: a clip's items averaged, MERT or CLAP windows), the ``features`` kept,
-    post-processing ``post``."""
+    """One artifact's stage: audio conditioned at ``rate`` (the run's ``Conditioning`` with the fields
+    ``conditioning`` sets: a toolkit's reading of a file), ``frontend`` (``chunked``: a clip's items averaged,
+    MERT or CLAP windows), the ``features`` kept, post-processing ``post``."""
+    merged = replace(run.conditioning, **conditioning)
+    own = None if merged == run.conditioning else merged
     manifest = artifact.manifest
     channels = manifest.input.channels
     settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
-                "conditioning": (conditioning or run.conditioning).as_dict(), "device": run.device.split(":")[0],
+                "conditioning": merged.as_dict(), "device": run.device.split(":")[0],
                 "precision": run.precision, "batch_size": run.batch_size,
                 "features": [asdict(f) for f in features],
                 **({"channels": channels} if channels != 1 else {}),
@@ -469,7 +471,7 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
     runner = EmbeddingRunner(artifact, batch_size=run.batch_size, average_items=chunked, precision=run.precision,
                              across_clips=run.across_clips)
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
-                             run.memory_budget, too_long_advice, conditioning, channels)
+                             run.memory_budget, too_long_advice, own, channels)
     return ModelStage(stage_input, runner, post, settings, features)
 
 
@@ -490,10 +492,9 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adj
     kept = [o.name for o in manifest.output_specs if set(o.roles) & BACKBONE_ROLES]
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
     adjust = adjust or Adjustment()
-    conditioning = replace(run.conditioning, **adjust.conditioning)
     stage = build_stage(artifact, run, rate=rate, frontend={**manifest.frontend, **adjust.frontend},
                         chunked=adjust.average_items, features=keep or tuple(Feature(name, name) for name in kept),
-                        conditioning=None if conditioning == run.conditioning else conditioning,
+                        conditioning=adjust.conditioning,
                         post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=too_long_advice)
     return stage, roles
@@ -513,12 +514,11 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adju
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
     adjust = adjust or Adjustment()
-    conditioning = replace(run.conditioning, **dict(fad.conditioning))
     stage = build_stage(artifact, run, rate=manifest.sample_rate,
                         frontend={**manifest.frontend, **dict(fad.frontend), **adjust.frontend},
                         chunked=fad.average_items or adjust.average_items,
                         features=keep or (Feature(fad.name, output, fad.layer),),
-                        conditioning=None if conditioning == run.conditioning else conditioning,
+                        conditioning={**dict(fad.conditioning), **adjust.conditioning},
                         post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=TOO_LONG_ADVICE)
     return stage, {"fad": fad.name}

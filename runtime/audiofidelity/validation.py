@@ -32,20 +32,24 @@ def check_int(value: object, name: str, *, minimum: int) -> int:
     return int(value)
 
 
-def check_number(value: object, name: str, *, minimum: float = 0.0, inclusive: bool = True) -> float:
-    """``value`` as a finite float ``>= minimum`` (``> minimum`` unless ``inclusive``); NaN and inf are refused.
+def check_number(value: object, name: str, *, minimum: float = 0.0, inclusive: bool = True,
+                 maximum: float = math.inf) -> float:
+    """``value`` as a finite float ``>= minimum`` (``> minimum`` unless ``inclusive``) and ``<= maximum``; NaN and
+    inf are refused (``minimum=-math.inf``: no lower bound).
 
     Raises
     ------
     ValueError
-        ``"<name> must be a finite number >= <minimum>, got <value>"`` (``> <minimum>`` when not inclusive).
+        ``"<name> must be a finite number >= <minimum>, got <value>"`` (``> <minimum>`` when not inclusive;
+        ``<= <maximum>`` added when there is one).
     """
-    rule = f"{'>=' if inclusive else '>'} {minimum:g}"
+    rule = "".join(([f" {'>=' if inclusive else '>'} {minimum:g}"] if minimum > -math.inf else [])
+                   + ([f"{' and' if minimum > -math.inf else ''} <= {maximum:g}"] if maximum < math.inf else []))
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a finite number {rule}, got {value!r}")
+        raise ValueError(f"{name} must be a finite number{rule}, got {value!r}")
     number = float(value)
-    if not math.isfinite(number) or number < minimum or (not inclusive and number == minimum):
-        raise ValueError(f"{name} must be a finite number {rule}, got {value}")
+    if not math.isfinite(number) or number < minimum or (not inclusive and number == minimum) or number > maximum:
+        raise ValueError(f"{name} must be a finite number{rule}, got {value}")
     return number
 
 

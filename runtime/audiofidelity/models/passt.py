@@ -14,6 +14,7 @@ windows and its KL (``FEEDINGS``); the report records the choice.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -33,6 +34,7 @@ fmax=None, fmax_aug_range=2000)``: ``fmax`` None becomes ``sr // 2 - fmax_aug_ra
 mode uses (training draws fmin in [0, 10) and fmax in (14000, 16000])."""
 
 
+@lru_cache(maxsize=8)
 def kaldi_mel_banks(n_mels: int, n_fft: int, sample_rate: float, fmin: float, fmax: float) -> np.ndarray:
     """Kaldi's triangular mel filters as ``torchaudio.compliance.kaldi.get_mel_banks`` computes them (no VTLN warp),
     with the zero column for the Nyquist bin that ``AugmentMelSTFT`` appends.
@@ -90,6 +92,12 @@ def _power_spectrogram(wave: np.ndarray, *, n_fft: int, hop_length: int, win_len
     return power[0].numpy()
 
 
+def sam_window_starts(n: int, hop: int) -> range:
+    """Where stable-audio-metrics' windows of a clip of ``n`` samples start: ``0, hop, ...`` below
+    ``max(hop, n - hop)`` (its loop's ``range``)."""
+    return range(0, max(hop, n - hop), hop)
+
+
 def sam_windows(wave: np.ndarray, length: int, hop: int, pad_above: int) -> list[np.ndarray]:
     """stable-audio-metrics' windows of a clip: starts ``0, hop, 2 hop, ...`` below ``max(hop, n - hop)``, each
     ``wave[start:start + length]``; one shorter than ``length`` is zero-padded to it if it has more than
@@ -99,7 +107,7 @@ def sam_windows(wave: np.ndarray, length: int, hop: int, pad_above: int) -> list
     See Also: stable-audio-metrics ``src/passt_kld.py`` ``return_probabilities`` (10-s windows every 5 s,
     ``pad_above`` 15 % of a window)."""
     out = []
-    for start in range(0, max(hop, len(wave) - hop), hop):
+    for start in sam_window_starts(len(wave), hop):
         window = wave[start:start + length]
         if pad_above < len(window) < length:
             window = np.pad(window, (0, length - len(window)))
@@ -107,10 +115,36 @@ def sam_windows(wave: np.ndarray, length: int, hop: int, pad_above: int) -> list
     return out
 
 
-def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
-              fmin: float, fmax: float, preemphasis: float, log_offset: float, shift: float,
-              scale: float, samples: int | None = None, windows: list[int] | None = None) -> np.ndarray:
-    """hear21passt's ``AugmentMelSTFT.forward`` in eval mode, one clip.
+def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int] | None = None,
+              **spectral: Any) -> np.ndarray:
+    """hear21passt's ``AugmentMelSTFT.forward`` in eval mode on a clip, fed as a toolkit feeds it: one mel
+    (``mel_of_window``) of the clip, of its cut or padded window, or of each of its windows.
+
+    Parameters
+    ----------
+    wave : np.ndarray, shape (n,), float, at the frontend's ``sample_rate``
+    samples : int, optional
+        Cut or zero-pad the clip to exactly this many samples, one window (audioldm_eval, av-benchmark).
+    windows : [length, hop, pad_above], optional
+        stable-audio-metrics' windows (``sam_windows``), one mel each.
+    **spectral
+        ``mel_of_window``'s parameters, as ``FRONTEND`` names them.
+
+    Returns
+    -------
+    np.ndarray, shape (windows, 1, n_mels, frames), float32
+    """
+    if windows is not None:
+        return np.concatenate([mel_of_window(w, **spectral) for w in sam_windows(wave, *windows)])
+    if samples is not None:  # audioldm_eval's PaSST feeding: one window of exactly ``samples`` (10 s)
+        wave = np.pad(np.asarray(wave, dtype=np.float32)[:samples], (0, max(samples - len(wave), 0)))
+    return mel_of_window(wave, **spectral)
+
+
+def mel_of_window(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int, win_length: int, n_mels: int,
+                  fmin: float, fmax: float, preemphasis: float, log_offset: float, shift: float,
+                  scale: float) -> np.ndarray:
+    """hear21passt's ``AugmentMelSTFT.forward`` in eval mode, on one window as it is.
 
     The waveform as float32 (the original's tensor); pre-emphasis ``y[i] = x[i + 1] - preemphasis * x[i]`` (its
     ``conv1d`` with ``[-0.97, 1]``: one sample shorter); ``torch.stft(center=True)``: reflect padding of
@@ -122,15 +156,11 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     Parameters
     ----------
     wave : np.ndarray, shape (n,), float, at ``sample_rate``; n > ``n_fft // 2 + 1`` (the reflect padding)
-    samples : int, optional
-        Cut or zero-pad the clip to exactly this many samples, one window (audioldm_eval, av-benchmark).
-    windows : [length, hop, pad_above], optional
-        stable-audio-metrics' windows (``sam_windows``), one mel each.
     Others as ``FRONTEND`` names them.
 
     Returns
     -------
-    np.ndarray, shape (windows, 1, n_mels, frames), float32; ``frames = 1 + (n - 1) // hop_length`` (1000 for 10 s)
+    np.ndarray, shape (1, 1, n_mels, frames), float32; ``frames = 1 + (n - 1) // hop_length`` (1000 for 10 s)
 
     Raises
     ------
@@ -140,13 +170,6 @@ def passt_mel(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length: int
     References: Koutini et al., "Efficient Training of Audio Transformers with Patchout", Interspeech 2022;
     hear21passt ``models/preprocess.py``.
     """
-    params: dict[str, Any] = dict(sample_rate=sample_rate, n_fft=n_fft, hop_length=hop_length, win_length=win_length,
-                                  n_mels=n_mels, fmin=fmin, fmax=fmax, preemphasis=preemphasis, log_offset=log_offset,
-                                  shift=shift, scale=scale)
-    if windows is not None:
-        return np.concatenate([passt_mel(w, **params) for w in sam_windows(wave, *windows)])
-    if samples is not None:  # audioldm_eval's PaSST feeding: one window of exactly ``samples`` (10 s)
-        wave = np.pad(np.asarray(wave, dtype=np.float32)[:samples], (0, max(samples - len(wave), 0)))
     if len(wave) <= n_fft // 2 + 1:
         raise ValueError(f"PaSST's mel needs more than {n_fft // 2 + 1} samples (its STFT reflects {n_fft // 2} "
                          f"samples at each end); got {len(wave)}: pad the clip first")
@@ -166,7 +189,7 @@ def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples
     are joined) and one window's work at a time."""
     if windows is not None:
         length, hop = windows[0], windows[1]
-        count = len(range(0, max(hop, n - hop), hop))
+        count = len(sam_window_starts(n, hop))
         one = passt_mel_bytes(min(n, length), n_fft=n_fft, hop_length=hop_length, n_mels=n_mels, samples=length)
         return count * (4.0 * length + 2 * 4.0 * n_mels * (1 + length // hop_length)) + one
     if samples is not None:  # the cut or padded copy, then the mel of ``samples``
@@ -183,17 +206,21 @@ WINDOW, HOP = 320000, 160000
 FEEDINGS: dict[str, Adjustment] = {
     "audioldm_eval": Adjustment(),
     "stable-audio-metrics": Adjustment(
-        frontend={"samples": None, "windows": [WINDOW, HOP, int(WINDOW * 0.15)]}, average_items=True,
+        frontend={"windows": [WINDOW, HOP, int(WINDOW * 0.15)]}, average_items=True,
         conditioning={"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0,
                       "peak_dbfs": -1.0},
         kl=KLDefinition("stable-audio-metrics", reverse=True)),
-    "av-benchmark": Adjustment(conditioning={"channel": "mean"}, kl=KLDefinition("av-benchmark", epsilon=0.0)),
+    "av-benchmark": Adjustment(conditioning={"channel": "mean", "remove_dc": True, "resampler": "torchaudio",
+                                             "min_samples": 0},
+                               kl=KLDefinition("av-benchmark", epsilon=0.0)),
 }
-"""How each toolkit feeds PaSST-S and which KL it reports (``--passt-feeding``):
+"""How each toolkit feeds PaSST-S and which KL it reports (``--passt-feeding``). The other toolkits' feedings set
+every ``Conditioning`` field their reading of a file depends on, over the run's (the report records the stage's):
 
-- ``audioldm_eval`` (its ``passt_replace_panns`` branch): the first channel, the mean removed, torchaudio's
-  resampler, at least 1 s, then cut or zero-padded to one 10-s window; KL(reference || generated), 1e-6 on the
-  generated side (the manifest's feeding).
+- ``audioldm_eval`` (its ``passt_replace_panns`` branch): the run's conditioning (audioldm_eval's unless
+  ``--channel``/``--resampler``... change it: the first channel, the mean removed, torchaudio's resampler, at least
+  1 s), then cut or zero-padded to one 10-s window; KL(reference || generated), 1e-6 on the generated side (the
+  manifest's feeding).
 - ``stable-audio-metrics`` (``passt_kld.py``): ``librosa.load(sr=32000, mono=True)`` (channel mean, soxr_hq), peak
   to -1 dBFS (pyloudnorm), 10-s windows every 5 s (``sam_windows``), their logits averaged ("collect mean") before
   the softmax; KL(generated || reference), 1e-6 on the reference side.
