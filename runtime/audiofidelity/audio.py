@@ -19,7 +19,7 @@ import soundfile as sf
 
 from .errors import InvalidAudioError, TooLongForMemoryError, UnreadableFileError
 from .memory import format_bytes
-from .resample import RESAMPLERS, resample
+from .resample import RESAMPLERS, resample, resample_bytes
 from .validation import check_int, check_number, check_optional
 
 CHANNEL_MODES = ("first", "mean")
@@ -56,11 +56,9 @@ class Conditioning:
         check_optional(check_number, self.peak_dbfs, "peak_dbfs", minimum=-math.inf, maximum=0.0)  # dB re full scale
 
     def as_dict(self) -> dict:
-        """The fields, without ``peak_dbfs`` when it is unset (the keys runs without it have always had)."""
-        fields = asdict(self)
-        if self.peak_dbfs is None:
-            del fields["peak_dbfs"]
-        return fields
+        """The fields that are set (an optional one left unset adds no key: the keys runs without it have always
+        had, and so their cache keys)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 SAMPLE_RATES = (1000, 768000)
@@ -298,7 +296,7 @@ def peak_normalise(wave: np.ndarray, peak_dbfs: float) -> np.ndarray:
     peak = float(np.abs(wave).max(initial=0.0))
     if peak == 0.0:
         return wave
-    return (wave.astype(np.float64) * (10.0 ** (peak_dbfs / 20.0) / peak)).astype(np.float32)
+    return np.multiply(wave, 10.0 ** (peak_dbfs / 20.0) / peak, dtype=np.float64).astype(np.float32)
 
 
 def condition_stereo(audio: np.ndarray, sample_rate: int, target_rate: int, conditioning: Conditioning) -> np.ndarray:
@@ -312,12 +310,12 @@ def condition_stereo(audio: np.ndarray, sample_rate: int, target_rate: int, cond
 def conditioning_bytes(frames: int, sample_rate: int, target_rate: int, conditioning: Conditioning,
                        channels: int = 1) -> float:
     """Peak bytes ``condition`` (``channels`` 2: ``condition_stereo``) allocates for a clip of ``frames`` samples:
-    the channel mix in float64, the mean removal, the resampler's kernel and output, the padding."""
-    from .resample import resample_bytes
-
+    the channel mix in float64, the mean removal, the resampler's kernel and output, the peak normalisation (the
+    magnitudes, the float64 product, its float32 copy), the padding."""
     out = max(math.ceil(frames * target_rate / sample_rate), conditioning.min_samples)
-    return channels * (frames * 16 + out * 8 + resample_bytes(frames, sample_rate, target_rate,
-                                                               method=conditioning.resampler))
+    peak = 16 * out if conditioning.peak_dbfs is not None else 0
+    return channels * (frames * 16 + out * 8 + peak + resample_bytes(frames, sample_rate, target_rate,
+                                                                      method=conditioning.resampler))
 
 
 def load_conditioned(path: str | Path, target_rate: int, conditioning: Conditioning, *,

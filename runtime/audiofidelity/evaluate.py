@@ -354,7 +354,8 @@ class Evaluator:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems(sides if stats is None else {"generated": gen},
                                     pair_values.excluded if pair_values else [], self.strict)
-        kl_pairs = [n for n in ref.files if n in set(gen.files)] if paired else []
+        generated_names = set(gen.files)
+        kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
                               kl_definition=self.kl_definition)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
@@ -418,6 +419,7 @@ class Evaluator:
     def _provenance(self, limit: int | None, signal_keys: list[str]) -> dict:
         import scipy
 
+        options = self.config.option_record()
         out = {
             "audiofidelity": __version__,
             "python": platform.python_version(),
@@ -430,7 +432,7 @@ class Evaluator:
             "batch_across_clips": self.batch_across_clips,
             "limit": limit,
             "conditioning": self.conditioning.as_dict(),
-            **{option.provenance or option.name: self.config.option_record()[option.name]
+            **{option.provenance: options[option.name]
                for option in models.model_options().values() if option.provenance},
             "fad_model": {"name": self.fad.name, "artifact": self.fad.artifact, "layer": self.fad.layer,
                           "toolkit": self.fad.toolkit},

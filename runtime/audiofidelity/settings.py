@@ -108,10 +108,6 @@ class EvaluationSettings:
         return RunSettings(self.conditioning, self.device, self.precision, self.batch_size, self.batch_across_clips,
                            budget)
 
-    def option(self, name: str) -> Any:
-        """A family option's value in force (None when unset)."""
-        return self.model_options.get(name)
-
     def option_record(self) -> dict[str, Any]:
         """Every declared option's value in force (unset: None, or False for a switch), for the statistics
         files' settings and the report's provenance."""

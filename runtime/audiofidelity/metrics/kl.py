@@ -14,12 +14,18 @@ stable-audio-metrics ``src/passt_kld.py``; av-benchmark ``av_bench/metrics/kl.py
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax, xlogy
 
 KEY_KL_SOFTMAX = "kullback_leibler_divergence_softmax"
 KEY_KL_SIGMOID = "kullback_leibler_divergence_sigmoid"
 EPS = 1e-6
+"""audioldm_eval's epsilon (``KLDefinition.epsilon``'s default in ``models/family.py`` states it again: the layers
+keep models from importing metrics)."""
+DISTRIBUTIONS = {"softmax": (partial(softmax, axis=1), partial(log_softmax, axis=1)), "sigmoid": (expit, log_expit)}
+"""Each mode's class probabilities and their logarithm, from (pairs, classes) logits."""
 
 
 def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *, mode: str = "softmax",
@@ -41,13 +47,12 @@ def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *,
     r = np.asarray(reference_logits, dtype=np.float64)
     if g.shape != r.shape or g.ndim != 2 or len(g) == 0:
         raise ValueError(f"need two equal (pairs >= 1, classes) logit matrices, got {g.shape} and {r.shape}")
-    if mode not in ("softmax", "sigmoid"):
+    if mode not in DISTRIBUTIONS:
         raise ValueError(f"mode must be 'softmax' or 'sigmoid', got {mode!r}")
+    probabilities, log = DISTRIBUTIONS[mode]
     first, second = (g, r) if reverse else (r, g)
     if not epsilon:  # kl_div(log q, log p, log_target=True): exp(log p) * (log p - log q)
-        log = (lambda x: log_softmax(x, axis=1)) if mode == "softmax" else log_expit
         log_p, log_q = log(first), log(second)
         return float((np.exp(log_p) * (log_p - log_q)).sum()) / len(g)
-    probabilities = (lambda x: softmax(x, axis=1)) if mode == "softmax" else expit
     p, q = probabilities(first), probabilities(second)
     return float((xlogy(p, p) - p * np.log(q + epsilon)).sum()) / len(g)
