@@ -213,8 +213,8 @@ METRICS: dict[str, MetricSpec] = {
             "embedding", KEY_FD_INF, lambda rows: d.frechet_of("embedding", rows)[0])}, role="embedding",
         description="FD extrapolated to infinitely many generated samples", api_name="FD_inf"),
     "kl": MetricSpec((kl.KEY_KL_SOFTMAX,), _kl("softmax", kl.KEY_KL_SOFTMAX), paired_only=True, role="logits",
-                     description="KL(reference || generated) of softmax class probabilities per pair (the direction "
-                                 "and epsilon of --passt-feeding's toolkit where one is chosen)"),
+                     description="KL(reference || generated) of softmax class probabilities per pair (a model "
+                                 "option's toolkit may set another direction and epsilon: see the report's details)"),
     "kl_sigmoid": MetricSpec((kl.KEY_KL_SIGMOID,), _kl("sigmoid", kl.KEY_KL_SIGMOID), paired_only=True,
                              role="logits", description="the same with per-class sigmoid probabilities",
                              api_name="KL_Sigmoid"),
