@@ -29,7 +29,7 @@ frontend = dict(art.manifest.frontend)
 if chunk != "none":
     frontend["chunk_samples"] = int(float(chunk) * 24000)
 x = apply_frontend(np.random.RandomState(0).standard_normal(int(seconds * 24000)).astype(np.float32) * 0.1, frontend)
-runner = EmbeddingRunner(art, batch_size=1, average_items=chunk != "none")
+runner = EmbeddingRunner(art, batch_size=1, collect=None if chunk == "none" else "mean")
 start = time.perf_counter()
 runner.run([x])
 print(json.dumps({"seconds": time.perf_counter() - start, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))

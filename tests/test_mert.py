@@ -167,7 +167,7 @@ def test_chunking_leaves_clips_shorter_than_a_window_unchanged(recordings_dir, m
     wave = resample(load_conditioned(recordings_dir / "reference" / "clip_09.wav", 16000, Conditioning()), 16000, 24000)
     plain = EmbeddingRunner(mert_artifact).run([apply_frontend(wave, mert_artifact.manifest.frontend)])
     chunked_input = apply_frontend(wave, {**mert_artifact.manifest.frontend, "chunk_samples": 10 * 24000})
-    chunked = EmbeddingRunner(mert_artifact, average_items=True).run([chunked_input])
+    chunked = EmbeddingRunner(mert_artifact, collect="mean").run([chunked_input])
     assert np.array_equal(plain["layer_time_mean"][0], chunked["layer_time_mean"][0])
 
 

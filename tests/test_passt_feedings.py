@@ -2,23 +2,28 @@
 
 Fast tier: each piece against a formula written here from the toolkit's code (stable-audio-metrics' window loop and
 pyloudnorm's peak normalisation, each toolkit's ``F.kl_div`` call in torch), the option's validation. Parity tier:
-``eval --backbone passt --passt-feeding T`` against the original hear21passt fed and scored by each toolkit's own
-code (``verify_scripts/passt_original.py toolkits``, in the original's virtualenv) on the same stand-in weights.
+``verify_scripts/verify_passt.py``: ``eval --backbone passt --passt-feeding T`` against the original hear21passt fed
+and scored by each toolkit's own code (``passt_original.py toolkits``, in the original's virtualenv) on the same
+stand-in weights.
 """
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from audiofidelity import cli, models
 from audiofidelity.audio import Conditioning, condition, peak_normalise
+from audiofidelity.errors import InvalidAudioError
 from audiofidelity.metrics import kl
 from audiofidelity.models import passt
 from audiofidelity.resample import resample
 
-from test_passt import ORIGINAL_SCRIPT, run_original  # noqa: F401  (the original's runner, skipping without it)
+from verify_passt import RUNS
 
 
 # stable-audio-metrics' windows --------------------------------------------------------------------------------------
@@ -89,6 +94,88 @@ def test_the_conditioning_is_librosa_load_then_the_peak():
     assert np.array_equal(resample(stereo[0], 32000, 32000, method="soxr_hq"), stereo[0])
 
 
+# audiocraft's reading of a file -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("old, new, n", [(44100, 32000, 44100 * 3 + 17), (48000, 32000, 96005), (16000, 32000, 16001),
+                                         (22050, 32000, 44100), (8000, 32000, 8003)])
+def test_the_julius_resampler_is_julius_bit_for_bit(old, new, n):
+    """audiocraft's ``convert_audio`` resamples with ``julius.resample_frac``'s defaults: the same float32 kernel,
+    replicate padding, convolution and float32-rounded floor length (one torch thread on both sides: the
+    convolution's rounding depends on the thread count below ~20000 samples)."""
+    import julius
+    import torch
+
+    x = (0.3 * np.random.default_rng(n).standard_normal(n)).astype(np.float32)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        theirs = julius.resample_frac(torch.from_numpy(x), old, new).numpy()
+    finally:
+        torch.set_num_threads(threads)
+    assert np.array_equal(resample(x, old, new, method="julius"), theirs)
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.15, 0.15004, 3.0, 10.0, 10.1, 10.15004, 25.0])
+def test_the_segments_are_audiocrafts_split(seconds):
+    """``torch.split(wav, 320000)``, each piece kept unpadded if it has more than 4800 samples (0.15 s)."""
+    import torch
+
+    n = int(round(seconds * 32000))
+    wave = np.arange(1, n + 1, dtype=np.float32)
+    theirs = [s.numpy() for s in torch.split(torch.from_numpy(wave), 320000) if s.size(-1) > 4800]
+    ours = passt.audiocraft_segments(wave, passt.WINDOW, passt.AUDIOCRAFT_MINIMUM)
+    assert len(ours) == len(theirs) and all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+    params = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
+    if not theirs:
+        with pytest.raises(InvalidAudioError, match="only segments of more than 4800 samples"):
+            passt.passt_mel(wave, **params, segments=[passt.WINDOW, passt.AUDIOCRAFT_MINIMUM])
+
+
+@pytest.mark.parametrize("seconds", [0.2, 1.5, 3.0, 10.0, 10.1, 10.15004, 12.5, 25.0])
+def test_the_report_counts_what_each_feeding_padded_or_cut(seconds):
+    """``passt_fitting`` against each toolkit's loop written here: one window (cut past 10 s, zeros below), the 8-s
+    ``--audio_length`` first, stable-audio-metrics' windows (zeros in a last window of more than 1.5 s), audiocraft's
+    segments (a last piece of at most 0.15 s dropped)."""
+    n = int(round(seconds * 32000))
+    params = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
+    one = "cut" if n > 320000 else "padded" if n < 320000 else None
+    assert passt.passt_fitting(n, **params, samples=320000) == one
+    assert passt.passt_fitting(n, **params, samples=320000, truncate=256000) == ("cut" if n > 256000 else "padded")
+    sam = "padded" if any(padded for *_, padded in sam_loop(n)) else None
+    assert passt.passt_fitting(n, **params, windows=[passt.WINDOW, passt.HOP, 48000]) == sam
+    import torch
+
+    pieces = torch.split(torch.zeros(n), 320000)
+    dropped = "cut" if any(s.size(-1) <= 4800 for s in pieces) else None
+    assert passt.passt_fitting(n, **params, segments=[passt.WINDOW, passt.AUDIOCRAFT_MINIMUM]) == dropped
+
+
+def test_the_stage_counts_from_the_length_conditioning_gives():
+    """A 9.99999-s clip at 44.1 kHz is 319999.68 samples at 32 kHz: torchaudio's ceil makes it exactly 10 s (no
+    padding), julius's floor one sample short (padded)."""
+    from audiofidelity.features import StageInput
+
+    frames = 440999
+    for resampler, expected in (("torchaudio", None), ("julius", "padded")):
+        stage = StageInput(32000, 32000, {**passt.FRONTEND, "samples": 320000}, None,
+                           conditioning=Conditioning(resampler=resampler, min_samples=0))
+        assert stage.fitting(frames, 44100, Conditioning()) == expected
+        assert len(resample(np.zeros(frames, np.float32), 44100, 32000, method=resampler)) == 320000 - (expected
+                                                                                                       is not None)
+
+
+def test_audio_length_reads_only_the_first_seconds():
+    wave = (0.1 * np.random.default_rng(2).standard_normal(12 * 32000)).astype(np.float32)
+    params = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
+    cut = passt.passt_mel(wave, **params, samples=320000, truncate=8 * 32000)
+    assert np.array_equal(cut, passt.passt_mel(np.pad(wave[:8 * 32000], (0, 2 * 32000)), **params))
+    (option,) = [o for o in passt.FAMILY.options if o.name == "passt_audio_length"]
+    assert option.adjust(8.0, 32000).frontend == {"truncate": 256000}
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="passt_audio_length must be a finite number > 0"):
+            option.check(bad)
+
+
 # the KL each toolkit reports ----------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -119,6 +206,41 @@ def test_each_toolkits_kl_is_its_own_torch_call(logits):
     assert len({round(v, 9) for v in (audioldm_eval, sam, av_benchmark)}) == 3  # three different numbers
 
 
+def test_audiocrafts_kl_is_per_segment_with_both_directions(logits):
+    """audiocraft's ``PasstKLDivergenceMetric``: softmax per segment, each generated segment with the reference's
+    segment of the same index, ``kl_divergence(pred, target)`` summed and divided by the number of segments; its
+    ``kld_qp`` the reverse and ``kld_both`` their sum (written here in torch from its code). A pair with different
+    numbers of segments is left out and named."""
+    import torch
+    import torch.nn.functional as F
+
+    from audiofidelity.features import SideFeatures
+    from audiofidelity.metric_table import METRICS, EvaluationData
+
+    def kl_divergence(pred, target, epsilon=1e-6):  # audiocraft/metrics/kld.py
+        return F.kl_div((pred + epsilon).log(), target, reduction="none").sum(-1)
+
+    gen, ref = logits
+    split = {"a.wav": slice(0, 1), "b.wav": slice(1, 4)}
+    sides = [SideFeatures(None, list(split), list(split), {"logits": [x[s] for s in split.values()]})
+             for x in (gen, ref)]
+    sides[0].files.append("c.wav")
+    sides[1].files.append("c.wav")
+    sides[0].per_file["logits"].append(gen[:2])
+    sides[1].per_file["logits"].append(ref[:1])
+    data = EvaluationData(*sides, ["a.wav", "b.wav", "c.wav"], roles={"logits": "logits"},
+                          kl_definition=passt.FEEDINGS["audiocraft"].kl)
+    value = METRICS["kl"].compute(data)["kullback_leibler_divergence_softmax"]
+    p, t = (torch.from_numpy(x).double().softmax(-1) for x in (gen, ref))
+    kld_pq, kld_qp = float(kl_divergence(p, t).sum()) / 4, float(kl_divergence(t, p).sum()) / 4
+    details = data.details["kullback_leibler_divergence_softmax"]
+    assert value == pytest.approx(kld_pq, rel=1e-12) and details["reverse"] == pytest.approx(kld_qp, rel=1e-12)
+    assert details["both"] == pytest.approx(kld_pq + kld_qp, rel=1e-12) and details["segments"] == 4
+    reason = "the generated and reference files have different numbers of segments"
+    assert details["left_out"] == [{"file": "c.wav", "segments": [2, 1], "reason": reason}]
+    assert "per segment" in details["definition"] and "(audiocraft)" in details["definition"]
+
+
 def exit_status(*args: str) -> int:
     try:
         return cli.main(list(args))
@@ -131,7 +253,7 @@ def test_a_feeding_that_is_not_a_toolkit_is_refused_by_name(capsys, tmp_path):
                        "--passt-feeding", "audiocraftt") == 2
     err = capsys.readouterr().err
     assert ("argument --passt-feeding: passt_feeding must be one of audioldm_eval, stable-audio-metrics, "
-            "av-benchmark, got 'audiocraftt'") in err
+            "stable-audio-metrics-max, audiocraft, av-benchmark, got 'audiocraftt'") in err
     assert "Traceback" not in err
     assert exit_status("eval", str(tmp_path), str(tmp_path), "--passt-feeding", "av-benchmark") == 2
     assert "--passt-feeding needs --backbone passt" in capsys.readouterr().err
@@ -161,69 +283,36 @@ def write_pairs(root):
 
 @pytest.mark.parity  # the passt-s stand-in export and the original's virtualenv
 def test_every_feeding_gives_its_toolkits_numbers(all_models_dir, tmp_path):
-    """Per feeding, against the toolkit's own code on the original's outputs (``SOFTMAX_KL`` and the other bounds
-    below): the softmax KL, the sigmoid KL, FD, IS (unavailable with fewer files than its 10 splits: the originals give
-    NaN), the logits and features of every file; and our KL formula on the original's own logits equal to the
-    toolkit's float64 value (the formula, apart from the features)."""
-    from conftest import eval_cli
+    """``verify_scripts/verify_passt.py`` on ``CLIPS``: per feeding, every figure within its bound against the
+    toolkit's own code on hear21passt with the same stand-in weights (its ``BOUNDS``: softmax KL 1e-4 relative,
+    logits and embeddings 1e-4 x max...), the same files left out; and each report counting what its window padded
+    or cut as the toolkit's loop does (``WINDOWING``)."""
     from fixtures.passt import write_passt
+    from test_passt import original_python
 
+    if not original_python().exists():
+        pytest.skip(f"no virtualenv with hear21passt at {original_python()} (set PASST_ORIGINAL_PYTHON)")
     write_pairs(tmp_path)
     source = write_passt(tmp_path)
-    run_original("toolkits", source, tmp_path / "gen", tmp_path / "ref", tmp_path / "original.json")
-    original = json.loads((tmp_path / "original.json").read_text())
-    assert original["names"] == [f"c{i}.wav" for i in range(len(CLIPS))]
-    measured, checks = {}, []
-    for feeding in ("audioldm_eval", "av-benchmark", "stable-audio-metrics"):
-        out = tmp_path / feeding
-        out.mkdir()
-        report, features = eval_cli(tmp_path / "gen", tmp_path / "ref", out, "--models-dir", str(all_models_dir),
-                                    "--backbone", "passt", "--sr", "32000", "--metrics", "fd,kl,kl_sigmoid,isc",
-                                    "--no-cache", "--workers", "0", "--passt-feeding", feeding)
-        theirs, metrics = original["metrics"][feeding], report["metrics"]
+    done = subprocess.run([sys.executable, str(VERIFY), "--source", str(source), "--models-dir", str(all_models_dir),
+                           "--generated", str(tmp_path / "gen"), "--reference", str(tmp_path / "ref"),
+                           "--original-python", str(original_python()), "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=3000)
+    print(done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    measured = json.loads((tmp_path / "out" / "verify.json").read_text())["measured"]
+    assert measured["audioldm_eval"]["rows logits"] < 1e-4 and "kl both" in measured["audiocraft"]
+    for toolkit, feeding, _ in RUNS:
+        report = json.loads((tmp_path / "out" / toolkit / "report.json").read_text())
         assert report["provenance"]["passt_feeding"] == feeding
-
-        def relative(ours: float, key: str, bound: float, what: str, feeding: str = feeding,
-                     theirs: dict = theirs) -> None:
-            measured[feeding, what] = abs(ours - theirs[key]) / abs(theirs[key])
-            checks.append((feeding, what, measured[feeding, what] <= bound))
-
-        relative(metrics["kullback_leibler_divergence_softmax"], "kl64_softmax", SOFTMAX_KL, "kl softmax")
-        relative(metrics["kullback_leibler_divergence_softmax"], "kl_softmax", SOFTMAX_KL + FLOAT32_SUM,
-                 "kl softmax, their float32")
-        if feeding == "stable-audio-metrics":
-            short = [p["file"] for p in report["problems"]]
-            assert theirs["skipped"] == [["gen", "c1.wav", "RuntimeError"], ["ref", "c1.wav", "RuntimeError"]]
-            assert short == ["c1.wav", "c1.wav"] and theirs["ids"] == [n for n in original["names"] if n != "c1.wav"]
-            continue
-        assert not report["problems"]
-        relative(metrics["kullback_leibler_divergence_sigmoid"], "kl64_sigmoid", SIGMOID_KL, "kl sigmoid")
-        relative(metrics["frechet_distance"], "fd", FD, "fd")
-        assert metrics["inception_score_mean"] is None and np.isnan(theirs["is_mean"])
-        rows = original["rows"][feeding]
-        definition = passt.FEEDINGS[feeding].kl or models.AUDIOLDM_EVAL_KL
-        for mode in ("softmax", "sigmoid"):
-            formula = kl.kl_divergence(rows["gen_logits"], rows["ref_logits"], mode=mode, reverse=definition.reverse,
-                                       epsilon=definition.epsilon)
-            relative(formula, f"kl64_{mode}", 1e-9, f"kl {mode} on their logits")
-        for key, name in (("gen_logits", "logits"), ("gen_features", "features")):
-            ours = np.stack([features[f"gen/{name}/c{i}.wav"] for i in range(len(CLIPS))])
-            measured[feeding, key] = np.abs(ours - np.array(rows[key])).max() / np.abs(rows[key]).max()
-            checks.append((feeding, key, measured[feeding, key] <= 1e-4))
-    print(measured)
-    assert all(ok for *_, ok in checks), [(c, measured[c[0], c[1]]) for c in checks if not c[2]]
+        assert report["files"]["generated"]["windowing"] == {"passt-s": WINDOWING[toolkit]}
 
 
-SOFTMAX_KL = 1e-4
-"""Relative, the softmax KL against the toolkit's formula in float64 on the original's logits (#31's bound);
-measured 1.9e-6 (audioldm_eval), 7.0e-7 (av-benchmark), 1.5e-6 (stable-audio-metrics)."""
-FLOAT32_SUM = 1e-4
-"""The toolkits sum in float32 (``F.kl_div`` on float32 tensors): their own values are that far from float64."""
-SIGMOID_KL = 1e-3
-"""Relative: the sigmoid KL sums about 0.5 per class and pair and ends near 0.01, so it magnifies the logits'
-differences (the mel's float32 FFT rounding, different per torch build and CPU; logits within 5.7e-7 x max) by
-about 300. Measured 7.9e-5 (audioldm_eval) and 1.8e-4 (av-benchmark) on an AMD EPYC, 2026-12-05; the formula alone
-is checked at 1e-9 on the original's own logits (measured 5e-15)."""
-FD = 1e-3
-"""Relative: seven clips in 768 dimensions give singular covariances, and ``sqrtm`` of their product is only that
-stable (measured 3.6e-4 and 3.3e-4; the same rows through two exact formulas differ by 2e-4)."""
+VERIFY = Path(__file__).resolve().parents[1] / "verify_scripts" / "verify_passt.py"
+WINDOWING = {"audioldm_eval": {"padded": 4, "cut": 2}, "av-benchmark": {"padded": 4, "cut": 2},
+             "av-benchmark-8s": {"padded": 4, "cut": 3}, "stable-audio-metrics": {"padded": 2, "cut": 0},
+             "stable-audio-metrics-max": {"padded": 2, "cut": 0}, "audiocraft": {"padded": 0, "cut": 0}}
+"""What each toolkit's loop does to ``CLIPS`` (25, 0.12, 0.2, 3, 10, 12.5, 1 s) among the files it uses: one 10-s
+window pads four and cuts the 25-s and 12.5-s clips (the 8-s read cuts the 10-s one too); stable-audio-metrics pads
+the 3-s clip and the 12.5-s clip's second window (the 0.2-s and 1-s clips are fed unpadded, the 0.12-s one is too
+short); audiocraft's segments leave none out (no last piece of 0.15 s or less)."""

@@ -7,7 +7,7 @@ through files:
 
     python3 -m venv /tmp/passt-venv
     /tmp/passt-venv/bin/pip install torch==2.11.0 torchaudio==2.11.0 numpy librosa==0.10.2.post1 pyloudnorm==0.1.1
-    /tmp/passt-venv/bin/pip install --no-deps hear21passt==0.0.26 timm
+    /tmp/passt-venv/bin/pip install --no-deps hear21passt==0.0.26 timm julius==0.2.7
 
     PYTHON passt_original.py mel IN.npz OUT.npz        # AugmentMelSTFT (get_basic_model's settings), eval mode
     PYTHON passt_original.py keys OUT.json             # get_basic_model(mode="logits").net's state dict shapes
@@ -23,8 +23,9 @@ the checkpoint is the release file's format, a plain state dict of that net, loa
 ``wave<i>`` of (batch, n) float32 -> ``logits<i>``, ``features<i>`` (the wrapper's ``mode="all"`` concatenation,
 split). ``toolkits``: the wav files of two folders (paired by name) fed and scored as each toolkit's own code does,
 transcribed here with the upstream revision read: audioldm_eval's ``passt_replace_panns`` branch (a2fde54),
-stable-audio-metrics' ``passt_kld.py`` (fd55536; it needs librosa and pyloudnorm in this virtualenv) and
-av-benchmark (050a5cd). Files are read with soundfile (torchaudio 2.9+ reads through torchcodec; for WAV the samples
+stable-audio-metrics' ``passt_kld.py`` (fd55536; it needs librosa and pyloudnorm in this virtualenv; "collect"
+mean and max), audiocraft's ``metrics/kld.py`` (896ec7c; julius) and av-benchmark (050a5cd; without and with its
+``--audio_length 8``). Files are read with soundfile (torchaudio 2.9+ reads through torchcodec; for WAV the samples
 are the same); per file, the logits and features each toolkit's model call returns; per toolkit, its metrics.
 """
 from __future__ import annotations
@@ -86,8 +87,9 @@ def audioldm_eval_input(path):
     return cut_or_pad(audio)
 
 
-def av_benchmark_input(path):
-    """``AudioDataset.__getitem__`` (sr 32000, no --audio_length cut) then ``extract.py``'s cut or pad."""
+def av_benchmark_input(path, audio_length=None):
+    """``AudioDataset.__getitem__`` (sr 32000; ``audio_length``: its ``--audio_length`` cut, None: none) then
+    ``extract.py``'s cut or pad."""
     import torchaudio
 
     waveform, rate = read(path)
@@ -95,11 +97,26 @@ def av_benchmark_input(path):
     waveform = waveform - waveform.mean()
     if rate != 32000:
         waveform = torchaudio.transforms.Resample(rate, 32000)(waveform)
+    if audio_length is not None:
+        waveform = waveform[:int(32000 * audio_length)]
     return cut_or_pad(waveform.unsqueeze(0))
 
 
+def audiocraft_probabilities(model, path):
+    """``PasstKLDivergenceMetric._process_audio`` and ``_get_model_preds`` (the class default: the 10-s model):
+    ``convert_audio`` (julius's ``resample_frac``, then the channel mean), ``torch.split`` into 10-s segments,
+    those of more than 4800 samples fed unpadded, one softmax row each."""
+    import julius
+
+    wav, rate = read(path)
+    wav = julius.resample_frac(wav[None], int(rate), 32000).mean(dim=-2, keepdim=True)[0]  # convert_audio
+    segments = [s[None] for s in torch.split(wav, 320000, dim=-1) if s.size(-1) > 4800]
+    return [torch.softmax(quiet(model, s.mean(dim=1)), dim=-1).mean(dim=0) for s in segments]
+
+
 def sam_logits(model, path, window_size=10, overlap=5):
-    """stable-audio-metrics' ``return_probabilities`` up to the logits of each window."""
+    """stable-audio-metrics' ``return_probabilities`` up to the logits of each window (stacked: its "collect"
+    is the caller's)."""
     import librosa
     import pyloudnorm as pyln
 
@@ -161,7 +178,8 @@ def toolkits(checkpoint, generated, reference):
                    if n.endswith(".wav") and os.path.exists(os.path.join(generated, n)))
     out, results = {}, {}
     with torch.no_grad():
-        for toolkit, make in (("audioldm_eval", audioldm_eval_input), ("av-benchmark", av_benchmark_input)):
+        for toolkit, make in (("audioldm_eval", audioldm_eval_input), ("av-benchmark", av_benchmark_input),
+                              ("av-benchmark-8s", lambda path: av_benchmark_input(path, 8.0))):
             rows = {}
             for side, folder in (("gen", generated), ("ref", reference)):
                 both = torch.cat([quiet(model, make(os.path.join(folder, n))) for n in names])
@@ -183,22 +201,54 @@ def toolkits(checkpoint, generated, reference):
             out[toolkit] = {"gen_logits": gen.tolist(), "gen_features": gen_features.tolist(),
                             "ref_logits": ref.tolist(), "ref_features": ref_features.tolist()}
         model.mode = "logits"
-        probabilities, skipped = {}, []
+        windows, skipped = {}, []
         for side, folder in (("gen", generated), ("ref", reference)):
             for n in names:
                 try:
-                    probabilities[side, n] = F.softmax(torch.mean(sam_logits(model, os.path.join(folder, n)), dim=0),
-                                                       dim=0)
+                    windows[side, n] = sam_logits(model, os.path.join(folder, n))
                 except Exception as e:  # passt_kld skips the id on any error, as here (and says so on stdout)
                     skipped.append([side, n, type(e).__name__])
-        kept = [n for n in names if ("gen", n) in probabilities and ("ref", n) in probabilities]
-        kl = {}
-        for precision, cast in (("", lambda t: t), ("64", lambda t: t.double())):
-            kl["kl" + precision + "_softmax"] = sum(
-                float(F.kl_div((cast(probabilities["ref", n]) + 1e-6).log(), cast(probabilities["gen", n]),
-                               reduction="sum", log_target=False)) for n in kept) / len(kept)
-        results["stable-audio-metrics"] = {**kl, "skipped": skipped, "ids": kept}
+        kept = [n for n in names if ("gen", n) in windows and ("ref", n) in windows]
+        for toolkit, collect in (("stable-audio-metrics", lambda t: torch.mean(t, dim=0)),
+                                 ("stable-audio-metrics-max", lambda t: torch.max(t, dim=0)[0])):
+            probabilities = {key: F.softmax(collect(logits), dim=0) for key, logits in windows.items()}
+            kl = {}
+            for precision, cast in (("", lambda t: t), ("64", lambda t: t.double())):
+                kl["kl" + precision + "_softmax"] = sum(
+                    float(F.kl_div((cast(probabilities["ref", n]) + 1e-6).log(), cast(probabilities["gen", n]),
+                                   reduction="sum", log_target=False)) for n in kept) / len(kept)
+            results[toolkit] = {**kl, "skipped": skipped, "ids": kept}
+        results["audiocraft"] = audiocraft_metrics(model, generated, reference, names)
     return {"names": names, "metrics": results, "rows": out}
+
+
+def audiocraft_metrics(model, generated, reference, names):
+    """``PasstKLDivergenceMetric.update`` and ``compute`` over the pairs (float32 sums, as it keeps them, and in
+    float64): a pair whose files split into different numbers of segments is left out (audiocraft asserts equal
+    shapes: it only ever compares clips of one length)."""
+    import os
+
+    def kl_divergence(pred_probs, target_probs, epsilon=1e-6):
+        return torch.nn.functional.kl_div((pred_probs + epsilon).log(), target_probs, reduction="none").sum(-1)
+
+    rows = {"gen": [], "ref": []}
+    left_out = []
+    for n in names:
+        gen = audiocraft_probabilities(model, os.path.join(generated, n))
+        ref = audiocraft_probabilities(model, os.path.join(reference, n))
+        if len(gen) != len(ref) or not gen:
+            left_out.append([n, len(gen), len(ref)])
+            continue
+        rows["gen"] += gen
+        rows["ref"] += ref
+    preds, targets = torch.stack(rows["gen"]), torch.stack(rows["ref"])
+    out = {"left_out": left_out, "segments": len(preds)}
+    for precision, cast in (("", lambda t: t), ("64", lambda t: t.double())):
+        p, t = cast(preds), cast(targets)
+        kld_pq = float(torch.sum(kl_divergence(p, t))) / len(p)
+        kld_qp = float(torch.sum(kl_divergence(t, p))) / len(p)
+        out.update({f"kld{precision}": kld_pq, f"kld_qp{precision}": kld_qp, f"kld_both{precision}": kld_pq + kld_qp})
+    return out
 
 
 def main(argv: list[str]) -> int:

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     artifact = artifacts.load(args.model, directory=args.models_dir)
     manifest = artifact.manifest
     original = load_original(args.model, args.source)
-    runner = EmbeddingRunner(artifact, batch_size=4, average_items=True)
+    runner = EmbeddingRunner(artifact, batch_size=4, collect="mean")
     conditioning = fad_model_conditioning(args.model)
 
     def embed(path: Path):

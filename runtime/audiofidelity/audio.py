@@ -155,6 +155,18 @@ def check_memory(needed: float, budget: int | None, what: str) -> None:
                                     f"{format_bytes(budget)}; not decoded (split the file, or raise --max-memory)")
 
 
+def read_header(path: str | Path) -> tuple[int, int]:
+    """(frames, sample rate) from a file's header, reading no samples.
+
+    Raises ``InvalidAudioError`` (``UnreadableFileError`` for what is not a regular file) as ``load_audio``."""
+    with open_regular(path) as f:
+        try:
+            with sf.SoundFile(f) as sound:
+                return int(sound.frames), int(sound.samplerate)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise InvalidAudioError(f"not readable as audio: {exc}") from exc
+
+
 def load_audio(path: str | Path, *, memory_budget: int | None = None,
                cost: Callable[[int, int, int], float] | None = None,
                expected: FileIdentity | None = None) -> tuple[np.ndarray, int]:

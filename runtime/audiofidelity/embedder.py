@@ -141,7 +141,7 @@ class Embedder:
             self.stage, _ = fad_stage(self.artifact, run, fad, keep=(feature,))
         per_item = manifest.output(feature.output).per_item_of(layer)
         frames = bool(per_item) and isinstance(per_item[0], str)
-        one_item = self.stage.runner.one_item or self.stage.runner.average_items  # CLAP: windows averaged
+        one_item = self.stage.runner.one_item or self.stage.runner.collect in ("mean", "max")  # CLAP: windows averaged
         shape = tuple(per_item) if one_item or frames else ("frames", *per_item)
         if pooling == "mean" and len(shape) > 1:
             shape = shape[1:]

@@ -99,3 +99,10 @@ class StatsFileError(AudioFidelityError, ValueError):
 
 class ServerStateError(AudioFidelityError, RuntimeError):
     """The service's data folder is held by another server, or its job store is damaged."""
+
+
+class ReferenceProbabilitiesError(AudioFidelityError, ValueError):
+    """A reference class-probabilities file (stable-audio-metrics' ``*__reference_probabilities.pkl``, or its
+    ``.npz`` form) is refused: unreadable, too large, not a dict of id -> probability vector, a vector of the
+    wrong length, non-finite, negative or not summing to 1 (logits), or a pickle that would run anything beyond
+    rebuilding plain containers of numbers (refused before it runs)."""

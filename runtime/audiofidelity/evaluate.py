@@ -38,6 +38,7 @@ from .models import DEFAULTS
 from .registry import artifact_for, export_command
 from .stats import ReferenceStats
 from .paired import PairValues, compute_pairs
+from .probabilities import is_probabilities_file, read_reference_probabilities
 from .runner import InputSpec
 from .settings import EvaluationSettings
 from .validation import check_int, check_optional
@@ -324,21 +325,26 @@ class Evaluator:
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
         gen_folder, ref_path = Path(generated), Path(reference)
         gen_names = list_folder(gen_folder)
-        stats = None
-        if ref_path.is_file():
+        stats, probabilities = None, None
+        ref_names: list[str] = []
+        unpaired_reason: str | None = None
+        if ref_path.is_file() and is_probabilities_file(ref_path):
+            probabilities = read_reference_probabilities(ref_path)
+            paired = False  # KL pairs names with ids; no other pair metric has a reference
+        elif ref_path.is_file():
             stats = ReferenceStats.load(ref_path)
             stats.check_settings(self.settings())
-            ref_names: list[str] = []
             paired = False
-            unpaired_reason: str | None = "the reference is a statistics file"
+            unpaired_reason = "the reference is a statistics file"
         else:
             ref_names = list_folder(ref_path)
             paired = is_paired(gen_names, ref_names)
             unpaired_reason = None if paired else "the two folders' file names do not match; see 'mode'"
         if limit is not None:
             gen_names, ref_names = gen_names[:limit], ref_names[:limit]
+        reference_file = stats is not None or probabilities is not None
         gen = self.side_features(gen_folder, gen_names, "generated", watch)
-        ref = self._reference_features(ref_path, ref_names, watch) if stats is None else SideFeatures(ref_path, [])
+        ref = SideFeatures(ref_path, []) if reference_file else self._reference_features(ref_path, ref_names, watch)
         sides = {"generated": gen, "reference": ref}
         pair_values = None
         if paired and signal_keys:
@@ -352,14 +358,14 @@ class Evaluator:
                                             memory_budget=self.memory_budget)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
-        problems = _report_problems(sides if stats is None else {"generated": gen},
+        problems = _report_problems({"generated": gen} if reference_file else sides,
                                     pair_values.excluded if pair_values else [], self.strict)
         generated_names = set(gen.files)
         kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
-                              kl_definition=self.kl_definition)
+                              kl_definition=self.kl_definition, reference_probabilities=probabilities)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
-        nothing_usable = _nothing_usable(sides if stats is None else {"generated": gen}, bool(self.stages),
+        nothing_usable = _nothing_usable({"generated": gen} if reference_file else sides, bool(self.stages),
                                          paired, usable_pairs)
         if watch is not None:
             watch("metrics", 0, 1)
@@ -369,12 +375,18 @@ class Evaluator:
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
                  for side, s in sides.items()}
+        for side, s in sides.items():  # how many clips a model's window padded or cut (PaSST's 10 s)
+            counts = pipeline.window_counts(s, self.stages, self.conditioning)
+            if counts:
+                files[side]["windowing"] = counts
         if stats is not None:
             files["reference"] = {"statistics": str(ref_path), "used": len(stats.files)}
+        if probabilities is not None:
+            files["reference"] = {"probabilities": str(ref_path), "used": len(probabilities)}
         report = {
             "metrics": values,
             "unavailable": unavailable,
-            "mode": "paired" if paired else "unpaired",
+            "mode": "paired" if paired else "probabilities" if probabilities is not None else "unpaired",
             "files": {**files, "pairs": usable_pairs},
             "problems": problems,
             "provenance": self._provenance(limit, signal_keys),

@@ -24,12 +24,12 @@ import numpy as np
 
 from .artifacts import LoadedArtifact, load_postprocess
 from .audio import (Conditioning, FileIdentity, channels_read, check_memory, check_sample_rate, condition,
-                    condition_stereo, conditioning_bytes, file_problem, load_audio, validate_audio)
+                    condition_stereo, conditioning_bytes, file_problem, load_audio, read_header, validate_audio)
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
-from .models import Adjustment, FadModel, apply_frontend, frontend_bytes, postprocessor
+from .models import Adjustment, FadModel, apply_frontend, frontend_bytes, frontend_fitting, fits, postprocessor
 from .registry import export_command
-from .resample import resample, resample_bytes
+from .resample import resample, resample_bytes, resampled_length
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec, Items
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,26 @@ class SideFeatures:
         if not arrays:
             return np.zeros((0, 0))
         return np.concatenate([np.atleast_2d(a) for a in arrays])
+
+
+def window_counts(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning) -> dict[str, dict]:
+    """For each stage whose frontend pads or cuts clips to its model's window (``models.fits``): how many of the
+    side's used files it padded and cut, by artifact name, from the files' headers (``unreadable``: files whose
+    header could not be read again, not counted either way)."""
+    out: dict[str, dict] = {}
+    for stage in (s for s in stages if fits(s.input.frontend)):
+        counts = {"padded": 0, "cut": 0}
+        for name in side.files:
+            try:
+                frames, rate = read_header(side.folder / name)
+            except InvalidAudioError:
+                counts["unreadable"] = counts.get("unreadable", 0) + 1
+                continue
+            what = stage.input.fitting(frames, rate, conditioning)
+            if what is not None:
+                counts[what] += 1
+        out[stage.manifest.name] = counts
+    return out
 
 
 def escaped_name(name: str) -> str:
@@ -164,6 +184,15 @@ class StageInput:
         self.spec.check_memory(x, self.batch_size, self.memory_budget, self.too_long_advice)
         return x
 
+    def fitting(self, frames: int, rate: int, conditioning: Conditioning) -> str | None:
+        """What the frontend does to a clip of ``frames`` samples at ``rate`` to fit the model's window
+        (``"padded"``, ``"cut"`` or None), from its length alone: the lengths conditioning gives it, then
+        ``models.frontend_fitting``."""
+        mine = self.conditioning or conditioning
+        n = max(resampled_length(frames, rate, self.conditioning_rate, method=mine.resampler), mine.min_samples)
+        return frontend_fitting(resampled_length(n, self.conditioning_rate, self.model_rate, method=mine.resampler),
+                                self.frontend)
+
     def peak_bytes(self, frames: int, rate: int, conditioning: Conditioning) -> float:
         """Bytes this stage allocates for a clip of ``frames`` samples at ``rate`` before its model pass
         (conditioning, the second resampling, the frontend), known before any of it runs."""
@@ -225,8 +254,8 @@ class ModelStage:
             return False
         for feature in self.features:
             value, tail = entry[feature.name], self._expected_tail(feature)
-            items_axis = 0 if self.runner.one_item or self.runner.average_items or (tail and isinstance(tail[0], str)) \
-                else 1
+            one_row = self.runner.one_item or self.runner.collect in ("mean", "max")
+            items_axis = 0 if one_row or (tail and isinstance(tail[0], str)) else 1
             if value.dtype != np.float32 or value.ndim != len(tail) + items_axis or not np.all(np.isfinite(value)):
                 return False
             if any(isinstance(want, int) and got != want for got, want in zip(value.shape[items_axis:], tail)):
@@ -452,12 +481,12 @@ class RunSettings:
     memory_budget: int | None = None
 
 
-def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, chunked: bool,
+def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, collect: str | None,
                 features: tuple[Feature, ...], conditioning: Mapping[str, Any], post,
                 too_long_advice: str) -> ModelStage:
     """One artifact's stage: audio conditioned at ``rate`` (the run's ``Conditioning`` with the fields
-    ``conditioning`` sets: a toolkit's reading of a file), ``frontend`` (``chunked``: a clip's items averaged,
-    MERT or CLAP windows), the ``features`` kept, post-processing ``post``."""
+    ``conditioning`` sets: a toolkit's reading of a file), ``frontend`` (``collect``: how a clip's items become one
+    row, MERT or CLAP windows averaged), the ``features`` kept, post-processing ``post``."""
     merged = replace(run.conditioning, **conditioning)
     own = None if merged == run.conditioning else merged
     manifest = artifact.manifest
@@ -465,10 +494,10 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
     settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
                 "conditioning": merged.as_dict(), "device": run.device.split(":")[0],
                 "precision": run.precision, "batch_size": run.batch_size,
-                "features": [asdict(f) for f in features],
+                "features": [asdict(f) for f in features], **({"collect": collect} if collect else {}),
                 **({"channels": channels} if channels != 1 else {}),
                 **({"batch_across_clips": True} if run.across_clips else {})}
-    runner = EmbeddingRunner(artifact, batch_size=run.batch_size, average_items=chunked, precision=run.precision,
+    runner = EmbeddingRunner(artifact, batch_size=run.batch_size, collect=collect, precision=run.precision,
                              across_clips=run.across_clips)
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
                              run.memory_budget, too_long_advice, own, channels)
@@ -493,7 +522,7 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adj
     roles = {role: output for role, output in manifest.roles().items() if role in BACKBONE_ROLES}
     adjust = adjust or Adjustment()
     stage = build_stage(artifact, run, rate=rate, frontend={**manifest.frontend, **adjust.frontend},
-                        chunked=adjust.average_items, features=keep or tuple(Feature(name, name) for name in kept),
+                        collect=adjust.collect, features=keep or tuple(Feature(name, name) for name in kept),
                         conditioning=adjust.conditioning,
                         post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=too_long_advice)
@@ -516,7 +545,7 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adju
     adjust = adjust or Adjustment()
     stage = build_stage(artifact, run, rate=manifest.sample_rate,
                         frontend={**manifest.frontend, **dict(fad.frontend), **adjust.frontend},
-                        chunked=fad.average_items or adjust.average_items,
+                        collect=fad.collect or adjust.collect,
                         features=keep or (Feature(fad.name, output, fad.layer),),
                         conditioning={**dict(fad.conditioning), **adjust.conditioning},
                         post=bound_postprocess(artifact) if adjust.postprocess else None,

@@ -19,6 +19,7 @@ from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
 from .metrics.options import MetricOptions
 from .paired import PairValues
+from .probabilities import ReferenceProbabilities
 from .stats import ReferenceStats
 from .errors import MetricUnavailableError
 
@@ -44,12 +45,18 @@ class EvaluationData:
     details: dict[str, dict] = field(default_factory=dict)
     kl_definition: KLDefinition = AUDIOLDM_EVAL_KL
     """The KL the chosen feeding's toolkit reports (a model option's ``Adjustment.kl``)."""
+    reference_probabilities: ReferenceProbabilities | None = None
+    """The reference as class probabilities per id (a reference-probabilities file): KL only."""
 
     def output(self, role: str) -> str:
         """The artifact output that plays ``role``."""
         if role not in self.roles:
             raise MetricUnavailableError(f"no loaded model provides {role!r} features")
         return self.roles[role]
+
+    def _no_features(self, role: str) -> None:
+        if self.reference_probabilities is not None:
+            raise MetricUnavailableError(f"the reference is a class-probabilities file: it holds no {role} features")
 
     @overload
     def reference_files(self, role: str, *, required: Literal[True] = ...) -> list[np.ndarray]: ...
@@ -59,12 +66,14 @@ class EvaluationData:
     def reference_files(self, role: str, *, required: bool = True) -> list[np.ndarray] | None:
         """The reference's per-file arrays of ``role``. From a statistics file without them: ValueError
         (``required``) or None."""
+        self._no_features(role)
         if self.reference_stats is None:
             return self.reference.per_file[self.output(role)]
         return self.reference_stats.per_file(role) if required else self.reference_stats.role(role).per_file
 
     def reference_rows(self, role: str) -> np.ndarray:
         """The reference's stacked rows of ``role`` (a statistics file's stored features)."""
+        self._no_features(role)
         if self.reference_stats is not None:
             return self.reference_stats.features(role)
         return self.reference.matrix(self.output(role))
@@ -121,6 +130,25 @@ class EvaluationData:
             rows.append(matrix[[position[n] for n in self.pairs]])
         return rows[0], rows[1]
 
+    def segment_rows(self, role: str) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+        """Rows for a per-segment KL (audiocraft): each pair's rows, one per segment, row i of the generated file
+        with row i of the reference; a pair whose files have different numbers of segments is left out (audiocraft
+        only compares clips of one length) and named. Returns (generated, reference, left out)."""
+        output = self.output(role)
+        sides = [dict(zip(side.files, side.per_file[output])) for side in (self.generated, self.reference)]
+        kept: list[tuple[np.ndarray, np.ndarray]] = []
+        left_out = []
+        for name in self.pairs:
+            g, r = (np.atleast_2d(side[name]) for side in sides)
+            if len(g) == len(r):
+                kept.append((g, r))
+            else:
+                left_out.append({"file": name, "segments": [len(g), len(r)],
+                                 "reason": "the generated and reference files have different numbers of segments"})
+        if not kept:
+            raise MetricUnavailableError("no pair's files have the same number of segments")
+        return np.concatenate([g for g, _ in kept]), np.concatenate([r for _, r in kept]), left_out
+
 
 @dataclass(frozen=True)
 class MetricSpec:
@@ -146,15 +174,55 @@ class MetricSpec:
         return f"{self.description} ({self.better} is better)"
 
 
+def _kl_to_probabilities(data: EvaluationData, probabilities: ReferenceProbabilities, mode: str,
+                         key: str) -> dict[str, float]:
+    """KL against a reference-probabilities file: each generated file paired with its id (``match``), the file's
+    probabilities as the reference side; the files and ids left unpaired named in the details."""
+    definition = data.kl_definition
+    if mode != "softmax":
+        raise MetricUnavailableError("a class-probabilities file holds softmax probabilities: no sigmoid KL")
+    if definition.per_segment:
+        raise MetricUnavailableError(f"{definition.toolkit}'s KL pairs segments; a class-probabilities file holds "
+                                     f"one row per id")
+    pairs, unmatched, unused = probabilities.match(data.generated.files)
+    if not pairs:
+        raise MetricUnavailableError("no generated file's name (without its extension) is an id of the "
+                                     "class-probabilities file")
+    generated = data.generated.matrix(data.output("logits"))
+    if generated.shape[1] != probabilities.classes:
+        raise MetricUnavailableError(f"the class-probabilities file has {probabilities.classes} classes, the "
+                                     f"model's logits {generated.shape[1]}")
+    position = {n: i for i, n in enumerate(data.generated.files)}
+    value = kl.kl_divergence_to_probabilities(generated[[position[n] for n, _ in pairs]],
+                                              probabilities.probabilities[[row for _, row in pairs]],
+                                              reverse=definition.reverse, epsilon=definition.epsilon)
+    data.details[key] = {"definition": definition.describe(), "reference": "class-probabilities file",
+                         "pairs": len(pairs), "generated_without_id": unmatched, "ids_without_file": unused}
+    return {key: value}
+
+
 def _kl(mode: str, key: str) -> Callable[[EvaluationData], dict[str, float]]:
     def compute(data: EvaluationData) -> dict[str, float]:
+        if data.reference_probabilities is not None:
+            return _kl_to_probabilities(data, data.reference_probabilities, mode, key)
         if not data.pairs:
             raise MetricUnavailableError("no file name appears in both folders among the usable files")
         definition = data.kl_definition
+        details: dict = {}
+        if definition.per_segment:
+            generated, reference, left_out = data.segment_rows("logits")
+            details.update(segments=len(generated), **({"left_out": left_out} if left_out else {}))
+        else:
+            generated, reference = data.pair_rows("logits")
+        value = kl.kl_divergence(generated, reference, mode=mode, reverse=definition.reverse,
+                                 epsilon=definition.epsilon)
+        if definition.both_directions:  # audiocraft's kld_qp and kld_both
+            other = kl.kl_divergence(generated, reference, mode=mode, reverse=not definition.reverse,
+                                     epsilon=definition.epsilon)
+            details.update(reverse=other, both=value + other)
         if definition != AUDIOLDM_EVAL_KL:  # another toolkit's KL under the same key: say which
-            data.details[key] = {"definition": definition.describe()}
-        return {key: kl.kl_divergence(*data.pair_rows("logits"), mode=mode, reverse=definition.reverse,
-                                      epsilon=definition.epsilon)}
+            data.details[key] = {"definition": definition.describe(), **details}
+        return {key: value}
     return compute
 
 
@@ -173,7 +241,8 @@ def _kad_inf(data: EvaluationData) -> float:
 
 def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpec:
     def compute(data: EvaluationData) -> dict[str, float]:
-        assert data.signal is not None  # paired_only: with pairs, the evaluation computes the signal values
+        if data.signal is None:  # paired, yet no reference audio: a class-probabilities file
+            raise MetricUnavailableError("the reference is a class-probabilities file: no reference audio")
         return {key: data.signal.mean(key)}
     return MetricSpec((key,), compute, paired_only=True, needs=None, description=description, better=better)
 

@@ -20,6 +20,7 @@ import numpy as np
 from .artifacts import LoadedArtifact
 from .errors import InvalidAudioError, TooLongForMemoryError
 from .memory import MemoryModel, format_bytes
+from .models.family import COLLECTS
 
 DEFAULT_BATCH_SIZE = 8
 Items = Union[np.ndarray, Sequence[np.ndarray]]
@@ -81,15 +82,17 @@ class EmbeddingRunner:
     across_clips : bool
         Fill passes with items of several clips of the same shape (faster on the CPU, 1.7x for CNN14 here;
         a clip's last bits then depend on which clips share its pass). Default: one clip per pass.
-    average_items : bool
-        Return the mean over a clip's items (windows of a chunked clip) instead of one row per item.
+    collect : {"mean", "max", "each"}, optional
+        Return one row per clip from its items (windows of a chunked clip): their mean, or each column's largest
+        value; or one row per item (``each``) even for an artifact whose manifest feeds one item per clip;
+        None: one row per item, the one item's row itself where the manifest says one.
     precision : str
         ``fp32`` (exact), or the opt-in ``bf16`` (autocast, any device) or ``tf32`` (CUDA matmuls and
         convolutions): faster, and the features move (see the README for how much).
     """
 
     def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 average_items: bool = False, precision: str = "fp32", across_clips: bool = False) -> None:
+                 collect: str | None = None, precision: str = "fp32", across_clips: bool = False) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -100,9 +103,11 @@ class EmbeddingRunner:
         self.artifact = artifact
         self.batch_size = batch_size
         self.across_clips = across_clips
-        self.average_items = average_items
+        if collect not in (None, *COLLECTS):
+            raise ValueError(f"collect must be one of {COLLECTS} or None, got {collect!r}")
+        self.collect = collect
         self.input_spec = InputSpec.from_manifest(artifact.manifest)
-        self.one_item = artifact.manifest.input.items_per_clip == 1
+        self.one_item = artifact.manifest.input.items_per_clip == 1 and collect != "each"
 
     def check_input(self, x: Items) -> None:
         """Raise ``InvalidAudioError`` if one clip's frontend output does not fit the artifact's input spec."""
@@ -140,7 +145,8 @@ class EmbeddingRunner:
             mine: list[list[np.ndarray]] = [[] for _ in inputs]
             for k, clip in enumerate(owner):
                 mine[clip].append(rows[k][index])
-            per_clip[spec.name] = [np.mean(r, axis=0) if self.average_items else r[0] if self.one_item
+            per_clip[spec.name] = [np.mean(r, axis=0) if self.collect == "mean" else np.max(r, axis=0)
+                                   if self.collect == "max" else r[0] if self.one_item
                                    else np.concatenate(r) if spec.frame_rows else np.stack(r) for r in mine]
         return per_clip
 

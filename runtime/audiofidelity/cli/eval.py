@@ -116,7 +116,9 @@ def add_parsers(commands) -> None:
                              epilog=f"metrics:\n{metric_help}", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("generated", type=Path, help="folder of generated audio")
     ev.add_argument("reference", type=Path,
-                    help="folder of reference (ground-truth) audio, or a statistics file from 'audiofidelity stats'")
+                    help="folder of reference (ground-truth) audio, a statistics file from 'audiofidelity stats', or "
+                         "a class-probabilities file for KL (.pkl as stable-audio-metrics ships them, or .npz with "
+                         "'ids' and 'probabilities'), paired with the generated files by name without extension")
     _add_metric_options(ev)
     ev.add_argument("--json", type=Path, default=None, dest="json_out",
                     help="write the JSON report to this file instead of stdout (checked before any work)")

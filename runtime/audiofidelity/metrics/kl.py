@@ -56,3 +56,25 @@ def kl_divergence(generated_logits: np.ndarray, reference_logits: np.ndarray, *,
         return float((np.exp(log_p) * (log_p - log_q)).sum()) / len(g)
     p, q = probabilities(first), probabilities(second)
     return float((xlogy(p, p) - p * np.log(q + epsilon)).sum()) / len(g)
+
+
+def kl_divergence_to_probabilities(generated_logits: np.ndarray, reference_probabilities: np.ndarray, *,
+                                   reverse: bool = False, epsilon: float = EPS) -> float:
+    """``kl_divergence`` in softmax mode with the reference side given as class probabilities (a reference-
+    probabilities file: stable-audio-metrics' ``load_ref_probabilities``), row i of each one pair.
+
+    Parameters
+    ----------
+    generated_logits : np.ndarray, shape (pairs, classes)
+    reference_probabilities : np.ndarray, shape (pairs, classes), rows summing to 1
+    reverse, epsilon : as ``kl_divergence`` (epsilon 0: a zero probability where the other side has mass gives
+        an infinite KL, as the definition does)
+    """
+    g = softmax(np.asarray(generated_logits, dtype=np.float64), axis=1)
+    r = np.asarray(reference_probabilities, dtype=np.float64)
+    if g.shape != r.shape or g.ndim != 2 or len(g) == 0:
+        raise ValueError(f"need (pairs >= 1, classes) logits and probabilities of one shape, got {g.shape} and "
+                         f"{r.shape}")
+    p, q = (g, r) if reverse else (r, g)
+    with np.errstate(divide="ignore"):
+        return float((xlogy(p, p) - xlogy(p, q + epsilon)).sum()) / len(g)

@@ -109,6 +109,18 @@ def frontend_bytes(n: int, spec: dict[str, Any]) -> float:
     return frontend.peak_bytes(n, **params)
 
 
+def fits(spec: dict[str, Any]) -> bool:
+    """Whether the frontend a manifest describes may pad or cut a clip to its model's window."""
+    return _frontend(spec)[0].fitting is not None
+
+
+def frontend_fitting(n: int, spec: dict[str, Any]) -> str | None:
+    """``"padded"``, ``"cut"`` or None: what the frontend a manifest describes does to a clip of ``n`` samples to
+    fit its model's window (``Frontend.fitting``)."""
+    frontend, params = _frontend(spec)
+    return frontend.fitting(n, **params) if frontend.fitting else None
+
+
 def postprocessor(kind: str) -> Callable[..., np.ndarray]:
     """The post-processing a manifest's ``postprocess`` kind names (``(outputs, **data) -> outputs``)."""
     known = {k: fn for f in _FAMILIES for k, fn in f.postprocessors.items()}
@@ -170,7 +182,8 @@ def adjustment(family: ModelFamily, stage: str, values: Mapping[str, Any], model
     if not found:
         return None
     return Adjustment(frontend={k: v for a in found for k, v in a.frontend.items()},
-                      average_items=any(a.average_items for a in found), postprocess=any(a.postprocess for a in found),
+                      collect=next((a.collect for a in found if a.collect), None),
+                      postprocess=any(a.postprocess for a in found),
                       conditioning={k: v for a in found for k, v in a.conditioning.items()},
                       kl=next((a.kl for a in found if a.kl is not None), None))
 
@@ -194,7 +207,7 @@ def package_models(package: str) -> tuple[PackageModel, ...]:
 
 __all__ = ["AUDIOLDM_EVAL_KL", "Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin",
            "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "adjustment",
-           "all_fad_models", "apply_frontend",
-           "backbone_family", "backbone_names", "builtin_entries", "check_model_options", "families", "family_of",
-           "frontend_bytes", "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor",
-           "register", "unregister"]
+           "all_fad_models", "apply_frontend", "backbone_family", "backbone_names", "builtin_entries",
+           "check_model_options", "families", "family_of", "fits", "frontend_bytes", "frontend_fitting",
+           "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor", "register",
+           "unregister"]

@@ -59,7 +59,7 @@ FAMILY = ModelFamily(
                       description=f"LAION-CLAP {tower} audio tower + projection, 512-d per clip")
         for name, source, tower in (("clap-630k-audioset", "630k-audioset-best.pt", "HTSAT-tiny"),
                                     ("clap-music", "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base"))),
-    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", average_items=True)
+    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect="mean")
                      for name in ("clap-630k-audioset", "clap-music")),
     frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes),),
     package_models=tuple(PackageModel("frechet_audio_distance", "clap", 48000, name, submodel=submodel,

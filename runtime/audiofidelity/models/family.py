@@ -103,19 +103,30 @@ class FadModel:
     conditioning: tuple[tuple[str, Any], ...] = (("remove_dc", False), ("min_samples", 0))
     frontend: tuple[tuple[str, object], ...] = ()
     """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
-    average_items: bool = False
-    """One row per clip: the mean over the clip's items (CLAP's 10-s windows of a longer clip)."""
+    collect: str | None = None
+    """How a clip's items become its rows (``COLLECTS``): CLAP's 10-s windows of a longer clip, averaged."""
 
 
 
 @dataclass(frozen=True)
 class Frontend:
-    """A frontend kind a manifest may name: ``compute(wave, **parameters) -> model input`` (items first) and
-    ``peak_bytes(n, **parameters) -> bytes`` it allocates for ``n`` samples, known before it runs."""
+    """A frontend kind a manifest may name: ``compute(wave, **parameters) -> model input`` (items first),
+    ``peak_bytes(n, **parameters) -> bytes`` it allocates for ``n`` samples, known before it runs, and what it
+    does to a clip's length (``fitting``)."""
 
     kind: str
     compute: Callable[..., Any]
     peak_bytes: Callable[..., float]
+    fitting: Callable[..., str | None] | None = None
+    """``fitting(n, **parameters)``: ``"padded"`` or ``"cut"`` when the frontend zero-pads or drops samples of a
+    clip of ``n`` samples to fit the model's window (counted in the report), None when it feeds them all as they
+    are; None: it never does."""
+
+
+COLLECTS = ("mean", "max", "each")
+"""How a clip's items (windows) become its rows: one row, their mean or each column's largest value
+(stable-audio-metrics' ``collect="max"``), or one row per item even where the manifest's own feeding gives one
+item per clip (audiocraft's segments); ``None``: as the manifest says."""
 
 
 @dataclass(frozen=True)
@@ -123,16 +134,22 @@ class KLDefinition:
     """Which KL a toolkit reports under audioldm_eval's name: ``reverse`` False is KL(reference || generated)
     (audioldm_eval, av-benchmark, audiocraft's ``kld``), True KL(generated || reference) (stable-audio-metrics);
     ``epsilon`` is added inside the log to the distribution in second place (0: none, av-benchmark's logs of the
-    logits). ``metrics.kl.kl_divergence`` computes it."""
+    logits); ``per_segment``: each of a clip's rows (segments) is paired with the same row of the other file and
+    the mean is over segments (audiocraft); ``both_directions``: the reverse KL and the sum of the two go into the
+    details (audiocraft's ``kld_qp`` and ``kld_both``). ``metrics.kl.kl_divergence`` computes it."""
 
     toolkit: str = "audioldm_eval"
     reverse: bool = False
     epsilon: float = 1e-6
+    per_segment: bool = False
+    both_directions: bool = False
 
     def describe(self) -> str:
         first, second = ("generated", "reference") if self.reverse else ("reference", "generated")
         where = f"{self.epsilon:g} added to the {second} probabilities inside the log" if self.epsilon else "no epsilon"
-        return f"KL({first} || {second}) per pair, summed over classes, mean over pairs; {where} ({self.toolkit})"
+        unit = "segment" if self.per_segment else "pair"
+        return (f"KL({first} || {second}) per {unit}, summed over classes, mean over {unit}s; {where} "
+                f"({self.toolkit})")
 
 
 AUDIOLDM_EVAL_KL = KLDefinition()
@@ -141,11 +158,11 @@ AUDIOLDM_EVAL_KL = KLDefinition()
 @dataclass(frozen=True)
 class Adjustment:
     """How a model option changes one stage: frontend parameters set, ``Conditioning`` fields set (a toolkit's
-    reading of a file), a clip's items averaged into one row, post-processing applied (a manifest post-processing
-    kind), and the KL the ``kl`` metrics compute on its logits (a toolkit's definition)."""
+    reading of a file), how a clip's items become its rows (``COLLECTS``), post-processing applied (a manifest
+    post-processing kind), and the KL the ``kl`` metrics compute on its logits (a toolkit's definition)."""
 
     frontend: dict[str, Any] = field(default_factory=dict)
-    average_items: bool = False
+    collect: str | None = None
     postprocess: bool = False
     conditioning: dict[str, Any] = field(default_factory=dict)
     kl: KLDefinition | None = None

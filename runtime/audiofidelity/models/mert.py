@@ -44,7 +44,7 @@ def mert_waveform_bytes(n: int, **_: Any) -> float:
 
 def chunk(seconds: float, model_rate: int) -> Adjustment:
     """``--mert-chunk``: windows of ``seconds`` at the model's rate, one row per clip (their mean)."""
-    return Adjustment(frontend={"chunk_samples": int(round(seconds * model_rate))}, average_items=True)
+    return Adjustment(frontend={"chunk_samples": int(round(seconds * model_rate))}, collect="mean")
 
 
 def too_long_advice(memory, model_rate: int, budget: int, batch_size: int, options: dict) -> str:

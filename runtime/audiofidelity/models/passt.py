@@ -14,18 +14,24 @@ windows and its KL (``FEEDINGS``); the report records the choice.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from ..errors import InvalidAudioError
 from ..float32_conv import conv1d
+from ..validation import check_number
 from .family import Adjustment, ArtifactEntry, FadModel, Frontend, KLDefinition, ModelFamily, ModelOption
 
 RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
 SOURCE_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
 SOURCE_URL = RELEASE + "v0.0.1-audioset/" + SOURCE_FILE
 """hear21passt 0.0.26's ``default_cfgs["passt_s_swa_p16_128_ap476"]["url"]`` (``models/passt.py``)."""
+SOURCE_SHA256 = "302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c"
+"""The release file's sha256 (344,665,734 bytes), as three independent public projects pin it against their own
+downloads of ``SOURCE_URL`` (not measured here: no network); ``export.py --download`` refuses other bytes."""
 
 FRONTEND = dict(kind="passt_mel", sample_rate=32000, n_fft=1024, hop_length=320, win_length=800, n_mels=128,
                 fmin=0.0, fmax=15000.0, preemphasis=0.97, log_offset=1e-5, shift=4.5, scale=5.0)
@@ -115,10 +121,20 @@ def sam_windows(wave: np.ndarray, length: int, hop: int, pad_above: int) -> list
     return out
 
 
+def audiocraft_segments(wave: np.ndarray, length: int, minimum: int) -> list[np.ndarray]:
+    """audiocraft's segments of a clip: ``torch.split`` into consecutive ``length``-sample pieces (no overlap), each
+    kept as it is, unpadded, if it has more than ``minimum`` samples (a shorter last piece is dropped).
+
+    See Also: audiocraft ``metrics/kld.py`` ``PasstKLDivergenceMetric._process_audio`` (10 s, ``minimum`` 0.15 s)."""
+    return [piece for piece in (wave[start:start + length] for start in range(0, len(wave), length))
+            if len(piece) > minimum]
+
+
 def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int] | None = None,
-              **spectral: Any) -> np.ndarray:
+              segments: list[int] | None = None, truncate: int | None = None,
+              **spectral: Any) -> np.ndarray | list[np.ndarray]:
     """hear21passt's ``AugmentMelSTFT.forward`` in eval mode on a clip, fed as a toolkit feeds it: one mel
-    (``mel_of_window``) of the clip, of its cut or padded window, or of each of its windows.
+    (``mel_of_window``) of the clip, of its cut or padded window, or of each of its windows or segments.
 
     Parameters
     ----------
@@ -127,13 +143,32 @@ def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int
         Cut or zero-pad the clip to exactly this many samples, one window (audioldm_eval, av-benchmark).
     windows : [length, hop, pad_above], optional
         stable-audio-metrics' windows (``sam_windows``), one mel each.
+    segments : [length, minimum], optional
+        audiocraft's segments (``audiocraft_segments``), one mel each, of its own length.
+    truncate : int, optional
+        Only the clip's first ``truncate`` samples are read (av-benchmark's ``--audio_length``).
     **spectral
         ``mel_of_window``'s parameters, as ``FRONTEND`` names them.
 
     Returns
     -------
-    np.ndarray, shape (windows, 1, n_mels, frames), float32
+    np.ndarray, shape (windows, 1, n_mels, frames), float32, or with ``segments`` a list of (1, n_mels, frames)
+    arrays, one per segment (the last may be shorter)
+
+    Raises
+    ------
+    InvalidAudioError
+        ``segments``: no segment is longer than ``minimum`` (audiocraft leaves such a clip out).
     """
+    if truncate is not None:
+        wave = wave[:truncate]
+    if segments is not None:
+        kept = audiocraft_segments(wave, *segments)
+        if not kept:
+            raise InvalidAudioError(f"too short for audiocraft's PaSST feeding: {len(wave)} samples at "
+                                    f"{spectral['sample_rate']} Hz, and it keeps only segments of more than "
+                                    f"{segments[1]} samples")
+        return [mel_of_window(piece, **spectral)[0] for piece in kept]
     if windows is not None:
         return np.concatenate([mel_of_window(w, **spectral) for w in sam_windows(wave, *windows)])
     if samples is not None:  # audioldm_eval's PaSST feeding: one window of exactly ``samples`` (10 s)
@@ -182,11 +217,16 @@ def mel_of_window(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length:
 
 
 def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples: int | None = None,
-                    windows: list[int] | None = None, **_: Any) -> float:
+                    windows: list[int] | None = None, segments: list[int] | None = None,
+                    truncate: int | None = None, **_: Any) -> float:
     """``passt_mel``'s peak bytes for ``n`` samples: the float32 wave, its pre-emphasis and torch's reflect-padded
     copy; the complex64 spectrum while its power (float32) is formed; the power and the banks in float64 and their
-    float64 product while the float32 mel is formed. With ``windows``: every window's mel kept (twice, while they
-    are joined) and one window's work at a time."""
+    float64 product while the float32 mel is formed. With ``windows`` or ``segments``: every window's mel kept
+    (twice, while they are joined) and one window's work at a time."""
+    if truncate is not None:
+        n = min(n, truncate)
+    if segments is not None:
+        windows = [segments[0], segments[0], 0]
     if windows is not None:
         length, hop = windows[0], windows[1]
         count = len(sam_window_starts(n, hop))
@@ -200,16 +240,41 @@ def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples
         + 8.0 * n_mels * bins
 
 
+def passt_fitting(n: int, *, samples: int | None = None, windows: list[int] | None = None,
+                  segments: list[int] | None = None, truncate: int | None = None, **_: Any) -> str | None:
+    """What ``passt_mel`` does to a clip of ``n`` samples: ``"cut"`` when samples are left out (past ``truncate``,
+    past the one window, a last segment audiocraft drops), ``"padded"`` when zeros are added (the one window, a
+    stable-audio-metrics window), None when every window is fed as it is."""
+    if truncate is not None and n > truncate:
+        return "cut"
+    if segments is not None:
+        return "cut" if 0 < n % segments[0] <= segments[1] else None
+    if windows is not None:
+        length, hop, pad_above = windows
+        return "padded" if any(pad_above < min(length, n - start) < length for start in sam_window_starts(n, hop)) \
+            else None
+    if samples is not None and n != samples:
+        return "padded" if n < samples else "cut"
+    return None
+
+
 WINDOW, HOP = 320000, 160000
 """PaSST-S's 10 s at 32 kHz, and stable-audio-metrics' 5-s hop between its windows."""
+AUDIOCRAFT_MINIMUM = 4800
+"""audiocraft's ``min_input_frames``: 0.15 s at 32 kHz; a segment must be longer."""
 
+_SAM = Adjustment(frontend={"windows": [WINDOW, HOP, int(WINDOW * 0.15)]}, collect="mean",
+                  conditioning={"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0,
+                                "peak_dbfs": -1.0},
+                  kl=KLDefinition("stable-audio-metrics", reverse=True))
 FEEDINGS: dict[str, Adjustment] = {
     "audioldm_eval": Adjustment(),
-    "stable-audio-metrics": Adjustment(
-        frontend={"windows": [WINDOW, HOP, int(WINDOW * 0.15)]}, average_items=True,
-        conditioning={"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0,
-                      "peak_dbfs": -1.0},
-        kl=KLDefinition("stable-audio-metrics", reverse=True)),
+    "stable-audio-metrics": _SAM,
+    "stable-audio-metrics-max": replace(_SAM, collect="max"),
+    "audiocraft": Adjustment(
+        frontend={"segments": [WINDOW, AUDIOCRAFT_MINIMUM]},
+        conditioning={"channel": "mean", "remove_dc": False, "resampler": "julius", "min_samples": 0},
+        collect="each", kl=KLDefinition("audiocraft", per_segment=True, both_directions=True)),
     "av-benchmark": Adjustment(conditioning={"channel": "mean", "remove_dc": True, "resampler": "torchaudio",
                                              "min_samples": 0},
                                kl=KLDefinition("av-benchmark", epsilon=0.0)),
@@ -223,10 +288,15 @@ every ``Conditioning`` field their reading of a file depends on, over the run's 
   manifest's feeding).
 - ``stable-audio-metrics`` (``passt_kld.py``): ``librosa.load(sr=32000, mono=True)`` (channel mean, soxr_hq), peak
   to -1 dBFS (pyloudnorm), 10-s windows every 5 s (``sam_windows``), their logits averaged ("collect mean") before
-  the softmax; KL(generated || reference), 1e-6 on the reference side.
+  the softmax; KL(generated || reference), 1e-6 on the reference side. ``stable-audio-metrics-max``: the same with
+  the windows' largest logit per class (its ``collect="max"``).
+- ``audiocraft`` (``metrics/kld.py``, AudioGen's 10-s PaSST): julius's resampler, then the channel mean (here the
+  mean comes first: the two orders differ by float32 rounding), consecutive 10-s segments fed unpadded, those of at
+  most 0.15 s dropped (``audiocraft_segments``); each segment one row, paired segment by segment; KL(reference ||
+  generated), 1e-6 on the generated side, averaged over segments, its reverse and their sum in the details.
 - ``av-benchmark`` (MMAudio's evaluation): the channel mean, the mean removed, torchaudio's resampler, one 10-s window
-  cut or zero-padded; FD on the 768-d embedding, IS as audioldm_eval's, KL(reference || generated) from
-  ``log_softmax`` with no epsilon. Its ``--audio_length`` truncation is not offered (cut the files first).
+  cut or zero-padded (``--passt-audio-length`` first cuts to its ``--audio_length``); FD on the 768-d embedding,
+  IS as audioldm_eval's, KL(reference || generated) from ``log_softmax`` with no epsilon.
 """
 
 
@@ -237,18 +307,27 @@ def feeding(name: str) -> str:
     return name
 
 
+def audio_length(seconds: float) -> float:
+    """``--passt-audio-length``'s check: a positive, finite number of seconds."""
+    return check_number(seconds, "passt_audio_length", minimum=0.0, inclusive=False)
+
+
 FAMILY = ModelFamily(
     "passt",
     artifacts=(
         ArtifactEntry("passt-s", "classifier", "passt", (32000,), "passt", SOURCE_FILE, SOURCE_URL, "Apache-2.0",
-                      origin="PaSST, GitHub release kkoutini/PaSST v0.0.1-audioset", model_rate=32000,
+                      source_sha256=SOURCE_SHA256, origin="PaSST, GitHub release kkoutini/PaSST v0.0.1-audioset", model_rate=32000,
                       dimension=768, frames="1 per 10-s window",
                       description="PaSST-S (AudioSet tagging, hear21passt), 768-d embedding + 527 logits",
                       provides=("embedding", "logits")),
     ),
     fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval", conditioning=()),),
-    frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes),),
+    frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes, passt_fitting),),
     options=(ModelOption("passt_feeding", "backbone", "passt: feed PaSST and compute KL as this toolkit does: "
                          + ", ".join(FEEDINGS) + " (default audioldm_eval)", adjust=lambda name, rate: FEEDINGS[name],
-                         parse=str, check=feeding, metavar="TOOLKIT", provenance="passt_feeding"),),
+                         parse=str, check=feeding, metavar="TOOLKIT", provenance="passt_feeding"),
+             ModelOption("passt_audio_length", "backbone", "passt: read only each clip's first SECONDS before it is "
+                         "windowed (av-benchmark's --audio_length)",
+                         adjust=lambda seconds, rate: Adjustment(frontend={"truncate": int(rate * seconds)}),
+                         parse=float, check=audio_length, metavar="SECONDS")),
 )
