@@ -238,14 +238,14 @@ def test_classes_must_be_a_positive_int(tmp_path):
 
 # eval against a class-probabilities file ----------------------------------------------------------------------------
 
-def _write_generated(folder, names):
+def _write_generated(folder, names, shift=0):
     import soundfile as sf
 
     folder.mkdir()
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(shift)
     for i, name in enumerate(names):
         t = np.arange(16000) / 16000
-        x = 0.3 * np.sin(2 * np.pi * (200 + 150 * i) * t) + 0.05 * rng.standard_normal(len(t))
+        x = 0.3 * np.sin(2 * np.pi * (200 + 150 * i + 70 * shift) * t) + 0.05 * rng.standard_normal(len(t))
         sf.write(folder / name, x, 16000)
 
 
@@ -295,3 +295,33 @@ def test_eval_refuses_a_hostile_probabilities_file_by_name_without_running_it(mo
     err = capsys.readouterr().err
     assert status != 0 and not marker.exists() and "Traceback" not in err
     assert "would call posix.system" in err or "would call os.system" in err
+
+
+def test_stats_writes_probabilities_that_give_the_folders_kl_and_refuse_other_settings(models_dir, tmp_path, capsys):
+    """``stats REF --probabilities P.npz``, then ``eval GEN P.npz``: the KL of ``eval GEN REF`` (the same
+    probabilities, as softmax of the same logits); a run with other settings (another channel) is refused by name."""
+    from audiofidelity import cli
+
+    from conftest import eval_cli
+
+    _write_generated(tmp_path / "gen", ["a.wav", "b.wav", "c.wav"])
+    _write_generated(tmp_path / "ref", ["a.wav", "b.wav", "c.wav"], shift=1)
+    common = ["--models-dir", str(models_dir), "--sr", "16000", "--no-cache", "--workers", "0"]
+    probabilities = tmp_path / "ref-probabilities.npz"
+    assert cli.main(["stats", str(tmp_path / "ref"), "--out", str(tmp_path / "ref.npz"), "--probabilities",
+                     str(probabilities), "--quiet", *common]) == 0
+    capsys.readouterr()
+    for name in ("folder", "file"):
+        (tmp_path / name).mkdir()
+    folder, _ = eval_cli(tmp_path / "gen", tmp_path / "ref", tmp_path / "folder", "--metrics", "kl", *common)
+    file, _ = eval_cli(tmp_path / "gen", probabilities, tmp_path / "file", "--metrics", "kl", *common)
+    key = "kullback_leibler_divergence_softmax"
+    assert abs(folder["metrics"][key]) > 1e-5  # the sides differ
+    assert file["metrics"][key] == pytest.approx(folder["metrics"][key], rel=1e-12)
+    assert file["details"][key]["ids_without_file"] == [] and file["details"][key]["pairs"] == 3
+    assert read_reference_probabilities(probabilities).made_with["backbone"] == "cnn14"
+    status = cli.main(["eval", str(tmp_path / "gen"), str(probabilities), "--metrics", "kl", "--channel", "mean",
+                       "--quiet", *common])
+    err = capsys.readouterr().err
+    assert status == 1 and "were made with other artifacts or settings (conditioning: file" in err
+    assert "Traceback" not in err

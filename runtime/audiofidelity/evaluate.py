@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from scipy.special import softmax
 
 from . import diagnostics, models
 from ._version import __version__
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .cache import FeatureCache, content_identity
-from .errors import BadFilesError, IncompleteResultError, InputFolderError, ManifestError
+from .errors import (BadFilesError, IncompleteResultError, InputFolderError, ManifestError, MetricUnavailableError,
+                     ReferenceProbabilitiesError, literal)
 from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage,
                        extract_features,
                        fad_stage, timed)
@@ -36,9 +38,9 @@ from .metrics import frechet
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
 from .registry import artifact_for, export_command
-from .stats import ReferenceStats
+from .stats import ReferenceStats, settings_differences
 from .paired import PairValues, compute_pairs
-from .probabilities import is_probabilities_file, read_reference_probabilities
+from .probabilities import ReferenceProbabilities, is_probabilities_file, read_reference_probabilities
 from .runner import InputSpec
 from .settings import EvaluationSettings
 from .validation import check_int, check_optional
@@ -300,14 +302,47 @@ class Evaluator:
     def reference_statistics(self, folder: str | Path, *, limit: int | None = None,
                              keep_features: bool = False) -> tuple[ReferenceStats, list[dict]]:
         """Statistics of a reference folder for ``eval GEN stats.npz``, and the files skipped."""
+        stats, _, problems = self.reference_set(folder, limit=limit, keep_features=keep_features)
+        return stats, problems
+
+    def reference_set(self, folder: str | Path, *, limit: int | None = None, keep_features: bool = False,
+                      probabilities: bool = False) -> tuple[ReferenceStats, ReferenceProbabilities | None, list[dict]]:
+        """A reference folder's statistics, and (``probabilities``) its class probabilities for ``eval GEN
+        FILE.npz``'s KL (``save_reference_probabilities``), from one feature pass; and the files skipped.
+
+        Raises ``MetricUnavailableError`` for ``probabilities`` when the backbone has no logits or its feeding gives a
+        clip several rows (audiocraft's segments)."""
         names = list_folder(folder, limit=limit)
         side = self.side_features(Path(folder), names, "reference")
         problems = _report_problems({"reference": side}, [], self.strict)
         per_role = {role: side.per_file[output] for role, output in self.roles.items() if role != "logits"}
         if not side.files:
             raise InputFolderError("no usable audio file in {folder}", folder=Path(folder))
-        return ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features), \
-            problems
+        stats = ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features)
+        return stats, self._probabilities(side) if probabilities else None, problems
+
+    def _probabilities(self, side: SideFeatures) -> ReferenceProbabilities:
+        """Each file's softmax class probabilities, by the file's name without extension (as stable-audio-metrics
+        names its ids), with the settings that made them."""
+        if "logits" not in self.roles or self.kl_definition.per_segment:
+            raise MetricUnavailableError(f"a class-probabilities file holds one row of class probabilities per file; "
+                                         f"backbone {self.backbone} with these options gives "
+                                         f"{'no logits' if 'logits' not in self.roles else 'one per segment'}")
+        ids = [Path(name).stem for name in side.files]
+        clashes = sorted({i for i in ids if ids.count(i) > 1})
+        if clashes:
+            raise MetricUnavailableError(f"files share the name(s) {', '.join(clashes)} without their extension; a "
+                                         f"class-probabilities file pairs by that name: rename them")
+        logits = np.stack([np.asarray(row, np.float64).reshape(-1) for row in side.per_file[self.roles["logits"]]])
+        return ReferenceProbabilities(tuple(ids), softmax(logits, axis=1), str(side.folder),
+                                      self.probability_settings())
+
+    def probability_settings(self) -> dict:
+        """What class probabilities depend on: ``settings`` with the backbone's artifact only (a probabilities file
+        serves the KL, whatever FAD model a run uses)."""
+        settings = {k: v for k, v in self.settings().items() if k != "fad_model"}
+        settings["artifacts"] = {name: spec for name, spec in settings["artifacts"].items() if name == self.entry.name}
+        return settings
 
     def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
                  per_file: bool = False, bootstrap: int = 0,
@@ -330,6 +365,12 @@ class Evaluator:
         unpaired_reason: str | None = None
         if ref_path.is_file() and is_probabilities_file(ref_path):
             probabilities = read_reference_probabilities(ref_path)
+            differ = settings_differences(probabilities.made_with, self.probability_settings()) \
+                if probabilities.made_with is not None else ""
+            if differ:
+                raise ReferenceProbabilitiesError(f"class probabilities {{path}} were made with other artifacts or "
+                                                  f"settings ({literal(differ)}); recompute them with 'audiofidelity "
+                                                  f"stats --probabilities' and the same options", path=ref_path)
             paired = False  # KL pairs names with ids; no other pair metric has a reference
         elif ref_path.is_file():
             stats = ReferenceStats.load(ref_path)

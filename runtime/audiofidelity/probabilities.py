@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import math
 import pickle
 import re
@@ -37,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ReferenceProbabilitiesError, literal
+from .outputs import atomic_write, npz
 
 MAX_FILE_BYTES = 1 << 30
 SUM_TOLERANCE = 1e-3
@@ -70,11 +72,15 @@ class ReferenceProbabilities:
         Row i: the probabilities of ``ids[i]`` (finite, non-negative, summing to 1 within ``SUM_TOLERANCE``).
     source : str
         The file they were read from.
+    made_with : dict, optional
+        The evaluation settings that computed them (``audiofidelity stats --probabilities`` writes them; ``eval``
+        refuses a file made with other ones); None for a file from elsewhere (stable-audio-metrics').
     """
 
     ids: tuple[str, ...]
     probabilities: np.ndarray
     source: str
+    made_with: dict | None = None
 
     @property
     def classes(self) -> int:
@@ -161,13 +167,22 @@ def read_reference_probabilities(path: str | Path, *, classes: int | None = None
     if classes is not None and (type(classes) is not int or classes < 1):
         raise ValueError(f"classes must be a positive int or None, not {classes!r}")
     data = _read_limited(path)
+    made_with = None
     if data.startswith(_ZIP_MAGIC) or Path(path).suffix.lower() == ".npz":
-        keys, values = _entries_from_npz(data, path)
+        keys, values, made_with = _entries_from_npz(data, path)
     else:
         keys, values = _entries_from_pickle(data, path)
     ids = _ids(keys, path)
     probabilities = _probability_rows(ids, values, path, classes=classes, budget=len(data) + _ELEMENT_SLACK)
-    return ReferenceProbabilities(ids, probabilities, str(path))
+    return ReferenceProbabilities(ids, probabilities, str(path), made_with)
+
+
+def save_reference_probabilities(path: str | Path, ids: list[str], probabilities: np.ndarray, *,
+                                 made_with: dict, option: str = "probabilities file") -> None:
+    """Write the ``.npz`` form (``ids``, ``probabilities`` and the settings that made them, ``made_with``),
+    atomically; ``OutputPathError`` naming ``option`` when it cannot be written."""
+    atomic_write(path, npz({"ids": np.array(ids), "probabilities": np.asarray(probabilities, dtype=np.float64),
+                            "made_with": np.array(json.dumps(made_with, sort_keys=True))}), option=option)
 
 
 def _read_limited(path: str | Path) -> bytes:
@@ -481,8 +496,9 @@ def _entries_from_pickle(data: bytes, path: str | Path) -> tuple[list[Any], list
     return list(top.keys()), list(top.values())
 
 
-def _entries_from_npz(data: bytes, path: str | Path) -> tuple[list[Any], list[Any]]:
-    """The ids and rows of an ``.npz`` with arrays ``ids`` (n,) and ``probabilities`` (n, classes)."""
+def _entries_from_npz(data: bytes, path: str | Path) -> tuple[list[Any], list[Any], dict | None]:
+    """The ids and rows of an ``.npz`` with arrays ``ids`` (n,) and ``probabilities`` (n, classes), and its
+    ``made_with`` settings (a JSON object) when it has them."""
     unreadable = (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error)
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:  # a zip bomb is refused before it is inflated
@@ -495,7 +511,7 @@ def _entries_from_npz(data: bytes, path: str | Path) -> tuple[list[Any], list[An
                                           path=path, actual=inflated, expected=MAX_FILE_BYTES)
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files if name in ("ids", "probabilities")}
+            arrays = {name: npz[name] for name in npz.files if name in ("ids", "probabilities", "made_with")}
     except unreadable as exc:
         raise ReferenceProbabilitiesError(f"{{path}} is not a readable .npz ({literal(exc)}); "
                                           + literal(_HOW_TO_WRITE), path=path) from exc
@@ -511,7 +527,16 @@ def _entries_from_npz(data: bytes, path: str | Path) -> tuple[list[Any], list[An
         raise ReferenceProbabilitiesError("{path}: 'probabilities' has shape {actual}; it must be {expected} "
                                           "(one row per id)", path=path, actual=rows.shape,
                                           expected=f"({ids.shape[0]}, classes)")
-    return ids.tolist(), list(rows)
+    made_with = None
+    if "made_with" in arrays:
+        try:
+            made_with = json.loads(str(arrays["made_with"]))
+        except ValueError:
+            made_with = None
+        if not isinstance(made_with, dict):
+            raise ReferenceProbabilitiesError("{path}: 'made_with' is not the JSON object of the settings that made "
+                                              "it", path=path)
+    return ids.tolist(), list(rows), made_with
 
 
 # ---- the checks ----------------------------------------------------------------------------------------------

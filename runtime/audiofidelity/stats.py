@@ -37,6 +37,22 @@ def read_arrays(path: str | Path, what: str) -> dict[str, np.ndarray]:
         raise StatsFileError(f"{{path}} is not {literal(what)}: {literal(reason)}", path=path) from exc
 
 
+def settings_differences(stored: dict[str, Any], settings: dict[str, Any]) -> str:
+    """Every setting of this evaluation (``settings``) that differs from those a file was made with (``stored``),
+    as ``"name: file X, this run Y; ..."``, or ``""``. ``settings["artifacts"]`` (name -> sha256 and frontend) needs
+    only the run's own artifacts in the file."""
+    def same(a: Any, b: Any) -> bool:
+        return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
+
+    mine, theirs = dict(settings), dict(stored)
+    kept = theirs.pop("artifacts", {})
+    differ = [(f"artifact {name}", kept.get(name), spec)
+              for name, spec in mine.pop("artifacts", {}).items() if not same(kept.get(name), spec)]
+    differ += [(k, theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs))
+               if not same(mine.get(k), theirs.get(k))]
+    return "; ".join(f"{k}: file {a!r}, this run {b!r}" for k, a, b in differ)
+
+
 def save_gaussian(stats: GaussianStats, path: str | Path, *, role: str = "fad", settings: dict | None = None) -> None:
     """Write a reference-statistics file (``eval GEN FILE.npz``, ``stats``) holding ``stats`` as this ``role``."""
     if stats.mean is None:
@@ -133,24 +149,12 @@ class ReferenceStats:
         return cls(json.loads(str(arrays["settings"])), [str(f) for f in arrays["files"]], roles, str(path))
 
     def check_settings(self, settings: dict[str, Any]) -> None:
-        """Raise ``StatsFileError`` naming every setting that differs from this evaluation's.
-
-        ``settings["artifacts"]`` (name -> sha256 and frontend) needs only the run's own artifacts in the file.
-        """
-        def same(a: Any, b: Any) -> bool:
-            return json.dumps(a, sort_keys=True, default=str) == json.dumps(b, sort_keys=True, default=str)
-
-        mine, theirs = dict(settings), dict(self.settings)
-        stored = theirs.get("artifacts", {})
-        differ = [(f"artifact {name}", stored.get(name), spec)
-                  for name, spec in mine.pop("artifacts", {}).items() if not same(stored.get(name), spec)]
-        theirs.pop("artifacts", None)
-        differ += [(k, theirs.get(k), mine.get(k)) for k in sorted(set(mine) | set(theirs))
-                   if not same(mine.get(k), theirs.get(k))]
+        """Raise ``StatsFileError`` naming every setting that differs from this evaluation's
+        (``settings_differences``)."""
+        differ = settings_differences(self.settings, settings)
         if differ:
-            detail = "; ".join(f"{k}: file {a!r}, this run {b!r}" for k, a, b in differ)
             raise StatsFileError(f"reference statistics {{path}} were made with other artifacts or settings "
-                                 f"({literal(detail)}); recompute them with 'audiofidelity stats' and the same options",
+                                 f"({literal(differ)}); recompute them with 'audiofidelity stats' and the same options",
                                  path=self.source)
 
     def role(self, role: str) -> RoleStatistics:

@@ -18,6 +18,7 @@ from ..metrics.signal import HIFIGAN_OFFSET
 from ..models import DEFAULTS, ModelOptionError, check_model_options, model_options
 from ..multidevice import DistributedEvaluator, distributed_rank
 from ..outputs import check_writable, write_text
+from ..probabilities import save_reference_probabilities
 from ..registry import artifact_for, backbones, fad_models
 from ..reporting import append_csv, format_table, write_per_file_csv
 from ..resample import RESAMPLERS
@@ -156,6 +157,9 @@ def add_parsers(commands) -> None:
     st.add_argument("--limit", type=LIMIT, default=None, help="use only the first N files of the sorted folder")
     st.add_argument("--features", action="store_true",
                     help="also store the features (needed for kid, fd_layers and resampling the reference)")
+    st.add_argument("--probabilities", type=Path, default=None, metavar="FILE.npz",
+                    help="also write each file's softmax class probabilities (by name without extension), which "
+                         "'eval GEN FILE.npz' reads for the KL (the backbone's feeding recorded and checked)")
     st.add_argument("--fadtk-name", default=None, metavar="NAME",
                     help="also store the FAD statistics as fadtk's NAME.mu / NAME.cov keys (fadtk's load_stats reads "
                          "the file then)")
@@ -285,16 +289,22 @@ def run_eval_logs(args: argparse.Namespace) -> int:
 def run_stats(args: argparse.Namespace) -> int:
     if _is_writer():
         check_writable(args.out, "--out")
+        if args.probabilities is not None:
+            check_writable(args.probabilities, "--probabilities")
     metrics = [m for m in ("fd", "fad", "fd_layers") if m in BACKBONE_METRICS[args.backbone]]
     with _evaluator(args, metrics) as evaluator:
-        stats, problems = evaluator.reference_statistics(args.reference, limit=args.limit,
-                                                         keep_features=args.features)
+        stats, probabilities, problems = evaluator.reference_set(
+            args.reference, limit=args.limit, keep_features=args.features, probabilities=args.probabilities is not None)
     if not _is_writer():
         return EXIT_OK
     stats.save(args.out, fadtk_name=args.fadtk_name, option="--out")
-    print(json.dumps({"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
-                      "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings},
-                     indent=2))
+    summary = {"statistics": str(args.out), "files": len(stats.files), "skipped": problems,
+               "roles": {role: r.count for role, r in stats.roles.items()}, "settings": stats.settings}
+    if probabilities is not None:
+        save_reference_probabilities(args.probabilities, list(probabilities.ids), probabilities.probabilities,
+                                     made_with=probabilities.made_with or {}, option="--probabilities")
+        summary["probabilities"] = str(args.probabilities)
+    print(json.dumps(summary, indent=2))
     return EXIT_OK
 
 

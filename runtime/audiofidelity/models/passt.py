@@ -316,8 +316,8 @@ FAMILY = ModelFamily(
     "passt",
     artifacts=(
         ArtifactEntry("passt-s", "classifier", "passt", (32000,), "passt", SOURCE_FILE, SOURCE_URL, "Apache-2.0",
-                      source_sha256=SOURCE_SHA256, origin="PaSST, GitHub release kkoutini/PaSST v0.0.1-audioset", model_rate=32000,
-                      dimension=768, frames="1 per 10-s window",
+                      source_sha256=SOURCE_SHA256, origin="PaSST, GitHub release kkoutini/PaSST v0.0.1-audioset",
+                      model_rate=32000, dimension=768, frames="1 per 10-s window",
                       description="PaSST-S (AudioSet tagging, hear21passt), 768-d embedding + 527 logits",
                       provides=("embedding", "logits")),
     ),
