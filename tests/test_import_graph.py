@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "runtime" / "audiofidelity"
 LAYERS: list[tuple[str, list[str]]] = [  # lowest first; "x.*" is every module under package x (and x itself)
     ("base: errors, checks, memory, atomic outputs",
      ["_version", "errors", "validation", "memory", "float32_conv", "outputs"]),
-    ("signal: decoding, resampling, frontends", ["resample", "audio", "frontends"]),
+    ("signal: decoding, resampling, frontends", ["resample", "audio", "frontends", "tokenizer"]),
     ("model families: what each model is and how it is fed", ["models.*"]),
     ("metric math (pure: see PURE)", ["metrics.*"]),
     ("artifacts: registry, store, catalog", ["registry", "artifacts", "catalog"]),

@@ -106,3 +106,10 @@ class ReferenceProbabilitiesError(AudioFidelityError, ValueError):
     ``.npz`` form) is refused: unreadable, too large, not a dict of id -> probability vector, a vector of the
     wrong length, non-finite, negative or not summing to 1 (logits), or a pickle that would run anything beyond
     rebuilding plain containers of numbers (refused before it runs)."""
+
+
+class TokenizerFilesError(AudioFidelityError, ValueError):
+    """A tokenizer's files (RoBERTa's ``vocab.json`` / ``merges.txt``) are refused: unreadable, not the sha256
+    pinned for them, or malformed (not JSON, special tokens missing, a merges line that is not two tokens, a merge
+    whose result is not in the vocab). ``path``: the file; ``expected`` and ``actual``: what it should hold and
+    what it holds."""
