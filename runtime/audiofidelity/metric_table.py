@@ -14,7 +14,7 @@ import numpy as np
 
 from .features import SideFeatures
 from .models import AUDIOLDM_EVAL_KL, KLDefinition, builtin_entries
-from .metrics import frechet, inception, kad, kernel, kl, prdc, signal
+from .metrics import chroma, frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
 from .metrics.options import MetricOptions
@@ -247,6 +247,21 @@ def _signal_mean(key: str, description: str, better: str = "lower") -> MetricSpe
     return MetricSpec((key,), compute, paired_only=True, needs=None, description=description, better=better)
 
 
+def _chroma_similarity(data: EvaluationData) -> dict[str, float]:
+    """audiocraft's corpus value (frames pooled over pairs), the frames compared and the generated files padded to
+    their reference's length in the details."""
+    key = chroma.KEY_CHROMA_SIMILARITY
+    if data.signal is None:
+        raise MetricUnavailableError("the reference is a class-probabilities file: no reference audio")
+    value = data.signal.mean(key)
+    padded = data.signal.padded.get(key, [])
+    data.details[key] = {"frames": int(sum(data.signal.weights.get(key, {}).values())),
+                         "definition": "audiocraft's ChromaCosineSimilarityMetric (MusicGen's: 32 kHz, 12 bins, "
+                                       "16384-point window every 4096 samples, argmax), frames pooled over pairs",
+                         **({"padded_to_reference": padded} if padded else {})}
+    return {key: value}
+
+
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
@@ -298,6 +313,10 @@ METRICS: dict[str, MetricSpec] = {
     "psnr": _signal_mean(signal.KEY_PSNR, "PSNR of the pairs' mel spectrograms in dB", better="higher"),
     "ssim": _signal_mean(signal.KEY_SSIM, "SSIM of the pairs' mel spectrograms", better="higher"),
     "lsd": _signal_mean(signal.KEY_LSD, "log-spectral distance of the pairs' waveforms"),
+    "chroma_similarity": MetricSpec(
+        (chroma.KEY_CHROMA_SIMILARITY,), _chroma_similarity, paired_only=True, needs=None, better="higher",
+        description="chroma cosine similarity of each generated clip to its same-named reference (the melody), "
+                    "as audiocraft's MusicGen evaluation computes it"),
 }
 """Every metric, by its ``--metrics`` name."""
 
@@ -378,7 +397,7 @@ def _not_finite(values: Mapping[str, object]) -> str | None:
     return f"not finite ({', '.join(bad)} came out NaN or infinite from these features)" if bad else None
 
 
-OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf")
+OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf", "chroma_similarity")
 """Metrics beyond audioldm_eval's, with either backbone, computed only when asked for (``--metrics``, ``--inf``)."""
 
 

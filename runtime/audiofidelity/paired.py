@@ -1,4 +1,4 @@
-"""Per-pair signal metrics (PSNR, SSIM, LSD) over two folders of same-named clips; no model involved.
+"""Per-pair signal metrics (PSNR, SSIM, LSD, chroma similarity) over two folders of same-named clips; no model.
 
 Each pair is decoded and conditioned as audioldm_eval's ``MelPairedDataset`` does (first channel,
 mean removed, resampled to the evaluation rate, no padding), then:
@@ -6,6 +6,10 @@ mean removed, resampled to the evaluation rate, no padding), then:
 - PSNR and SSIM compare the pair's ``paired_mel`` spectrograms trimmed to the common frame count;
   a pair with infinite PSNR (identical spectrograms) is left out of both, as the original does;
 - LSD compares the waveforms after ``lsd_preprocess`` (HiFi-GAN offset, mean, peak, trim).
+
+The chroma similarity reads each file as audiocraft's ``ChromaCosineSimilarityMetric`` does instead (every channel
+resampled to 32 kHz with julius', then averaged; the generated clip cut or zero-padded to the reference's length,
+counted), and its corpus value pools frames (``PairValues.weights``), as the metric's ``compute()`` does.
 """
 from __future__ import annotations
 
@@ -17,11 +21,12 @@ from typing import Sequence
 
 import numpy as np
 
-from .audio import Conditioning, load_conditioned
+from .audio import Conditioning, load_audio, load_conditioned, validate_audio
 from .cache import FeatureCache
 from .errors import InvalidAudioError, MetricUnavailableError, UnreadableFileError
 from .frontends import PAIRED_MEL, paired_mel, stft_bytes
-from .metrics import signal
+from .metrics import chroma, signal
+from .resample import resample, resample_bytes
 
 PAIRS_PER_TASK = 4
 """Pairs sent to a worker process at a time (fewer round trips; the results stay in order)."""
@@ -34,12 +39,22 @@ class PairValues:
     per_file: dict[str, dict[str, float | None]] = field(default_factory=dict)
     excluded: list[dict] = field(default_factory=list)
     bad_files: list[dict] = field(default_factory=list)
+    weights: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per metric, each file's weight in the corpus value (the chroma similarity's compared frames); a metric
+    without weights is a plain mean over files."""
+    padded: dict[str, list[str]] = field(default_factory=dict)
+    """Per metric, the generated files zero-padded to their reference's length (the chroma similarity)."""
 
     def mean(self, key: str) -> float:
-        values = [x for x in (v.get(key) for v in self.per_file.values()) if x is not None]
-        if not values:
+        """The corpus value: the mean over files, weighted where the metric pools (``weights``)."""
+        kept = {name: float(value) for name, v in self.per_file.items() if (value := v.get(key)) is not None}
+        if not kept:
             raise ValueError(f"no pair has a finite {key} (see 'problems')")
-        return float(np.mean(values))
+        if key in self.weights:
+            weight = self.weights[key]
+            return float(sum(value * weight[name] for name, value in kept.items())
+                         / sum(weight[name] for name in kept))
+        return float(np.mean(list(kept.values())))
 
 
 def _mel_pair(gen: np.ndarray, ref: np.ndarray, sample_rate: int) -> tuple[np.ndarray, np.ndarray]:
@@ -78,6 +93,18 @@ def pair_values(gen: np.ndarray, ref: np.ndarray, *, sample_rate: int, metrics: 
     return {k: v for k, v in values.items() if k in metrics}, {k: v for k, v in reasons.items() if k in metrics}
 
 
+def chroma_pair(generated: np.ndarray, gen_rate: int, reference: np.ndarray,
+                ref_rate: int) -> tuple[chroma.ChromaSimilarity, int]:
+    """audiocraft's chroma similarity of one decoded pair, (channels, n) each: every channel resampled to 32 kHz with
+    julius' resampler (``convert_audio``), the generated clip cut or zero-padded to the reference's length (MusicGen's
+    solver cuts to it); returns the pair's frame sum and count, and the samples of padding added."""
+    rate = chroma.MUSICGEN_SAMPLE_RATE
+    gen, ref = (np.stack([resample(channel, r, rate, method="julius") for channel in audio])
+                for audio, r in ((generated, gen_rate), (reference, ref_rate)))
+    gen, padded = chroma.match_reference_length(gen, ref)
+    return chroma.chroma_cosine_similarity(gen, ref, rate), padded
+
+
 def pair_bytes(samples: int, *, sample_rate: int) -> float:
     """Peak bytes of one side's pair metrics on ``samples`` samples: the PSNR/SSIM mel (an STFT's worth) and
     LSD's spectrogram, with their copies, counted twice for the other side's arrays held meanwhile."""
@@ -92,21 +119,41 @@ def _one_pair(generated: Path, reference: Path, name: str, sample_rate: int, met
     """Decode one pair and compute its values: ``{"bad": {side: reason}, "values": dict | None, "reasons":
     {metric: reason}}`` (JSON, naming no file, so it can be cached by content). Module-level so worker
     processes can run it."""
-    waves, bad, unreadable = {}, {}, False
+    waves, raw, bad, unreadable = {}, {}, {}, False
+    signal_metrics = [m for m in metrics if m != chroma.KEY_CHROMA_SIMILARITY]
     for side, folder in (("generated", generated), ("reference", reference)):
         try:
-            waves[side] = load_conditioned(folder / name, sample_rate, conditioning, memory_budget=memory_budget,
-                                           then=functools.partial(pair_bytes, sample_rate=sample_rate))
+            if signal_metrics:
+                waves[side] = load_conditioned(folder / name, sample_rate, conditioning, memory_budget=memory_budget,
+                                               then=functools.partial(pair_bytes, sample_rate=sample_rate))
+            if chroma.KEY_CHROMA_SIMILARITY in metrics:  # audiocraft's reading: every channel, no other conditioning
+                raw[side] = load_audio(folder / name, memory_budget=memory_budget, cost=chroma_bytes)
+                validate_audio(*raw[side], min_duration=conditioning.min_duration)
         except UnreadableFileError as exc:  # about the path, not the content the key names: never cached
             bad[side] = str(exc)
             unreadable = True
         except InvalidAudioError as exc:
             bad[side] = str(exc)
-    if len(waves) < 2:
+    if bad:
         return {"bad": bad, "values": None, "reasons": {}, **({"unreadable": True} if unreadable else {})}
     values, reasons = pair_values(waves["generated"], waves["reference"], sample_rate=sample_rate,
-                                  metrics=metrics, lsd_offset=lsd_offset)
-    return {"bad": bad, "values": values, "reasons": reasons}
+                                  metrics=signal_metrics, lsd_offset=lsd_offset) if signal_metrics else ({}, {})
+    result: dict = {"bad": bad, "values": values, "reasons": reasons}
+    if raw:
+        similarity, padded = chroma_pair(*raw["generated"], *raw["reference"])
+        values[chroma.KEY_CHROMA_SIMILARITY] = similarity.value
+        result["weights"] = {chroma.KEY_CHROMA_SIMILARITY: similarity.frames}
+        if padded:
+            result["padded"] = [chroma.KEY_CHROMA_SIMILARITY]
+    return result
+
+
+def chroma_bytes(frames: int, channels: int, rate: int) -> float:
+    """Peak bytes of one side's chroma similarity beyond decoding: each channel's julius resampling, the channels at
+    32 kHz and their mean, the chromagram's blocks of STFT (``chroma.BLOCK_VALUES`` complex values at a time)."""
+    out = frames * chroma.MUSICGEN_SAMPLE_RATE / rate
+    return channels * resample_bytes(frames, rate, chroma.MUSICGEN_SAMPLE_RATE, method="julius") \
+        + 8.0 * channels * out + 16.0 * out + 32.0 * chroma.BLOCK_VALUES
 
 
 def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sample_rate: int,
@@ -148,6 +195,10 @@ def compute_pairs(generated: Path, reference: Path, names: Sequence[str], *, sam
             out.bad_files.append({"side": side, "file": name, "reason": reason, "action": "skipped"})
         if result["values"] is not None:
             out.per_file[name] = {key: result["values"].get(key) for key in metrics}
+            for metric, weight in result.get("weights", {}).items():
+                out.weights.setdefault(metric, {})[name] = weight
+            for metric in result.get("padded", []):
+                out.padded.setdefault(metric, []).append(name)
         for metric, reason in result["reasons"].items():
             out.excluded.append({"side": "pair", "file": name, "reason": f"{metric}: {reason}",
                                  "action": f"left out of {metric}"})
