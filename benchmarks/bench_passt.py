@@ -13,12 +13,11 @@ bf16, whose GFLOP/s is the roofline PaSST's matmuls can reach here. PaSST-S's wo
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
 
+from bench_fad_models import median_seconds
 from bench_pipeline import machine
 
 CNN14_GFLOP_PER_10S = 40.08
@@ -35,22 +34,12 @@ def passt_gmac(frames: int = 1000, mel_bins: int = 128, patch: int = 16, stride:
     return (embed + depth * block + dim * classes) / 1e9
 
 
-def seconds(fn, repeats: int = 3) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def matmul_roofline(dtype) -> float:
     """GFLOP/s of PaSST's MLP matmul at batch 4 in ``dtype``."""
     import torch
 
     a, b = torch.randn(4 * 1190, 768, dtype=dtype), torch.randn(768, 3072, dtype=dtype)
-    return 2 * a.shape[0] * 768 * 3072 / seconds(lambda: a @ b, repeats=5) / 1e9
+    return 2 * a.shape[0] * 768 * 3072 / median_seconds(lambda: a @ b, repeats=5) / 1e9
 
 
 def find(name: str, folders: list[Path]) -> Path:
@@ -86,7 +75,7 @@ def main() -> None:
             for batch in (1, 4):
                 x = torch.from_numpy(np.repeat(clip, batch, axis=0))
                 with torch.inference_mode(), _precision(precision, "cpu"):
-                    per_clip = seconds(lambda x=x: artifact.program(x)) / batch
+                    per_clip = median_seconds(lambda x=x, run=artifact.program: run(x), repeats=3) / batch
                 rate_of = gflop.get(name)
                 flops = f"{rate_of / per_clip:.0f}" if rate_of else "–"
                 share = f"{rate_of / per_clip / roof[precision]:.0%}" if name == "passt-s" and rate_of else "–"
