@@ -1,17 +1,20 @@
-"""PaSST-S for export: hear21passt's ``passt_s_swa_p16_128_ap476`` ViT from the mel on, no hear21passt or timm.
+"""PaSST-S for export: hear21passt's ``passt_s_swa_p16_128_ap476`` ViT from the mel on, no hear21passt or timm, and
+its 20-s and 30-s variants (``passt_20sec``, ``passt_30sec``: the same network with 200 and 300 time embeddings).
 
-The release file (``passt-s-f128-p16-s10-ap.476-swa.pt``) is a plain state dict of the ``PaSST`` network that
-``get_basic_model(mode="logits")`` wraps as ``net`` (or ``{"model": state_dict}``, which its ``checkpoint_filter_fn``
-also accepts). This module computes that network's eval-mode ``forward`` (patchout and dropout off): the 16x16
-patch convolution at stride 10 over (128 mel bins, frames) -> 12 x T patches, ``T = (frames - 16) // 10 + 1``; the
-time positional embedding cut to the first T columns (as hear21passt does for a shorter input) plus the frequency
-one; the patches flattened frequency-major; the cls and distillation tokens (each plus its ``new_pos_embed``) in
-front; 12 pre-norm blocks (12-head attention, GELU MLP, LayerNorm eps 1e-6); the final norm; ``features`` = the mean
-of the two tokens (768, what av-benchmark's FD_passt reads); ``logits`` = ``head`` (LayerNorm + Linear) of it. The
-distillation head ``head_dist`` is in the checkpoint but the eval forward never reads it: checked and dropped.
+The release file (``passt-s-f128-p16-s10-ap.476-swa.pt``; ``...-20sec-...``, ``...-30sec-...``) is a plain state
+dict of the ``PaSST`` network that ``get_basic_model(mode="logits")`` (``base20sec``, ``base30sec``) wraps as
+``net`` (or ``{"model": state_dict}``, which its ``checkpoint_filter_fn`` also accepts). This module computes that
+network's eval-mode ``forward`` (patchout and dropout off): the 16x16 patch convolution at stride 10 over (128 mel
+bins, frames) -> 12 x T patches, ``T = (frames - 16) // 10 + 1``; the time positional embedding cut to the first T
+columns (as hear21passt does for a shorter input) plus the frequency one; the patches flattened frequency-major; the
+cls and distillation tokens (each plus its ``new_pos_embed``) in front; 12 pre-norm blocks (12-head attention, GELU
+MLP, LayerNorm eps 1e-6); the final norm; ``features`` = the mean of the two tokens (768, what av-benchmark's
+FD_passt reads); ``logits`` = ``head`` (LayerNorm + Linear) of it. The distillation head ``head_dist`` is in the
+checkpoint but the eval forward never reads it: checked and dropped.
 
 Input: the mel of ``passt_mel`` (``audiofidelity/models/passt.py``), (batch, 1, 128, frames) with 16 <= frames <=
-1005 (the 99 time embeddings; a 10-s clip at 32 kHz gives 1000); batch and frames dynamic.
+1005 (the 99 time embeddings; a 10-s clip at 32 kHz gives 1000; 2015 and 3015 for the variants); batch and frames
+dynamic.
 
 References: Koutini, Schlüter, Eghbal-zadeh, Widmer, "Efficient Training of Audio Transformers with Patchout",
 Interspeech 2022; github.com/kkoutini/passt_hear21 ``hear21passt/models/passt.py`` (0.0.26).
@@ -32,10 +35,21 @@ this."""
 
 DIM, DEPTH, HEADS, CLASSES = 768, 12, 12, 527
 MEL_BINS, PATCH, STRIDE = 128, 16, 10
-F_PATCHES, T_PATCHES = (MEL_BINS - PATCH) // STRIDE + 1, 99
-"""``get_model``'s defaults: ``input_fdim=128, input_tdim=998, fstride=tstride=10`` -> a 12 x 99 patch grid."""
-MIN_FRAMES, MAX_FRAMES = PATCH, (T_PATCHES - 1) * STRIDE + PATCH + STRIDE - 1
-"""Frames that give 1 to 99 time patches (1005 at most; a 10-s clip at 32 kHz gives 1000)."""
+F_PATCHES = (MEL_BINS - PATCH) // STRIDE + 1
+INPUT_TDIM = {"passt-s": 998, "passt-s-20s": 2000, "passt-s-30s": 3000}
+"""Each artifact's ``get_model(input_tdim=...)``: the defaults (10 s), ``passt_20sec`` and ``passt_30sec``."""
+MIN_FRAMES = PATCH
+
+
+def time_patches(name: str) -> int:
+    """Time embeddings of an artifact's network: hear21passt's ``PatchEmbed.grid_size``, ``input_tdim // 10`` (99,
+    200, 300; the convolution gives ``(frames - 16) // 10 + 1`` patches, 199 for a 20-s clip's 2000 frames)."""
+    return INPUT_TDIM[name] // STRIDE
+
+
+def max_frames(t_patches: int) -> int:
+    """The most frames that give at most ``t_patches`` time patches (1005 for 99: a 10-s clip gives 1000)."""
+    return (t_patches - 1) * STRIDE + PATCH + STRIDE - 1
 EPS = 1e-6
 UNUSED = ("head_dist.weight", "head_dist.bias")
 CITATION = ("Koutini, K., Schlüter, J., Eghbal-zadeh, H., Widmer, G. Efficient Training of Audio Transformers with "
@@ -85,14 +99,15 @@ class PatchEmbed(nn.Module):
 class PasstNet(nn.Module):
     """``PaSST`` (distilled, 527 classes) in eval mode: mel (batch, 1, 128, frames) -> (features, logits)."""
 
-    def __init__(self) -> None:
+    def __init__(self, t_patches: int) -> None:
         super().__init__()
+        self.t_patches = t_patches
         self.patch_embed = PatchEmbed()
         self.cls_token = nn.Parameter(torch.zeros(1, 1, DIM))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, DIM))
         self.new_pos_embed = nn.Parameter(torch.zeros(1, 2, DIM))
         self.freq_new_pos_embed = nn.Parameter(torch.zeros(1, DIM, F_PATCHES, 1))
-        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, DIM, 1, T_PATCHES))
+        self.time_new_pos_embed = nn.Parameter(torch.zeros(1, DIM, 1, t_patches))
         self.blocks = nn.Sequential(*[Block() for _ in range(DEPTH)])
         self.norm = nn.LayerNorm(DIM, eps=EPS)
         self.head = nn.Sequential(nn.LayerNorm(DIM), nn.Linear(DIM, CLASSES))  # LayerNorm's default eps, as upstream
@@ -100,7 +115,7 @@ class PasstNet(nn.Module):
     def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.patch_embed.proj(mel)  # (batch, 768, 12, T)
         t = x.shape[-1]
-        torch._check(t <= T_PATCHES)  # the first t time embeddings (hear21passt's slice), no guard on t == 99
+        torch._check(t <= self.t_patches)  # the first t time embeddings (hear21passt's slice), no guard on t == 99
         x = x + self.time_new_pos_embed.narrow(3, 0, t)
         x = x + self.freq_new_pos_embed
         x = x.flatten(2).transpose(1, 2)
@@ -112,8 +127,9 @@ class PasstNet(nn.Module):
         return features, self.head(features)
 
 
-def load_net(source: Path) -> PasstNet:
-    """Load a PaSST-S release file with a strict key check (``head_dist`` checked for shape, then dropped)."""
+def load_net(source: Path, name: str = "passt-s") -> PasstNet:
+    """Load a PaSST-S release file for artifact ``name`` with a strict key check (``head_dist`` checked for shape,
+    then dropped; the time embedding must be the variant's)."""
     state = torch.load(source, map_location="cpu", weights_only=True)
     if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
         state = state["model"]
@@ -123,15 +139,18 @@ def load_net(source: Path) -> PasstNet:
     shapes = {k: tuple(state[k].shape) for k in UNUSED if k in state}
     if shapes != {"head_dist.weight": (CLASSES, DIM), "head_dist.bias": (CLASSES,)}:
         raise SystemExit(f"{source}: not PaSST-S with 527 AudioSet classes; head_dist shapes {shapes}")
-    time_shape = tuple(state["time_new_pos_embed"].shape)
-    if time_shape != (1, DIM, 1, T_PATCHES):
-        raise SystemExit(f"{source}: time positional embedding {time_shape}, expected {(1, DIM, 1, T_PATCHES)} "
-                         "(passt_s_swa_p16_128_ap476's 10 s; the 20-s and 30-s variants are not exported yet)")
-    return load_strict(PasstNet(), state, source, "PaSST-S (passt_s_swa_p16_128_ap476) state dict", ignore=UNUSED)
+    time_shape, t_patches = tuple(state["time_new_pos_embed"].shape), time_patches(name)
+    if time_shape != (1, DIM, 1, t_patches):
+        other = next((n for n in INPUT_TDIM if (1, DIM, 1, time_patches(n)) == time_shape), None)
+        raise SystemExit(f"{source}: time positional embedding {time_shape}, expected {(1, DIM, 1, t_patches)} for "
+                         f"{name}" + (f" (this is {other}'s checkpoint: export it as {other})" if other else ""))
+    return load_strict(PasstNet(t_patches), state, source, f"PaSST-S ({name}) state dict", ignore=UNUSED)
 
 
-WINDOW_SAMPLES = 320000
-"""The 10 s at 32 kHz audioldm_eval's PaSST branch cuts or zero-pads every clip to (one window, 1000 frames)."""
+def window_samples(name: str) -> int:
+    """The window at 32 kHz audioldm_eval's feeding cuts or zero-pads every clip to: 10 s (1000 frames), 20 s or
+    30 s for the variants."""
+    return {"passt-s": 10, "passt-s-20s": 20, "passt-s-30s": 30}[name] * 32000
 
 MEMORY = dict(axis="frames", fixed_bytes=64_000_000, bytes_per_item=2_000_000, bytes_per_unit=60_000,
               bytes_per_unit_squared=300.0)
@@ -145,9 +164,9 @@ def build(name: str, source: Path) -> dict:
     """Everything ``export.py`` needs to export PaSST-S."""
     from audiofidelity.models.passt import FRONTEND
 
-    model = load_net(source)
+    model = load_net(source, name)
     batch = torch.export.Dim("batch", min=1, max=1024)
-    frames = torch.export.Dim("frames", min=MIN_FRAMES, max=MAX_FRAMES)
+    frames = torch.export.Dim("frames", min=MIN_FRAMES, max=max_frames(model.t_patches))
     # an example shorter than the longest input, so that no size is specialised to the embedding's 99 columns
     example = torch.randn(2, 1, MEL_BINS, 700, generator=torch.Generator().manual_seed(0)) * 0.8 - 0.3
     return dict(
@@ -155,7 +174,7 @@ def build(name: str, source: Path) -> dict:
         example_inputs=(example,),
         dynamic_shapes={"mel": {0: batch, 3: frames}},
         export_config={"backed_size_oblivious": True},  # one time patch is not special (no 0/1 specialisation)
-        frontend={**FRONTEND, "samples": WINDOW_SAMPLES},  # audioldm_eval's feeding: one 10-s window, cut or padded
+        frontend={**FRONTEND, "samples": window_samples(name)},  # audioldm_eval's feeding: one window, cut or padded
         inputs=[dict(name="mel", shape=["batch", 1, MEL_BINS, "frames"], dtype="float32", min={"frames": MIN_FRAMES},
                      memory=MEMORY)],
         outputs=[dict(name="features", shape=["batch", DIM], dtype="float32", roles=["embedding"]),

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from audiofidelity.artifacts import torch_version
-from audiofidelity.models import passt as passt_family
-from fixtures import checkpoints, recordings
+
+from fixtures import checkpoints, passt, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -99,9 +99,10 @@ CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name 
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 
-PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s")
-"""Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first use
-(the parity tier)."""
+PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
+               "passt-s-30s")
+"""Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first
+use (the parity tier)."""
 
 
 def _write_checkpoints(out: Path) -> None:
@@ -153,9 +154,8 @@ def _export_all(checkpoint_dir: Path, out: Path) -> None:
 
 
 def _write_fad_only_checkpoints(out: Path) -> None:
-    from fixtures import passt
-
-    passt.write_passt(out)
+    for model in passt.FILES:
+        passt.write_passt(out, model)
     checkpoints.write_cnn14(out, "cnn14-8k")
     for model in checkpoints.ENCODEC:
         checkpoints.write_encodec(out, model)
@@ -169,7 +169,7 @@ def _export_fad_only(out: Path) -> None:
     _run_exports([("cnn14-8k", sources / checkpoints.CNN14["cnn14-8k"]["file"], out),
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items()),
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items()),
-                  ("passt-s", sources / passt_family.SOURCE_FILE, out)])
+                  *((model, sources / file, out) for model, file in passt.FILES.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),

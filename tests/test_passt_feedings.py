@@ -128,7 +128,7 @@ def test_the_segments_are_audiocrafts_split(seconds):
     params = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
     if not theirs:
         with pytest.raises(InvalidAudioError, match="only segments of more than 4800 samples"):
-            passt.passt_mel(wave, **params, segments=[passt.WINDOW, passt.AUDIOCRAFT_MINIMUM])
+            passt.passt_mel(wave, **params, samples=passt.WINDOW, segments=passt.AUDIOCRAFT_MINIMUM)
 
 
 @pytest.mark.parametrize("seconds", [0.2, 1.5, 3.0, 10.0, 10.1, 10.15004, 12.5, 25.0])
@@ -147,7 +147,7 @@ def test_the_report_counts_what_each_feeding_padded_or_cut(seconds):
 
     pieces = torch.split(torch.zeros(n), 320000)
     dropped = "cut" if any(s.size(-1) <= 4800 for s in pieces) else None
-    assert passt.passt_fitting(n, **params, segments=[passt.WINDOW, passt.AUDIOCRAFT_MINIMUM]) == dropped
+    assert passt.passt_fitting(n, **params, samples=passt.WINDOW, segments=passt.AUDIOCRAFT_MINIMUM) == dropped
 
 
 def test_the_stage_counts_from_the_length_conditioning_gives():

@@ -10,10 +10,14 @@ through files:
     /tmp/passt-venv/bin/pip install --no-deps hear21passt==0.0.26 timm julius==0.2.7
 
     PYTHON passt_original.py mel IN.npz OUT.npz        # AugmentMelSTFT (get_basic_model's settings), eval mode
-    PYTHON passt_original.py keys OUT.json             # get_basic_model(mode="logits").net's state dict shapes
-    PYTHON passt_original.py net CKPT IN.npz OUT.npz   # that net (patchout off, eval) on CKPT: logits, features
+    PYTHON passt_original.py keys OUT.json [ARCH]      # get_basic_model(mode="logits").net's state dict shapes
+    PYTHON passt_original.py net CKPT IN.npz OUT.npz [ARCH]  # that net (patchout off, eval) on CKPT: logits, features
     PYTHON passt_original.py wave CKPT IN.npz OUT.npz  # the mel, then the net, as PasstBasicWrapper.forward
     PYTHON passt_original.py toolkits CKPT GEN REF OUT.json  # each toolkit's feeding and metrics (below)
+    PYTHON passt_original.py audiocraft CKPT ARCH GEN REF OUT.json  # audiocraft's KL with that network's window
+
+``ARCH``: ``passt_s_swa_p16_128_ap476`` (the default), ``passt_20sec`` or ``passt_30sec`` (``base20sec``,
+``base30sec``: ``input_tdim`` 2000 and 3000).
 
 ``IN.npz``: ``mel``: arrays ``clip<i>`` of waveforms (n,) float32 -> ``OUT.npz`` ``clip<i>`` (128, frames);
 ``net``: arrays ``mel<i>`` of (batch, 1, 128, frames) float32 -> ``logits<i>``, ``features<i>``. The network is
@@ -39,6 +43,10 @@ import numpy as np
 import torch
 
 ARCH = "passt_s_swa_p16_128_ap476"
+INPUT_TDIM = {ARCH: 998, "passt_20sec": 2000, "passt_30sec": 3000}
+"""``get_basic_model``'s ``input_tdim`` per network (``base.py``: the default; ``base20sec.py``, ``base30sec.py``)."""
+MAX_DURATION = {ARCH: 10, "passt_20sec": 20, "passt_30sec": 30}
+"""audiocraft's ``max_duration`` for each (``pretrained_length`` None, 20, 30), in seconds."""
 
 
 def quiet(fn, *args, **kwargs):
@@ -54,10 +62,10 @@ def mel_module():
                  htk=False, fmin=0.0, fmax=None, norm=1, fmin_aug_range=10, fmax_aug_range=2000).eval()
 
 
-def net_module():
+def net_module(arch=ARCH):
     from hear21passt.models.passt import get_model
 
-    return quiet(get_model, arch=ARCH, pretrained=False).eval()
+    return quiet(get_model, arch=arch, pretrained=False, input_tdim=INPUT_TDIM[arch]).eval()
 
 
 def read(path):
@@ -102,15 +110,16 @@ def av_benchmark_input(path, audio_length=None):
     return cut_or_pad(waveform.unsqueeze(0))
 
 
-def audiocraft_probabilities(model, path):
-    """``PasstKLDivergenceMetric._process_audio`` and ``_get_model_preds`` (the class default: the 10-s model):
-    ``convert_audio`` (julius's ``resample_frac``, then the channel mean), ``torch.split`` into 10-s segments,
-    those of more than 4800 samples fed unpadded, one softmax row each."""
+def audiocraft_probabilities(model, path, max_duration=10):
+    """``PasstKLDivergenceMetric._process_audio`` and ``_get_model_preds`` (``max_duration``: the model's window,
+    10 s by default, 20 s or 30 s with ``pretrained_length``): ``convert_audio`` (julius's ``resample_frac``, then the
+    channel mean), ``torch.split`` into segments of the window, those of more than 4800 samples fed unpadded, one
+    softmax row each."""
     import julius
 
     wav, rate = read(path)
     wav = julius.resample_frac(wav[None], int(rate), 32000).mean(dim=-2, keepdim=True)[0]  # convert_audio
-    segments = [s[None] for s in torch.split(wav, 320000, dim=-1) if s.size(-1) > 4800]
+    segments = [s[None] for s in torch.split(wav, int(max_duration * 32000), dim=-1) if s.size(-1) > 4800]
     return [torch.softmax(quiet(model, s.mean(dim=1)), dim=-1).mean(dim=0) for s in segments]
 
 
@@ -222,7 +231,7 @@ def toolkits(checkpoint, generated, reference):
     return {"names": names, "metrics": results, "rows": out}
 
 
-def audiocraft_metrics(model, generated, reference, names):
+def audiocraft_metrics(model, generated, reference, names, max_duration=10):
     """``PasstKLDivergenceMetric.update`` and ``compute`` over the pairs (float32 sums, as it keeps them, and in
     float64): a pair whose files split into different numbers of segments is left out (audiocraft asserts equal
     shapes: it only ever compares clips of one length)."""
@@ -234,8 +243,8 @@ def audiocraft_metrics(model, generated, reference, names):
     rows = {"gen": [], "ref": []}
     left_out = []
     for n in names:
-        gen = audiocraft_probabilities(model, os.path.join(generated, n))
-        ref = audiocraft_probabilities(model, os.path.join(reference, n))
+        gen = audiocraft_probabilities(model, os.path.join(generated, n), max_duration)
+        ref = audiocraft_probabilities(model, os.path.join(reference, n), max_duration)
         if len(gen) != len(ref) or not gen:
             left_out.append([n, len(gen), len(ref)])
             continue
@@ -261,11 +270,11 @@ def main(argv: list[str]) -> int:
                 out[key] = quiet(mel, torch.from_numpy(data[key].astype(np.float32))[None])[0].numpy()
         np.savez(argv[2], **out)
     elif command == "keys":
-        state = net_module().state_dict()
+        state = net_module(*argv[2:3]).state_dict()
         with open(argv[1], "w") as f:
             json.dump({k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in state.items()}, f)
     elif command in ("net", "wave"):
-        net = net_module()
+        net = net_module(*argv[4:5])
         net.load_state_dict(torch.load(argv[1], map_location="cpu", weights_only=True), strict=True)
         mel = mel_module() if command == "wave" else None
         data, out = np.load(argv[2]), {}
@@ -281,8 +290,22 @@ def main(argv: list[str]) -> int:
     elif command == "toolkits":
         with open(argv[4], "w") as f:
             json.dump(toolkits(argv[1], argv[2], argv[3]), f)
+    elif command == "audiocraft":
+        import os
+
+        from hear21passt.wrapper import PasstBasicWrapper
+
+        arch = argv[2]
+        net = net_module(arch)
+        net.load_state_dict(torch.load(argv[1], map_location="cpu", weights_only=True), strict=True)
+        model = PasstBasicWrapper(mel=mel_module(), net=net, mode="logits").eval()
+        names = sorted(n for n in os.listdir(argv[4])
+                       if n.endswith(".wav") and os.path.exists(os.path.join(argv[3], n)))
+        with torch.no_grad(), open(argv[5], "w") as f:
+            json.dump({"names": names, "metrics": audiocraft_metrics(model, argv[3], argv[4], names,
+                                                                     MAX_DURATION[arch])}, f)
     else:
-        raise SystemExit(f"unknown command {command!r}: mel, keys, net, wave or toolkits")
+        raise SystemExit(f"unknown command {command!r}: mel, keys, net, wave, toolkits or audiocraft")
     return 0
 
 

@@ -133,7 +133,7 @@ def compare(toolkit: str, feeding: str, theirs: dict, rows: dict | None, report:
 
 def bound_of(what: str) -> float:
     """The bound of a figure: its own, or its kind's (the first word: ``kl reverse``, ``rows logits``)."""
-    return BOUNDS.get(what, BOUNDS[what.split()[0]])
+    return BOUNDS[what] if what in BOUNDS else BOUNDS[what.split()[0]]
 
 
 def main(argv: list[str] | None = None) -> int:

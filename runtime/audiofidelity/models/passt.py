@@ -29,6 +29,10 @@ RELEASE = "https://github.com/kkoutini/PaSST/releases/download/"
 SOURCE_FILE = "passt-s-f128-p16-s10-ap.476-swa.pt"
 SOURCE_URL = RELEASE + "v0.0.1-audioset/" + SOURCE_FILE
 """hear21passt 0.0.26's ``default_cfgs["passt_s_swa_p16_128_ap476"]["url"]`` (``models/passt.py``)."""
+VARIANTS = (("passt-s-20s", "passt-20s", 20, "passt-s-f128-20sec-p16-s10-ap.474-swa.pt"),
+            ("passt-s-30s", "passt-30s", 30, "passt-s-f128-30sec-p16-s10-ap.473-swa.pt"))
+"""(artifact, backbone, window seconds, release file) of hear21passt's ``passt_20sec`` and ``passt_30sec``
+(``base20sec``, ``base30sec``; release v0.0.5): the same network with a longer time embedding."""
 SOURCE_SHA256 = "302903fa8c4aee817b11dc982da0b29aaf8d11a3e722420476d0a12c9db70c2c"
 """The release file's sha256 (344,665,734 bytes), as three independent public projects pin it against their own
 downloads of ``SOURCE_URL`` (not measured here: no network); ``export.py --download`` refuses other bytes."""
@@ -131,7 +135,7 @@ def audiocraft_segments(wave: np.ndarray, length: int, minimum: int) -> list[np.
 
 
 def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int] | None = None,
-              segments: list[int] | None = None, truncate: int | None = None,
+              segments: int | None = None, truncate: int | None = None,
               **spectral: Any) -> np.ndarray | list[np.ndarray]:
     """hear21passt's ``AugmentMelSTFT.forward`` in eval mode on a clip, fed as a toolkit feeds it: one mel
     (``mel_of_window``) of the clip, of its cut or padded window, or of each of its windows or segments.
@@ -140,11 +144,13 @@ def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int
     ----------
     wave : np.ndarray, shape (n,), float, at the frontend's ``sample_rate``
     samples : int, optional
-        Cut or zero-pad the clip to exactly this many samples, one window (audioldm_eval, av-benchmark).
+        The model's window: cut or zero-pad the clip to exactly this many samples (audioldm_eval, av-benchmark), or
+        with ``segments`` the length of each segment.
     windows : [length, hop, pad_above], optional
         stable-audio-metrics' windows (``sam_windows``), one mel each.
-    segments : [length, minimum], optional
-        audiocraft's segments (``audiocraft_segments``), one mel each, of its own length.
+    segments : int, optional
+        audiocraft's segments of ``samples`` (``audiocraft_segments``), those of more than ``segments`` samples kept,
+        one mel each, of its own length.
     truncate : int, optional
         Only the clip's first ``truncate`` samples are read (av-benchmark's ``--audio_length``).
     **spectral
@@ -163,11 +169,13 @@ def passt_mel(wave: np.ndarray, *, samples: int | None = None, windows: list[int
     if truncate is not None:
         wave = wave[:truncate]
     if segments is not None:
-        kept = audiocraft_segments(wave, *segments)
+        if samples is None:
+            raise ValueError("segments needs samples, the segments' length (the model's window)")
+        kept = audiocraft_segments(wave, samples, segments)
         if not kept:
             raise InvalidAudioError(f"too short for audiocraft's PaSST feeding: {len(wave)} samples at "
                                     f"{spectral['sample_rate']} Hz, and it keeps only segments of more than "
-                                    f"{segments[1]} samples")
+                                    f"{segments} samples")
         return [mel_of_window(piece, **spectral)[0] for piece in kept]
     if windows is not None:
         return np.concatenate([mel_of_window(w, **spectral) for w in sam_windows(wave, *windows)])
@@ -217,7 +225,7 @@ def mel_of_window(wave: np.ndarray, *, sample_rate: int, n_fft: int, hop_length:
 
 
 def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples: int | None = None,
-                    windows: list[int] | None = None, segments: list[int] | None = None,
+                    windows: list[int] | None = None, segments: int | None = None,
                     truncate: int | None = None, **_: Any) -> float:
     """``passt_mel``'s peak bytes for ``n`` samples: the float32 wave, its pre-emphasis and torch's reflect-padded
     copy; the complex64 spectrum while its power (float32) is formed; the power and the banks in float64 and their
@@ -225,8 +233,8 @@ def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples
     (twice, while they are joined) and one window's work at a time."""
     if truncate is not None:
         n = min(n, truncate)
-    if segments is not None:
-        windows = [segments[0], segments[0], 0]
+    if segments is not None and samples is not None:
+        windows = [samples, samples, 0]
     if windows is not None:
         length, hop = windows[0], windows[1]
         count = len(sam_window_starts(n, hop))
@@ -241,14 +249,14 @@ def passt_mel_bytes(n: int, *, n_fft: int, hop_length: int, n_mels: int, samples
 
 
 def passt_fitting(n: int, *, samples: int | None = None, windows: list[int] | None = None,
-                  segments: list[int] | None = None, truncate: int | None = None, **_: Any) -> str | None:
+                  segments: int | None = None, truncate: int | None = None, **_: Any) -> str | None:
     """What ``passt_mel`` does to a clip of ``n`` samples: ``"cut"`` when samples are left out (past ``truncate``,
     past the one window, a last segment audiocraft drops), ``"padded"`` when zeros are added (the one window, a
     stable-audio-metrics window), None when every window is fed as it is."""
     if truncate is not None and n > truncate:
         return "cut"
-    if segments is not None:
-        return "cut" if 0 < n % segments[0] <= segments[1] else None
+    if segments is not None and samples is not None:
+        return "cut" if 0 < n % samples <= segments else None
     if windows is not None:
         length, hop, pad_above = windows
         return "padded" if any(pad_above < min(length, n - start) < length for start in sam_window_starts(n, hop)) \
@@ -272,7 +280,7 @@ FEEDINGS: dict[str, Adjustment] = {
     "stable-audio-metrics": _SAM,
     "stable-audio-metrics-max": replace(_SAM, collect="max"),
     "audiocraft": Adjustment(
-        frontend={"segments": [WINDOW, AUDIOCRAFT_MINIMUM]},
+        frontend={"segments": AUDIOCRAFT_MINIMUM},
         conditioning={"channel": "mean", "remove_dc": False, "resampler": "julius", "min_samples": 0},
         collect="each", kl=KLDefinition("audiocraft", per_segment=True, both_directions=True)),
     "av-benchmark": Adjustment(conditioning={"channel": "mean", "remove_dc": True, "resampler": "torchaudio",
@@ -290,10 +298,11 @@ every ``Conditioning`` field their reading of a file depends on, over the run's 
   to -1 dBFS (pyloudnorm), 10-s windows every 5 s (``sam_windows``), their logits averaged ("collect mean") before
   the softmax; KL(generated || reference), 1e-6 on the reference side. ``stable-audio-metrics-max``: the same with
   the windows' largest logit per class (its ``collect="max"``).
-- ``audiocraft`` (``metrics/kld.py``, AudioGen's 10-s PaSST): julius's resampler, then the channel mean (here the
-  mean comes first: the two orders differ by float32 rounding), consecutive 10-s segments fed unpadded, those of at
-  most 0.15 s dropped (``audiocraft_segments``); each segment one row, paired segment by segment; KL(reference ||
-  generated), 1e-6 on the generated side, averaged over segments, its reverse and their sum in the details.
+- ``audiocraft`` (``metrics/kld.py``): julius's resampler, then the channel mean (here the mean comes first: the two
+  orders differ by float32 rounding), consecutive segments of the model's window (10 s, AudioGen's; 20 s with
+  ``--backbone passt-20s``, MusicGen's ``pretrained_length: 20``) fed unpadded, those of at most 0.15 s dropped
+  (``audiocraft_segments``); each segment one row, paired segment by segment; KL(reference || generated), 1e-6 on
+  the generated side, averaged over segments, its reverse and their sum in the details.
 - ``av-benchmark`` (MMAudio's evaluation): the channel mean, the mean removed, torchaudio's resampler, one 10-s window
   cut or zero-padded (``--passt-audio-length`` first cuts to its ``--audio_length``); FD on the 768-d embedding,
   IS as audioldm_eval's, KL(reference || generated) from ``log_softmax`` with no epsilon.
@@ -320,6 +329,13 @@ FAMILY = ModelFamily(
                       model_rate=32000, dimension=768, frames="1 per 10-s window",
                       description="PaSST-S (AudioSet tagging, hear21passt), 768-d embedding + 527 logits",
                       provides=("embedding", "logits")),
+        *(ArtifactEntry(name, "classifier", backbone, (32000,), "passt", file, RELEASE + "v0.0.5/" + file,
+                        "Apache-2.0", origin="PaSST, GitHub release kkoutini/PaSST v0.0.5", model_rate=32000,
+                        dimension=768, frames=f"1 per {seconds}-s window",
+                        description=f"PaSST-S trained on {seconds}-s AudioSet windows (hear21passt "
+                                    f"passt_{seconds}sec), 768-d embedding + 527 logits",
+                        provides=("embedding", "logits"))
+          for name, backbone, seconds, file in VARIANTS),
     ),
     fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval", conditioning=()),),
     frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes, passt_fitting),),
