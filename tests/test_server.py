@@ -70,9 +70,10 @@ def test_information_endpoints(tmp_path, models_dir):
         assert health["memory"]["rss_bytes"] > 0 and health["models"]["loaded_models"] == []
         metrics = client.get("/metrics").json()
         assert len(metrics["available_metrics"]) == len(METRICS) and metrics["recommended"] == ["FAD", "ISc"]
-        assert set(metrics["paired_only"]) == {"KL", "KL_Sigmoid", "PSNR", "SSIM", "LSD"}
+        assert set(metrics["paired_only"]) == {"KL", "KL_Sigmoid", "PSNR", "SSIM", "LSD", "CHROMA_SIMILARITY"}
         assert client.get("/backbones").json()["sampling_rates"] == {"cnn14": [16000, 32000], "mert": [16000, 32000],
-                                                                      "passt": [32000]}
+                                                                      "passt": [32000], "passt-20s": [32000],
+                                                                      "passt-30s": [32000]}
         assert client.get("/backbones").json()["fad_models"]["mert-v1-95m-7"] == {
             "artifact": "mert-v1-95m", "toolkit": "fadtk", "layer": 7}
         models = {m["name"]: m for m in client.get("/models").json()["models"]}
@@ -176,7 +177,8 @@ def test_a_job_computes_fad_with_the_fad_model_it_names(tmp_path, models_dir, re
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"backbone": "vggish"}, "Invalid backbone 'vggish'. Available: ['cnn14', 'mert', 'passt']"),
+    ({"backbone": "vggish"},
+     "Invalid backbone 'vggish'. Available: ['cnn14', 'mert', 'passt', 'passt-20s', 'passt-30s']"),
     ({"sampling_rate": "44100"}, "Invalid sampling_rate 44100 for cnn14. Available: [16000, 32000]"),
     ({"sampling_rate": "fast"}, "sampling_rate must be an integer"),
     ({"metrics": "FAD,CLAP"}, "Invalid metrics: ['clap']"),
