@@ -50,7 +50,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--channel", choices=CHANNEL_MODES, default="first",
                    help="first channel (audioldm_eval) or the mean of all channels")
     p.add_argument("--resampler", choices=RESAMPLERS, default="torchaudio",
-                   help="torchaudio-equal sinc (audioldm_eval), resampy kaiser_best, or soxr_hq (librosa.load's)")
+                   help="torchaudio-equal sinc (audioldm_eval), resampy kaiser_best, soxr_hq (librosa.load's) or "
+                        "julius (audiocraft's)")
     p.add_argument("--min-duration", type=MIN_DURATION, default=Conditioning.min_duration,
                    help="skip clips shorter than this many seconds (default %(default)s; 0 accepts any length)")
     p.add_argument("--fad-model", choices=list(fad_models()), default=DEFAULTS.fad_model, metavar="NAME",
