@@ -118,3 +118,25 @@ def test_a_silent_clip_passes_only_where_silence_is_allowed_and_empty_or_nan_nev
     for bad, reason in ((np.zeros((1, 0), np.float32), "no samples"), (nan, "1 sample")):
         with pytest.raises(InvalidAudioError, match=reason):
             validate_audio(bad, 16000, allow_silent=True)
+
+
+def test_a_file_without_a_partner_in_paired_mode_is_named_not_skipped_silently(tmp_path):
+    """101 generated and 100 reference files share 100 names: paired mode (over 99% of both), and the one without a
+    partner is named with what was done (audioldm_eval drops it without a word); ``--strict`` refuses the run."""
+    from audiofidelity import cli
+
+    rng = np.random.default_rng(0)
+    for side, count in (("gen", 101), ("ref", 100)):
+        (tmp_path / side).mkdir()
+        for i in range(count):
+            sf.write(tmp_path / side / f"c{i:03d}.wav", 0.1 * rng.standard_normal(1600), 16000)
+    out = tmp_path / "report.json"
+    common = [str(tmp_path / "gen"), str(tmp_path / "ref"), "--metrics", "lsd", "--sr", "16000", "--quiet",
+              "--no-cache", "--workers", "0"]
+    assert cli.main(["eval", *common, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["mode"] == "paired" and report["files"]["pairs"] == 100
+    assert [p for p in report["problems"] if p["file"] == "c100.wav"] == [
+        {"side": "generated", "file": "c100.wav", "reason": "no file of the same name in the other folder",
+         "action": "left out of the paired metrics"}]
+    assert cli.main(["eval", *common, "--strict"]) != 0

@@ -105,6 +105,17 @@ def _usable_pairs(gen: SideFeatures, ref: SideFeatures) -> list[str]:
     return sorted(set(gen.listed) & set(ref.listed) - skipped)
 
 
+def _without_partner(generated: Sequence[str], reference: Sequence[str]) -> list[dict]:
+    """In paired mode (over 99% of the names shared), each file whose name the other folder lacks: named, left out
+    of the paired metrics (audioldm_eval skips them silently)."""
+    out = []
+    for side, mine, theirs in (("generated", generated, reference), ("reference", reference, generated)):
+        other = set(theirs)
+        out += [{"side": side, "file": name, "reason": "no file of the same name in the other folder",
+                 "action": "left out of the paired metrics"} for name in mine if name not in other]
+    return out
+
+
 def _nothing_usable(sides: dict[str, SideFeatures], models: bool, paired: bool, usable_pairs: int) -> str | None:
     """Why no metric can be computed (a side with no usable file, or no usable pair), else None."""
     for name, side in sides.items():
@@ -400,7 +411,8 @@ class Evaluator:
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
         problems = _report_problems({"generated": gen} if reference_file else sides,
-                                    pair_values.excluded if pair_values else [], self.strict)
+                                    (pair_values.excluded if pair_values else [])
+                                    + (_without_partner(gen_names, ref_names) if paired else []), self.strict)
         generated_names = set(gen.files)
         kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
