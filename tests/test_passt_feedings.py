@@ -171,9 +171,10 @@ def test_audio_length_reads_only_the_first_seconds():
     assert np.array_equal(cut, passt.passt_mel(np.pad(wave[:8 * 32000], (0, 2 * 32000)), **params))
     (option,) = [o for o in passt.FAMILY.options if o.name == "passt_audio_length"]
     assert option.adjust(8.0, 32000).frontend == {"truncate": 256000}
-    for bad in (0.0, -1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="passt_audio_length must be a finite number > 0"):
+    for bad in (0.0, -1.0, float("nan"), float("inf"), 1e308, 86400.5):
+        with pytest.raises(ValueError, match="passt_audio_length must be a finite number > 0 and <= 86400"):
             option.check(bad)
+    assert option.adjust(option.check(86400.0), 32000).frontend == {"truncate": 86400 * 32000}
 
 
 # the KL each toolkit reports ----------------------------------------------------------------------------------------

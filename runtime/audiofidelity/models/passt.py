@@ -316,9 +316,14 @@ def feeding(name: str) -> str:
     return name
 
 
+MAX_AUDIO_LENGTH = 86400.0
+"""``--passt-audio-length``'s largest value, a day: longer only keeps the whole clip (and ``1e308`` seconds would not
+be a number of samples)."""
+
+
 def audio_length(seconds: float) -> float:
-    """``--passt-audio-length``'s check: a positive, finite number of seconds."""
-    return check_number(seconds, "passt_audio_length", minimum=0.0, inclusive=False)
+    """``--passt-audio-length``'s check: a positive number of seconds, at most ``MAX_AUDIO_LENGTH``."""
+    return check_number(seconds, "passt_audio_length", minimum=0.0, inclusive=False, maximum=MAX_AUDIO_LENGTH)
 
 
 FAMILY = ModelFamily(
