@@ -1,7 +1,7 @@
 """LAION-CLAP's audio tower for export: HTS-AT (Swin transformer) + audio projection, no ``laion_clap`` package.
 
-The published checkpoints (``630k-audioset-best.pt``: HTSAT-tiny; ``music_audioset_epoch_15_esc_90.14.pt``:
-HTSAT-base) are ``{"state_dict": {"module.<key>": tensor}, ...}`` of the whole ``CLAP`` model (audio and text
+The published checkpoints (``630k-audioset-best.pt``: HTSAT-tiny; the music and music/speech ones: HTSAT-base,
+``models/clap.py`` ``CHECKPOINTS``) are ``{"state_dict": {"module.<key>": tensor}, ...}`` of the whole ``CLAP`` model (audio and text
 towers). The export keeps ``audio_branch.*`` and ``audio_projection.*`` and computes what laion_clap's
 ``CLAP.get_audio_embedding`` does for one 10-s window (non-fusion models): from the log-mel on (the runtime's
 NumPy frontend reproduces torchlibrosa's, whose frozen buffers are checked here and dropped), ``bn0`` over mel
@@ -23,18 +23,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from audiofidelity.models.clap import CHECKPOINTS
+from audiofidelity.registry import registry_entry
 from checkpoints import load_strict
+from clap_text import build_text
 from cnn14 import check_frontend_buffers
 
 FAMILY = "clap"
 """The model family (``audiofidelity/models/clap.py``) whose artifacts this module builds; ``export.py`` finds
 it by this."""
 
-VARIANTS = {
-    "clap-630k-audioset": dict(embed_dim=96, depths=(2, 2, 6, 2)),
-    "clap-music": dict(embed_dim=128, depths=(2, 2, 12, 2)),
-}
+TOWERS = {"HTSAT-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2)), "HTSAT-base": dict(embed_dim=128, depths=(2, 2, 12, 2))}
 """``create_htsat_model``'s ``tiny`` and ``base`` settings (both: 4/8/16/32 heads, window 8, spec 256)."""
+TOWER_OF = {name: tower for name, _, tower in CHECKPOINTS}
 HEADS, WINDOW, SPEC_SIZE, PATCH, MEL_BINS, FREQ_RATIO = (4, 8, 16, 32), 8, 256, 4, 64, 4
 JOINT_DIM = 512
 WINDOW_SAMPLES, FRAMES = 480000, 1001
@@ -256,18 +257,20 @@ def load_embedding(source: Path, name: str) -> ClapAudioEmbedding:
         raise SystemExit(f"{source}: a fusion checkpoint (*-fusion-best.pt); only non-fusion LAION-CLAP models export")
     check_frontend_buffers({k[len("audio_branch."):]: state[k] for k in FROZEN_FRONTEND_KEYS}, FRONTEND, source)
     unused = tuple(k for k in state if k in FROZEN_FRONTEND_KEYS or k.startswith(UNUSED_PREFIXES))
-    variant = VARIANTS[name]
+    variant = TOWERS[TOWER_OF[name]]
     return load_strict(ClapAudioEmbedding(variant["embed_dim"], variant["depths"]), state, source,
-                       f"LAION-CLAP HTSAT-{'tiny' if name == 'clap-630k-audioset' else 'base'} state dict",
-                       ignore=unused)
+                       f"LAION-CLAP {TOWER_OF[name]} state dict", ignore=unused)
 
 
 MEMORY = dict(axis=None, fixed_bytes=200_000_000, bytes_per_item=150_000_000)
 """Peak activation memory per window, an upper bound of what was measured on the CPU."""
 
 
-def build(name: str, source: Path) -> dict:
-    """Everything ``export.py`` needs to export one LAION-CLAP audio artifact."""
+def build(name: str, source: Path, **extras: Path) -> dict:
+    """Everything ``export.py`` needs to export one LAION-CLAP artifact: an audio tower here, a text tower
+    (``*-text``, with the tokenizer files in ``extras``) in ``clap_text.py``."""
+    if registry_entry(name).role == "text":
+        return build_text(name, source, **extras)
     model = load_embedding(source, name)
     batch = torch.export.Dim("batch", min=1, max=1024)
     example = torch.randn(2, 1, FRAMES, MEL_BINS) * 20 - 30

@@ -11,6 +11,8 @@
     python export_scripts/export.py encodec-48k --source encodec_48khz-7e698e3e.th --out models/
     python export_scripts/export.py clap-630k-audioset --source 630k-audioset-best.pt --out models/
     python export_scripts/export.py clap-music --source music_audioset_epoch_15_esc_90.14.pt --out models/
+    python export_scripts/export.py clap-630k-audioset-text --source 630k-audioset-best.pt \
+        --vocab vocab.json --merges merges.txt --out models/   # roberta-base's tokenizer files
     python export_scripts/export.py sc09-resnext --source resnext.pth --out models/
     python export_scripts/export.py cnn14-16k --download --out models/   # fetch the original first
 
@@ -24,7 +26,8 @@ Manifest (schema_version 2): name, backbone, sample_rate (the model's input rate
 {file, sha256, size}, source {file, sha256 (a file's, or per file of a source folder), url}, exported_with
 {torch, python, audiofidelity}, frontend, inputs, outputs (name / shape / dtype / roles; inputs carry ``min``
 per named axis, ``items_per_clip`` and ``memory``), license, citation, and optionally postprocess {file,
-sha256} (VGGish's PCA, with ``--pca``). Every field but ``artifact`` is also sealed inside the ``.pt2``
+sha256} (VGGish's PCA, with ``--pca``); a text tower's ``frontend.files`` names the tokenizer files copied beside
+it with their sha256 (``sample_rate`` is null). Every field but ``artifact`` is also sealed inside the ``.pt2``
 (``extra/audiofidelity.json``), so the program's sha256 covers them and the runtime refuses an edited manifest.
 """
 from __future__ import annotations
@@ -106,13 +109,26 @@ def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple
             raise SystemExit(f"{name}: exported program differs from eager PyTorch by {err:.3g}; not writing it")
 
 
-def export(name: str, source: Path, out: Path, *, pca: Path | None = None, source_revision: str | None = None) -> Path:
-    """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path."""
-    entry = registry_entry(name)
+def extra_options(name: str) -> dict[str, str]:
+    """The further upstream files artifact ``name`` is built from (its entry's ``extra_sources`` but VGGish's
+    optional ``--pca``): keyword of ``build`` -> the file's upstream name."""
+    return {option.split()[0][2:]: option.split()[-1] for option in registry_entry(name).extra_sources
+            if not option.startswith("--pca ")}
+
+
+def export(name: str, source: Path, out: Path, *, pca: Path | None = None, source_revision: str | None = None,
+           extras: dict[str, Path] | None = None) -> Path:
+    """Export registry artifact ``name`` from checkpoint ``source`` into ``out``; return the manifest path.
+    ``extras``: the further files ``extra_options(name)`` names, by keyword."""
     builder = builder_for(name)
     if pca is not None and not hasattr(builder, "write_pca"):
         raise SystemExit(f"--pca applies to vggish only, not {name}")
-    spec = builder.build(name, source)
+    extras = extras or {}
+    wanted = extra_options(name)
+    if set(extras) != set(wanted):
+        raise SystemExit(f"{name} is built from {source.name} with " + (", ".join(
+            f"--{key} {file}" for key, file in wanted.items()) or "no further file") + f"; given {sorted(extras)}")
+    spec = builder.build(name, source, **extras)
     module = spec["module"].eval()
     torch._dynamo.reset()  # a second export in one process would reuse the first one's traces of scan steps
     # export_config: torch.fx.experimental settings (EnCodec: size-oblivious sizes, so one frame is not special)
@@ -139,16 +155,24 @@ def write_artifact(name: str, program, spec: dict, out: Path, *, source: Path, s
     and returns the manifest's ``postprocess`` section."""
     entry = registry_entry(name)
     out.mkdir(parents=True, exist_ok=True)
+    frontend = dict(spec["frontend"])
+    if spec.get("files"):  # data the frontend reads (a tokenizer's files): copied beside, their sha256 sealed
+        frontend["files"] = {}
+        for key, given in spec["files"].items():
+            target = out / f"{name}.{key}{Path(given).suffix}"
+            _atomic_write(target, lambda tmp, given=given: Path(tmp).write_bytes(Path(given).read_bytes()))
+            frontend["files"][key] = {"file": target.name, "sha256": file_sha256(target),
+                                      "source": {"file": Path(given).name, "sha256": file_sha256(Path(given))}}
     manifest = {
         "schema_version": MANIFEST_SCHEMA_VERSION,
         "name": name,
         "backbone": entry.backbone,
-        "sample_rate": spec["frontend"]["sample_rate"],
+        "sample_rate": frontend.get("sample_rate"),  # None: a text tower
         "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url,
                    **({"revision": source_revision} if source_revision else {})},
         "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
                           "audiofidelity": audiofidelity.__version__},
-        "frontend": spec["frontend"],
+        "frontend": frontend,
         "inputs": spec["inputs"],
         "outputs": spec["outputs"],
         "license": entry.license,
@@ -179,7 +203,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="directory to write <model>.pt2 and <model>.json")
     parser.add_argument("--pca", type=Path, default=None,
                         help="vggish only: torchvggish's PCA file, carried for the optional PCA post-processing")
+    for key, file in sorted({k: f for n in names() for k, f in extra_options(n).items()}.items()):
+        parser.add_argument(f"--{key}", type=Path, default=None,
+                            help=f"the upstream {file} the artifacts that need it are built with")
     args = parser.parse_args(argv)
+    wanted = extra_options(args.model)
+    given = {key for key in {k for n in names() for k in extra_options(n)} if getattr(args, key) is not None}
+    if given - set(wanted):
+        parser.error(f"{', '.join('--' + k for k in sorted(given - set(wanted)))} does not apply to {args.model}")
     if args.revision is not None and not args.download:
         parser.error("--revision applies to --download only")
     if args.download:
@@ -190,13 +221,23 @@ def main(argv: list[str] | None = None) -> int:
         args.source = fetch_source(entry, cache, args.revision)
         if entry.architecture == "vggish" and args.pca is None:
             args.pca = fetch_url(entry.source_url.rsplit("/", 1)[0] + "/" + VGGISH_PCA_FILE, cache / VGGISH_PCA_FILE)
+        for (key, file), url in zip(wanted.items(), entry.extra_urls):
+            if getattr(args, key) is None:
+                setattr(args, key, fetch_url(url, cache / entry.name / file))
+    missing = [f"--{key} {file}" for key, file in wanted.items() if getattr(args, key) is None]
+    if missing:
+        parser.error(f"{args.model} needs {', '.join(missing)} (or --download)")
+    for key in wanted:
+        if not getattr(args, key).is_file():
+            parser.error(f"--{key} {getattr(args, key)} does not exist")
     if not args.source.exists():
         parser.error(f"--source {args.source} does not exist (expected {registry_entry(args.model).source_file}, "
                      f"from {registry_entry(args.model).source_url})")
     if args.pca is not None and not args.pca.is_file():
         parser.error(f"--pca {args.pca} does not exist")
     revision = (args.revision or registry_entry(args.model).source_revision) if args.download else None
-    print(export(args.model, args.source, args.out, pca=args.pca, source_revision=revision))
+    print(export(args.model, args.source, args.out, pca=args.pca, source_revision=revision,
+                 extras={key: getattr(args, key) for key in wanted}))
     return 0
 
 

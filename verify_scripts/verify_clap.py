@@ -30,10 +30,12 @@ from audiofidelity import artifacts
 from audiofidelity.audio import condition, load_audio
 from audiofidelity.frontends import window_starts
 from audiofidelity.models import apply_frontend
+from audiofidelity.models.clap import CHECKPOINTS
 from audiofidelity.runner import EmbeddingRunner
 from common import Unavailable, add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
 
-AUDIO_MODELS = {"clap-630k-audioset": "HTSAT-tiny", "clap-music": "HTSAT-base"}
+AUDIO_MODELS = {name: tower for name, _, tower in CHECKPOINTS}
+"""Audio artifact -> laion_clap's ``amodel``."""
 SMALL_TEXT_TOWER = dict(model_type="transformer", context_length=77, vocab_size=49408, width=512, heads=8, layers=1)
 AUDIO_KEYS = ("audio_branch.", "audio_projection.", "audio_transform.", "logit_scale_a")
 """Keys of ``CLAP`` outside its text tower (the stand-in checkpoints carry these, as the published ones do)."""

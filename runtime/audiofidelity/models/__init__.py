@@ -54,7 +54,7 @@ def unregister(name: str) -> None:
     _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
 
 
-ROLE_ORDER = ("classifier", "embedding", "benchmark")
+ROLE_ORDER = ("classifier", "embedding", "text", "benchmark")
 
 
 def builtin_entries() -> tuple[ArtifactEntry, ...]:

@@ -1,9 +1,13 @@
-"""LAION-CLAP (Wu et al. 2023) audio towers: HTSAT-tiny (``630k-audioset-best.pt``) and HTSAT-base
-(``music_audioset_epoch_15_esc_90.14.pt``) + projection, 512-d per clip, as FAD embeddings at 48 kHz.
+"""LAION-CLAP (Wu et al. 2023): each checkpoint's audio tower (HTSAT-tiny ``630k-audioset-best.pt``, HTSAT-base for
+the music and music/speech checkpoints) + projection, 512-d per clip at 48 kHz, as FAD embeddings and for CLAP
+score; and its text tower (``<name>-text``: RoBERTa-base + projection, 512-d per caption, the tokenizer files
+beside it), for CLAP score and text embeddings.
 
-Frontend ``clap_log_mel`` (the int16 round trip, repeat-padding to 10-s windows, HTS-AT's log-mel). Export:
-``export_scripts/clap_htsat.py``; verify: ``verify_scripts/verify_clap.py``; cards ``model_cards/clap-*.md``;
-stand-ins ``tests/fixtures/checkpoints.py``.
+Frontend ``clap_log_mel`` (the int16 round trip, repeat-padding to 10-s windows, HTS-AT's log-mel); the text tower's
+``roberta_bpe`` tokenizer is ``audiofidelity/tokenizer.py``. ``--clap-feeding`` reads files as a toolkit's CLAP
+score does (``FEEDINGS``). Export: ``export_scripts/clap_htsat.py`` and ``clap_text.py``; verify:
+``verify_scripts/verify_clap.py`` and ``verify_clap_text.py``; cards ``model_cards/clap-*.md``; stand-ins
+``tests/fixtures/clap.py`` and ``clap_text.py``.
 """
 from __future__ import annotations
 
@@ -12,12 +16,22 @@ from typing import Any
 import numpy as np
 
 from ..frontends import log_mel, stft_bytes, window_starts
-from .family import ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
+from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, ModelOption, PackageModel
 
 RELEASE = "https://huggingface.co/lukewys/laion_clap/resolve/main/"
 ORIGIN = "LAION-CLAP, Hugging Face repository lukewys/laion_clap"
-SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-music"}
-"""frechet_audio_distance's CLAP ``submodel_name`` -> the FAD model it is (its other checkpoints are not exported)."""
+TOKENIZER_RELEASE = "https://huggingface.co/FacebookAI/roberta-base/resolve/main/"
+"""roberta-base's ``vocab.json`` and ``merges.txt``: what ``RobertaTokenizer.from_pretrained("roberta-base")`` reads."""
+CHECKPOINTS = (("clap-630k-audioset", "630k-audioset-best.pt", "HTSAT-tiny"),
+               ("clap-music", "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base"),
+               ("clap-music-speech-audioset", "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base"),
+               ("clap-music-speech", "music_speech_epoch_15_esc_89.25.pt", "HTSAT-base"))
+"""Artifact name, checkpoint, audio tower of the non-fusion LAION-CLAP checkpoints papers use (music/speech/AudioSet:
+audioldm_eval's CLAP score and MusicGen's; 630k-audioset: frechet_audio_distance's default)."""
+SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-music",
+             "music_speech_audioset": "clap-music-speech-audioset", "music_speech": "clap-music-speech"}
+"""frechet_audio_distance's CLAP ``submodel_name`` -> the FAD model it is."""
+TEXT_SUFFIX = "-text"
 
 
 def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
@@ -51,17 +65,54 @@ def clap_log_mel_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: i
     return 3.0 * 4 * max(n, window_samples) + one + 2.0 * windows * one / 8
 
 
+_LIBROSA_LOAD = {"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0}
+FEEDINGS: dict[str, Adjustment] = {
+    "laion_clap": Adjustment(conditioning=_LIBROSA_LOAD),
+    "stable-audio-metrics": Adjustment(conditioning={**_LIBROSA_LOAD, "peak_dbfs": -1.0}),
+}
+"""How a toolkit reads files for its CLAP score (``--clap-feeding``); without it, the FAD model's feeding
+(frechet_audio_distance's):
+
+- ``laion_clap`` (``CLAP_Module.get_audio_embedding_from_file``): ``librosa.load(sr=48000)`` (channel mean,
+  soxr_hq), the int16 round trip;
+- ``stable-audio-metrics`` (``clap_score.py``): the same load, peak to -1 dBFS (pyloudnorm's ``normalize.peak``),
+  the int16 round trip, ``get_audio_embedding_from_data``.
+
+A clip over 10 s, which laion_clap crops at random, gives the mean of its 10-s windows (``clap_log_mel``)."""
+
+
+def clap_feeding(name: str) -> str:
+    """``--clap-feeding``'s check: one of ``FEEDINGS``."""
+    if name not in FEEDINGS:
+        raise ValueError(f"clap_feeding must be one of {', '.join(FEEDINGS)}, got {name!r}")
+    return name
+
+
+def _audio(name: str, source: str, tower: str) -> ArtifactEntry:
+    return ArtifactEntry(name, "embedding", "clap", (), "clap", source, RELEASE + source, "CC0-1.0", origin=ORIGIN,
+                         model_rate=48000, dimension=512, frames="1 per clip (10-s windows averaged)",
+                         description=f"LAION-CLAP {tower} audio tower + projection, 512-d per clip",
+                         text_tower=name + TEXT_SUFFIX)
+
+
+def _text(name: str, source: str) -> ArtifactEntry:
+    return ArtifactEntry(name + TEXT_SUFFIX, "text", "clap", (), "clap", source, RELEASE + source, "CC0-1.0",
+                         origin=ORIGIN + "; tokenizer files of FacebookAI/roberta-base (MIT)",
+                         extra_sources=("--vocab vocab.json", "--merges merges.txt"),
+                         extra_urls=(TOKENIZER_RELEASE + "vocab.json", TOKENIZER_RELEASE + "merges.txt"),
+                         dimension=512, frames="1 per caption",
+                         description=f"LAION-CLAP RoBERTa-base text tower + projection of {source}, 512-d per caption")
+
+
 FAMILY = ModelFamily(
     "clap",
-    artifacts=tuple(
-        ArtifactEntry(name, "embedding", "clap", (), "clap", source, RELEASE + source, "CC0-1.0", origin=ORIGIN,
-                      model_rate=48000, dimension=512, frames="1 per clip (10-s windows averaged)",
-                      description=f"LAION-CLAP {tower} audio tower + projection, 512-d per clip")
-        for name, source, tower in (("clap-630k-audioset", "630k-audioset-best.pt", "HTSAT-tiny"),
-                                    ("clap-music", "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base"))),
-    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect="mean")
-                     for name in ("clap-630k-audioset", "clap-music")),
+    artifacts=(*(_audio(*c) for c in CHECKPOINTS), *(_text(name, source) for name, source, _ in CHECKPOINTS)),
+    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect="mean") for name, _, _ in CHECKPOINTS),
     frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes),),
+    options=(ModelOption("clap_feeding", "fad", "clap: read files as this toolkit's CLAP score does: "
+                         + ", ".join(FEEDINGS) + " (default: the FAD model's feeding, frechet_audio_distance's)",
+                         adjust=lambda name, rate: FEEDINGS[name], parse=str, check=clap_feeding, metavar="TOOLKIT",
+                         provenance="clap_feeding"),),
     package_models=tuple(PackageModel("frechet_audio_distance", "clap", 48000, name, submodel=submodel,
                                       frontend=(("quantize", False),)) for submodel, name in SUBMODELS.items()),
 )

@@ -42,8 +42,8 @@ class ArtifactEntry:
     """One exportable model: what it serves, where its original checkpoint comes from, where it is published.
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
-    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; the ``"benchmark"`` artifact (SC09's
-    classifier) serves its benchmark's metrics. ``rates``: the evaluation sample
+    ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; ``"text"`` artifacts embed captions
+    (CLAP's text towers); the ``"benchmark"`` artifact (SC09's classifier) serves its benchmark's metrics. ``rates``: the evaluation sample
     rates a backbone serves (the model's own input rate is in its manifest).
     """
 
@@ -79,6 +79,10 @@ class ArtifactEntry:
     """The ``Embedder`` output the HEAR and EVAR adapters read by default (frame rows where the model has them)."""
     provides: tuple[str, ...] = ("embedding", "logits")
     """A classifier's feature roles (its manifest's output roles), which decide the metrics its backbone offers."""
+    extra_urls: tuple[str, ...] = ()
+    """Where ``export.py --download`` fetches each of ``extra_sources`` (a text tower's tokenizer files)."""
+    text_tower: str = ""
+    """The artifact holding the text tower of the same checkpoint (a CLAP audio tower's pair), or empty."""
 
     @property
     def published(self) -> bool:
