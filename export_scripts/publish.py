@@ -19,7 +19,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from audiofidelity.artifacts import file_sha256, verify_sha256
+from audiofidelity.artifacts import data_files, file_sha256, verify_sha256
 from audiofidelity.registry import names
 
 CARDS = Path(__file__).resolve().parents[1] / "model_cards"
@@ -46,7 +46,7 @@ def stage(name: str, models: Path, out: Path) -> dict:
     manifest = json.loads(manifest_path.read_text())
     verify_sha256(program, manifest["artifact"]["sha256"])
     out.mkdir(parents=True, exist_ok=True)
-    extra = [manifest["postprocess"]["file"]] if "postprocess" in manifest else []
+    extra = data_files(manifest)
     for file in [program.name, manifest_path.name, *extra]:
         target = out / file
         if target.exists():

@@ -91,7 +91,7 @@ def built_once(kind: str, key: str, build) -> Path:
     return target
 
 
-CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap", "passt")
+CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap", "clap_text", "passt")
 """The stand-in generators whose text keys the machine's checkpoint cache (SC09's has its own pins)."""
 CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name in CHECKPOINT_MODULES),
                           DATA / "checkpoint_sha256.json"],
@@ -100,7 +100,9 @@ CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name 
 
 
 PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
-               "passt-s-30s")
+               "passt-s-30s", "clap-630k-audioset-text")
+ROBERTA_FILES = ("--vocab", str(DATA / "roberta" / "vocab.json"), "--merges", str(DATA / "roberta" / "merges.txt"))
+"""The stand-in tokenizer files (``fixtures/roberta_vocab.py``) the text towers are exported with."""
 """Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first
 use (the parity tier)."""
 
@@ -169,14 +171,18 @@ def _export_fad_only(out: Path) -> None:
     _run_exports([("cnn14-8k", sources / checkpoints.CNN14["cnn14-8k"]["file"], out),
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.ENCODEC.items()),
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items()),
+                  ("clap-630k-audioset-text", sources / checkpoints.CLAP["clap-630k-audioset"]["file"], out,
+                   *ROBERTA_FILES),
                   *((model, sources / file, out) for model, file in passt.FILES.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),
                       *(ROOT / "runtime" / "audiofidelity" / name for name in ("__init__.py", "artifacts.py",
-                                                                               "registry.py"))],
+                                                                               "registry.py")),
+                      *(ROOT / "runtime" / "audiofidelity" / "models").glob("*.py"), *(DATA / "roberta").glob("*.*")],
                      CHECKPOINT_KEY, sys.version.split()[0])
-"""What the exported stand-ins depend on: the exporter's source, the checkpoints, torch and Python."""
+"""What the exported stand-ins depend on: the exporter's source, the registry (the families' entries), the
+checkpoints, the stand-in tokenizer files, torch and Python."""
 
 
 def _linked(folders: list[Path], out: Path, *, subfolders: bool = False) -> Path:

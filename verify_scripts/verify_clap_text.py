@@ -113,12 +113,12 @@ def original_audio(path: Path, feeding: str) -> np.ndarray:
     return ((np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
 
 
-def original_clap_score(original, files: list[Path], captions: dict[str, str], feeding: str) -> dict[str, float]:
+def original_clap_score(original, files: list[Path], captions, feeding: str) -> dict[str, float]:
     """Each file's cosine between laion_clap's audio and text embeddings (``torch.nn.functional.cosine_similarity``
-    with eps 1e-8, as stable-audio-metrics), for the files whose name without extension has a caption."""
-    found = [p for p in files if p.stem in captions]
+    with eps 1e-8, as stable-audio-metrics), for the files ``captions`` (a ``Captions``) has a caption for."""
+    found = [p for p in files if captions.caption_for(p.name) is not None]
     with torch.inference_mode():
-        text = original.get_text_embedding([captions[p.stem] for p in found], use_tensor=True)
+        text = original.get_text_embedding([captions.caption_for(p.name) for p in found], use_tensor=True)
         scores = {}
         for path, row in zip(found, text):
             audio = torch.from_numpy(original_embedding(original, original_audio(path, feeding), 480000))[None]
@@ -177,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         from audiofidelity.captions import read_captions
         from audiofidelity.evaluate import evaluate
 
-        mapping = read_captions(args.audio_captions).by_id
-        theirs_scores = original_clap_score(original, audio_files([args.audio]), mapping, args.feeding)
+        theirs_scores = original_clap_score(original, audio_files([args.audio]), read_captions(args.audio_captions),
+                                            args.feeding)
         result = evaluate(args.audio, args.audio, metrics=["clap_score"], fad_model=args.model, per_file=True,
-                          captions=args.audio_captions, models_dir=args.models_dir, clap_feeding=args.feeding)
+                          captions=args.audio_captions, models_dir=args.models_dir, clap_feeding=args.feeding,
+                          progress=False)
         per_file = {name: row["clap_score"] for name, row in result.report["per_file"].items() if "clap_score" in row}
         worst = max((abs(per_file[name] - value) for name, value in theirs_scores.items()), default=0.0)
         mean_error = abs(result.report["metrics"]["clap_score"] - float(np.mean(list(theirs_scores.values()))))

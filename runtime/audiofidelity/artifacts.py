@@ -131,6 +131,15 @@ class Manifest:
         return manifest
 
 
+def data_files(raw: dict[str, Any]) -> list[str]:
+    """The files a manifest names beside its program (post-processing data, a tokenizer's files), which travel with
+    it: published and downloaded together."""
+    named = [raw["postprocess"].get("file")] if isinstance(raw.get("postprocess"), dict) else []
+    files = raw.get("frontend", {}).get("files") if isinstance(raw.get("frontend"), dict) else None
+    named += [f.get("file") for f in files.values() if isinstance(f, dict)] if isinstance(files, dict) else []
+    return [n for n in named if isinstance(n, str)]
+
+
 def bound_fields(raw: dict[str, Any]) -> dict[str, Any]:
     """The manifest fields stored inside the ``.pt2``: all but ``artifact`` (the program's own name, sha256
     and size, which cannot be inside it)."""
@@ -249,21 +258,21 @@ def local_files(name: str, directory: str | Path | None = None) -> tuple[Path, P
     return (root / f"{name}.pt2", root / f"{name}.json") if root is not None else None
 
 
-def _from_hub(entry: ArtifactEntry, pin: HubPin) -> tuple[Path, Path]:
+def _hub_files(entry: ArtifactEntry, pin: HubPin, files: list[str]) -> list[Path]:
+    """``files`` of ``entry``'s Hub repository at ``pin``'s revision (one snapshot folder), downloaded or cached."""
     from huggingface_hub import hf_hub_download
     from huggingface_hub import errors as hub_errors
 
     failures = (hub_errors.LocalEntryNotFoundError, hub_errors.EntryNotFoundError, hub_errors.RepositoryNotFoundError,
                 hub_errors.RevisionNotFoundError, hub_errors.HfHubHTTPError, OSError, ValueError)
     try:
-        paths = [Path(hf_hub_download(pin.repo_id, f"{entry.name}{suffix}", revision=pin.revision,
-                                      library_name="audiofidelity")) for suffix in (".pt2", ".json")]
+        return [Path(hf_hub_download(pin.repo_id, file, revision=pin.revision, library_name="audiofidelity"))
+                for file in files]
     except failures as exc:
         raise ArtifactNotFoundError(
             f"artifact {entry.name!r} could not be fetched from {pin.repo_id} at revision {pin.revision} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Build it from the original "
             f"instead: {export_command(entry.name)}, then pass --models-dir") from exc
-    return paths[0], paths[1]
 
 
 def resolve(name: str, directory: str | Path | None = None) -> Resolved:
@@ -291,9 +300,10 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
         raise ArtifactNotFoundError(
             f"artifact {name!r} not found: {where}it is not published on the Hugging Face Hub yet. "
             f"Build it with: {export_command(name, str(root) if root else 'MODELS_DIR')}")
-    program, manifest_path = _from_hub(entry, entry.hub)
+    program, manifest_path = _hub_files(entry, entry.hub, [f"{name}.pt2", f"{name}.json"])
     verify_sha256(manifest_path, entry.hub.manifest_sha256)
     manifest = _read_manifest(manifest_path, name, program)
+    _hub_files(entry, entry.hub, data_files(manifest.raw))  # beside the program in the snapshot; sha256 in the manifest
     if manifest.sha256 != entry.hub.sha256:
         raise ChecksumMismatchError("{path} pins {actual} for {name}.pt2, the registry pins {expected}; the "
                                     "download does not match the registry", path=manifest_path,

@@ -4,6 +4,7 @@
     vggish = Embedder("vggish", output="frames")
     rows = vggish.embed(waveform, 44100)          # (frames, 128), conditioned as eval conditions it
     result = vggish.embed_folder("generated/")    # .arrays by file name, .problems for the files skipped
+    text = Embedder("clap-630k-audioset", output="text").embed_text(["a dog barks"])   # (1, 512)
 
 Each model is fed as ``eval`` feeds it (``features.backbone_stage`` for a classifier: audioldm_eval's
 conditioning at ``sample_rate``, default the model's first evaluation rate; ``features.fad_stage`` for an
@@ -26,9 +27,12 @@ from .features import Feature, SideFeatures, backbone_stage, extract_features, f
 from .registry import entries, fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE
 from .settings import EvaluationSettings
+from .text_tower import TextTower
 
 OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layers": "layers"}
-"""``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT)."""
+"""``output=`` -> the manifest role it reads; ``"layer:N"`` reads hidden layer N of ``hidden_states`` (MERT);
+``"text"``: the caption embeddings of the model's text tower (CLAP), through ``embed_text``."""
+TEXT = "text"
 DEFAULT_OUTPUTS = ("embedding", "frames")
 """What ``output=None`` reads: the first of these the model offers."""
 
@@ -80,7 +84,8 @@ class Embedder:
         ``encodec-24k``/``48k``, ``clap-630k-audioset``, ``clap-music``, or any added through a manifest.
     output : str, optional
         ``"embedding"`` (the clip embedding), ``"frames"`` (per-frame rows: VGGish, EnCodec), ``"logits"``,
-        ``"layers"`` (MERT's 13 layer means) or ``"layer:N"`` (MERT's hidden layer N, frame by frame). Default:
+        ``"layers"`` (MERT's 13 layer means), ``"layer:N"`` (MERT's hidden layer N, frame by frame) or ``"text"``
+        (a CLAP model's text tower: ``embed_text`` only; also what a ``*-text`` artifact gives). Default:
         ``"embedding"`` where the model has a clip embedding (CNN14, MERT, CLAP), else ``"frames"`` (VGGish,
         EnCodec), so the default works for every embedding model of the registry (``DEFAULT_OUTPUTS``).
     pooling : str
@@ -109,6 +114,10 @@ class Embedder:
                                       conditioning=conditioning or Conditioning(), cache=cache, max_memory=max_memory,
                                       metrics=())  # validated as eval's; no metric: only how models run
         entry = registry_entry(model)
+        if entry.role == "text" or output == TEXT:
+            self._init_text(model, entry, output, pooling, sample_rate, device, models_dir)
+            return
+        self.text: TextTower | None = None
         if entry.role not in ("classifier", "embedding"):
             raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
                              + (f"audiofidelity {entry.backbone} runs it" if entry.role == "benchmark"
@@ -147,7 +156,50 @@ class Embedder:
             shape = shape[1:]
         self.info = EmbedderInfo(model, output, manifest.sample_rate, self.stage.input.conditioning_rate,
                                  manifest.input.channels, shape, entry.frames,
-                                 entry.frame_seconds if frames or not one_item else 0.0, manifest.sha256, offered)
+                                 entry.frame_seconds if frames or not one_item else 0.0, manifest.sha256,
+                                 offered + ((TEXT,) if entry.text_tower else ()))
+
+    def _init_text(self, model: str, entry, output: str | None, pooling: str, sample_rate: int | None, device: str,
+                   models_dir: str | Path | None) -> None:
+        """``output="text"``: the text tower of ``model`` (a CLAP audio model's pair, or a ``*-text`` artifact)."""
+        tower = model if entry.role == "text" else entry.text_tower
+        if not tower:
+            raise ValueError(f"{model} has no text tower; output 'text' is offered by "
+                             f"{', '.join(e.name for e in entries() if e.text_tower)}")
+        if output not in (None, TEXT) or pooling != "none" or sample_rate is not None:
+            raise ValueError(f"{tower} embeds captions: output 'text' only, no pooling or sample_rate")
+        self.text = TextTower(load(tower, directory=models_dir, device=device, lazy=True))
+        manifest = self.text.artifact.manifest
+        self.artifact, self.pooling = self.text.artifact, pooling
+        self.info = EmbedderInfo(model, TEXT, 0, 0, 0, (self.text.dimension,), "1 per caption", 0.0, manifest.sha256,
+                                 (TEXT,))
+
+    def embed_text(self, captions: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """Each caption's embedding from the text tower (``output="text"``), as CLAP score uses them.
+
+        Parameters
+        ----------
+        captions : sequence of str, length n
+        progress : bool
+
+        Returns
+        -------
+        np.ndarray, shape (n, dimension), float32, L2-normalised rows
+
+        Raises
+        ------
+        ValueError
+            If this ``Embedder`` reads audio (build it with ``output="text"``).
+        """
+        if self.text is None:
+            raise ValueError(f"this Embedder reads audio ({self.info.output}); Embedder({self.info.model!r}, "
+                             f"output='text') embeds captions")
+        return self.text.embed(captions, progress=progress)
+
+    def _audio_only(self) -> None:
+        if self.text is not None:
+            raise ValueError(f"Embedder({self.info.model!r}, output='text') embeds captions (embed_text); build one "
+                             f"without output='text' for audio")
 
     def _finish(self, array: np.ndarray) -> np.ndarray:
         return array.mean(axis=0) if self.pooling == "mean" and array.ndim > 1 else array
@@ -166,6 +218,7 @@ class Embedder:
             A wrong sample rate, an empty array, NaN/inf, silence, or a clip the model cannot take (too short,
             too long for memory), named.
         """
+        self._audio_only()
         if not isinstance(sample_rate, (int, np.integer)) or isinstance(sample_rate, bool) or sample_rate <= 0:
             raise ValueError(f"sample_rate must be a positive integer (Hz), got {sample_rate!r}")
         array = _to_numpy(audio)
@@ -201,6 +254,7 @@ class Embedder:
         return out
 
     def _embed(self, folder: Path, names: list[str], progress: bool) -> EmbeddedFiles:
+        self._audio_only()
         side = extract_features(SideFeatures(folder, names), [self.stage], self.conditioning, cache=self.cache,
                                 progress=progress, label=folder.name)
         arrays = side.per_file[self.info.output]

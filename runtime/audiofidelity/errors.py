@@ -113,3 +113,9 @@ class TokenizerFilesError(AudioFidelityError, ValueError):
     pinned for them, or malformed (not JSON, special tokens missing, a merges line that is not two tokens, a merge
     whose result is not in the vocab). ``path``: the file; ``expected`` and ``actual``: what it should hold and
     what it holds."""
+
+
+class CaptionsFileError(AudioFidelityError, ValueError):
+    """A captions file (``--captions``) is refused whole: unreadable, too large, not UTF-8, or neither a JSON object
+    of id -> caption nor a CSV with an id and a caption column. ``path``: the file; ``expected`` and ``actual`` where
+    a format was not met. Problems of single entries are reported, not raised (``captions.Captions.problems``)."""

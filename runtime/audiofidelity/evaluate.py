@@ -26,6 +26,7 @@ from ._version import __version__
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .cache import FeatureCache, content_identity
+from .captions import read_captions
 from .errors import (BadFilesError, IncompleteResultError, InputFolderError, ManifestError, MetricUnavailableError,
                      ReferenceProbabilitiesError, literal)
 from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage,
@@ -37,12 +38,13 @@ from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_
 from .metrics import frechet
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
-from .registry import artifact_for, export_command
+from .registry import artifact_for, export_command, registry_entry
 from .stats import ReferenceStats, settings_differences
 from .paired import PairValues, compute_pairs
 from .probabilities import ReferenceProbabilities, is_probabilities_file, read_reference_probabilities
 from .runner import InputSpec
 from .settings import EvaluationSettings
+from .text_tower import TextTower
 from .validation import check_int, check_optional
 
 log = logging.getLogger(__name__)
@@ -192,6 +194,9 @@ class Evaluator:
         self.fad = settings.fad
         needed = {METRICS[m].needs for m in self.selected} - {None}
         names = [self.entry.name] * ("classifier" in needed) + [self.fad.artifact] * ("fad" in needed)
+        self.captions = read_captions(settings.captions) if settings.captions is not None else None
+        text_name = registry_entry(self.fad.artifact).text_tower if self.captions is not None else ""
+        names += [text_name] if text_name else []
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
         loaded = load_all(list(dict.fromkeys(names)), directory=settings.models_dir, device=settings.device,
                           require_pinned=settings.require_pinned, lazy=True)
@@ -208,6 +213,7 @@ class Evaluator:
             self.stages.append(self._backbone_stage(artifact, adjust))
         if "fad" in needed:
             self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact]))
+        self.text_tower = TextTower(self.artifacts[text_name]) if text_name else None
         self._check_roles()
         self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
@@ -415,8 +421,13 @@ class Evaluator:
                                     + (_without_partner(gen_names, ref_names) if paired else []), self.strict)
         generated_names = set(gen.files)
         kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
+        captioned = None
+        if "clap_score" in selected and self.captions is not None:
+            captioned, caption_problems = self._caption_embeddings(gen)
+            problems += caption_problems
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
-                              kl_definition=self.kl_definition, reference_probabilities=probabilities)
+                              kl_definition=self.kl_definition, reference_probabilities=probabilities,
+                              captions=captioned)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         nothing_usable = _nothing_usable({"generated": gen} if reference_file else sides, bool(self.stages),
                                          paired, usable_pairs)
@@ -432,6 +443,9 @@ class Evaluator:
             counts = pipeline.window_counts(s, self.stages, self.conditioning)
             if counts:
                 files[side]["windowing"] = counts
+        if captioned is not None and self.captions is not None:
+            files["captions"] = {"file": str(self.captions.path), "captions": len(self.captions.by_id),
+                                 "generated_with_caption": len(captioned)}
         if stats is not None:
             files["reference"] = {"statistics": str(ref_path), "used": len(stats.files)}
         if probabilities is not None:
@@ -453,6 +467,30 @@ class Evaluator:
         if per_file:
             report["per_file"] = self._per_file(data, pair_values, bool(signal_keys))
         return EvaluationResult(finite_json(report), sides)
+
+    def _caption_embeddings(self, gen: SideFeatures) -> tuple[dict[str, np.ndarray], list[dict]]:
+        """Each usable generated file's caption embedding (the text tower of the CLAP ``--fad-model``), and the
+        problems: the captions file's own, each generated file without a caption, the captions naming no file."""
+        assert self.captions is not None and self.text_tower is not None
+        where = self.captions.path.name
+        problems = [{"side": "captions", "file": where, **p} for p in self.captions.problems]
+        texts = {name: self.captions.caption_for(name) for name in gen.files}
+        problems += [{"side": "generated", "file": name, "reason": f"no caption in {where} (by file name or by "
+                      f"name without extension)", "action": "left out of clap_score"}
+                     for name, text in texts.items() if text is None]
+        unused = sorted(set(self.captions.by_id) - self.captions.ids_used_by(gen.listed))
+        if unused:
+            problems.append({"side": "captions", "file": where, "ids": unused,
+                             "reason": f"{len(unused)} caption(s) name no generated file", "action": "not scored"})
+        if self.strict and problems:
+            raise IncompleteResultError(f"{len(problems)} captions problem(s) and --strict is set: " + "; ".join(
+                f"{p['file']}: {p['reason']}" for p in problems))
+        for p in problems:
+            log.warning("%s: %s: %s (%s)", p["side"], p["file"], p["reason"], p["action"])
+        distinct = sorted({t for t in texts.values() if t is not None})
+        with timed(f"caption embeddings ({len(distinct)} captions)"):
+            rows = dict(zip(distinct, self.text_tower.embed(distinct, progress=self.progress)))
+        return {name: rows[text] for name, text in texts.items() if text is not None}, problems
 
     def _per_file(self, data: EvaluationData, pair_values: PairValues | None, signal_rate: bool) -> dict[str, dict]:
         """Each usable generated file's pair metrics (paired mode), its FAD against the reference Gaussian and
@@ -476,6 +514,8 @@ class Evaluator:
                 out.setdefault(name, {}).update(diagnostics.file_scores(rows, gaussian, means))
         rates = sorted({stage.input.conditioning_rate for stage in self.stages} | ({self.sample_rate} if signal_rate
                                                                                      else set()))
+        for name, values in data.per_file.items():
+            out.setdefault(name, {}).update(values)
         for name in generated.files or list(out):
             out.setdefault(name, {}).update(diagnostics.audio_facts(generated.folder / name, rates,
                                                                     memory_budget=self.memory_budget))
@@ -590,6 +630,10 @@ def evaluate(generated: str | Path, reference: str | Path, *, limit: int | None 
         their last bits with the clips that share its pass, so cached and fresh runs can differ there).
     metric_options : MetricOptions, optional
         FD/FAD covariance estimator, KAD bandwidth, and how the ``*_inf`` extrapolations draw (``MetricOptions``).
+    captions : path, optional
+        For metric ``clap_score`` (with a CLAP ``fad_model``; ``clap_feeding`` chooses a toolkit's reading of the
+        files): a JSON object or CSV of id -> caption (``captions.py``); each generated file takes the caption of its
+        name or of its name without extension; files and captions left unmatched are named in ``problems``.
 
     Returns
     -------

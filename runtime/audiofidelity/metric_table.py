@@ -14,7 +14,7 @@ import numpy as np
 
 from .features import SideFeatures
 from .models import AUDIOLDM_EVAL_KL, KLDefinition, builtin_entries
-from .metrics import chroma, frechet, inception, kad, kernel, kl, prdc, signal
+from .metrics import chroma, clap_score, frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
 from .metrics.options import MetricOptions
@@ -47,6 +47,10 @@ class EvaluationData:
     """The KL the chosen feeding's toolkit reports (a model option's ``Adjustment.kl``)."""
     reference_probabilities: ReferenceProbabilities | None = None
     """The reference as class probabilities per id (a reference-probabilities file): KL only."""
+    captions: Mapping[str, np.ndarray] | None = None
+    """Each generated file's caption embedding (text tower), for the files that have a caption: CLAP score."""
+    per_file: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per-file values a metric computes on the way (file -> key -> value), for ``--per-file``."""
 
     def output(self, role: str) -> str:
         """The artifact output that plays ``role``."""
@@ -262,6 +266,23 @@ def _chroma_similarity(data: EvaluationData) -> dict[str, float]:
     return {key: value}
 
 
+def _clap_score(data: EvaluationData) -> dict[str, float]:
+    """The mean cosine of each captioned file's audio embedding (the CLAP ``--fad-model``'s rows) with its caption's
+    text embedding; per file into ``per_file``, how many files into the details."""
+    key = clap_score.KEY_CLAP_SCORE
+    if data.captions is None:
+        raise MetricUnavailableError("no captions were given (--captions FILE)")
+    audio = dict(zip(data.generated.files, data.generated.per_file[data.output("fad")]))
+    scores = clap_score.clap_scores(audio, data.captions)
+    if not scores:
+        raise MetricUnavailableError("no usable generated file has a caption in the captions file")
+    for name, value in scores.items():
+        data.per_file.setdefault(name, {})[key] = value
+    data.details[key] = {"files": len(scores), "without_caption": len(audio) - len(scores),
+                         "definition": "mean over captioned files of cos(audio embedding, caption embedding)"}
+    return {key: clap_score.clap_score(scores)}
+
+
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
@@ -317,6 +338,10 @@ METRICS: dict[str, MetricSpec] = {
         (chroma.KEY_CHROMA_SIMILARITY,), _chroma_similarity, paired_only=True, needs=None, better="higher",
         description="chroma cosine similarity of each generated clip to its same-named reference (the melody), "
                     "as audiocraft's MusicGen evaluation computes it"),
+    "clap_score": MetricSpec(
+        (clap_score.KEY_CLAP_SCORE,), _clap_score, needs="fad", role="fad", better="higher",
+        description="CLAP score: mean cosine of each generated clip's CLAP audio embedding (a clap-* --fad-model) "
+                    "with its caption's text embedding (--captions)"),
 }
 """Every metric, by its ``--metrics`` name."""
 
@@ -397,7 +422,7 @@ def _not_finite(values: Mapping[str, object]) -> str | None:
     return f"not finite ({', '.join(bad)} came out NaN or infinite from these features)" if bad else None
 
 
-OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf", "chroma_similarity")
+OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf", "chroma_similarity", "clap_score")
 """Metrics beyond audioldm_eval's, with either backbone, computed only when asked for (``--metrics``, ``--inf``)."""
 
 

@@ -21,9 +21,24 @@ from .metric_table import resolve_metrics
 from .metrics import signal
 from .metrics.options import MetricOptions
 from .models import DEFAULTS, FadModel, check_model_options, model_options
-from .registry import artifact_for, fad_model as find_fad_model
+from .registry import artifact_for, fad_model as find_fad_model, fad_models, registry_entry
 from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
 from .validation import check_int, check_optional
+
+
+def check_captions(metrics: Sequence[str], captions: str | Path | None, fad: FadModel) -> None:
+    """CLAP score needs a captions file and a FAD model with a text tower; a captions file needs CLAP score
+    (``ValueError`` naming what to pass)."""
+    scored = "clap_score" in metrics
+    if scored and captions is None:
+        raise ValueError("metric clap_score needs the captions the files were generated from: --captions FILE "
+                         "(captions=)")
+    if captions is not None and not scored:
+        raise ValueError("--captions is read by metric clap_score only; add it to --metrics")
+    if scored and not registry_entry(fad.artifact).text_tower:
+        towers = [m.name for m in fad_models().values() if registry_entry(m.artifact).text_tower]
+        raise ValueError(f"metric clap_score needs a CLAP --fad-model (one with a text tower): {', '.join(towers)}; "
+                         f"got {fad.name!r}")
 
 
 @dataclass(frozen=True)
@@ -33,7 +48,7 @@ class EvaluationSettings:
     ``model_options``: the families' options by name (``{"mert_chunk": 10.0}``), each checked by its family and
     allowed only when the run uses a model of that family; unset options are dropped. ``metrics`` (None: the
     backbone's defaults) becomes a tuple of names and ``fad_model`` (a name) its ``FadModel``; read them with those
-    types as ``selected_metrics`` and ``fad``.
+    types as ``selected_metrics`` and ``fad``. ``captions``: the captions file CLAP score reads (``captions.py``).
     """
 
     backbone: str = DEFAULTS.backbone
@@ -55,6 +70,7 @@ class EvaluationSettings:
     batch_across_clips: bool = False
     metric_options: MetricOptions = field(default_factory=MetricOptions)
     model_options: Mapping[str, Any] = field(default_factory=dict)
+    captions: str | Path | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -73,6 +89,9 @@ class EvaluationSettings:
         put("fad_model", find_fad_model(self.fad_model) if isinstance(self.fad_model, str) else self.fad_model)
         put("model_options", check_model_options(dict(self.model_options), backbone=self.backbone,
                                                  fad_model=self.fad.artifact))
+        if self.captions is not None and not isinstance(self.captions, (str, Path)):
+            raise TypeError(f"captions must be a path, got {type(self.captions).__name__}")
+        check_captions(self.selected_metrics, self.captions, self.fad)
 
     @property
     def selected_metrics(self) -> tuple[str, ...]:

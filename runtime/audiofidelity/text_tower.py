@@ -17,6 +17,7 @@ import numpy as np
 
 from .artifacts import LoadedArtifact, plain_file_name
 from .errors import ManifestError, literal
+from .features import Progress
 from .tokenizer import RobertaTokenizer
 
 TEXT_BATCH = 8
@@ -74,7 +75,7 @@ class TextTower:
         ----------
         captions : sequence of str, length n
         progress : bool
-            Show a progress bar (tqdm) over the passes.
+            Show a progress bar (tqdm) over the captions.
 
         Returns
         -------
@@ -88,19 +89,16 @@ class TextTower:
         if n == 0:
             return out
         filler_ids, filler_mask = self.tokenizer.encode_batch([""], max_length=self.max_length)
-        starts = range(0, n, TEXT_BATCH)
-        if progress:
-            from tqdm.auto import tqdm
-
-            starts = tqdm(starts, desc=f"{self.name} captions", unit="pass")
         program = self.artifact.program
         device = self.artifact.device
-        for start in starts:
-            stop = min(start + TEXT_BATCH, n)
-            fill = TEXT_BATCH - (stop - start)
-            batch_ids = np.concatenate([ids[start:stop], np.repeat(filler_ids, fill, axis=0)])
-            batch_mask = np.concatenate([mask[start:stop], np.repeat(filler_mask, fill, axis=0)])
-            with torch.inference_mode():
-                rows = program(torch.from_numpy(batch_ids).to(device), torch.from_numpy(batch_mask).to(device))
-            out[start:stop] = rows[: stop - start].float().cpu().numpy()
+        with Progress(n, f"{self.name} captions", progress) as bar:
+            for start in range(0, n, TEXT_BATCH):
+                stop = min(start + TEXT_BATCH, n)
+                fill = TEXT_BATCH - (stop - start)
+                batch_ids = np.concatenate([ids[start:stop], np.repeat(filler_ids, fill, axis=0)])
+                batch_mask = np.concatenate([mask[start:stop], np.repeat(filler_mask, fill, axis=0)])
+                with torch.inference_mode():
+                    rows = program(torch.from_numpy(batch_ids).to(device), torch.from_numpy(batch_mask).to(device))
+                out[start:stop] = rows[: stop - start].float().cpu().numpy()
+                bar.update(stop - start)
         return out

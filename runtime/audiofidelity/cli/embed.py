@@ -7,6 +7,8 @@ and ``a.wav``) would share a file there, so such a folder is refused, naming the
 ``files`` or ``info`` would overwrite those, so it is refused likewise. Every file is written atomically under
 exactly the name given. Files are read, conditioned and cached as ``eval`` does (``Embedder``); skipped files
 are listed with their reason on stdout's JSON summary and stderr; ``files`` there counts the arrays written.
+
+``embed --captions FILE --model clap-...`` embeds captions with the model's text tower instead (arrays by id).
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import CHANNEL_MODES, Conditioning
+from ..captions import read_captions
 from ..embedder import Embedder
 from ..evaluate import list_folder
 from ..outputs import atomic_write, check_writable, npz, output_error
@@ -54,7 +57,11 @@ def name_clash(folder: Path, names: list[str], *, out_dir: bool) -> str | None:
 def add_parser(commands) -> None:
     em = commands.add_parser("embed", help="write a folder's embeddings (one .npz, or one .npy per file)",
                              description=__doc__.split("\n")[0])
-    em.add_argument("folder", type=Path, help="folder of audio files (not searched recursively)")
+    em.add_argument("folder", type=Path, nargs="?", default=None,
+                    help="folder of audio files (not searched recursively); not with --captions")
+    em.add_argument("--captions", type=Path, default=None, metavar="FILE",
+                    help="embed these captions (a JSON object or CSV of id -> caption, as eval's --captions) with "
+                         "the --model's text tower instead of audio: one array per id")
     em.add_argument("--model", required=True, choices=names(), help="the artifact that embeds")
     em.add_argument("--output", default=None,
                     help="embedding, frames, logits, layers or layer:N (what the model offers; default: embedding "
@@ -73,44 +80,92 @@ def add_parser(commands) -> None:
     add_runtime_options(em)
 
 
-def run(args: argparse.Namespace) -> int:
-    """Run ``embed``; returns the exit status."""
-    check_writable(args.out, "--out")  # before any audio is decoded, as eval's outputs
-    clash = name_clash(args.folder, list_folder(args.folder, limit=args.limit), out_dir=args.out is None)
-    if clash is not None:
-        print(f"audiofidelity: error: {clash}; nothing was computed", file=sys.stderr)
-        return EXIT_USAGE
+def _write(args: argparse.Namespace, arrays: dict[str, np.ndarray], info: dict, skipped: list[dict],
+           folder: Path | None) -> int:
+    """Write ``arrays`` to ``--out`` or into ``folder`` (``--out-dir``); print the JSON summary; the exit status."""
+    count = 0
+    if args.out:
+        everything = {"files": np.array(list(arrays)), "info": np.array(json.dumps(info)),
+                      **{name: array.astype(np.float32) for name, array in arrays.items()}}
+        atomic_write(args.out, npz(everything), option="--out")
+        written, count = str(args.out), len(arrays)
+    else:
+        assert folder is not None  # the parser requires --out or --out-dir
+        for name, array in arrays.items():
+            atomic_write(folder / f"{Path(name).stem}.npy", functools.partial(np.save, arr=array.astype(np.float32)),
+                         option="--out-dir")
+            count += 1
+        written = str(folder)
+    print(json.dumps({"written": written, "files": count, "skipped": skipped, "info": info}, indent=2))
+    return EXIT_OK if arrays else EXIT_FAILED
+
+
+def _usage(message: str) -> int:
+    print(f"audiofidelity: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _out_folder(args: argparse.Namespace) -> Path | None:
     folder = args.out_dir / "embeddings" / args.model if args.out_dir else None
     if folder is not None:
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise output_error("--out-dir", folder, exc, existed=False) from exc
+    return folder
+
+
+def run_captions(args: argparse.Namespace) -> int:
+    """``embed --captions FILE``: each caption's text embedding, keyed by its id (an id that is not a plain file
+    name cannot name a ``--out-dir`` file: refused, named)."""
+    captions = read_captions(args.captions)
+    ids = list(captions.by_id)
+    if args.out_dir is not None:
+        unsafe = [i for i in ids if Path(i).name != i or i.startswith(".") or "\\" in i]
+        if unsafe:
+            return _usage(f"--out-dir names each file <id without extension>.npy; these ids are not plain file "
+                          f"names: {', '.join(map(repr, unsafe[:10]))}; use --out FILE.npz")
+        by_stem: dict[str, list[str]] = defaultdict(list)
+        for i in ids:
+            by_stem[Path(i).stem].append(i)
+        shared = [" and ".join(group) for group in by_stem.values() if len(group) > 1]
+        if shared:
+            return _usage(f"--out-dir names each file <id without extension>.npy, so these ids would share one: "
+                          f"{'; '.join(shared)}; use --out FILE.npz")
+    elif [i for i in ids if i in NPZ_KEYS]:
+        return _usage(f"ids {', '.join(i for i in ids if i in NPZ_KEYS)} would overwrite --out's own keys "
+                      f"({', '.join(NPZ_KEYS)}); use --out-dir")
+    try:
+        embedder = Embedder(args.model, output="text", device=args.device, models_dir=args.models_dir)
+    except ValueError as exc:
+        return _usage(str(exc))
+    folder = _out_folder(args)
+    for problem in captions.problems:
+        log.warning("%s: %s (%s)", args.captions.name, problem["reason"], problem["action"])
+    rows = embedder.embed_text(list(captions.by_id.values()), progress=not args.quiet)
+    return _write(args, dict(zip(ids, rows)), asdict(embedder.info), captions.problems, folder)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``embed``; returns the exit status."""
+    check_writable(args.out, "--out")  # before anything is read, as eval's outputs
+    if (args.folder is None) == (args.captions is None):
+        return _usage("give a FOLDER of audio or --captions FILE (one of the two)")
+    if args.captions is not None:
+        return run_captions(args)
+    clash = name_clash(args.folder, list_folder(args.folder, limit=args.limit), out_dir=args.out is None)
+    if clash is not None:
+        print(f"audiofidelity: error: {clash}; nothing was computed", file=sys.stderr)
+        return EXIT_USAGE
+    folder = _out_folder(args)
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
     try:
         embedder = Embedder(args.model, output=args.output, pooling=args.pooling, sample_rate=args.sr,
                             device=args.device, batch_size=args.batch_size, models_dir=args.models_dir,
                             conditioning=conditioning, cache=not args.no_cache)
     except ValueError as exc:  # an output or rate the model does not offer
-        print(f"audiofidelity: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage(str(exc))
     result = embedder.embed_folder(args.folder, limit=args.limit, progress=not args.quiet)
     for problem in result.problems:
         log.warning("%s: %s (skipped)", problem["file"], problem["reason"])
-    count = 0
-    if args.out:
-        arrays = {"files": np.array(list(result.arrays)), "info": np.array(json.dumps(asdict(embedder.info))),
-                  **{name: array.astype(np.float32) for name, array in result.arrays.items()}}
-        atomic_write(args.out, npz(arrays), option="--out")
-        written, count = str(args.out), len(result.arrays)
-    else:
-        assert folder is not None  # the parser requires --out or --out-dir
-        for name, array in result.arrays.items():
-            atomic_write(folder / f"{Path(name).stem}.npy", functools.partial(np.save, arr=array.astype(np.float32)),
-                         option="--out-dir")
-            count += 1
-        written = str(folder)
-    print(json.dumps({"written": written, "files": count, "skipped": result.problems,
-                      "info": asdict(embedder.info)}, indent=2))
-    return EXIT_OK if result.arrays else EXIT_FAILED
-
+    return _write(args, result.arrays, asdict(embedder.info), result.problems, folder)

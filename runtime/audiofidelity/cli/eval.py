@@ -19,11 +19,11 @@ from ..models import DEFAULTS, ModelOptionError, check_model_options, model_opti
 from ..multidevice import DistributedEvaluator, distributed_rank
 from ..outputs import check_writable, write_text
 from ..probabilities import save_reference_probabilities
-from ..registry import artifact_for, backbones, fad_models
+from ..registry import artifact_for, backbones, fad_model, fad_models
 from ..reporting import append_csv, format_table, write_per_file_csv
 from ..resample import RESAMPLERS
 from ..runner import PRECISIONS
-from ..settings import EvaluationSettings
+from ..settings import EvaluationSettings, check_captions
 from ..training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
 from ..validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
 from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, resolve_device
@@ -105,6 +105,9 @@ def _add_metric_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kad-bandwidth", type=_bandwidth, default="reference", metavar="reference|generated|VALUE",
                    help="KAD's RBF bandwidth: the median pairwise distance of the reference rows (default, the "
                         "paper's), of the generated rows (kadtk's code), or a number")
+    p.add_argument("--captions", type=Path, default=None, metavar="FILE",
+                   help="clap_score: the captions the files were generated from, a JSON object or a CSV of id -> "
+                        "caption (ids: file names, with or without extension)")
     p.add_argument("--limit", type=LIMIT, default=None, help="use only the first N files of each sorted folder")
     p.add_argument("--lsd-offset", type=arg_type(check_int, "--lsd-offset", int, minimum=0), default=HIFIGAN_OFFSET,
                    help="samples dropped from each generated clip before LSD (default %(default)s, HiFi-GAN's delay)")
@@ -182,6 +185,11 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         check_model_options(_model_option_values(args), backbone=args.backbone, fad_model=args.fad_model)
     except ModelOptionError as exc:
         parser.error(exc.command_line())
+    if hasattr(args, "captions"):
+        try:
+            check_captions(resolve_metrics(args.backbone, args.metrics), args.captions, fad_model(args.fad_model))
+        except ValueError as exc:
+            parser.error(str(exc))
     if getattr(args, "inf", False):
         chosen = resolve_metrics(args.backbone, args.metrics)
         args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
@@ -199,7 +207,7 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
         metric_options=MetricOptions(covariance=getattr(args, "covariance", "mle"),
                                      kad_bandwidth=getattr(args, "kad_bandwidth", "reference"),
                                      inf_draw=getattr(args, "inf_draw", "frames")),
-        model_options=_model_option_values(args))
+        model_options=_model_option_values(args), captions=getattr(args, "captions", None))
     if distributed_rank() is not None:
         return DistributedEvaluator(settings)
     return Evaluator(settings)

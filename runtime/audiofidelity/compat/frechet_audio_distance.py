@@ -1,6 +1,7 @@
 """``from audiofidelity.compat.frechet_audio_distance import FrechetAudioDistance`` in place of the
 ``frechet_audio_distance`` package's class (0.3.x), for its VGGish, PANN (CNN14 8/16/32 kHz), EnCodec
-(24/48 kHz) and LAION-CLAP (``630k-audioset``, ``music_audioset``; non-fusion) models.
+(24/48 kHz) and LAION-CLAP (``630k-audioset``, ``music_audioset``, ``music_speech``, ``music_speech_audioset``;
+non-fusion) models; and its ``CLAPScore`` (see there).
 
 Same constructor arguments, ``score(background_dir, eval_dir, background_embds_path=None,
 eval_embds_path=None, dtype="float32")`` -> float, ``get_embeddings``, ``calculate_embd_statistics``,
@@ -26,7 +27,7 @@ import numpy as np
 
 from ..audio import Conditioning
 from ..evaluate import Evaluator, list_folder
-from ..metrics import frechet
+from ..metrics import clap_score, frechet
 from ..outputs import atomic_write
 from ..models import DEFAULTS, PackageModel, package_models, postprocessor
 from ..registry import fad_model
@@ -198,4 +199,115 @@ class FrechetAudioDistance:
         return frechet.frechet_distance_from_features(evaluated, background)  # the order eval uses
 
 
-__all__ = ["FrechetAudioDistance"]
+class CLAPScore:
+    """frechet_audio_distance's ``CLAPScore``: the mean (and spread) of the cosines between each audio file's CLAP
+    embedding and its caption's.
+
+    Same constructor arguments and ``score(text_path, audio_dir, text_column="caption", text_embds_path=None,
+    audio_embds_path=None, batch_size=10, dtype="float32")`` -> ``(mean, std)``; audio read as the package reads it
+    (``FAD_CONDITIONING``, tensors: no int16 round trip). What differs, on purpose: the original pairs the CSV's
+    rows, in order, with the folder's files in ``os.listdir`` order, which is arbitrary (file-system order), so its
+    pairs can be wrong; here a CSV with an id column (``captions.ID_COLUMNS``: ``file``, ``id``, ``ytid``, ...) pairs
+    each file with its id's caption (by name, or name without extension), and one without pairs row i with the i-th
+    file in sorted order, refusing unequal counts. Files or captions left unpaired, and every failure, raise or are
+    named instead of the original's printed ``-1``.
+
+    Parameters
+    ----------
+    ckpt_dir : ignored
+        Kept for signature compatibility.
+    submodel_name : str
+        ``"630k-audioset"`` (default), ``"music_audioset"``, ``"music_speech"`` or ``"music_speech_audioset"``.
+    enable_fusion : bool
+        Fusion checkpoints are not exported: False only.
+    models_dir, device, cache :
+        As ``audiofidelity.evaluate``.
+    """
+
+    def __init__(self, ckpt_dir=None, submodel_name: str = "630k-audioset", verbose: bool = False,
+                 audio_load_worker: int = 8, enable_fusion: bool = False, *, models_dir=None, device: str = "cpu",
+                 cache: bool = True) -> None:
+        self._fad = FrechetAudioDistance(model_name="clap", submodel_name=submodel_name, sample_rate=48000,
+                                         enable_fusion=enable_fusion, verbose=verbose, models_dir=models_dir,
+                                         device=device, cache=cache)
+        from ..artifacts import load
+        from ..registry import registry_entry
+        from ..text_tower import TextTower
+
+        name = self._fad._evaluator.fad.artifact
+        self._text = TextTower(load(registry_entry(name).text_tower, directory=models_dir, device=device, lazy=True))
+        self.submodel_name, self.verbose = submodel_name, verbose
+
+    def get_text_embeddings(self, text_data: list[str]) -> np.ndarray:
+        """(n, 512) caption embeddings."""
+        return self._text.embed(list(text_data), progress=self.verbose)
+
+    def get_audio_embeddings(self, x: list[np.ndarray], sr: int = 48000) -> np.ndarray:
+        """(n, 512) embeddings of in-memory clips at rate ``sr``."""
+        return self._fad.get_embeddings(x, sr)
+
+    def _pairs(self, text_path: str | Path, audio_dir: str | Path, text_column: str) -> tuple[list[str], list[str]]:
+        """(audio file names, their captions), paired by id or by sorted position (see the class docstring)."""
+        import csv
+
+        from ..captions import ID_COLUMNS, read_captions
+
+        names = list_folder(audio_dir)
+        with open(text_path, newline="", encoding="utf-8-sig") as f:
+            header = [h.strip() for h in next(csv.reader(f), [])]
+        if text_column not in header:
+            raise ValueError(f"{text_path}: no column {text_column!r} (its columns: {', '.join(header)})")
+        if any(h.lower() in ID_COLUMNS for h in header):
+            captions = read_captions(text_path)
+            for problem in captions.problems:
+                log.warning("%s: %s (%s)", text_path, problem["reason"], problem["action"])
+            unpaired = [n for n in names if captions.caption_for(n) is None]
+            if unpaired:
+                raise ValueError(f"{len(unpaired)} audio file(s) have no caption in {text_path}: {unpaired[:10]}")
+            return names, [str(captions.caption_for(n)) for n in names]
+        with open(text_path, newline="", encoding="utf-8-sig") as f:
+            texts = [row[text_column] for row in csv.DictReader(f)]
+        if len(texts) != len(names):
+            raise ValueError(f"{text_path} has {len(texts)} captions and {audio_dir} {len(names)} files; without an "
+                             f"id column ({', '.join(ID_COLUMNS)}) they are paired by sorted position")
+        return names, texts
+
+    def score(self, text_path, audio_dir, text_column: str = "caption", text_embds_path=None, audio_embds_path=None,
+              batch_size: int = 10, dtype: str = "float32") -> tuple[float, float]:
+        """CLAP score of ``audio_dir`` against the captions of ``text_path``: (mean, population std) over files.
+
+        Embedding files are read when they exist and written when they do not, as the original does.
+
+        Raises
+        ------
+        InputFolderError, ValueError
+            A missing folder or column, unpaired files, a bad file (named), embeddings of different shapes.
+        """
+        if dtype not in ("float64", "float32", "int32", "int16"):
+            raise ValueError(f"dtype not supported: {dtype}")
+        names, texts = self._pairs(text_path, audio_dir, text_column)
+        text = self._cached(text_embds_path, lambda: self.get_text_embeddings(texts))
+        audio = self._cached(audio_embds_path, lambda: self._audio_rows(audio_dir, names))
+        if text.shape != audio.shape:
+            raise ValueError(f"text embeddings {text.shape} and audio embeddings {audio.shape} differ in shape")
+        values = np.array([clap_score.cosine(a, t) for a, t in zip(audio, text)])
+        return float(values.mean()), float(values.std())
+
+    def _audio_rows(self, audio_dir, names: list[str]) -> np.ndarray:
+        side = self._fad._evaluator.side_features(Path(audio_dir), names, Path(audio_dir).name)
+        if side.problems:
+            raise ValueError(f"{len(side.problems)} audio file(s) could not be used: " + "; ".join(
+                f"{p['file']}: {p['reason']}" for p in side.problems))
+        return np.concatenate([np.atleast_2d(a) for a in side.per_file[self._fad._evaluator.roles["fad"]]])
+
+    @staticmethod
+    def _cached(path, compute) -> np.ndarray:
+        if path is not None and Path(path).is_file():
+            return np.load(path)
+        rows = compute()
+        if path is not None:
+            atomic_write(path, lambda f: np.save(f, rows), option="embeddings file")
+        return rows
+
+
+__all__ = ["CLAPScore", "FrechetAudioDistance"]

@@ -43,8 +43,8 @@ class ArtifactEntry:
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
     ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; ``"text"`` artifacts embed captions
-    (CLAP's text towers); the ``"benchmark"`` artifact (SC09's classifier) serves its benchmark's metrics. ``rates``: the evaluation sample
-    rates a backbone serves (the model's own input rate is in its manifest).
+    (CLAP's text towers); the ``"benchmark"`` artifact (SC09's classifier) serves its benchmark's metrics.
+    ``rates``: the evaluation sample rates a backbone serves (the model's own input rate is in its manifest).
     """
 
     name: str

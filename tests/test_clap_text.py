@@ -1,0 +1,206 @@
+"""CLAP's text tower and CLAP score against laion_clap and transformers (parity tier: the stand-in checkpoint holds
+RoBERTa-base, 125M values, and laion_clap is the reference)."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from fixtures import checkpoints
+from fixtures.clap_text import clap_text_state_dict
+from fixtures.roberta_vocab import captions as tokenizer_corpus
+from test_fad_models import need_laion_clap, write_clips
+
+pytestmark = pytest.mark.parity
+MODEL = "clap-630k-audioset"
+
+
+def test_stand_in_has_the_packages_text_keys_and_shapes():
+    need_laion_clap()
+    from verify_clap_text import constructed_model
+
+    want = {k: v for k, v in constructed_model(MODEL).state_dict().items()
+            if k.startswith(("text_branch.", "text_projection.", "text_transform.", "logit_scale_t"))
+            and not k.endswith(".position_ids")}
+    got = clap_text_state_dict(MODEL)
+    assert {k: (tuple(v.shape), str(v.dtype)) for k, v in got.items()} == \
+        {k: (tuple(v.shape), str(v.dtype).removeprefix("torch.")) for k, v in want.items()}
+
+
+@pytest.fixture(scope="module")
+def tower(all_models_dir):
+    from audiofidelity import artifacts
+    from audiofidelity.text_tower import TextTower
+
+    return TextTower(artifacts.load(MODEL + "-text", directory=all_models_dir))
+
+
+def test_stand_in_captions_embed_far_apart_and_independent_of_their_pass(tower):
+    corpus = tokenizer_corpus()[:20]
+    rows = tower.embed(corpus)
+    assert rows.shape == (20, 512) and np.allclose(np.linalg.norm(rows, axis=1), 1, atol=1e-5)
+    similarity = rows @ rows.T
+    assert similarity[~np.eye(20, dtype=bool)].max() < 0.99  # the stand-in's activations did not collapse
+    alone = np.concatenate([tower.embed([c]) for c in corpus[5:9]])
+    assert np.array_equal(alone, rows[5:9])  # fixed passes: a caption's bits do not depend on its neighbours
+    assert np.array_equal(tower.embed(corpus[::-1])[::-1], rows)
+
+
+@pytest.fixture(scope="module")
+def scored_audio(tmp_path_factory):
+    """Clips from 0.2 s to 12 s at 16, 44.1 and 48 kHz, mono and stereo, and their captions (two ids without a file,
+    one file without a caption)."""
+    root = tmp_path_factory.mktemp("clap-score")
+    write_clips(root / "gen", 48000, [0.2, 4.0, 12.0], seed=21)
+    for i, (rate, channels) in enumerate([(44100, 2), (16000, 1)]):
+        write_clips(root / f"tmp{i}", rate, [1.5 + i], channels=channels, seed=22 + i)
+        (root / f"tmp{i}" / "clip_00.wav").rename(root / "gen" / f"other_{i}.wav")
+    caps = {"clip_00": "A dog barks while rain falls.", "clip_01.wav": "Café jazz, 鳥の声 🎵",
+            "other_0": "a very long caption " * 40, "other_1": "two words", "nothing": "no file", "gone": "no file"}
+    (root / "captions.json").write_text(json.dumps(caps, ensure_ascii=False), encoding="utf-8")
+    return root
+
+
+@pytest.mark.parametrize("feeding", ["laion_clap", "stable-audio-metrics"])
+def test_verify_clap_text_passes_with_each_feeding(all_models_dir, all_checkpoints_dir, scored_audio, tmp_path,
+                                                   feeding):
+    need_laion_clap()
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps(tokenizer_corpus()[::4], ensure_ascii=False), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_clap_text.py"), MODEL, "--source",
+                           str(all_checkpoints_dir / checkpoints.CLAP[MODEL]["file"]), "--models-dir",
+                           str(all_models_dir), "--captions", str(corpus), "--audio", str(scored_audio / "gen"),
+                           "--audio-captions", str(scored_audio / "captions.json"), "--feeding", feeding],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK: token ids identical, text embeddings within 0.0001 of laion_clap, CLAP score within 1e-05" \
+        in done.stdout
+
+
+def test_eval_reports_the_score_per_file_and_every_unmatched_file_and_caption(all_models_dir, scored_audio, tmp_path):
+    out = tmp_path / "report.json"
+    script = (f"import sys, json; from audiofidelity import cli; "
+              f"status = cli.main(['eval', {str(scored_audio / 'gen')!r}, {str(scored_audio / 'gen')!r}, '--metrics', "
+              f"'clap_score', '--fad-model', {MODEL!r}, '--captions', {str(scored_audio / 'captions.json')!r}, "
+              f"'--models-dir', {str(all_models_dir)!r}, '--per-file', '--quiet', '--no-cache', "
+              f"'--clap-feeding', 'stable-audio-metrics', '--json', {str(out)!r}]); "
+              f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+              f"('transformers', 'tokenizers', 'laion_clap', 'torchaudio')))); sys.exit(status)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == []  # the score runs on the runtime's dependencies alone
+    report = json.loads(out.read_text())
+    per_file = {name: row["clap_score"] for name, row in report["per_file"].items() if "clap_score" in row}
+    assert set(per_file) == {"clip_00.wav", "clip_01.wav", "other_0.wav", "other_1.wav"}
+    assert report["metrics"]["clap_score"] == pytest.approx(np.mean(list(per_file.values())), abs=1e-12)
+    assert report["details"]["clap_score"]["files"] == 4 and report["details"]["clap_score"]["without_caption"] == 1
+    assert report["files"]["captions"] == {"file": str(scored_audio / "captions.json"), "captions": 6,
+                                           "generated_with_caption": 4}
+    problems = [p for p in report["problems"] if "clap_score" in p["action"] or p["side"] == "captions"]
+    assert {(p["side"], p["file"]) for p in problems} == {("generated", "clip_02.wav"), ("captions", "captions.json")}
+    unused = next(p for p in problems if p["side"] == "captions")
+    assert unused["ids"] == ["gone", "nothing"] and unused["action"] == "not scored"
+    assert report["provenance"]["clap_feeding"] == "stable-audio-metrics"
+
+
+def test_the_text_export_refuses_a_checkpoint_without_a_text_tower(all_checkpoints_dir, tmp_path):
+    import torch
+
+    audio_only = tmp_path / "audio-only.pt"
+    state = torch.load(all_checkpoints_dir / checkpoints.CLAP[MODEL]["file"], weights_only=True)["state_dict"]
+    torch.save({"state_dict": {k: v for k, v in state.items() if ".text_" not in k and "module.text" not in k}},
+               audio_only)
+    from conftest import ROBERTA_FILES, run_export
+
+    done = run_export(MODEL + "-text", audio_only, tmp_path / "out", *ROBERTA_FILES)
+    assert done.returncode != 0 and "holds no RoBERTa text tower" in done.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+    missing = run_export(MODEL + "-text", audio_only, tmp_path / "out")
+    assert missing.returncode == 2 and "--vocab vocab.json" in missing.stderr
+
+
+def test_embedder_and_embed_command_give_the_towers_caption_embeddings(all_models_dir, tower, scored_audio, tmp_path,
+                                                                      capsys):
+    from audiofidelity import Embedder, cli
+
+    texts = ["a dog barks", "Café jazz, 鳥の声 🎵"]
+    embedder = Embedder(MODEL, output="text", models_dir=all_models_dir)
+    assert np.array_equal(embedder.embed_text(texts), tower.embed(texts))
+    assert embedder.info.shape == (512,) and embedder.info.output == "text"
+    assert np.array_equal(Embedder(MODEL + "-text", models_dir=all_models_dir).embed_text(texts), tower.embed(texts))
+    with pytest.raises(ValueError, match="embeds captions"):
+        embedder.embed(np.zeros(48000, np.float32), 48000)
+    audio = Embedder(MODEL, models_dir=all_models_dir)
+    assert "text" in audio.info.outputs
+    with pytest.raises(ValueError, match="output='text'"):
+        audio.embed_text(texts)
+    with pytest.raises(ValueError, match="has no text tower"):
+        Embedder("vggish", output="text", models_dir=all_models_dir)
+
+    out = tmp_path / "text.npz"
+    status = cli.main(["embed", "--captions", str(scored_audio / "captions.json"), "--model", MODEL, "--out", str(out),
+                       "--models-dir", str(all_models_dir), "--quiet"])
+    assert status == 0
+    saved = np.load(out)
+    ids = ["clip_00", "clip_01.wav", "other_0", "other_1", "nothing", "gone"]
+    assert list(saved["files"]) == ids
+    captions = json.loads((scored_audio / "captions.json").read_text(encoding="utf-8"))
+    assert np.array_equal(np.stack([saved[i] for i in ids]), tower.embed([captions[i] for i in ids]))
+    capsys.readouterr()
+    assert cli.main(["embed", str(scored_audio / "gen"), "--captions", str(scored_audio / "captions.json"), "--model",
+                     MODEL, "--out", str(out), "--models-dir", str(all_models_dir)]) == 2
+    assert "one of the two" in capsys.readouterr().err
+    (tmp_path / "ids.json").write_text('{"a.wav": "one", "a.flac": "two", "../up": "three"}')
+    assert cli.main(["embed", "--captions", str(tmp_path / "ids.json"), "--model", MODEL, "--out-dir",
+                     str(tmp_path / "dir"), "--models-dir", str(all_models_dir)]) == 2
+    assert "not plain file names: '../up'" in capsys.readouterr().err and not (tmp_path / "dir").exists()
+
+
+def test_frechet_audio_distance_clapscore_drop_in_pairs_by_id_and_matches_laion_clap(all_models_dir,
+                                                                                       all_checkpoints_dir,
+                                                                                       scored_audio, tmp_path):
+    """The drop-in's score against laion_clap fed as frechet_audio_distance feeds it (``load_audio_task``:
+    soundfile, the channel mean, ``resampy.resample`` to 48 kHz; tensors, so no int16 round trip), transcribed."""
+    need_laion_clap()
+    import resampy
+    import soundfile as sf
+    import torch
+
+    from audiofidelity.compat.frechet_audio_distance import CLAPScore
+    from audiofidelity.frontends import window_starts  # the documented rule over 10 s (none of these clips)
+    from verify_clap_text import load_original
+
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    names = ["clip_00.wav", "clip_01.wav", "other_0.wav"]
+    for name in names:
+        (folder / name).symlink_to(scored_audio / "gen" / name)
+    texts = ["A dog barks while rain falls.", "Café jazz, 鳥の声 🎵", "two words"]
+    by_id = tmp_path / "by_id.csv"
+    by_id.write_text("caption,file\n" + "".join(f'"{t}",{n}\n' for n, t in reversed(list(zip(names, texts)))),
+                     encoding="utf-8")
+    by_position = tmp_path / "by_position.csv"
+    by_position.write_text("caption\n" + "".join(f'"{t}"\n' for t in texts), encoding="utf-8")
+    drop_in = CLAPScore(submodel_name="630k-audioset", models_dir=all_models_dir, cache=False)
+    mean, std = drop_in.score(by_id, folder)
+    assert (mean, std) == drop_in.score(by_position, folder)
+
+    vocab = all_models_dir / f"{MODEL}-text.vocab.json"
+    original = load_original(MODEL, all_checkpoints_dir / checkpoints.CLAP[MODEL]["file"], vocab,
+                             all_models_dir / f"{MODEL}-text.merges.txt")
+    scores = []
+    with torch.inference_mode():
+        text = original.get_text_embedding(texts, use_tensor=True)
+        for name, row in zip(names, text):
+            wave, rate = sf.read(folder / name, dtype="float32")
+            wave = resampy.resample(wave.mean(axis=1) if wave.ndim == 2 else wave, rate, 48000).astype(np.float32)
+            pieces = [wave] if len(wave) <= 480000 else [wave[s:s + 480000] for s in window_starts(len(wave), 480000)]
+            audio = torch.stack([original.get_audio_embedding_from_data(torch.from_numpy(p)[None], use_tensor=True)[0]
+                                 for p in pieces]).mean(0)
+            scores.append(float(torch.nn.functional.cosine_similarity(audio[None], row[None], eps=1e-8)[0]))
+    assert mean == pytest.approx(np.mean(scores), abs=1e-5) and std == pytest.approx(np.std(scores), abs=1e-5)
+    with pytest.raises(ValueError, match="3 files; without an id column"):
+        (tmp_path / "short.csv").write_text("caption\none\n")
+        drop_in.score(tmp_path / "short.csv", folder)
