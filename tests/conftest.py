@@ -99,8 +99,11 @@ CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name 
 """What the stand-in checkpoints depend on: their generator, the pinned tensor checksums, torch's save format."""
 
 
+CLAP_SAME_TOWER = {"clap-music-speech-audioset": "clap-music", "clap-music-speech": "clap-music"}
+"""CLAP artifacts exported from another stand-in of the same tower (HTSAT-base): their entries and export path are
+tested, not new weights (the shared recipe pins the stand-ins' tensors)."""
 PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
-               "passt-s-30s", "clap-630k-audioset-text")
+               "passt-s-30s", "clap-630k-audioset-text", *CLAP_SAME_TOWER)
 ROBERTA_FILES = ("--vocab", str(DATA / "roberta" / "vocab.json"), "--merges", str(DATA / "roberta" / "merges.txt"))
 """The stand-in tokenizer files (``fixtures/roberta_vocab.py``) the text towers are exported with."""
 """Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first
@@ -173,6 +176,7 @@ def _export_fad_only(out: Path) -> None:
                   *((model, sources / spec["file"], out) for model, spec in checkpoints.CLAP.items()),
                   ("clap-630k-audioset-text", sources / checkpoints.CLAP["clap-630k-audioset"]["file"], out,
                    *ROBERTA_FILES),
+                  *((model, sources / checkpoints.CLAP[tower]["file"], out) for model, tower in CLAP_SAME_TOWER.items()),
                   *((model, sources / file, out) for model, file in passt.FILES.items())])
 
 

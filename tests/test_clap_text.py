@@ -204,3 +204,26 @@ def test_frechet_audio_distance_clapscore_drop_in_pairs_by_id_and_matches_laion_
     with pytest.raises(ValueError, match="3 files; without an id column"):
         (tmp_path / "short.csv").write_text("caption\none\n")
         drop_in.score(tmp_path / "short.csv", folder)
+
+
+def test_the_service_scores_an_uploaded_captions_file_as_evaluate_does(all_models_dir, scored_audio, tmp_path):
+    pytest.importorskip("fastapi")
+    from audiofidelity.evaluate import Evaluator
+    from test_server import make_client, wait_finished
+
+    gen = scored_audio / "gen"
+    names = sorted(p.name for p in gen.iterdir())
+    files = [(f"{side}_files", (n, (gen / n).read_bytes())) for side in ("generated", "reference") for n in names]
+    files.append(("captions", ("captions.json", (scored_audio / "captions.json").read_bytes())))
+    with make_client(tmp_path, all_models_dir) as client:
+        posted = client.post("/evaluate", files=files, data={"metrics": "CLAP_SCORE", "fad_model": MODEL})
+        assert posted.status_code == 202, posted.json()
+        job = wait_finished(client, posted.json()["job_id"], seconds=600)
+    assert job["status"] == "completed", job
+    assert job["files"]["captions"] == {"file": "captions/captions.json", "captions": 6, "generated_with_caption": 4}
+    with Evaluator(metrics=["clap_score"], fad_model=MODEL, models_dir=all_models_dir, cache=False,
+                   progress=False) as evaluator:
+        with pytest.raises(ValueError, match="needs the captions"):
+            evaluator.evaluate(gen, gen)
+        direct = evaluator.evaluate(gen, gen, captions=scored_audio / "captions.json").report
+    assert job["metrics"]["clap_score"] == direct["metrics"]["clap_score"]

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from audiofidelity.artifacts import file_sha256
+from audiofidelity.artifacts import data_files, file_sha256
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 REPOS = {"cnn14-16k": "audiofidelity-test/cnn14-16k", "vggish": "audiofidelity-test/vggish"}
@@ -18,6 +18,8 @@ def _snapshot(hf_home, name, models_dir, revision=REVISION, tamper=False):
     snap = hf_home / "hub" / f"models--{org}--{repo}" / "snapshots" / revision
     snap.mkdir(parents=True, exist_ok=True)
     (snap / f"{name}.json").write_bytes((models_dir / f"{name}.json").read_bytes())
+    for data in data_files(json.loads((models_dir / f"{name}.json").read_text())):  # as publish.py uploads them
+        os.link(models_dir / data, snap / data)
     if tamper:
         data = bytearray((models_dir / f"{name}.pt2").read_bytes())
         data[len(data) // 2] ^= 0x01

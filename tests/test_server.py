@@ -577,3 +577,44 @@ def test_a_job_failed_by_interruption_drops_its_uploads_at_that_start(tmp_path):
     store.close()
     assert not (data / "jobs" / "cut").exists()  # failed at this start: its uploads are gone now
     assert (data / "jobs" / "waiting" / "generated" / "a.wav").exists()  # a queued job keeps them
+
+
+@pytest.mark.parametrize("fields, captions, status, message", [
+    ({"metrics": "CLAP_SCORE", "fad_model": "clap-music"}, None, 400, "needs the captions the files were generated "
+                                                                      "from: a captions upload"),
+    ({"metrics": "FAD"}, ("c.json", b'{"clip_00": "a dog"}'), 400, "add it to metrics (CLAP_SCORE)"),
+    ({"metrics": "clap_score"}, ("c.json", b'{"clip_00": "a dog"}'), 400, "needs a CLAP fad_model"),
+    ({"metrics": "clap_score", "fad_model": "clap-music"}, ("c.csv", b"id,caption\nx,\xff\n"), 422,
+     "captions file captions/c.csv is not UTF-8"),
+    ({"metrics": "clap_score", "fad_model": "clap-music"}, ("c.txt", b"just words"), 422, "neither a JSON object"),
+    ({"metrics": "clap_score", "fad_model": "clap-music"}, ("../c.json", b"{}"), 400, "is a path"),
+])
+def test_captions_uploads_are_checked_and_refused_by_name(tmp_path, recordings_dir, fields, captions, status,
+                                                          message):
+    files = upload(recordings_dir) + ([("captions", captions)] if captions else [])
+    with make_client(tmp_path, run_jobs=False) as client:
+        answer = client.post("/evaluate", files=files, data=fields)
+        assert answer.status_code == status and message in answer.json()["error"], answer.json()
+        assert str(tmp_path) not in answer.text and client.get("/jobs").json()["total"] == 0
+    assert leftovers(tmp_path) == []
+
+
+def test_a_captions_upload_is_stored_with_the_job(tmp_path, recordings_dir):
+    caption_file = ("caps.csv", "file,caption\nclip_00.wav,a dog barks\nclip_01,Café 鳥 🎵\nclip_01,other\n".encode())
+    with make_client(tmp_path, run_jobs=False) as client:
+        answer = client.post("/evaluate", files=upload(recordings_dir) + [("captions", caption_file)],
+                             data={"metrics": "CLAP_SCORE,FAD", "fad_model": "clap-630k-audioset"})
+        assert answer.status_code == 202, answer.json()
+        job = client.get(f"/jobs/{answer.json()['job_id']}").json()
+    assert job["captions"] == {"name": "caps.csv", "bytes": len(caption_file[1]), "captions": 1, "problems": 1}
+    assert job["requested_metrics"] == ["clap_score", "fad"]
+
+
+def test_opt_in_metrics_run_through_the_service(tmp_path, models_dir, recordings_dir):
+    """The worker's evaluator holds the opt-in metrics a job asks for (it held audioldm_eval's only)."""
+    with make_client(tmp_path, models_dir) as client:
+        posted = client.post("/evaluate", files=upload(recordings_dir), data={"metrics": "FAD,KAD,CHROMA_SIMILARITY"})
+        job = wait_finished(client, posted.json()["job_id"])
+    assert job["status"] == "completed", job
+    assert job["metrics"]["kernel_audio_distance"] is not None and "frechet_audio_distance" in job["metrics"]
+    assert job["metrics"]["chroma_similarity"] is not None

@@ -26,7 +26,7 @@ from ._version import __version__
 from . import features as pipeline
 from .artifacts import LoadedArtifact, check_device, load_all, torch_version
 from .cache import FeatureCache, content_identity
-from .captions import read_captions
+from .captions import Captions, read_captions
 from .errors import (BadFilesError, IncompleteResultError, InputFolderError, ManifestError, MetricUnavailableError,
                      ReferenceProbabilitiesError, literal)
 from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage,
@@ -43,7 +43,7 @@ from .stats import ReferenceStats, settings_differences
 from .paired import PairValues, compute_pairs
 from .probabilities import ReferenceProbabilities, is_probabilities_file, read_reference_probabilities
 from .runner import InputSpec
-from .settings import EvaluationSettings
+from .settings import EvaluationSettings, check_captions
 from .text_tower import TextTower
 from .validation import check_int, check_optional
 
@@ -195,7 +195,7 @@ class Evaluator:
         needed = {METRICS[m].needs for m in self.selected} - {None}
         names = [self.entry.name] * ("classifier" in needed) + [self.fad.artifact] * ("fad" in needed)
         self.captions = read_captions(settings.captions) if settings.captions is not None else None
-        text_name = registry_entry(self.fad.artifact).text_tower if self.captions is not None else ""
+        text_name = registry_entry(self.fad.artifact).text_tower if "clap_score" in self.selected else ""
         names += [text_name] if text_name else []
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
         loaded = load_all(list(dict.fromkeys(names)), directory=settings.models_dir, device=settings.device,
@@ -362,11 +362,12 @@ class Evaluator:
         return settings
 
     def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
-                 per_file: bool = False, bootstrap: int = 0,
-                 metrics: Sequence[str] | None = None, watch: Watch | None = None) -> "EvaluationResult":
+                 per_file: bool = False, bootstrap: int = 0, metrics: Sequence[str] | None = None,
+                 watch: Watch | None = None, captions: str | Path | Captions | None = None) -> "EvaluationResult":
         """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``).
 
         ``metrics``: compute only these of the evaluator's metrics this time (the models stay loaded).
+        ``captions``: this run's captions file for ``clap_score`` (default: the settings').
         ``watch(phase, done, total)``: told each phase's progress after every chunk of files or pair
         (phases ``generated``, ``reference``, ``pairs``, ``metrics``); raising from it stops the run.
         """
@@ -374,6 +375,10 @@ class Evaluator:
         if bootstrap != 0:
             check_int(bootstrap, "bootstrap", minimum=2)  # 0: no intervals; one resampling gives no interval
         selected = self._selection(metrics)
+        if captions is not None and not isinstance(captions, Captions):
+            captions = read_captions(captions)
+        captions = captions or self.captions
+        check_captions(selected, captions.path if captions else None, self.fad)
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
         gen_folder, ref_path = Path(generated), Path(reference)
         gen_names = list_folder(gen_folder)
@@ -422,8 +427,8 @@ class Evaluator:
         generated_names = set(gen.files)
         kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
         captioned = None
-        if "clap_score" in selected and self.captions is not None:
-            captioned, caption_problems = self._caption_embeddings(gen)
+        if "clap_score" in selected and captions is not None:
+            captioned, caption_problems = self._caption_embeddings(gen, captions)
             problems += caption_problems
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
                               kl_definition=self.kl_definition, reference_probabilities=probabilities,
@@ -443,8 +448,8 @@ class Evaluator:
             counts = pipeline.window_counts(s, self.stages, self.conditioning)
             if counts:
                 files[side]["windowing"] = counts
-        if captioned is not None and self.captions is not None:
-            files["captions"] = {"file": str(self.captions.path), "captions": len(self.captions.by_id),
+        if captioned is not None and captions is not None:
+            files["captions"] = {"file": str(captions.path), "captions": len(captions.by_id),
                                  "generated_with_caption": len(captioned)}
         if stats is not None:
             files["reference"] = {"statistics": str(ref_path), "used": len(stats.files)}
@@ -468,17 +473,17 @@ class Evaluator:
             report["per_file"] = self._per_file(data, pair_values, bool(signal_keys))
         return EvaluationResult(finite_json(report), sides)
 
-    def _caption_embeddings(self, gen: SideFeatures) -> tuple[dict[str, np.ndarray], list[dict]]:
+    def _caption_embeddings(self, gen: SideFeatures, captions: Captions) -> tuple[dict[str, np.ndarray], list[dict]]:
         """Each usable generated file's caption embedding (the text tower of the CLAP ``--fad-model``), and the
         problems: the captions file's own, each generated file without a caption, the captions naming no file."""
-        assert self.captions is not None and self.text_tower is not None
-        where = self.captions.path.name
-        problems = [{"side": "captions", "file": where, **p} for p in self.captions.problems]
-        texts = {name: self.captions.caption_for(name) for name in gen.files}
+        assert self.text_tower is not None
+        where = captions.path.name
+        problems = [{"side": "captions", "file": where, **p} for p in captions.problems]
+        texts = {name: captions.caption_for(name) for name in gen.files}
         problems += [{"side": "generated", "file": name, "reason": f"no caption in {where} (by file name or by "
                       f"name without extension)", "action": "left out of clap_score"}
                      for name, text in texts.items() if text is None]
-        unused = sorted(set(self.captions.by_id) - self.captions.ids_used_by(gen.listed))
+        unused = sorted(set(captions.by_id) - captions.ids_used_by(gen.listed))
         if unused:
             problems.append({"side": "captions", "file": where, "ids": unused,
                              "reason": f"{len(unused)} caption(s) name no generated file", "action": "not scored"})

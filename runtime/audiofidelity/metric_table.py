@@ -340,8 +340,8 @@ METRICS: dict[str, MetricSpec] = {
                     "as audiocraft's MusicGen evaluation computes it"),
     "clap_score": MetricSpec(
         (clap_score.KEY_CLAP_SCORE,), _clap_score, needs="fad", role="fad", better="higher",
-        description="CLAP score: mean cosine of each generated clip's CLAP audio embedding (a clap-* --fad-model) "
-                    "with its caption's text embedding (--captions)"),
+        description="CLAP score: mean cosine of each generated clip's audio embedding (a --fad-model with a text "
+                    "tower) with its caption's text embedding (--captions)"),
 }
 """Every metric, by its ``--metrics`` name."""
 

@@ -26,19 +26,24 @@ from .runner import DEFAULT_BATCH_SIZE, PRECISIONS
 from .validation import check_int, check_optional
 
 
-def check_captions(metrics: Sequence[str], captions: str | Path | None, fad: FadModel) -> None:
-    """CLAP score needs a captions file and a FAD model with a text tower; a captions file needs CLAP score
-    (``ValueError`` naming what to pass)."""
+OPTION_NAMES = {"captions": "--captions FILE (captions=)", "fad_model": "--fad-model", "metrics": "--metrics"}
+"""How ``check_captions`` names the settings (the command line's and the API's; the service names its fields)."""
+
+
+def check_captions(metrics: Sequence[str], captions: str | Path | None, fad: FadModel, *, required: bool = True,
+                   names: Mapping[str, str] = OPTION_NAMES) -> None:
+    """CLAP score needs a FAD model with a text tower and (``required``) a captions file; a captions file needs CLAP
+    score (``ValueError`` naming what to pass, as ``names`` spells the settings). Settings may leave the captions to
+    each ``Evaluator.evaluate`` call (the service's jobs), so they check with ``required=False``."""
     scored = "clap_score" in metrics
-    if scored and captions is None:
-        raise ValueError("metric clap_score needs the captions the files were generated from: --captions FILE "
-                         "(captions=)")
+    if scored and captions is None and required:
+        raise ValueError(f"metric clap_score needs the captions the files were generated from: {names['captions']}")
     if captions is not None and not scored:
-        raise ValueError("--captions is read by metric clap_score only; add it to --metrics")
+        raise ValueError(f"the captions are read by metric clap_score only; add it to {names['metrics']}")
     if scored and not registry_entry(fad.artifact).text_tower:
         towers = [m.name for m in fad_models().values() if registry_entry(m.artifact).text_tower]
-        raise ValueError(f"metric clap_score needs a CLAP --fad-model (one with a text tower): {', '.join(towers)}; "
-                         f"got {fad.name!r}")
+        raise ValueError(f"metric clap_score needs a CLAP {names['fad_model']} (one with a text tower): "
+                         f"{', '.join(towers)}; got {fad.name!r}")
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,8 @@ class EvaluationSettings:
     ``model_options``: the families' options by name (``{"mert_chunk": 10.0}``), each checked by its family and
     allowed only when the run uses a model of that family; unset options are dropped. ``metrics`` (None: the
     backbone's defaults) becomes a tuple of names and ``fad_model`` (a name) its ``FadModel``; read them with those
-    types as ``selected_metrics`` and ``fad``. ``captions``: the captions file CLAP score reads (``captions.py``).
+    types as ``selected_metrics`` and ``fad``. ``captions``: the captions file CLAP score reads (``captions.py``), or
+None to give one to each ``Evaluator.evaluate`` call.
     """
 
     backbone: str = DEFAULTS.backbone
@@ -91,7 +97,7 @@ class EvaluationSettings:
                                                  fad_model=self.fad.artifact))
         if self.captions is not None and not isinstance(self.captions, (str, Path)):
             raise TypeError(f"captions must be a path, got {type(self.captions).__name__}")
-        check_captions(self.selected_metrics, self.captions, self.fad)
+        check_captions(self.selected_metrics, self.captions, self.fad, required=False)
 
     @property
     def selected_metrics(self) -> tuple[str, ...]:

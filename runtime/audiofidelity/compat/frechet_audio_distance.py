@@ -227,12 +227,15 @@ class CLAPScore:
     def __init__(self, ckpt_dir=None, submodel_name: str = "630k-audioset", verbose: bool = False,
                  audio_load_worker: int = 8, enable_fusion: bool = False, *, models_dir=None, device: str = "cpu",
                  cache: bool = True) -> None:
-        self._fad = FrechetAudioDistance(model_name="clap", submodel_name=submodel_name, sample_rate=48000,
-                                         enable_fusion=enable_fusion, verbose=verbose, models_dir=models_dir,
-                                         device=device, cache=cache)
         from ..artifacts import load
         from ..registry import registry_entry
         from ..text_tower import TextTower
+
+        # the package's model with a text tower (its CLAP), as the families declare it
+        package = next(p for p in package_models(PACKAGE) if registry_entry(p.fad_model).text_tower)
+        self._fad = FrechetAudioDistance(model_name=package.model_name, submodel_name=submodel_name,
+                                         sample_rate=package.sample_rate, enable_fusion=enable_fusion,
+                                         verbose=verbose, models_dir=models_dir, device=device, cache=cache)
 
         name = self._fad._evaluator.fad.artifact
         self._text = TextTower(load(registry_entry(name).text_tower, directory=models_dir, device=device, lazy=True))

@@ -23,10 +23,11 @@ from .._version import __version__
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..models import DEFAULTS
 from ..metric_table import api_names
+from ..settings import check_captions
 from ..validation import check_int, check_optional
 from .config import ServerConfig
 from .jobstore import STATUSES, Job, JobStore, now, write_request
-from .uploads import UploadError, UploadLimits, discard, store_side
+from .uploads import UploadError, UploadLimits, discard, store_captions, store_side
 from .worker import JobRunner
 
 RECOMMENDED = ("fad", "isc")
@@ -132,6 +133,24 @@ def _request_settings(form) -> dict:
             "metrics": parse_metrics(form.get("metrics"), backbone)}
 
 
+SERVICE_NAMES = {"captions": "a captions upload", "fad_model": "fad_model", "metrics": "metrics (CLAP_SCORE)"}
+"""How ``check_captions`` names this service's form fields."""
+
+
+def _captions_upload(form, settings: dict) -> UploadFile | None:
+    """The captions file of a submission (``captions``), checked against its metrics and FAD model."""
+    upload = form.get("captions")
+    if upload is not None and not isinstance(upload, UploadFile):
+        raise HTTPException(400, "captions must be a file upload")
+    metrics = settings["metrics"] or resolve_metrics(settings["backbone"], None)
+    try:
+        check_captions(metrics, (upload.filename or "captions") if upload is not None else None,
+                       registry.fad_model(settings["fad_model"]), names=SERVICE_NAMES)
+    except ValueError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return upload
+
+
 def _uploads(form, side: str) -> list[UploadFile]:
     """The files of one side, sent as ``<side>_files`` or ``<side>_files[]``."""
     items = form.getlist(f"{side}_files") + form.getlist(f"{side}_files[]")
@@ -163,6 +182,7 @@ def job_view(job: Job) -> dict:
             "requested_metrics": job.request["metrics"], "limit_num": job.request["limit_num"],
             "created_at": job.created_at, "started_at": job.started_at, "finished_at": job.finished_at,
             "attempts": job.attempts, "notes": job.notes, "uploads": job.request["uploads"],
+            "captions": job.request.get("captions"),
             "progress": job.progress if job.status == "running" else None,
             "cancel_requested": job.cancel_requested, "metrics": None, "error": job.error}
     if job.report is not None:
@@ -250,6 +270,9 @@ UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-d
         "sampling_rate": {"type": "integer", "default": DEFAULT_SAMPLING_RATE},
         "fad_model": {"type": "string", "default": DEFAULTS.fad_model, "description": "the embedding FAD reads"},
         "metrics": {"type": "string", "description": "comma list, e.g. FAD,ISc,FD (default: all)"},
+        "captions": {"type": "string", "format": "binary",
+                     "description": "CLAP_SCORE: the captions the generated files were made from (JSON object or "
+                                    "CSV of file or id -> caption)"},
         "limit_num": {"type": "integer", "description": "use only the first N files of each side"}}}}}}}
 """``POST /evaluate``'s body for the API docs (the route reads the form itself, to bound it)."""
 
@@ -261,6 +284,7 @@ async def submit(request: Request, config: Config, store: Store, runner: Runner,
     try:
         settings = _request_settings(form)
         files = {side: _uploads(form, side) for side in SIDES}
+        captions = _captions_upload(form, settings)
         job_id = uuid.uuid4().hex
         staging = config.incoming_dir / job_id
         try:
@@ -269,7 +293,11 @@ async def submit(request: Request, config: Config, store: Store, runner: Runner,
                 for side in SIDES}
             names = {side: [f["name"] for f in stored[side]] for side in SIDES}
             mode = "paired" if is_paired(names["generated"], names["reference"]) else "unpaired"
-            request_record, created_at = {**settings, "uploads": stored}, now()
+            extra = {}
+            if captions is not None:
+                extra["captions"] = await run_in_threadpool(store_captions, captions.filename, captions.file,
+                                                            staging / "captions", limits)
+            request_record, created_at = {**settings, "uploads": stored, **extra}, now()
             write_request(staging, job_id, request_record, mode, created_at)
             os.replace(staging, config.jobs_dir / job_id)
         except UploadError as exc:

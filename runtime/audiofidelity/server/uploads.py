@@ -147,3 +147,30 @@ class _UploadReader:
 def discard(folder: Path) -> None:
     """Remove a staging or job folder and everything in it (no error if it is already gone)."""
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def store_captions(raw_name: str | None, source: BinaryIO, folder: Path, limits: UploadLimits) -> dict:
+    """Check and write a captions file (CLAP score) into ``folder``; a description of it.
+
+    Raises
+    ------
+    UploadError
+        An unsafe name, an empty or oversized file, or one ``captions.read_captions`` refuses (its reason, with the
+        file shown by its upload name).
+    """
+    from ..captions import MAX_BYTES, read_captions
+    from ..errors import CaptionsFileError
+
+    name = check_name(raw_name)
+    folder.mkdir(parents=True)
+    target = folder / name
+    size = _copy_limited(source, target, min(limits.max_file_bytes, MAX_BYTES), f"captions/{name}")
+    if not size:
+        raise UploadError(f"captions/{name}: empty file (0 bytes)")
+    try:
+        captions = read_captions(target)
+    except CaptionsFileError as exc:
+        raise UploadError(exc.render(lambda value: f"captions/{name}" if isinstance(value, Path) else str(value)),
+                          status=422) from None
+    return {"name": name, "bytes": size, "captions": len(captions.by_id), "problems": len(captions.problems)}
+

@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 
 from ..cache import FeatureCache
 from ..errors import AudioFidelityError
-from ..evaluate import BACKBONE_METRICS, METRICS, Evaluator
+from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator
 from ..models import DEFAULTS
 from ..runner import DEFAULT_BATCH_SIZE
 from ..validation import check_int
@@ -82,7 +82,7 @@ class JobRunner:
 
     def __init__(self, store: JobStore, jobs_dir: Path, settings: RunSettings, *, idle_wait: float = 1.0) -> None:
         self.store, self.jobs_dir, self.settings, self.idle_wait = store, jobs_dir, settings, idle_wait
-        self._evaluators: dict[tuple[str, int, frozenset[str], str], Evaluator] = {}
+        self._evaluators: dict[tuple[str, int, frozenset[str], str, frozenset[str]], Evaluator] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -113,9 +113,11 @@ class JobRunner:
     def _evaluator(self, backbone: str, sample_rate: int, metrics: list[str] | None,
                    fad_model: str = DEFAULTS.fad_model) -> Evaluator:
         needs = models_needed(backbone, metrics)
-        key = (backbone, sample_rate, needs, fad_model)
+        opt_in = frozenset(m for m in metrics or () if m in OPT_IN_METRICS)  # clap_score loads a text tower
+        key = (backbone, sample_rate, needs, fad_model, opt_in)
         if key not in self._evaluators:
             usable = [m for m in BACKBONE_METRICS[backbone] if METRICS[m].needs is None or METRICS[m].needs in needs]
+            usable += sorted(opt_in)
             s = self.settings
             self._evaluators[key] = Evaluator(backbone=backbone, sample_rate=sample_rate, metrics=usable,
                                               models_dir=s.models_dir, device=s.device, batch_size=s.batch_size,
@@ -131,8 +133,10 @@ class JobRunner:
         try:
             evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"],
                                         request.get("fad_model", DEFAULTS.fad_model))
+            captions = request.get("captions")
             result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
-                                        metrics=request["metrics"], watch=job_watch(self.store, job.id))
+                                        metrics=request["metrics"], watch=job_watch(self.store, job.id),
+                                        captions=folder / "captions" / captions["name"] if captions else None)
         except JobCancelled:
             discard(folder)  # before the row: once the job answers 404, its uploads are gone
             finished = not self.store.remove_cancelled(job.id)
@@ -185,8 +189,9 @@ class JobRunner:
         its option name; nothing else in a report names a path (problems name files by their upload names)."""
         out = copy.deepcopy(report)
         for entry in out["files"].values():
-            if isinstance(entry, dict) and "folder" in entry:
-                entry["folder"] = self.public_value(Path(entry["folder"]), folder)
+            for key in ("folder", "file"):  # a side's folder, the captions file
+                if isinstance(entry, dict) and isinstance(entry.get(key), str):
+                    entry[key] = self.public_value(Path(entry[key]), folder)
         provenance = out.get("provenance", {})
         if provenance.get("feature_cache") is not None:
             provenance["feature_cache"] = self.public_value(Path(provenance["feature_cache"]), folder)

@@ -101,6 +101,7 @@ async function submit(event) {
   form.append("sampling_rate", $("sampling_rate").value);
   form.append("fad_model", $("fad_model").value);
   if ($("metrics").value.trim()) form.append("metrics", $("metrics").value.trim());
+  if ($("captions").files.length) form.append("captions", $("captions").files[0], $("captions").files[0].name);
   $("submit").disabled = true;
   say("message", "uploading ...");
   try {
