@@ -33,8 +33,10 @@ FAMILY = "clap"
 """The model family (``audiofidelity/models/clap.py``) whose artifacts this module builds; ``export.py`` finds
 it by this."""
 
-TOWERS = {"HTSAT-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2)), "HTSAT-base": dict(embed_dim=128, depths=(2, 2, 12, 2))}
-"""``create_htsat_model``'s ``tiny`` and ``base`` settings (both: 4/8/16/32 heads, window 8, spec 256)."""
+TOWERS = {"HTSAT-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2)), "HTSAT-base": dict(embed_dim=128, depths=(2, 2, 12, 2)),
+          "HTSAT-tiny-fusion": dict(embed_dim=96, depths=(2, 2, 6, 2), fusion=True)}
+"""``create_htsat_model``'s ``tiny`` and ``base`` settings (both: 4/8/16/32 heads, window 8, spec 256); the fusion
+checkpoint is ``tiny`` with ``fusion_type="aff_2d"`` (``CLAP_Module(enable_fusion=True)``)."""
 TOWER_OF = {name: tower for name, _, tower in CHECKPOINTS}
 HEADS, WINDOW, SPEC_SIZE, PATCH, MEL_BINS, FREQ_RATIO = (4, 8, 16, 32), 8, 256, 4, 64, 4
 JOINT_DIM = 512
@@ -45,6 +47,11 @@ FRONTEND = dict(kind="clap_log_mel", sample_rate=48000, window_samples=WINDOW_SA
                 top_db=None)
 """laion_clap's ``HTSAT-*.json`` audio_cfg and ``HTSAT_Swin_Transformer``'s torchlibrosa settings; ``quantize``:
 ``get_audio_embedding_from_data``'s int16 round trip."""
+FUSION_FRONTEND = dict(FRONTEND, kind="clap_fusion_mel", htk=True, mel_norm=None)
+"""The fusion model's input: ``training/data.py`` ``get_mel`` (torchaudio's ``MelSpectrogram``: HTK mel scale, no
+filter normalisation; ``AmplitudeToDB``: 10 log10 of the power, floored at 1e-10) of the whole clip."""
+FUSION_CHANNELS = 5
+"""The fusion input's planes: the global mel, three local chunks, the ``longer`` flag."""
 FROZEN_FRONTEND_KEYS = ("audio_branch.spectrogram_extractor.stft.conv_real.weight",
                         "audio_branch.spectrogram_extractor.stft.conv_imag.weight", "audio_branch.logmel_extractor.melW")
 UNUSED_PREFIXES = ("audio_branch.tscam_conv.", "audio_branch.head.", "audio_transform.", "text_", "logit_scale",
@@ -192,13 +199,53 @@ class PatchEmbed(nn.Module):
         return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
 
-class HtsatBody(nn.Module):
-    """``HTSAT_Swin_Transformer`` from the log-mel to its ``embedding`` (eval mode, no fusion)."""
+class AttentionalFusion(nn.Module):
+    """``feature_fusion.AFF(type="2D")`` in eval mode: local and global channel attention over x + residual, then
+    2 x wei + 2 residual (1 - wei)."""
 
-    def __init__(self, embed_dim: int, depths: tuple[int, ...]) -> None:
+    def __init__(self, channels: int, r: int = 4) -> None:
         super().__init__()
+        inner = channels // r
+        self.local_att = nn.Sequential(nn.Conv2d(channels, inner, 1), nn.BatchNorm2d(inner), nn.ReLU(),
+                                       nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
+        self.global_att = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(channels, inner, 1), nn.BatchNorm2d(inner),
+                                        nn.ReLU(), nn.Conv2d(inner, channels, 1), nn.BatchNorm2d(channels))
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        mixed = x + residual
+        weight = torch.sigmoid(self.local_att(mixed) + self.global_att(mixed))
+        return 2 * x * weight + 2 * residual * (1 - weight)
+
+
+class FusionPatchEmbed(PatchEmbed):
+    """HTS-AT's ``PatchEmbed`` with ``fusion_type="aff_2d"``: the global view's patches, fused with the three local
+    chunks' (``mel_conv2d``, 3x wider stride, their patches side by side, zero-padded to the global width) where
+    ``longer`` is set; elsewhere the global patches alone (laion_clap then uses the first plane only)."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__(dim)
+        self.mel_conv2d = nn.Conv2d(1, dim, kernel_size=(PATCH, PATCH * 3), stride=(PATCH, PATCH * 3))
+        self.fusion_model = AttentionalFusion(dim)
+
+    def forward(self, x: torch.Tensor, longer: torch.Tensor) -> torch.Tensor:
+        glob = self.proj(x[:, :1])
+        b, chunks, h, w = x[:, 1:].shape
+        local = self.mel_conv2d(x[:, 1:].reshape(b * chunks, 1, h, w))
+        local = local.view(b, chunks, *local.shape[1:]).permute(0, 2, 3, 1, 4).flatten(3)
+        local = F.pad(local, (0, glob.shape[-1] - local.shape[-1]))  # 3 x 21 columns -> 64
+        fused = torch.where(longer.view(-1, 1, 1, 1) > 0.5, self.fusion_model(glob, local), glob)
+        return self.norm(fused.flatten(2).transpose(1, 2))
+
+
+class HtsatBody(nn.Module):
+    """``HTSAT_Swin_Transformer`` from the log-mel to its ``embedding`` (eval mode); with ``fusion``, from the fusion
+    planes (``FUSION_CHANNELS``)."""
+
+    def __init__(self, embed_dim: int, depths: tuple[int, ...], fusion: bool = False) -> None:
+        super().__init__()
+        self.fusion = fusion
         self.bn0 = nn.BatchNorm2d(MEL_BINS)
-        self.patch_embed = PatchEmbed(embed_dim)
+        self.patch_embed = FusionPatchEmbed(embed_dim) if fusion else PatchEmbed(embed_dim)
         grid = SPEC_SIZE // PATCH
         self.layers = nn.ModuleList(SwinLayer(embed_dim * 2 ** i, grid // 2 ** i, depth, HEADS[i], i < len(depths) - 1)
                                     for i, depth in enumerate(depths))
@@ -214,10 +261,12 @@ class HtsatBody(nn.Module):
         return x.reshape(x.shape[0], x.shape[1], x.shape[2] * x.shape[3], x.shape[4])
 
     def forward(self, log_mel: torch.Tensor) -> torch.Tensor:
-        x = self.bn0(log_mel.transpose(1, 3)).transpose(1, 3)
+        longer = log_mel[:, -1, 0, 0] if self.fusion else None
+        x = log_mel[:, :-1] if self.fusion else log_mel
+        x = self.bn0(x.transpose(1, 3)).transpose(1, 3)
         x = self.reshape_wav2img(x)
         side = x.shape[2] // self.downsampled
-        x = self.patch_embed(x)
+        x = self.patch_embed(x, longer) if longer is not None else self.patch_embed(x)
         for layer in self.layers:
             x = layer(x)
         x = self.norm(x)
@@ -232,9 +281,9 @@ class HtsatBody(nn.Module):
 class ClapAudioEmbedding(nn.Module):
     """``CLAP.get_audio_embedding`` from the log-mel: HTS-AT embedding -> projection MLP -> L2 norm."""
 
-    def __init__(self, embed_dim: int, depths: tuple[int, ...]) -> None:
+    def __init__(self, embed_dim: int, depths: tuple[int, ...], fusion: bool = False) -> None:
         super().__init__()
-        self.audio_branch = HtsatBody(embed_dim, depths)
+        self.audio_branch = HtsatBody(embed_dim, depths, fusion)
         self.audio_projection = nn.Sequential(nn.Linear(self.audio_branch.features, JOINT_DIM), nn.ReLU(),
                                               nn.Linear(JOINT_DIM, JOINT_DIM))
 
@@ -253,13 +302,16 @@ def load_embedding(source: Path, name: str) -> ClapAudioEmbedding:
     missing_frozen = [k for k in FROZEN_FRONTEND_KEYS if k not in state]
     if missing_frozen:
         raise SystemExit(f"{source}: not a LAION-CLAP HTS-AT checkpoint; missing keys {missing_frozen}")
-    if any(k.startswith("audio_branch.fusion_model") or k.startswith("audio_branch.mel_conv") for k in state):
-        raise SystemExit(f"{source}: a fusion checkpoint (*-fusion-best.pt); only non-fusion LAION-CLAP models export")
+    variant = TOWERS[TOWER_OF[name]]
+    fused = any(".fusion_model." in k or ".mel_conv2d." in k for k in state)
+    if fused != variant.get("fusion", False):
+        raise SystemExit(f"{source}: {'a' if fused else 'not a'} fusion checkpoint, but {name} is LAION-CLAP "
+                         f"{TOWER_OF[name]}; pass {'the *-fusion-best.pt' if not fused else 'a non-fusion'} checkpoint")
+    # the torchlibrosa buffers are the HTS-AT's (a fusion model keeps them unused): they prove a 48-kHz HTS-AT
     check_frontend_buffers({k[len("audio_branch."):]: state[k] for k in FROZEN_FRONTEND_KEYS}, FRONTEND, source)
     unused = tuple(k for k in state if k in FROZEN_FRONTEND_KEYS or k.startswith(UNUSED_PREFIXES))
-    variant = TOWERS[TOWER_OF[name]]
-    return load_strict(ClapAudioEmbedding(variant["embed_dim"], variant["depths"]), state, source,
-                       f"LAION-CLAP {TOWER_OF[name]} state dict", ignore=unused)
+    return load_strict(ClapAudioEmbedding(variant["embed_dim"], variant["depths"], variant.get("fusion", False)),
+                       state, source, f"LAION-CLAP {TOWER_OF[name]} state dict", ignore=unused)
 
 
 MEMORY = dict(axis=None, fixed_bytes=200_000_000, bytes_per_item=150_000_000)
@@ -272,15 +324,20 @@ def build(name: str, source: Path, **extras: Path) -> dict:
     if registry_entry(name).role == "text":
         return build_text(name, source, **extras)
     model = load_embedding(source, name)
+    fusion = model.audio_branch.fusion
     batch = torch.export.Dim("batch", min=1, max=1024)
-    example = torch.randn(2, 1, FRAMES, MEL_BINS) * 20 - 30
+    channels = FUSION_CHANNELS if fusion else 1
+    example = torch.randn(2, channels, FRAMES, MEL_BINS) * 20 - 30
+    if fusion:  # one clip under 10 s (its planes alike, flag 0), one longer (flag 1)
+        example[0, 1:4] = example[0, 0]
+        example[:, 4] = torch.tensor([0.0, 1.0])[:, None, None]
     return dict(
         module=model,
         example_inputs=(example,),
         dynamic_shapes={"log_mel": {0: batch}},
-        frontend=dict(FRONTEND),
-        inputs=[dict(name="log_mel", shape=["batch", 1, FRAMES, MEL_BINS], dtype="float32", items_per_clip="variable",
-                     memory=MEMORY)],
+        frontend=dict(FUSION_FRONTEND if fusion else FRONTEND),
+        inputs=[dict(name="log_mel", shape=["batch", channels, FRAMES, MEL_BINS], dtype="float32",
+                     items_per_clip=1 if fusion else "variable", memory=MEMORY)],
         outputs=[dict(name="embedding", shape=["batch", JOINT_DIM], dtype="float32", roles=["embedding"])],
         citation=CITATION,
     )

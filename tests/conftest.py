@@ -20,7 +20,7 @@ import pytest
 
 from audiofidelity.artifacts import torch_version
 
-from fixtures import checkpoints, passt, recordings
+from fixtures import checkpoints, clap, passt, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -103,7 +103,7 @@ CLAP_SAME_TOWER = {"clap-music-speech-audioset": "clap-music", "clap-music-speec
 """CLAP artifacts exported from another stand-in of the same tower (HTSAT-base): their entries and export path are
 tested, not new weights (the shared recipe pins the stand-ins' tensors)."""
 PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
-               "passt-s-30s", "clap-630k-audioset-text", *CLAP_SAME_TOWER)
+               "passt-s-30s", "clap-630k-audioset-text", "clap-630k-audioset-fusion", *CLAP_SAME_TOWER)
 ROBERTA_FILES = ("--vocab", str(DATA / "roberta" / "vocab.json"), "--merges", str(DATA / "roberta" / "merges.txt"))
 """The stand-in tokenizer files (``fixtures/roberta_vocab.py``) the text towers are exported with."""
 """Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first
@@ -164,7 +164,7 @@ def _write_fad_only_checkpoints(out: Path) -> None:
     checkpoints.write_cnn14(out, "cnn14-8k")
     for model in checkpoints.ENCODEC:
         checkpoints.write_encodec(out, model)
-    for model in checkpoints.CLAP:
+    for model in [*checkpoints.CLAP, *clap.FUSION]:
         checkpoints.write_clap(out, model)
 
 
@@ -177,6 +177,7 @@ def _export_fad_only(out: Path) -> None:
                   ("clap-630k-audioset-text", sources / checkpoints.CLAP["clap-630k-audioset"]["file"], out,
                    *ROBERTA_FILES),
                   *((model, sources / checkpoints.CLAP[tower]["file"], out) for model, tower in CLAP_SAME_TOWER.items()),
+                  *((model, sources / spec["file"], out) for model, spec in clap.FUSION.items()),
                   *((model, sources / file, out) for model, file in passt.FILES.items())])
 
 

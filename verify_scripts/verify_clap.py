@@ -30,9 +30,10 @@ from audiofidelity import artifacts
 from audiofidelity.audio import condition, load_audio
 from audiofidelity.frontends import window_starts
 from audiofidelity.models import apply_frontend
-from audiofidelity.models.clap import CHECKPOINTS
+from audiofidelity.models.clap import CHECKPOINTS, FUSION_TOWERS
 from audiofidelity.runner import EmbeddingRunner
-from common import Unavailable, add_two_set_options, compare_two_sets, fad_model_conditioning, import_with_placeholders
+from common import (Unavailable, add_two_set_options, audio_files, compare_two_sets, fad_model_conditioning,
+                    import_with_placeholders)
 
 AUDIO_MODELS = {name: tower for name, _, tower in CHECKPOINTS}
 """Audio artifact -> laion_clap's ``amodel``."""
@@ -60,10 +61,17 @@ def constructed_model(name: str) -> torch.nn.Module:
     """laion_clap's ``CLAP`` for ``name``, randomly initialised (what ``create_model`` builds, with a small text
     tower)."""
     laion_clap_package()
+    return clap_model(name, SMALL_TEXT_TOWER)
+
+
+def clap_model(name: str, text_cfg: dict) -> torch.nn.Module:
+    """laion_clap's ``CLAP`` for audio artifact ``name`` (``CLAP_Module``'s settings: a fusion tower is ``enable_fusion``
+    with ``fusion_type="aff_2d"``) with the text tower ``text_cfg``, randomly initialised, in eval mode."""
     factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
-    config = factory._MODEL_CONFIGS[AUDIO_MODELS[name]]
-    return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg=SMALL_TEXT_TOWER,
-                      enable_fusion=False).eval()
+    fusion = AUDIO_MODELS[name] in FUSION_TOWERS
+    config = factory._MODEL_CONFIGS[AUDIO_MODELS[name].removesuffix("-fusion")]
+    return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg=text_cfg,
+                      enable_fusion=fusion, **({"fusion_type": "aff_2d"} if fusion else {})).eval()
 
 
 def load_original(name: str, source: Path):
@@ -91,19 +99,55 @@ def original_embedding(original, wave: np.ndarray, window: int) -> np.ndarray:
         return np.mean([original.get_audio_embedding_from_data(p[None], use_tensor=False)[0] for p in pieces], axis=0)
 
 
+def fusion_originals(python: Path, source: Path, waves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``clap_original.py fusion`` in a virtualenv with torchaudio and torchvision (``--original-python``): laion_clap's
+    fusion embedding of each 48-kHz waveform."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        names = {f"clip{i}": name for i, name in enumerate(waves)}
+        np.savez(Path(tmp) / "in.npz", **{key: waves[name] for key, name in names.items()})
+        done = subprocess.run([str(python), str(Path(__file__).with_name("clap_original.py")), "fusion", str(source),
+                               str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"clap_original.py fusion failed in {python}:\n{done.stderr[-3000:]}")
+        with np.load(Path(tmp) / "out.npz") as out:
+            return {names[key]: out[key] for key in out.files}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", choices=sorted(AUDIO_MODELS))
     parser.add_argument("--source", type=Path, required=True,
-                        help="630k-audioset-best.pt or music_audioset_epoch_15_esc_90.14.pt")
+                        help="the LAION-CLAP checkpoint (630k-audioset-best.pt, music_audioset_epoch_15_esc_90.14.pt, "
+                             "...)")
+    parser.add_argument("--original-python", type=Path, default=None,
+                        help="the fusion model only: a Python with laion_clap, torchaudio and torchvision "
+                             "(clap_original.py's docstring), which runs the original")
     add_two_set_options(parser)
     args = parser.parse_args(argv)
 
     artifact = artifacts.load(args.model, directory=args.models_dir)
     manifest = artifact.manifest
+    conditioning = fad_model_conditioning(args.model)
+    if AUDIO_MODELS[args.model] in FUSION_TOWERS:
+        if args.original_python is None:
+            parser.error(f"{args.model} is a fusion model: its original needs torchaudio; pass --original-python")
+        runner = EmbeddingRunner(artifact, batch_size=4)
+        waves = {str(p): condition(*load_audio(p), manifest.sample_rate, conditioning)
+                 for p in audio_files(args.audio + args.reference)}
+        originals = fusion_originals(args.original_python, args.source, waves)
+
+        def embed_fusion(path: Path):
+            wave = waves[str(path)]
+            x = apply_frontend(wave, manifest.frontend)
+            return runner.run([x])["embedding"][0], originals[str(path)], len(wave) / manifest.sample_rate, len(x)
+
+        return compare_two_sets(parser, args, embed_fusion, unit="embeddings", count="items",
+                                against="laion_clap (fusion)")
     original = load_original(args.model, args.source)
     runner = EmbeddingRunner(artifact, batch_size=4, collect="mean")
-    conditioning = fad_model_conditioning(args.model)
 
     def embed(path: Path):
         audio, rate = load_audio(path)

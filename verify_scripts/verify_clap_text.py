@@ -34,7 +34,7 @@ import torch
 from audiofidelity import artifacts
 from audiofidelity.text_tower import TextTower
 from common import audio_files, relative_error, verdict
-from verify_clap import AUDIO_MODELS, laion_clap_package, original_embedding
+from verify_clap import AUDIO_MODELS, FUSION_TOWERS, clap_model, laion_clap_package, original_embedding
 
 ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
@@ -63,12 +63,11 @@ def constructed_model(name: str) -> torch.nn.Module:
     """laion_clap's ``CLAP`` for audio model ``name`` with its RoBERTa text tower (randomly initialised)."""
     laion_clap_package()
     factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
-    config = factory._MODEL_CONFIGS[AUDIO_MODELS[name]]
+    text_cfg = {**factory._MODEL_CONFIGS["HTSAT-tiny"]["text_cfg"], "model_type": "roberta"}
     roberta = model.RobertaModel
     model.RobertaModel = types.SimpleNamespace(from_pretrained=_roberta_base)
     try:
-        return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg={**config["text_cfg"], "model_type": "roberta"},
-                          enable_fusion=False).eval()
+        return clap_model(name, text_cfg)
     finally:
         model.RobertaModel = roberta
 
@@ -174,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.audio is not None:
         if args.audio_captions is None:
             parser.error("--audio needs --audio-captions")
+        if AUDIO_MODELS[args.model] in FUSION_TOWERS:
+            parser.error("the fusion audio tower's original needs torchaudio: verify it with verify_clap.py "
+                         "--original-python; here, its text tower only (no --audio)")
         from audiofidelity.captions import read_captions
         from audiofidelity.evaluate import evaluate
 

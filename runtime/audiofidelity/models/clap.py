@@ -3,7 +3,9 @@ the music and music/speech checkpoints) + projection, 512-d per clip at 48 kHz, 
 score; and its text tower (``<name>-text``: RoBERTa-base + projection, 512-d per caption, the tokenizer files
 beside it), for CLAP score and text embeddings.
 
-Frontend ``clap_log_mel`` (the int16 round trip, repeat-padding to 10-s windows, HTS-AT's log-mel); the text tower's
+Frontend ``clap_log_mel`` (the int16 round trip, repeat-padding to 10-s windows, HTS-AT's log-mel), and
+``clap_fusion_mel`` for the fusion checkpoint (torchaudio's mel of the whole clip, its global and local views); the
+text tower's
 ``roberta_bpe`` tokenizer is ``audiofidelity/tokenizer.py``. ``--clap-feeding`` reads files as a toolkit's CLAP
 score does (``FEEDINGS``). Export: ``export_scripts/clap_htsat.py`` and ``clap_text.py``; verify:
 ``verify_scripts/verify_clap.py`` and ``verify_clap_text.py``; cards ``model_cards/clap-*.md``; stand-ins
@@ -25,9 +27,12 @@ TOKENIZER_RELEASE = "https://huggingface.co/FacebookAI/roberta-base/resolve/main
 CHECKPOINTS = (("clap-630k-audioset", "630k-audioset-best.pt", "HTSAT-tiny"),
                ("clap-music", "music_audioset_epoch_15_esc_90.14.pt", "HTSAT-base"),
                ("clap-music-speech-audioset", "music_speech_audioset_epoch_15_esc_89.98.pt", "HTSAT-base"),
-               ("clap-music-speech", "music_speech_epoch_15_esc_89.25.pt", "HTSAT-base"))
-"""Artifact name, checkpoint, audio tower of the non-fusion LAION-CLAP checkpoints papers use (music/speech/AudioSet:
-audioldm_eval's CLAP score and MusicGen's; 630k-audioset: frechet_audio_distance's default)."""
+               ("clap-music-speech", "music_speech_epoch_15_esc_89.25.pt", "HTSAT-base"),
+               ("clap-630k-audioset-fusion", "630k-audioset-fusion-best.pt", "HTSAT-tiny-fusion"))
+"""Artifact name, checkpoint, audio tower of the LAION-CLAP checkpoints papers use (music/speech/AudioSet:
+audioldm_eval's CLAP score and MusicGen's; 630k-audioset: frechet_audio_distance's default; its fusion variant:
+stable-audio-metrics' default, HTSAT-tiny with ``aff_2d`` feature fusion)."""
+FUSION_TOWERS = ("HTSAT-tiny-fusion",)
 SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-music",
              "music_speech_audioset": "clap-music-speech-audioset", "music_speech": "clap-music-speech"}
 """frechet_audio_distance's CLAP ``submodel_name`` -> the FAD model it is."""
@@ -65,6 +70,72 @@ def clap_log_mel_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: i
     return 3.0 * 4 * max(n, window_samples) + one + 2.0 * windows * one / 8
 
 
+def fusion_chunk_starts(frames: int, chunk: int) -> list[int]:
+    """Where the three local chunks of a clip's mel start (``frames`` rows, ``chunk`` per chunk): laion_clap splits
+    the possible starts into three ranges (``np.array_split``; an empty range becomes ``[0]``) and draws one start
+    from each at random, unseeded; here each range's middle start (``len // 2``), so the same clip always gives the
+    same embedding."""
+    ranges = [list(r) or [0] for r in np.array_split(np.arange(0, frames - chunk + 1), 3)]
+    return [int(r[len(r) // 2]) for r in ranges]
+
+
+def shrink_rows(mel: np.ndarray, rows: int) -> np.ndarray:
+    """``torchvision.transforms.Resize([rows, n_mels])`` of a (frames, n_mels) mel as laion_clap's ``mel_shrink``:
+    bilinear with antialiasing (torchvision >= 0.17's default for tensors), in torch's float32 arithmetic, whose
+    rounding this reproduces (the kernel is torchvision's own op)."""
+    import torch
+
+    with torch.no_grad():
+        image = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))[None, None]
+        out = torch.nn.functional.interpolate(image, size=(rows, mel.shape[1]), mode="bilinear", align_corners=False,
+                                              antialias=True)
+    return out[0, 0].numpy()
+
+
+def clap_fusion_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
+                    **spectrogram: Any) -> np.ndarray:
+    """LAION-CLAP's fusion input (``get_audio_embedding_from_data`` with ``enable_fusion``: ``get_audio_features``'
+    ``data_truncating="fusion"``), the log-mel of torchaudio's ``MelSpectrogram`` (HTK mel scale, no filter
+    normalisation) in dB, stacked with a flag plane the network reads instead of laion_clap's ``longer`` list.
+
+    ``quantize``: the int16 round trip (``clap_log_mel``). A clip no longer than ``window_samples`` (or whose mel
+    has exactly one window's frames) is repeat-padded (clips under the window only) and its mel stacked four times,
+    flag 0: the network then reads the first only, exactly as laion_clap does. A longer clip's whole mel gives a
+    global view (``shrink_rows`` to one window's frames) and three local chunks (``fusion_chunk_starts``: laion_clap
+    draws them at random, so **no tool reproduces the original there**), flag 1.
+
+    Returns
+    -------
+    np.ndarray, shape (1, 5, frames, n_mels), float32
+        Channels: global, three local, flag.
+    """
+    x = np.asarray(wave, dtype=np.float32)
+    if quantize:
+        x = ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+    n_mels = spectrogram.get("n_mels", 64)
+    if not len(x):
+        return np.zeros((0, 5, 0, n_mels), np.float32)
+    chunk = window_samples // spectrogram["hop_length"] + 1
+    if len(x) < window_samples:
+        x = np.pad(np.tile(x, window_samples // len(x)), (0, window_samples % len(x)))
+    mel = log_mel(x, sample_rate=sample_rate, **spectrogram)[0, 0]
+    if len(mel) == chunk:
+        planes, flag = [mel] * 4, 0.0
+    else:
+        planes = [shrink_rows(mel, chunk)] + [mel[s:s + chunk] for s in fusion_chunk_starts(len(mel), chunk)]
+        flag = 1.0
+    return np.stack([*planes, np.full((chunk, n_mels), flag, np.float32)])[None].astype(np.float32)
+
+
+def clap_fusion_mel_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: int, n_mels: int = 64,
+                          **_: Any) -> float:
+    """``clap_fusion_mel``'s peak bytes for ``n`` samples: the quantised copy, the whole clip's STFT and mel, the
+    shrink and the five planes."""
+    frames = 1 + max(n, window_samples) // hop_length
+    return 3.0 * 4 * max(n, window_samples) + stft_bytes(max(n, window_samples), n_fft, hop_length) \
+        + 4.0 * frames * n_mels * 3 + 4.0 * 5 * (window_samples // hop_length + 1) * n_mels
+
+
 _LIBROSA_LOAD = {"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0}
 FEEDINGS: dict[str, Adjustment] = {
     "laion_clap": Adjustment(conditioning=_LIBROSA_LOAD),
@@ -89,8 +160,9 @@ def clap_feeding(name: str) -> str:
 
 
 def _audio(name: str, source: str, tower: str) -> ArtifactEntry:
+    frames = "1 per clip (fusion of the whole clip)" if tower in FUSION_TOWERS else "1 per clip (10-s windows averaged)"
     return ArtifactEntry(name, "embedding", "clap", (), "clap", source, RELEASE + source, "CC0-1.0", origin=ORIGIN,
-                         model_rate=48000, dimension=512, frames="1 per clip (10-s windows averaged)",
+                         model_rate=48000, dimension=512, frames=frames,
                          description=f"LAION-CLAP {tower} audio tower + projection, 512-d per clip",
                          text_tower=name + TEXT_SUFFIX)
 
@@ -107,8 +179,10 @@ def _text(name: str, source: str) -> ArtifactEntry:
 FAMILY = ModelFamily(
     "clap",
     artifacts=(*(_audio(*c) for c in CHECKPOINTS), *(_text(name, source) for name, source, _ in CHECKPOINTS)),
-    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect="mean") for name, _, _ in CHECKPOINTS),
-    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes),),
+    fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect=None if tower in FUSION_TOWERS else "mean")
+                     for name, _, tower in CHECKPOINTS),
+    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes),
+               Frontend("clap_fusion_mel", clap_fusion_mel, clap_fusion_mel_bytes)),
     options=(ModelOption("clap_feeding", "fad", "clap: read files as this toolkit's CLAP score does: "
                          + ", ".join(FEEDINGS) + " (default: the FAD model's feeding, frechet_audio_distance's)",
                          adjust=lambda name, rate: FEEDINGS[name], parse=str, check=clap_feeding, metavar="TOOLKIT",
