@@ -227,3 +227,52 @@ def test_the_service_scores_an_uploaded_captions_file_as_evaluate_does(all_model
             evaluator.evaluate(gen, gen)
         direct = evaluator.evaluate(gen, gen, captions=scored_audio / "captions.json").report
     assert job["metrics"]["clap_score"] == direct["metrics"]["clap_score"]
+
+
+def test_torchmetrics_clapscore_equals_eval_and_reduces_by_sum(all_models_dir, scored_audio, tmp_path):
+    """Fed in batches (a list of clips at their rates, then audiocraft's form) it gives eval's value on the same
+    clips; two ranks' states summed (torchmetrics' ``_sync_dist``, as the FAD test does) give the one-process value."""
+    pytest.importorskip("torchmetrics")
+    import soundfile as sf
+    import torch
+
+    from audiofidelity.compat.torchmetrics import CLAPScore
+    from audiofidelity.errors import MetricUnavailableError
+    from audiofidelity.evaluate import evaluate
+    from test_torchmetrics_compat import _World
+
+    names = ["clip_00.wav", "clip_01.wav", "other_0.wav", "other_1.wav"]
+    captions = json.loads((scored_audio / "captions.json").read_text(encoding="utf-8"))
+    texts = [captions.get(n, captions.get(n.removesuffix(".wav"))) for n in names]
+    clips = []
+    for name in names:
+        data, rate = sf.read(scored_audio / "gen" / name, dtype="float32", always_2d=True)
+        clips.append((torch.from_numpy(data.T.copy()), rate))
+    folder = tmp_path / "captioned"
+    folder.mkdir()
+    for name in names:
+        (folder / name).symlink_to(scored_audio / "gen" / name)
+    want = evaluate(folder, folder, metrics=["clap_score"], fad_model=MODEL, captions=scored_audio / "captions.json",
+                    models_dir=all_models_dir, cache=False, progress=False).report["metrics"]["clap_score"]
+
+    def metric(batch):
+        made = CLAPScore(MODEL, models_dir=all_models_dir, sync_on_compute=False)
+        made.update([c for c, _ in clips[batch]], [r for _, r in clips[batch]], texts[batch])
+        return made
+
+    one = metric(slice(0, 4))
+    assert float(one.compute()) == pytest.approx(want, abs=1e-12)
+    synced = _World([metric(slice(0, 1)), metric(slice(1, 4))]).synced(0)
+    assert float(synced.compute()) == pytest.approx(want, abs=1e-12)  # rank 0 alone holds one clip of four
+    audiocraft = CLAPScore(MODEL, models_dir=all_models_dir)
+    mono = [c[0] for c, _ in clips[:2]]
+    length = min(len(m) for m in mono)
+    audiocraft.update(torch.stack([m[:length] for m in mono]), texts[:2], torch.tensor([length, length]),
+                      torch.tensor([clips[0][1], clips[1][1]]))
+    assert int(audiocraft.count) == 2
+    with pytest.raises(ValueError, match="one per clip"):
+        audiocraft.update([clips[0][0]], [clips[0][1]], ["a", "b"])
+    with pytest.raises(ValueError, match="non-empty str"):
+        audiocraft.update([clips[0][0]], [clips[0][1]], [""])
+    with pytest.raises(MetricUnavailableError):
+        CLAPScore(MODEL, models_dir=all_models_dir).compute()

@@ -1,5 +1,5 @@
-"""FAD, KAD and FD as ``torchmetrics.Metric``s, for a training loop: ``update`` per batch, ``compute`` at the end,
-the states reduced across ``torch.distributed`` ranks (DDP) by torchmetrics.
+"""FAD, KAD, FD and CLAP score as ``torchmetrics.Metric``s, for a training loop: ``update`` per batch, ``compute`` at
+the end, the states reduced across ``torch.distributed`` ranks (DDP) by torchmetrics.
 
     from audiofidelity.compat.torchmetrics import FrechetAudioDistance
     fad = FrechetAudioDistance("vggish", models_dir="models", reset_real_features=False)
@@ -48,8 +48,8 @@ is then float audio, not a rate): ``preds`` go to the fake side, ``targets`` to 
 size. audiocraft's FAD writes the clips to files (mono by channel mean, resampled with julius, peak-normalised) for
 the TensorFlow VGGish; here the clips are conditioned as ``eval`` conditions them (``conditioning=`` changes that).
 
-Not here: ``CLAPScore`` (audiocraft's ``text_consistency``): there is no CLAP text tower in audiofidelity yet.
-KID (needs the backbone's rows; use ``eval``), the ``ledoit-wolf``/``oas`` covariances and the ``*_inf``
+``CLAPScore`` (audiocraft's ``text_consistency``) folds each clip's cosine with its caption into a sum and a count.
+Not here: KID (needs the backbone's rows; use ``eval``), the ``ledoit-wolf``/``oas`` covariances and the ``*_inf``
 extrapolations are not offered.
 
 References: Kilgour et al., "Fréchet Audio Distance", Interspeech 2019; Chung et al., "KAD: No More FAD!", 2025;
@@ -71,7 +71,7 @@ from torchmetrics.utilities import dim_zero_cat
 from ..audio import Conditioning, check_sample_rate
 from ..errors import InvalidAudioError, MetricUnavailableError, StatsFileError, literal
 from ..evaluate import Evaluator
-from ..metrics import frechet, kad
+from ..metrics import clap_score, frechet, kad
 from ..metrics.gaussian import GaussianStats
 from ..metrics.options import MetricOptions
 from ..models import DEFAULTS, model_options as declared_options
@@ -185,6 +185,38 @@ def _integers(values: Any, count: int, what: str, unit: str) -> list[int]:
 def _option_names(stage: str) -> set[str]:
     """The model families' options that change ``stage`` (``backbone`` or ``fad``)."""
     return {o.name for o in declared_options().values() if o.stage == stage}
+
+
+def _embed_clips(stage: Any, feature: str, dim: int, conditioning: Conditioning, audio: Any, sample_rate: Any,
+                 sizes: Any, what: str) -> tuple[np.ndarray, list[np.ndarray]]:
+    """A batch's rows (n, d) from ``stage`` (an ``Evaluator``'s, so a clip's rows are ``eval``'s bit for bit), float32,
+    and the clips they came from (cut to ``sizes``)."""
+    clips = _clips(audio, what)
+    rates = _integers(sample_rate, len(clips), "sample_rate", "Hz")
+    for rate in sorted(set(rates)):
+        check_sample_rate(rate)
+    if sizes is not None:
+        lengths = _integers(sizes, len(clips), "sizes", "samples")
+        for i, (clip, size) in enumerate(zip(clips, lengths)):
+            if not 1 <= size <= clip.shape[-1]:
+                raise InvalidAudioError(f"{what} clip {i}: size {size} is outside 1..{clip.shape[-1]}, the "
+                                        f"clip's length in samples")
+        clips = [clip[:, :size] for clip, size in zip(clips, lengths)]
+    inputs = []
+    for i, (clip, rate) in enumerate(zip(clips, rates)):
+        try:
+            inputs.append(stage.input.model_input(clip, rate, conditioning, {}))
+        except InvalidAudioError as exc:
+            raise type(exc)(f"{what} clip {i}: {literal(exc)}") from None
+    outputs = stage.runner.run(inputs, stage.outputs)
+    rows = []
+    for index in range(len(inputs)):
+        value = stage.select({name: values[index] for name, values in outputs.items()})[feature]
+        rows.append(np.atleast_2d(stage.postprocess(value) if stage.postprocess else value))
+    matrix = np.concatenate(rows).astype(np.float32, copy=False)
+    if matrix.shape[1] != dim:
+        raise RuntimeError(f"the model gave {matrix.shape[1]}-d rows; its manifest declares {dim}")
+    return matrix, clips
 
 
 class _EmbeddingDistance(Metric):
@@ -318,34 +350,8 @@ class _EmbeddingDistance(Metric):
         if side == "real" and self.reference is not None:
             raise ValueError("the real side comes from reference_stats; pass generated audio only "
                              "(update(audio, sample_rate, real=False))")
-        what = f"{SIDE_NAMES[side]} audio"
-        clips = _clips(audio, what)
-        rates = _integers(sample_rate, len(clips), "sample_rate", "Hz")
-        for rate in sorted(set(rates)):
-            check_sample_rate(rate)
-        if sizes is not None:
-            lengths = _integers(sizes, len(clips), "sizes", "samples")
-            for i, (clip, size) in enumerate(zip(clips, lengths)):
-                if not 1 <= size <= clip.shape[-1]:
-                    raise InvalidAudioError(f"{what} clip {i}: size {size} is outside 1..{clip.shape[-1]}, the "
-                                            f"clip's length in samples")
-            clips = [clip[:, :size] for clip, size in zip(clips, lengths)]
-        stage, conditioning = self._stage, self.evaluator.conditioning
-        inputs = []
-        for i, (clip, rate) in enumerate(zip(clips, rates)):
-            try:
-                inputs.append(stage.input.model_input(clip, rate, conditioning, {}))
-            except InvalidAudioError as exc:
-                raise type(exc)(f"{what} clip {i}: {literal(exc)}") from None
-        outputs = stage.runner.run(inputs, stage.outputs)
-        rows = []
-        for index in range(len(inputs)):
-            value = stage.select({name: values[index] for name, values in outputs.items()})[self._feature]
-            rows.append(np.atleast_2d(stage.postprocess(value) if stage.postprocess else value))
-        matrix = np.concatenate(rows).astype(np.float32, copy=False)
-        if matrix.shape[1] != self.dim:
-            raise RuntimeError(f"the model gave {matrix.shape[1]}-d rows; its manifest declares {self.dim}")
-        return matrix, clips
+        return _embed_clips(self._stage, self._feature, self.dim, self.evaluator.conditioning, audio, sample_rate,
+                            sizes, f"{SIDE_NAMES[side]} audio")
 
     def _add(self, side: str, rows: np.ndarray) -> None:
         """Fold (n, d) rows into ``side``'s states (this rank's)."""
@@ -537,5 +543,81 @@ def _frechet(fake: _Side, real: _Side) -> tuple[float, dict]:
     return value, details
 
 
-__all__ = ["FrechetAudioDistance", "FrechetDistance", "KernelAudioDistance", "merge_gaussians", "pack_gaussian",
-           "unpack_gaussian"]
+class CLAPScore(Metric):
+    """CLAP score (the mean cosine of each clip's audio embedding with its caption's text embedding) as ``eval
+    --metrics clap_score --fad-model MODEL`` computes it, per batch in a training loop.
+
+    States: the sum of the cosines (float64) and their count, reduced across ranks with ``"sum"`` (a mean of means
+    would weight ranks, not clips). ``update(audio, sample_rate, captions, sizes=None)``, or audiocraft's
+    ``CLAPTextConsistencyMetric`` form ``update(audio, text, sizes, sample_rates)`` (recognised by the text in second
+    place); ``compute()`` -> 0-d float64 tensor; ``reset()`` clears both.
+
+    Parameters
+    ----------
+    model : str
+        A ``--fad-model`` with a text tower (``clap-630k-audioset``, ``clap-music-speech-audioset``, ...).
+    models_dir, device, precision, conditioning, max_memory, model_options :
+        As ``FrechetAudioDistance`` (``model_options={"clap_feeding": "stable-audio-metrics"}`` reads as that toolkit).
+    """
+
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+    score_sum: torch.Tensor
+    count: torch.Tensor
+
+    def __init__(self, model: str = DEFAULTS.clap_score_model, *, models_dir: str | Path | None = None,
+                 device: str = "cpu", precision: str = "fp32", conditioning: Conditioning | None = None,
+                 max_memory: int | None = None, model_options: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.evaluator = Evaluator(cache=False, progress=False, metrics=["clap_score"], fad_model=model,
+                                   models_dir=models_dir, device=device, precision=precision,
+                                   conditioning=conditioning, max_memory=max_memory,
+                                   model_options=dict(model_options or {}))
+        output = self.evaluator.roles["fad"]
+        self._stage = next(st for st in self.evaluator.stages if output in st.names)
+        feature = next(f for f in self._stage.features if f.name == output)
+        self._feature = feature.name
+        self.dim = int(self._stage.manifest.output(feature.output).per_item_of(feature.layer)[-1])
+        self.add_state("score_sum", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("count", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, audio: Any, sample_rate: Any, captions: Any = None, sizes: Any = None) -> None:
+        """Fold a batch of clips and their captions in (whole or not at all).
+
+        Raises
+        ------
+        InvalidAudioError
+            As ``FrechetAudioDistance.update``.
+        ValueError
+            Captions that are not one str per clip, or empty.
+        """
+        if isinstance(sample_rate, (list, tuple)) and sample_rate and all(isinstance(t, str) for t in sample_rate):
+            audio, captions, sizes, sample_rate = audio, sample_rate, captions, sizes  # audiocraft's order
+            if sample_rate is None:
+                raise ValueError("update(audio, text, sizes, sample_rates): sample_rates is required")
+        if isinstance(captions, str) or not isinstance(captions, (list, tuple)) \
+                or not all(isinstance(c, str) and c.strip() for c in captions):
+            raise ValueError("captions must be a list of non-empty str, one per clip")
+        rows, clips = _embed_clips(self._stage, self._feature, self.dim, self.evaluator.conditioning, audio,
+                                   sample_rate, sizes, "audio")
+        if len(captions) != len(clips):
+            raise ValueError(f"{len(captions)} captions for {len(clips)} clips; pass one per clip")
+        assert self.evaluator.text_tower is not None  # clap_score selected: the evaluator loaded it
+        text = self.evaluator.text_tower.embed(list(captions))
+        scores = [clap_score.cosine(a, t) for a, t in zip(rows, text)]
+        self.score_sum = self.score_sum + torch.tensor(math.fsum(scores), dtype=torch.float64, device=self.device)
+        self.count = self.count + len(scores)
+
+    def compute(self) -> torch.Tensor:
+        if int(self.count) == 0:
+            raise MetricUnavailableError("CLAPScore.compute() before any update: call update(audio, sample_rate, "
+                                         "captions) first")
+        return (self.score_sum / self.count).to(torch.float64)
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("CLAPScore: call update(...) for each batch and compute() at the end")
+
+
+__all__ = ["CLAPScore", "FrechetAudioDistance", "FrechetDistance", "KernelAudioDistance", "merge_gaussians",
+           "pack_gaussian", "unpack_gaussian"]

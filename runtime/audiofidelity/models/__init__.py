@@ -31,6 +31,8 @@ class Defaults:
     backbone: str = "cnn14"
     sample_rate: int = 16000
     fad_model: str = "vggish"
+    clap_score_model: str = "clap-630k-audioset"
+    """The model CLAP score reads where none is named (the Python metrics; ``eval`` asks for one)."""
 
 
 DEFAULTS = Defaults()
