@@ -1,12 +1,14 @@
 """LAION-CLAP's audio tower for export: HTS-AT (Swin transformer) + audio projection, no ``laion_clap`` package.
 
-The published checkpoints (``630k-audioset-best.pt``: HTSAT-tiny; the music and music/speech ones: HTSAT-base,
-``models/clap.py`` ``CHECKPOINTS``) are ``{"state_dict": {"module.<key>": tensor}, ...}`` of the whole ``CLAP`` model (audio and text
-towers). The export keeps ``audio_branch.*`` and ``audio_projection.*`` and computes what laion_clap's
-``CLAP.get_audio_embedding`` does for one 10-s window (non-fusion models): from the log-mel on (the runtime's
-NumPy frontend reproduces torchlibrosa's, whose frozen buffers are checked here and dropped), ``bn0`` over mel
-bins, the bicubic stretch of 1001 frames to 1024 and the fold into a 256x256 image (``reshape_wav2img``), the
-Swin layers, the token mean (``embedding``), the projection MLP, and L2 normalisation: 512 values per window.
+The published checkpoints (``630k-audioset-best.pt``: HTSAT-tiny; the music and music/speech ones: HTSAT-base;
+``630k-audioset-fusion-best.pt``: HTSAT-tiny with feature fusion; ``models/clap.py`` ``CHECKPOINTS``) are
+``{"state_dict": {"module.<key>": tensor}, ...}`` of the whole ``CLAP`` model (audio and text towers). The export
+keeps ``audio_branch.*`` and ``audio_projection.*`` and computes what laion_clap's ``CLAP.get_audio_embedding`` does
+for one 10-s window (the fusion model: for one clip's fusion planes, ``FusionPatchEmbed``): from the log-mel on
+(the runtime's NumPy frontend reproduces torchlibrosa's, whose frozen buffers are checked here and dropped),
+``bn0`` over mel bins, the bicubic stretch of 1001 frames to 1024 and the fold into a 256x256 image
+(``reshape_wav2img``), the Swin layers, the token mean (``embedding``), the projection MLP, and L2 normalisation:
+512 values per window.
 The classification head (``tscam_conv``, ``head``) and the text tower are not exported.
 
 Every input is one 10-s window (480000 samples at 48 kHz -> 1001 frames): the shapes are static.
@@ -25,7 +27,7 @@ from torch import nn
 
 from audiofidelity.models.clap import CHECKPOINTS
 from audiofidelity.registry import registry_entry
-from checkpoints import load_strict
+from checkpoints import clap_state_dict, load_strict
 from clap_text import build_text
 from cnn14 import check_frontend_buffers
 
@@ -33,7 +35,8 @@ FAMILY = "clap"
 """The model family (``audiofidelity/models/clap.py``) whose artifacts this module builds; ``export.py`` finds
 it by this."""
 
-TOWERS = {"HTSAT-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2)), "HTSAT-base": dict(embed_dim=128, depths=(2, 2, 12, 2)),
+TOWERS = {"HTSAT-tiny": dict(embed_dim=96, depths=(2, 2, 6, 2)),
+          "HTSAT-base": dict(embed_dim=128, depths=(2, 2, 12, 2)),
           "HTSAT-tiny-fusion": dict(embed_dim=96, depths=(2, 2, 6, 2), fusion=True)}
 """``create_htsat_model``'s ``tiny`` and ``base`` settings (both: 4/8/16/32 heads, window 8, spec 256); the fusion
 checkpoint is ``tiny`` with ``fusion_type="aff_2d"`` (``CLAP_Module(enable_fusion=True)``)."""
@@ -53,7 +56,8 @@ filter normalisation; ``AmplitudeToDB``: 10 log10 of the power, floored at 1e-10
 FUSION_CHANNELS = 5
 """The fusion input's planes: the global mel, three local chunks, the ``longer`` flag."""
 FROZEN_FRONTEND_KEYS = ("audio_branch.spectrogram_extractor.stft.conv_real.weight",
-                        "audio_branch.spectrogram_extractor.stft.conv_imag.weight", "audio_branch.logmel_extractor.melW")
+                        "audio_branch.spectrogram_extractor.stft.conv_imag.weight",
+                        "audio_branch.logmel_extractor.melW")
 UNUSED_PREFIXES = ("audio_branch.tscam_conv.", "audio_branch.head.", "audio_transform.", "text_", "logit_scale",
                    "token_embedding", "positional_embedding", "ln_final", "transformer.")
 """Keys of the whole CLAP model the audio embedding does not read."""
@@ -293,12 +297,7 @@ class ClapAudioEmbedding(nn.Module):
 
 def load_embedding(source: Path, name: str) -> ClapAudioEmbedding:
     """Load a LAION-CLAP checkpoint's audio tower and projection with a strict key check."""
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise SystemExit(f"{source}: expected a LAION-CLAP checkpoint {{'state_dict': {{'module.<key>': tensor}}}}, "
-                         f"got {type(checkpoint).__name__}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = clap_state_dict(source)
     missing_frozen = [k for k in FROZEN_FRONTEND_KEYS if k not in state]
     if missing_frozen:
         raise SystemExit(f"{source}: not a LAION-CLAP HTS-AT checkpoint; missing keys {missing_frozen}")

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
+from checkpoints import clap_state_dict, load_strict
 
 WIDTH, LAYERS, HEADS, INTERMEDIATE, VOCAB, POSITIONS, EPS = 768, 12, 12, 3072, 50265, 514, 1e-5
 """roberta-base's configuration."""
@@ -156,12 +156,7 @@ class ClapTextEmbedding(nn.Module):
 
 def load_text_embedding(source: Path) -> ClapTextEmbedding:
     """A LAION-CLAP checkpoint's RoBERTa text tower and projection, with a strict key check."""
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
-    state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise SystemExit(f"{source}: expected a LAION-CLAP checkpoint {{'state_dict': {{'module.<key>': tensor}}}}, "
-                         f"got {type(checkpoint).__name__}")
-    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    state = clap_state_dict(source)
     if "text_branch.embeddings.word_embeddings.weight" not in state:
         raise SystemExit(f"{source}: holds no RoBERTa text tower (text_branch.*): not a whole LAION-CLAP checkpoint")
     unused = tuple(k for k in state if not k.startswith(TEXT_PREFIXES) or k.endswith(".position_ids"))

@@ -39,8 +39,9 @@ def test_chunk_starts_split_the_possible_starts_in_three_and_take_each_middle():
 def side_python() -> Path:
     python = os.environ.get("PASST_ORIGINAL_PYTHON")
     if not python or not Path(python).is_file():
-        pytest.skip("PASST_ORIGINAL_PYTHON (a virtualenv with torchaudio and torchvision: .ci/run builds it) is not set")
-    probe = "import importlib.util as u, torchaudio, torchvision; assert u.find_spec('laion_clap') and u.find_spec('transformers') and u.find_spec('torchlibrosa')"
+        pytest.skip("PASST_ORIGINAL_PYTHON (a virtualenv with torchaudio and torchvision, .ci/run builds it) is unset")
+    probe = ("import importlib.util as u, torchaudio, torchvision; "
+             "assert u.find_spec('laion_clap') and u.find_spec('transformers') and u.find_spec('torchlibrosa')")
     done = subprocess.run([python, "-c", probe], capture_output=True, text=True)
     if done.returncode:
         pytest.skip(f"laion_clap and transformers are not installed in {python} (.ci/run adds them)")

@@ -65,8 +65,9 @@ def constructed_model(name: str) -> torch.nn.Module:
 
 
 def clap_model(name: str, text_cfg: dict) -> torch.nn.Module:
-    """laion_clap's ``CLAP`` for audio artifact ``name`` (``CLAP_Module``'s settings: a fusion tower is ``enable_fusion``
-    with ``fusion_type="aff_2d"``) with the text tower ``text_cfg``, randomly initialised, in eval mode."""
+    """laion_clap's ``CLAP`` for audio artifact ``name`` (``CLAP_Module``'s settings: a fusion tower is
+    ``enable_fusion`` with ``fusion_type="aff_2d"``) with the text tower ``text_cfg``, randomly initialised, in eval
+    mode."""
     factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
     fusion = AUDIO_MODELS[name] in FUSION_TOWERS
     config = factory._MODEL_CONFIGS[AUDIO_MODELS[name].removesuffix("-fusion")]
