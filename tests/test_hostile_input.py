@@ -98,6 +98,8 @@ def test_every_frontend_declares_a_peak_at_least_what_it_allocates():
         "waveform_segments": dict(sample_rate=24000, channels=1),
         "clap_log_mel": dict(sample_rate=48000, window_samples=480000, n_fft=1024, hop_length=480, win_length=1024,
                              n_mels=64, fmin=50, fmax=14000),
+        "clap_fusion_mel": dict(sample_rate=48000, window_samples=480000, n_fft=1024, hop_length=480, win_length=1024,
+                                n_mels=64, fmin=50, fmax=14000, htk=True, mel_norm=None),
         "sc09_mel": dict(sample_rate=16000, samples=16000, n_fft=2048, hop_length=512, n_mels=32),
         "passt_mel": dict(sample_rate=32000, n_fft=1024, hop_length=320, win_length=800, n_mels=128, fmin=0.0,
                           fmax=15000.0, preemphasis=0.97, log_offset=1e-5, shift=4.5, scale=5.0),
