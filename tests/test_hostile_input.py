@@ -368,6 +368,7 @@ def test_errors_that_name_a_path_carry_it_as_a_field_so_the_service_never_rewrit
                                                   "previous content is unchanged")
 
 
+@pytest.mark.parity  # 4 s; the fast tier keeps eval's run under the same limit
 def test_the_embedder_under_an_address_space_limit_refuses_an_absurd_rate_by_name(models_dir):
     """``Embedder.embed`` of a 1-s array declared at 44101 Hz under ``prlimit --as 6G`` with the default budget: a
     ValueError naming the memory it would need, not a 2.8 GB allocation."""

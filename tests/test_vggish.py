@@ -117,6 +117,7 @@ def test_fad_pca_without_pca_data_says_how_to_export_it(vggish_without_pca_dir, 
     assert status == 1 and "--pca" in capsys.readouterr().err
 
 
+@pytest.mark.parity  # an export refusal (4 s); the fast tier keeps test_export.py's
 def test_export_refuses_a_cnn14_checkpoint_as_vggish(checkpoint_dir, tmp_path):
     done = run_export("vggish", checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"], tmp_path)
     assert done.returncode != 0 and "not a torchvggish VGGish state dict" in done.stderr
