@@ -371,3 +371,38 @@ def test_an_upload_whose_header_would_exhaust_memory_is_refused_by_name_under_an
     finally:
         live.stop()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.parity  # a browser, the CLAP artifacts and one CLAP score job: ~20 s
+def test_the_page_sends_a_captions_file_and_shows_the_clap_score(all_models_dir, browser, tmp_path):
+    """The captions field: a CLAP_SCORE job submitted from the page completes with the score the API reports."""
+    live = LiveServer(tmp_path / "data", all_models_dir, tmp_path / "server.log")
+    live.start()
+    try:
+        rng = np.random.default_rng(5)
+        for side in ("generated", "reference"):
+            (tmp_path / side).mkdir()
+            for i in range(2):
+                sf.write(tmp_path / side / f"clip_{i}.wav", 0.2 * rng.standard_normal(48000), 48000)
+        (tmp_path / "captions.csv").write_text("file,caption\nclip_0,a dog barks\nclip_1,rain on a tin roof\n")
+        browser.open(f"{live.url}/")
+        browser.set_files("#generated", sorted((tmp_path / "generated").iterdir()))
+        browser.set_files("#reference", sorted((tmp_path / "reference").iterdir()))
+        browser.set_files("#captions", [tmp_path / "captions.csv"])
+        browser.wait_for("[...document.querySelectorAll('#fad_model option')].length > 1")
+        browser.evaluate("document.getElementById('fad_model').value = 'clap-630k-audioset'")
+        browser.evaluate("document.getElementById('metrics').value = 'CLAP_SCORE'")
+        browser.evaluate("document.getElementById('submit').click()")
+        status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
+                                  " return /^(completed|failed)/.test(s) && s; })()", seconds=300)
+        assert status == "completed", status
+        job_id = browser.evaluate("document.getElementById('job-id').textContent")
+        shown = dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
+                                      ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        job = httpx.get(f"{live.url}/jobs/{job_id}", timeout=10).json()
+        assert job["captions"]["name"] == "captions.csv" and job["files"]["captions"]["generated_with_caption"] == 2
+        assert float(shown["clap_score"]) == job["metrics"]["clap_score"]
+        (tmp_path / "page.png").write_bytes(browser.screenshot())
+        only_the_server_was_asked(browser, live)
+    finally:
+        live.stop()
