@@ -35,4 +35,8 @@ def serves(entry: registry.ArtifactEntry) -> str:
         parts.append(f"--fad-model {fad[0]}..{fad[-1].rsplit('-', 1)[-1]}")
     elif fad:
         parts.append(f"--fad-model {fad[0]}")
+    if entry.text_tower:
+        parts.append("--metrics clap_score (audio)")
+    if entry.role == "text":
+        parts.append("--metrics clap_score (captions); Embedder output='text'")
     return "; ".join(parts)

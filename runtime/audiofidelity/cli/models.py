@@ -29,7 +29,9 @@ def run(args: argparse.Namespace) -> int:
         rows = [("name", "rate", "ch", "dim", "rows", "licence", "serves", "where")]
         for name in registry.names():
             entry = registry.registry_entry(name)
-            rows.append((name, str(entry.model_rate), str(entry.channels), str(entry.dimension), entry.frames,
+            audio = entry.model_rate > 0  # a text tower takes captions: no rate, no channels
+            rows.append((name, str(entry.model_rate) if audio else "-", str(entry.channels) if audio else "-",
+                         str(entry.dimension), entry.frames,
                          entry.license, serves(entry) or "-", where(name, args.models_dir)[0]))
         print("\n".join(align(rows)))
         return 0
