@@ -224,6 +224,19 @@ def browser(tmp_path):
     opened.close()
 
 
+def submit_from_the_page(browser: Browser, fad_model: str, metrics: str, *, seconds: float) -> tuple[str, dict]:
+    """Choose the FAD embedding and metrics, press Evaluate, wait for the job: its id and the metrics table shown."""
+    browser.evaluate(f"document.getElementById('fad_model').value = '{fad_model}'")
+    browser.evaluate(f"document.getElementById('metrics').value = '{metrics}'")
+    browser.evaluate("document.getElementById('submit').click()")
+    status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
+                              " return /^(completed|failed)/.test(s) && s; })()", seconds=seconds)
+    assert status == "completed", status
+    job_id = browser.evaluate("document.getElementById('job-id').textContent")
+    return job_id, dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
+                                         ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+
+
 def only_the_server_was_asked(browser: Browser, server: LiveServer) -> None:
     asked = browser.requested_urls()
     elsewhere = [u for u in asked if not u.startswith((server.url, "data:", "blob:"))]
@@ -276,15 +289,7 @@ def test_the_page_submits_two_sets_shows_the_jobs_metrics_and_deletes_it(models_
         offered = browser.wait_for("(() => { const o = [...document.querySelectorAll('#fad_model option')]"
                                    ".map(e => e.textContent); return o.length > 1 && o; })()")  # read with the token
         assert {"vggish", "cnn14-16k", "encodec-24k"} <= set(offered)
-        browser.evaluate("document.getElementById('fad_model').value = 'cnn14-16k'")
-        browser.evaluate("document.getElementById('metrics').value = 'FD,FAD,PSNR'")
-        browser.evaluate("document.getElementById('submit').click()")
-        status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
-                                  " return /^(completed|failed)/.test(s) && s; })()", seconds=120)
-        assert status == "completed", status
-        job_id = browser.evaluate("document.getElementById('job-id').textContent")
-        shown = dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
-                                      ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        job_id, shown = submit_from_the_page(browser, "cnn14-16k", "FD,FAD,PSNR", seconds=120)
         job = httpx.get(f"{live.url}/jobs/{job_id}", headers={"Authorization": "Bearer s3cret"}, timeout=10).json()
         assert set(shown) == set(job["metrics"]) and {"frechet_distance", "frechet_audio_distance"} <= set(shown)
         assert job["fad_model"] == "cnn14-16k"  # the page sent the embedding chosen in it
@@ -390,15 +395,7 @@ def test_the_page_sends_a_captions_file_and_shows_the_clap_score(all_models_dir,
         browser.set_files("#reference", sorted((tmp_path / "reference").iterdir()))
         browser.set_files("#captions", [tmp_path / "captions.csv"])
         browser.wait_for("[...document.querySelectorAll('#fad_model option')].length > 1")
-        browser.evaluate("document.getElementById('fad_model').value = 'clap-630k-audioset'")
-        browser.evaluate("document.getElementById('metrics').value = 'CLAP_SCORE'")
-        browser.evaluate("document.getElementById('submit').click()")
-        status = browser.wait_for("(() => { const s = document.getElementById('job-status').textContent;"
-                                  " return /^(completed|failed)/.test(s) && s; })()", seconds=300)
-        assert status == "completed", status
-        job_id = browser.evaluate("document.getElementById('job-id').textContent")
-        shown = dict(browser.evaluate("[...document.querySelectorAll('#job-metrics tr')]"
-                                      ".map(r => [r.cells[0].textContent, r.cells[1].textContent])"))
+        job_id, shown = submit_from_the_page(browser, "clap-630k-audioset", "CLAP_SCORE", seconds=300)
         job = httpx.get(f"{live.url}/jobs/{job_id}", timeout=10).json()
         assert job["captions"]["name"] == "captions.csv" and job["files"]["captions"]["generated_with_caption"] == 2
         assert float(shown["clap_score"]) == job["metrics"]["clap_score"]
