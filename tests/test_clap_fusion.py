@@ -19,7 +19,8 @@ MODEL = "clap-630k-audioset-fusion"
 
 def test_fusion_stand_in_has_the_packages_audio_keys_and_shapes():
     need_laion_clap()
-    from verify_clap import AUDIO_KEYS, constructed_model
+    from common import AUDIO_KEYS
+    from verify_clap import constructed_model
 
     want = {k: v for k, v in constructed_model(MODEL).state_dict().items() if k.startswith(AUDIO_KEYS)}
     got = {k: v for k, v in {**clap_state_dict(MODEL), **fusion_state_dict(MODEL)}.items() if k.startswith(AUDIO_KEYS)}

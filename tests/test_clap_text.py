@@ -276,3 +276,27 @@ def test_torchmetrics_clapscore_equals_eval_and_reduces_by_sum(all_models_dir, s
         audiocraft.update([clips[0][0]], [clips[0][1]], [""])
     with pytest.raises(MetricUnavailableError):
         CLAPScore(MODEL, models_dir=all_models_dir).compute()
+
+
+def test_a_tampered_or_missing_tokenizer_file_beside_the_tower_is_refused_by_name(all_models_dir, tmp_path):
+    """The tokenizer files' sha256 is sealed in the manifest: an edited, truncated or absent one is never used."""
+    import shutil
+
+    from audiofidelity import artifacts
+    from audiofidelity.errors import TokenizerFilesError
+    from audiofidelity.text_tower import TextTower
+
+    name = MODEL + "-text"
+    for suffix in (".pt2", ".json", ".vocab.json", ".merges.txt"):
+        shutil.copy(all_models_dir / f"{name}{suffix}", tmp_path / f"{name}{suffix}")
+    vocab = tmp_path / f"{name}.vocab.json"
+    original = vocab.read_bytes()
+    for damaged in (original + b"\n", original[: len(original) // 2]):  # one byte more; cut short
+        vocab.write_bytes(damaged)
+        with pytest.raises(TokenizerFilesError) as refused:
+            TextTower(artifacts.load(name, directory=tmp_path, lazy=True))
+        assert refused.value.path == vocab
+    vocab.unlink()
+    with pytest.raises(TokenizerFilesError) as refused:
+        TextTower(artifacts.load(name, directory=tmp_path, lazy=True))
+    assert refused.value.path == vocab

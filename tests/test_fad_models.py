@@ -289,7 +289,8 @@ def test_verify_encodec_passes_on_every_length_down_to_one_sample(name, all_mode
 @pytest.mark.parametrize("name", sorted(checkpoints.CLAP))
 def test_clap_stand_in_has_the_packages_audio_keys_shapes_and_buffers(name):
     need_laion_clap()
-    from verify_clap import AUDIO_KEYS, constructed_model
+    from common import AUDIO_KEYS
+    from verify_clap import constructed_model
 
     want = {k: v for k, v in constructed_model(name).state_dict().items() if k.startswith(AUDIO_KEYS)}
     got = {k: v for k, v in checkpoints.clap_state_dict(name).items() if k.startswith(AUDIO_KEYS)}

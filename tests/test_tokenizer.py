@@ -320,10 +320,15 @@ def _vocab_without(token: str) -> bytes:
     *[(_vocab_without(t), f"missing special token.*got no {t}$") for t in SPECIAL_TOKENS],
 ])
 def test_malformed_vocab_is_refused(tmp_path, vocab, match):
-    vocab_path, merges_path = _files(tmp_path, vocab=vocab)
+    _refused_naming(tmp_path, match, "vocab", vocab=vocab)
+
+
+def _refused_naming(tmp_path: Path, match: str, which: str, **content: bytes) -> None:
+    """``from_files`` on these files raises ``TokenizerFilesError`` matching ``match``, naming the ``which`` file."""
+    vocab_path, merges_path = _files(tmp_path, **content)
     with pytest.raises(TokenizerFilesError, match=match) as e:
         RobertaTokenizer.from_files(vocab_path, merges_path)
-    assert e.value.path == vocab_path
+    assert e.value.path == (vocab_path if which == "vocab" else merges_path)
 
 
 def _merges(*lines: str, header: str = "#version: 0.2", end: str = "\n") -> bytes:
@@ -342,10 +347,7 @@ def _merges(*lines: str, header: str = "#version: 0.2", end: str = "\n") -> byte
     (b"#version: 0.2\n\xc4 a\n", "not UTF-8"),
 ])
 def test_malformed_merges_are_refused(tmp_path, merges, match):
-    vocab_path, merges_path = _files(tmp_path, merges=merges)
-    with pytest.raises(TokenizerFilesError, match=match) as e:
-        RobertaTokenizer.from_files(vocab_path, merges_path)
-    assert e.value.path == merges_path
+    _refused_naming(tmp_path, match, "merges", merges=merges)
 
 
 def test_well_formed_small_merges_are_read(tmp_path):

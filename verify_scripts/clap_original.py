@@ -25,45 +25,18 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Unavailable, import_with_placeholders  # noqa: E402  (plain-Python helpers, no project import)
+from common import (SMALL_TEXT_TOWER, clap_module, laion_clap_model, laion_clap_package,  # noqa: E402
+                    load_audio_side)  # plain-Python helpers, no project import
 
-SMALL_TEXT_TOWER = dict(model_type="transformer", context_length=77, vocab_size=49408, width=512, heads=8, layers=1)
-AUDIO_KEYS = ("audio_branch.", "audio_projection.", "audio_transform.", "logit_scale_a")
-
-
-def _no_hub_tokenizer(cls, name: str, *args, **kwargs) -> Unavailable:
-    return Unavailable(f"tokenizer {name}")
-
-
-def package():
-    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
-
-    return import_with_placeholders("laion_clap", patch={(PreTrainedTokenizerBase, "from_pretrained"):
-                                                         classmethod(_no_hub_tokenizer)},
-                                    install_hint="pip install --no-deps laion_clap==1.1.7")
-
-
-def constructed() -> torch.nn.Module:
-    package()
-    factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
-    config = factory._MODEL_CONFIGS["HTSAT-tiny"]
-    return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg=SMALL_TEXT_TOWER,
-                      enable_fusion=True, fusion_type="aff_2d").eval()
+AMODEL = "HTSAT-tiny"
 
 
 def module(checkpoint: str):
-    laion = package()
-    model = constructed()
-    state = sys.modules["clap_module.factory"].load_state_dict(checkpoint)
-    result = model.load_state_dict({k: v for k, v in state.items() if k.startswith(AUDIO_KEYS)}, strict=False)
-    missing = [k for k in result.missing_keys if k.startswith(AUDIO_KEYS)]
-    if missing or result.unexpected_keys:
-        raise SystemExit(f"{checkpoint}: missing {missing[:5]}, unexpected {result.unexpected_keys[:5]}")
-    wrapper = laion.CLAP_Module.__new__(laion.CLAP_Module)
-    torch.nn.Module.__init__(wrapper)
-    wrapper.model, wrapper.enable_fusion = model, True
-    wrapper.model_cfg = sys.modules["clap_module.factory"]._MODEL_CONFIGS["HTSAT-tiny"]
-    return wrapper
+    """laion_clap's fusion ``CLAP_Module`` with ``checkpoint``'s audio side."""
+    laion = laion_clap_package("pip install --no-deps laion_clap==1.1.7 torchlibrosa==0.1.0")
+    model = laion_clap_model(AMODEL, True, SMALL_TEXT_TOWER)
+    load_audio_side(model, checkpoint)
+    return clap_module(laion, model, AMODEL, True)
 
 
 def middle(choices):

@@ -161,3 +161,56 @@ def compare_two_sets(parser, args, embed, *, unit: str, count: str, against: str
     failed = [f"{what} above tolerance {args.tolerance:g}" for what, bad in
               ((unit, worst > args.tolerance), ("FAD", fad_error > args.tolerance)) if bad]
     return verdict(failed, f"{unit} and FAD within {args.tolerance:g} of {against}")
+
+
+# -- LAION-CLAP's own model, offline (verify_clap.py, verify_clap_text.py, and clap_original.py in a side virtualenv) --
+
+SMALL_TEXT_TOWER = dict(model_type="transformer", context_length=77, vocab_size=49408, width=512, heads=8, layers=1)
+"""A one-layer text tower for ``CLAP`` where only the audio side runs (the published RoBERTa comes from the Hub)."""
+AUDIO_KEYS = ("audio_branch.", "audio_projection.", "audio_transform.", "logit_scale_a")
+"""Keys of ``CLAP`` outside its text tower (the stand-in checkpoints carry these, as the published ones do)."""
+
+
+def _no_hub_tokenizer(cls, name: str, *args, **kwargs) -> Unavailable:
+    """Stands in for ``from_pretrained`` of transformers' tokenizers during laion_clap's import, which loads three
+    from the Hub that the audio path never uses."""
+    return Unavailable(f"tokenizer {name}")
+
+
+def laion_clap_package(install_hint: str) -> types.ModuleType:
+    """laion_clap, importable offline: absent training-only modules stood in for, no tokenizer fetched."""
+    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+
+    return import_with_placeholders("laion_clap", patch={(PreTrainedTokenizerBase, "from_pretrained"):
+                                                         classmethod(_no_hub_tokenizer)}, install_hint=install_hint)
+
+
+def laion_clap_model(amodel: str, fusion: bool, text_cfg: dict):
+    """laion_clap's ``CLAP`` as ``CLAP_Module(enable_fusion=fusion, amodel=amodel)`` builds it (a fusion model with
+    ``fusion_type="aff_2d"``), text tower ``text_cfg``, randomly initialised, in eval mode (laion_clap imported)."""
+    factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
+    config = factory._MODEL_CONFIGS[amodel]
+    return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg=text_cfg,
+                      enable_fusion=fusion, **({"fusion_type": "aff_2d"} if fusion else {})).eval()
+
+
+def load_audio_side(model, checkpoint: str) -> None:
+    """Load a LAION-CLAP checkpoint's audio tower and projection into ``model`` (through laion_clap's
+    ``load_state_dict``), naming any audio key missing or unexpected."""
+    state = sys.modules["clap_module.factory"].load_state_dict(str(checkpoint))
+    result = model.load_state_dict({k: v for k, v in state.items() if k.startswith(AUDIO_KEYS)}, strict=False)
+    missing = [k for k in result.missing_keys if k.startswith(AUDIO_KEYS)]
+    if missing or result.unexpected_keys:
+        raise SystemExit(f"{checkpoint} does not load into laion_clap's CLAP: missing {missing[:5]}, unexpected "
+                         f"{result.unexpected_keys[:5]}")
+
+
+def clap_module(package: types.ModuleType, model, amodel: str, fusion: bool):
+    """A ``CLAP_Module`` around ``model`` without its ``__init__`` (which fetches RoBERTa's tokenizer)."""
+    import torch
+
+    wrapper = package.CLAP_Module.__new__(package.CLAP_Module)
+    torch.nn.Module.__init__(wrapper)
+    wrapper.model, wrapper.enable_fusion = model, fusion
+    wrapper.model_cfg = sys.modules["clap_module.factory"]._MODEL_CONFIGS[amodel]
+    return wrapper

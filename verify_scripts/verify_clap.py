@@ -32,29 +32,24 @@ from audiofidelity.frontends import window_starts
 from audiofidelity.models import apply_frontend
 from audiofidelity.models.clap import CHECKPOINTS, FUSION_TOWERS
 from audiofidelity.runner import EmbeddingRunner
-from common import (Unavailable, add_two_set_options, audio_files, compare_two_sets, fad_model_conditioning,
-                    import_with_placeholders)
+from common import (SMALL_TEXT_TOWER, add_two_set_options, audio_files, clap_module,
+                    compare_two_sets, fad_model_conditioning, laion_clap_model, load_audio_side)
+from common import laion_clap_package as common_laion_clap_package
 
 AUDIO_MODELS = {name: tower for name, _, tower in CHECKPOINTS}
 """Audio artifact -> laion_clap's ``amodel``."""
-SMALL_TEXT_TOWER = dict(model_type="transformer", context_length=77, vocab_size=49408, width=512, heads=8, layers=1)
-AUDIO_KEYS = ("audio_branch.", "audio_projection.", "audio_transform.", "logit_scale_a")
-"""Keys of ``CLAP`` outside its text tower (the stand-in checkpoints carry these, as the published ones do)."""
-
-
-def _no_hub_tokenizer(cls, name: str, *args, **kwargs) -> Unavailable:
-    """Stands in for ``from_pretrained`` of transformers' tokenizers during laion_clap's import, which loads three
-    from the Hub that the audio path never uses."""
-    return Unavailable(f"tokenizer {name}")
+INSTALL_HINT = "pip install --no-deps -r verify_scripts/requirements-nodeps.txt"
 
 
 def laion_clap_package():
     """laion_clap, importable offline (see the module docstring)."""
-    from transformers.tokenization_utils_base import PreTrainedTokenizerBase
+    return common_laion_clap_package(INSTALL_HINT)
 
-    return import_with_placeholders("laion_clap", patch={(PreTrainedTokenizerBase, "from_pretrained"):
-                                                         classmethod(_no_hub_tokenizer)},
-                                    install_hint="pip install --no-deps -r verify_scripts/requirements-nodeps.txt")
+
+def amodel(name: str) -> tuple[str, bool]:
+    """laion_clap's ``amodel`` for audio artifact ``name`` and whether it is a fusion model."""
+    fusion = AUDIO_MODELS[name] in FUSION_TOWERS
+    return AUDIO_MODELS[name].removesuffix("-fusion"), fusion
 
 
 def constructed_model(name: str) -> torch.nn.Module:
@@ -65,32 +60,16 @@ def constructed_model(name: str) -> torch.nn.Module:
 
 
 def clap_model(name: str, text_cfg: dict) -> torch.nn.Module:
-    """laion_clap's ``CLAP`` for audio artifact ``name`` (``CLAP_Module``'s settings: a fusion tower is
-    ``enable_fusion`` with ``fusion_type="aff_2d"``) with the text tower ``text_cfg``, randomly initialised, in eval
-    mode."""
-    factory, model = sys.modules["clap_module.factory"], sys.modules["clap_module.model"]
-    fusion = AUDIO_MODELS[name] in FUSION_TOWERS
-    config = factory._MODEL_CONFIGS[AUDIO_MODELS[name].removesuffix("-fusion")]
-    return model.CLAP(embed_dim=config["embed_dim"], audio_cfg=config["audio_cfg"], text_cfg=text_cfg,
-                      enable_fusion=fusion, **({"fusion_type": "aff_2d"} if fusion else {})).eval()
+    """laion_clap's ``CLAP`` for audio artifact ``name`` with the text tower ``text_cfg`` (``laion_clap_model``)."""
+    return laion_clap_model(*amodel(name), text_cfg)
 
 
 def load_original(name: str, source: Path):
     """A ``CLAP_Module`` holding laion_clap's model with ``source``'s audio tower and projection."""
     package = laion_clap_package()
     model = constructed_model(name)
-    state = sys.modules["clap_module.factory"].load_state_dict(str(source))
-    audio = {k: v for k, v in state.items() if k.startswith(AUDIO_KEYS)}
-    result = model.load_state_dict(audio, strict=False)
-    missing_audio = [k for k in result.missing_keys if k.startswith(AUDIO_KEYS)]
-    if missing_audio or result.unexpected_keys:
-        raise SystemExit(f"{source} does not load into laion_clap's {AUDIO_MODELS[name]} CLAP: missing "
-                         f"{missing_audio[:5]}, unexpected {result.unexpected_keys[:5]}")
-    module = package.CLAP_Module.__new__(package.CLAP_Module)  # its __init__ fetches RoBERTa's tokenizer
-    torch.nn.Module.__init__(module)
-    module.model, module.enable_fusion = model, False
-    module.model_cfg = sys.modules["clap_module.factory"]._MODEL_CONFIGS[AUDIO_MODELS[name]]
-    return module
+    load_audio_side(model, source)
+    return clap_module(package, model, *amodel(name))
 
 
 def original_embedding(original, wave: np.ndarray, window: int) -> np.ndarray:

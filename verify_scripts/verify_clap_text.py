@@ -34,7 +34,8 @@ import torch
 from audiofidelity import artifacts
 from audiofidelity.text_tower import TextTower
 from common import audio_files, relative_error, verdict
-from verify_clap import AUDIO_MODELS, FUSION_TOWERS, clap_model, laion_clap_package, original_embedding
+from common import clap_module
+from verify_clap import AUDIO_MODELS, FUSION_TOWERS, amodel, clap_model, laion_clap_package, original_embedding
 
 ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
@@ -90,12 +91,8 @@ def load_original(name: str, source: Path, vocab: Path, merges: Path):
     """A ``CLAP_Module`` holding laion_clap's whole model loaded from ``source`` and transformers' tokenizer."""
     package = laion_clap_package()
     model = constructed_model(name)
-    state = sys.modules["clap_module.factory"].load_state_dict(str(source))
-    model.load_state_dict(state, strict=True)
-    module = package.CLAP_Module.__new__(package.CLAP_Module)  # its __init__ fetches RoBERTa's tokenizer
-    torch.nn.Module.__init__(module)
-    module.model, module.enable_fusion = model, False
-    module.model_cfg = sys.modules["clap_module.factory"]._MODEL_CONFIGS[AUDIO_MODELS[name]]
+    model.load_state_dict(sys.modules["clap_module.factory"].load_state_dict(str(source)), strict=True)
+    module = clap_module(package, model, *amodel(name))
     module.tokenize = transformers_tokenizer(vocab, merges)
     return module
 

@@ -38,16 +38,18 @@ class Captions:
     by_id: dict[str, str]
     problems: list[dict] = field(default_factory=list)
 
+    def id_of(self, file_name: str) -> str | None:
+        """The id a generated file's caption is keyed by: its name, else its name without extension, else None."""
+        return next((key for key in (file_name, PurePath(file_name).stem) if key in self.by_id), None)
+
     def caption_for(self, file_name: str) -> str | None:
-        """The caption of a generated file: keyed by its name, else by its name without extension."""
-        if file_name in self.by_id:
-            return self.by_id[file_name]
-        return self.by_id.get(PurePath(file_name).stem)
+        """The caption of a generated file (``id_of``), or None."""
+        key = self.id_of(file_name)
+        return None if key is None else self.by_id[key]
 
     def ids_used_by(self, file_names: list[str]) -> set[str]:
         """The ids that ``caption_for`` reads for these files."""
-        return {name if name in self.by_id else PurePath(name).stem for name in file_names
-                if self.caption_for(name) is not None}
+        return {key for key in map(self.id_of, file_names) if key is not None}
 
 
 def _decode(data: bytes, path: Path) -> str:

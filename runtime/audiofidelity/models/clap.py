@@ -39,6 +39,17 @@ SUBMODELS = {"630k-audioset": "clap-630k-audioset", "music_audioset": "clap-musi
 TEXT_SUFFIX = "-text"
 
 
+def int16_round_trip(wave: np.ndarray) -> np.ndarray:
+    """laion_clap's ``int16_to_float32(float32_to_int16(x))``: clip to [-1, 1], x 32767, truncate to int16, / 32767."""
+    return ((np.clip(wave, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+
+
+def repeat_pad(wave: np.ndarray, samples: int) -> np.ndarray:
+    """laion_clap's ``repeatpad`` of a clip shorter than ``samples``: repeated whole as often as it fits, then
+    zero-padded to ``samples``."""
+    return np.pad(np.tile(wave, samples // len(wave)), (0, samples % len(wave)))
+
+
 def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
                  **spectrogram: Any) -> np.ndarray:
     """LAION-CLAP's input (``get_audio_embedding_from_data``, non-fusion): the log-mel of 10-s windows.
@@ -52,9 +63,9 @@ def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, qua
     """
     x = np.asarray(wave, dtype=np.float32)
     if quantize:
-        x = ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+        x = int16_round_trip(x)
     if len(x) <= window_samples:
-        windows = [np.pad(np.tile(x, window_samples // len(x)), (0, window_samples % len(x)))] if len(x) else []
+        windows = [repeat_pad(x, window_samples)] if len(x) else []
     else:
         windows = [x[s:s + window_samples] for s in window_starts(len(x), window_samples)]
     if not windows:
@@ -111,13 +122,13 @@ def clap_fusion_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, 
     """
     x = np.asarray(wave, dtype=np.float32)
     if quantize:
-        x = ((np.clip(x, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
+        x = int16_round_trip(x)
     n_mels = spectrogram.get("n_mels", 64)
     if not len(x):
         return np.zeros((0, 5, 0, n_mels), np.float32)
     chunk = window_samples // spectrogram["hop_length"] + 1
     if len(x) < window_samples:
-        x = np.pad(np.tile(x, window_samples // len(x)), (0, window_samples % len(x)))
+        x = repeat_pad(x, window_samples)
     mel = log_mel(x, sample_rate=sample_rate, **spectrogram)[0, 0]
     if len(mel) == chunk:
         planes, flag = [mel] * 4, 0.0
