@@ -11,7 +11,9 @@ for one 10-s window (the fusion model: for one clip's fusion planes, ``FusionPat
 512 values per window.
 The classification head (``tscam_conv``, ``head``) and the text tower are not exported.
 
-Every input is one 10-s window (480000 samples at 48 kHz -> 1001 frames): the shapes are static.
+An input is one 10-s window (480000 samples at 48 kHz -> 1001 frames) as laion_clap feeds it; the non-fusion towers'
+frames axis is dynamic up to that, for audioldm_eval's CLAP score, which feeds a clip under 10 s as it is (HTS-AT
+stretches any length to 1024 frames).
 
 References: Wu, Chen et al., "Large-scale Contrastive Language-Audio Pretraining with Feature Fusion and
 Keyword-to-Caption Augmentation", ICASSP 2023; Chen et al., "HTS-AT", ICASSP 2022; github.com/LAION-AI/CLAP
@@ -43,7 +45,7 @@ checkpoint is ``tiny`` with ``fusion_type="aff_2d"`` (``CLAP_Module(enable_fusio
 TOWER_OF = {name: tower for name, _, tower in CHECKPOINTS}
 HEADS, WINDOW, SPEC_SIZE, PATCH, MEL_BINS, FREQ_RATIO = (4, 8, 16, 32), 8, 256, 4, 64, 4
 JOINT_DIM = 512
-WINDOW_SAMPLES, FRAMES = 480000, 1001
+WINDOW_SAMPLES, FRAMES, MIN_FRAMES = 480000, 1001, 2
 FRONTEND = dict(kind="clap_log_mel", sample_rate=48000, window_samples=WINDOW_SAMPLES, quantize=True,
                 n_fft=1024, hop_length=480, win_length=1024, window="hann", center=True, pad_mode="reflect",
                 power=2.0, n_mels=MEL_BINS, fmin=50, fmax=14000, htk=False, mel_norm="slaney", amin=1e-10, ref=1.0,
@@ -330,13 +332,16 @@ def build(name: str, source: Path, **extras: Path) -> dict:
     if fusion:  # one clip under 10 s (its planes alike, flag 0), one longer (flag 1)
         example[0, 1:4] = example[0, 0]
         example[:, 4] = torch.tensor([0.0, 1.0])[:, None, None]
+    frames = FRAMES if fusion else "frames"
     return dict(
         module=model,
         example_inputs=(example,),
-        dynamic_shapes={"log_mel": {0: batch}},
+        dynamic_shapes={"log_mel": {0: batch} if fusion else
+                        {0: batch, 2: torch.export.Dim("frames", min=MIN_FRAMES, max=FRAMES)}},
         frontend=dict(FUSION_FRONTEND if fusion else FRONTEND),
-        inputs=[dict(name="log_mel", shape=["batch", channels, FRAMES, MEL_BINS], dtype="float32",
-                     items_per_clip=1 if fusion else "variable", memory=MEMORY)],
+        inputs=[dict(name="log_mel", shape=["batch", channels, frames, MEL_BINS], dtype="float32",
+                     items_per_clip=1 if fusion else "variable", memory=MEMORY,
+                     **({} if fusion else {"min": {"frames": MIN_FRAMES}}))],
         outputs=[dict(name="embedding", shape=["batch", JOINT_DIM], dtype="float32", roles=["embedding"])],
         citation=CITATION,
     )

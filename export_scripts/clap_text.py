@@ -31,7 +31,9 @@ from checkpoints import clap_state_dict, load_strict
 
 WIDTH, LAYERS, HEADS, INTERMEDIATE, VOCAB, POSITIONS, EPS = 768, 12, 12, 3072, 50265, 514, 1e-5
 """roberta-base's configuration."""
-PAD_ID, JOINT_DIM, MAX_LENGTH = 1, 512, 77
+PAD_ID, JOINT_DIM, MAX_LENGTH, MAX_TOKENS = 1, 512, 77, POSITIONS - 2
+"""``MAX_LENGTH``: LAION-CLAP's caption length; the tokens axis is dynamic up to ``MAX_TOKENS`` (RoBERTa's positions
+after the two reserved ones), audioldm_eval's CLAP score's 512."""
 CITATION = ("Wu, Y., Chen, K., Zhang, T., Hui, Y., Berg-Kirkpatrick, T., Dubnov, S. Large-scale Contrastive "
             "Language-Audio Pretraining with Feature Fusion and Keyword-to-Caption Augmentation. ICASSP 2023; "
             "Liu, Y. et al. RoBERTa: A Robustly Optimized BERT Pretraining Approach. 2019.")
@@ -164,7 +166,7 @@ def load_text_embedding(source: Path) -> ClapTextEmbedding:
 
 
 MEMORY = dict(axis=None, fixed_bytes=600_000_000, bytes_per_item=20_000_000)
-"""Peak memory: the weights (500 MB) and, per caption, 77 tokens' activations."""
+"""Peak memory: the weights (500 MB) and, per caption, 77 tokens' activations (512 tokens: about 7 times more)."""
 
 
 def build_text(name: str, source: Path, *, vocab: Path, merges: Path) -> dict:
@@ -172,6 +174,7 @@ def build_text(name: str, source: Path, *, vocab: Path, merges: Path) -> dict:
     roberta-base's tokenizer files, copied beside the artifact (``files``)."""
     model = load_text_embedding(source)
     batch = torch.export.Dim("batch", min=1, max=1024)
+    tokens = torch.export.Dim("tokens", min=2, max=MAX_TOKENS)
     generator = torch.Generator().manual_seed(0)
     ids = torch.randint(3, 2000, (2, MAX_LENGTH), generator=generator)
     ids[:, 0], ids[0, 9], ids[0, 10:] = 0, 2, PAD_ID  # one padded caption, one at full length
@@ -180,11 +183,12 @@ def build_text(name: str, source: Path, *, vocab: Path, merges: Path) -> dict:
     return dict(
         module=model,
         example_inputs=(ids, mask),
-        dynamic_shapes={"input_ids": {0: batch}, "attention_mask": {0: batch}},
-        frontend=dict(kind="roberta_bpe", max_length=MAX_LENGTH),
+        dynamic_shapes={"input_ids": {0: batch, 1: tokens}, "attention_mask": {0: batch, 1: tokens}},
+        frontend=dict(kind="roberta_bpe", max_length=MAX_LENGTH, max_tokens=MAX_TOKENS),
         files={"vocab": vocab, "merges": merges},
-        inputs=[dict(name="input_ids", shape=["batch", MAX_LENGTH], dtype="int64", memory=MEMORY),
-                dict(name="attention_mask", shape=["batch", MAX_LENGTH], dtype="int64")],
+        inputs=[dict(name="input_ids", shape=["batch", "tokens"], dtype="int64", memory=MEMORY,
+                     min={"tokens": 2}),
+                dict(name="attention_mask", shape=["batch", "tokens"], dtype="int64")],
         outputs=[dict(name="text_embedding", shape=["batch", JOINT_DIM], dtype="float32", roles=["text_embedding"])],
         citation=CITATION,
     )

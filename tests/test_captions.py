@@ -89,6 +89,31 @@ def test_settings_refuse_clap_score_without_captions_or_a_clap_model(tmp_path):
     with pytest.raises(ValueError, match="clap_feeding must be one of"):
         EvaluationSettings.from_keywords(metrics=["clap_score"], fad_model="clap-music", captions=captions,
                                          clap_feeding="audiocraft")
+    with pytest.raises(ValueError, match="--clap-feeding audioldm_eval: .*non-fusion.*clap-630k-audioset-fusion"):
+        EvaluationSettings.from_keywords(metrics=["clap_score"], fad_model="clap-630k-audioset-fusion",
+                                         captions=captions, clap_feeding="audioldm_eval")
+
+
+SPECTROGRAM = dict(sample_rate=48000, n_fft=1024, hop_length=480, win_length=1024, window="hann", center=True,
+                   pad_mode="reflect", power=2.0, n_mels=64, fmin=50, fmax=14000, htk=False, mel_norm="slaney",
+                   amin=1e-10, ref=1.0, top_db=None)
+
+
+def test_audioldm_evals_clap_input_is_the_first_window_and_a_short_clip_as_it_is():
+    from audiofidelity.frontends import log_mel
+    from audiofidelity.models.clap import clap_log_mel, clap_log_mel_fitting
+
+    x = np.random.default_rng(0).uniform(-0.5, 0.5, 30000).astype(np.float32)
+    first = clap_log_mel(x, window_samples=24000, quantize=False, windowing="first", **SPECTROGRAM)
+    assert np.array_equal(first, log_mel(x[:24000], **SPECTROGRAM))  # the rest dropped, nothing averaged
+    short = clap_log_mel(x[:9000], window_samples=24000, quantize=False, windowing="first", **SPECTROGRAM)
+    assert short.shape == (1, 1, 9000 // 480 + 1, 64) and np.array_equal(short, log_mel(x[:9000], **SPECTROGRAM))
+    repeated = clap_log_mel(x[:9000], window_samples=24000, quantize=False, **SPECTROGRAM)
+    assert repeated.shape == (1, 1, 24000 // 480 + 1, 64)  # laion_clap's repeat-padding, for contrast
+    assert [clap_log_mel_fitting(n, window_samples=24000, windowing=w) for n in (24000, 24001) for w in
+            ("first", "repeat")] == [None, None, "cut", None]
+    with pytest.raises(ValueError, match="windowing must be one of"):
+        clap_log_mel(x, window_samples=24000, windowing="middle", **SPECTROGRAM)
 
 
 def test_command_line_misuse_exits_2_naming_the_fix(tmp_path, capsys):

@@ -11,6 +11,7 @@ from conftest import ROOT
 from fixtures import checkpoints
 from fixtures.clap_text import clap_text_state_dict
 from fixtures.roberta_vocab import captions as tokenizer_corpus
+from test_clap_fusion import side_python
 from test_fad_models import need_laion_clap, write_clips
 
 pytestmark = pytest.mark.parity
@@ -77,6 +78,62 @@ def test_verify_clap_text_passes_with_each_feeding(all_models_dir, all_checkpoin
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: token ids identical, text embeddings within 0.0001 of laion_clap, CLAP score within 1e-05" \
         in done.stdout
+
+
+def test_the_tower_takes_captions_of_up_to_512_tokens_and_refuses_longer(tower):
+    from audiofidelity.errors import ManifestError
+    from audiofidelity.text_tower import TextTower
+
+    long = TextTower(tower.artifact, max_length=512)
+    captions = ["two words", "a very long caption " * 40]
+    short_rows, long_rows = tower.embed(captions), long.embed(captions)
+    assert np.abs(short_rows[0] - long_rows[0]).max() < 1e-5  # padding is masked: only rounding differs
+    assert np.abs(short_rows[1] - long_rows[1]).max() > 1e-3  # 77 tokens truncate it, 512 do not
+    for length in (1, 513):
+        with pytest.raises(ManifestError, match=f"takes 2 to 512 tokens per caption, not {length}"):
+            TextTower(tower.artifact, max_length=length)
+
+
+def test_verify_clap_text_passes_with_audioldm_evals_feeding(all_models_dir, all_checkpoints_dir, scored_audio,
+                                                             tmp_path):
+    """audioldm_eval's branch: two-step resampling with its 1-s padding at 32 kHz between, the first 10 s of the 12-s
+    clip, clips under 10 s fed unpadded at 48 kHz, captions of 512 tokens (one over 77, one over 512), against
+    laion_clap's model fed as the branch feeds it (its audio side in the side virtualenv)."""
+    need_laion_clap()
+    python = side_python()
+    captions = json.loads((scored_audio / "captions.json").read_text(encoding="utf-8"))
+    captions["clip_02"] = "word " * 700
+    (tmp_path / "captions.json").write_text(json.dumps(captions, ensure_ascii=False), encoding="utf-8")
+    corpus = tmp_path / "corpus.json"
+    corpus.write_text(json.dumps(tokenizer_corpus()[::8], ensure_ascii=False), encoding="utf-8")
+    done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_clap_text.py"), MODEL, "--source",
+                           str(all_checkpoints_dir / checkpoints.CLAP[MODEL]["file"]), "--models-dir",
+                           str(all_models_dir), "--captions", str(corpus), "--audio", str(scored_audio / "gen"),
+                           "--audio-captions", str(tmp_path / "captions.json"), "--feeding", "audioldm_eval",
+                           "--original-python", str(python)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "CLAP score (audioldm_eval)" in done.stdout and "worst file" in done.stdout
+    assert "OK: token ids identical, text embeddings within 0.0001 of laion_clap, CLAP score within 1e-05" \
+        in done.stdout
+
+
+def test_audioldm_evals_feeding_is_recorded_counts_the_cut_clip_and_refuses_the_fusion_model(all_models_dir,
+                                                                                            scored_audio):
+    from audiofidelity.evaluate import evaluate
+
+    result = evaluate(scored_audio / "gen", scored_audio / "gen", metrics=["clap_score"], fad_model=MODEL,
+                      captions=scored_audio / "captions.json", models_dir=all_models_dir, clap_feeding="audioldm_eval",
+                      progress=False, cache=False)
+    report = result.report
+    assert report["provenance"]["clap_feeding"] == "audioldm_eval"
+    assert report["files"]["generated"]["windowing"] == {MODEL: {"cut": 1, "padded": 0}}  # 12 s: its first 10 s
+    laion = evaluate(scored_audio / "gen", scored_audio / "gen", metrics=["clap_score"], fad_model=MODEL,
+                     captions=scored_audio / "captions.json", models_dir=all_models_dir, progress=False, cache=False)
+    assert report["metrics"]["clap_score"] != laion.report["metrics"]["clap_score"]
+    with pytest.raises(ValueError, match="fusion model"):
+        evaluate(scored_audio / "gen", scored_audio / "gen", metrics=["clap_score"],
+                 fad_model="clap-630k-audioset-fusion", captions=scored_audio / "captions.json",
+                 models_dir=all_models_dir, clap_feeding="audioldm_eval", progress=False)
 
 
 def test_eval_reports_the_score_per_file_and_every_unmatched_file_and_caption(all_models_dir, scored_audio, tmp_path):

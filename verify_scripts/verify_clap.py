@@ -79,21 +79,31 @@ def original_embedding(original, wave: np.ndarray, window: int) -> np.ndarray:
         return np.mean([original.get_audio_embedding_from_data(p[None], use_tensor=False)[0] for p in pieces], axis=0)
 
 
-def fusion_originals(python: Path, source: Path, waves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """``clap_original.py fusion`` in a virtualenv with torchaudio and torchvision (``--original-python``): laion_clap's
-    fusion embedding of each 48-kHz waveform."""
+def run_clap_original(python: Path, mode: str, *arguments: str) -> dict[str, np.ndarray]:
+    """``clap_original.py MODE ... OUT.npz`` in a virtualenv with torchaudio and torchvision (``--original-python``):
+    the arrays it saves, by key."""
     import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out.npz"
+        done = subprocess.run([str(python), str(Path(__file__).with_name("clap_original.py")), mode, *arguments,
+                               str(out)], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"clap_original.py {mode} failed in {python}:\n{done.stderr[-3000:]}")
+        with np.load(out) as saved:
+            return {key: saved[key] for key in saved.files}
+
+
+def fusion_originals(python: Path, source: Path, waves: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """laion_clap's fusion embedding of each 48-kHz waveform (``clap_original.py fusion``)."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         names = {f"clip{i}": name for i, name in enumerate(waves)}
         np.savez(Path(tmp) / "in.npz", **{key: waves[name] for key, name in names.items()})
-        done = subprocess.run([str(python), str(Path(__file__).with_name("clap_original.py")), "fusion", str(source),
-                               str(Path(tmp) / "in.npz"), str(Path(tmp) / "out.npz")], capture_output=True, text=True)
-        if done.returncode:
-            raise SystemExit(f"clap_original.py fusion failed in {python}:\n{done.stderr[-3000:]}")
-        with np.load(Path(tmp) / "out.npz") as out:
-            return {names[key]: out[key] for key in out.files}
+        out = run_clap_original(python, "fusion", str(source), str(Path(tmp) / "in.npz"))
+    return {names[key]: value for key, value in out.items()}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,6 +3,8 @@
 
     python verify_scripts/verify_clap_text.py clap-630k-audioset --source 630k-audioset-best.pt --models-dir models/ \
         --captions captions.json [--audio generated/ --audio-captions captions.csv --feeding stable-audio-metrics]
+    # audioldm_eval's CLAP score (its audio side needs torchaudio: a side virtualenv, clap_original.py)
+    ... --feeding audioldm_eval --original-python SIDE/bin/python
 
 The original is laion_clap 1.1.7's own ``CLAP`` (the checkpoint's audio model, ``text_cfg`` roberta) with its
 ``text_branch`` built by transformers from roberta-base's configuration (``ROBERTA_BASE``: offline, the same module
@@ -18,7 +20,8 @@ With ``--audio``: each file's CLAP score (cosine of its audio embedding with its
 caption found by file name without extension in ``--audio-captions``, read by ``audiofidelity.captions``), by the
 original as the toolkit of ``--feeding`` computes it (``original_clap_score``: ``librosa.load(sr=48000)``, peak to
 -1 dBFS for stable-audio-metrics, the int16 round trip, ``get_audio_embedding_from_data``; a clip over 10 s as the
-mean of the windows the FAD model takes), against ``audiofidelity eval --metrics clap_score``: within 1e-5 absolute.
+mean of the windows the FAD model takes; for audioldm_eval, its branch's reading and 512-token captions,
+``clap_original.py audioldm_eval``), against ``audiofidelity eval --metrics clap_score``: within 1e-5 absolute.
 """
 from __future__ import annotations
 
@@ -35,7 +38,8 @@ from audiofidelity import artifacts
 from audiofidelity.text_tower import TextTower
 from common import audio_files, relative_error, verdict
 from common import clap_module
-from verify_clap import AUDIO_MODELS, FUSION_TOWERS, amodel, clap_model, laion_clap_package, original_embedding
+from verify_clap import (AUDIO_MODELS, FUSION_TOWERS, amodel, clap_model, laion_clap_package, original_embedding,
+                         run_clap_original)
 
 ROBERTA_BASE = dict(vocab_size=50265, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                     intermediate_size=3072, max_position_embeddings=514, type_vocab_size=1, layer_norm_eps=1e-5,
@@ -49,6 +53,8 @@ literal ``<mask>`` in the text as a token; the slow one of transformers 4 (LAION
 (``lstrip``). Captions holding ``<mask>`` are then left out of the id comparison (``tests/test_tokenizer.py``
 compares them with the slow tokenizer's recorded output)."""
 PEAK_DBFS = -1.0
+AUDIOLDM_EVAL_TOKENS = 512
+"""audioldm_eval's ``CLAPAudioEmbeddingClassifierFreev2.tokenizer``: ``max_length=512``."""
 
 
 def _roberta_base(name: str, *args, **kwargs):
@@ -109,17 +115,27 @@ def original_audio(path: Path, feeding: str) -> np.ndarray:
     return ((np.clip(audio, -1.0, 1.0) * 32767.0).astype(np.int16) / 32767.0).astype(np.float32)
 
 
-def original_clap_score(original, files: list[Path], captions, feeding: str) -> dict[str, float]:
+def original_clap_score(original, files: list[Path], captions, feeding: str, *, model: str, source: Path,
+                        side_python: Path | None) -> dict[str, float]:
     """Each file's cosine between laion_clap's audio and text embeddings (``torch.nn.functional.cosine_similarity``
-    with eps 1e-8, as stable-audio-metrics), for the files ``captions`` (a ``Captions``) has a caption for."""
+    with eps 1e-8, as stable-audio-metrics and audioldm_eval), for the files ``captions`` (a ``Captions``) has a
+    caption for; audioldm_eval's audio side runs in ``side_python`` (``clap_original.py audioldm_eval``)."""
     found = [p for p in files if captions.caption_for(p.name) is not None]
+    texts = [captions.caption_for(p.name) for p in found]
     with torch.inference_mode():
-        text = original.get_text_embedding([captions.caption_for(p.name) for p in found], use_tensor=True)
-        scores = {}
-        for path, row in zip(found, text):
-            audio = torch.from_numpy(original_embedding(original, original_audio(path, feeding), 480000))[None]
-            scores[path.name] = float(torch.nn.functional.cosine_similarity(audio, row[None], dim=1, eps=1e-8)[0])
-    return scores
+        if feeding == "audioldm_eval":
+            assert side_python is not None
+            tokens = original.tokenize(texts, padding="max_length", truncation=True, max_length=AUDIOLDM_EVAL_TOKENS,
+                                       return_tensors="pt")
+            text = original.model.get_text_embedding({k: tokens[k] for k in ("input_ids", "attention_mask")})
+            saved = run_clap_original(side_python, "audioldm_eval", str(source), amodel(model)[0], *map(str, found))
+            audio_rows = [saved[f"clip{i}"] for i in range(len(found))]
+        else:
+            text = original.get_text_embedding(texts, use_tensor=True)
+            audio_rows = [original_embedding(original, original_audio(path, feeding), 480000) for path in found]
+        return {path.name: float(torch.nn.functional.cosine_similarity(torch.from_numpy(audio)[None], row[None], dim=1,
+                                                                        eps=1e-8)[0])
+                for path, audio, row in zip(found, audio_rows, text)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--captions", type=Path, required=True, help="a JSON list of captions to compare on")
     parser.add_argument("--audio", type=Path, default=None, help="generated audio for the CLAP score")
     parser.add_argument("--audio-captions", type=Path, default=None, help="captions file of --audio (CSV or JSON)")
-    parser.add_argument("--feeding", default="laion_clap", choices=("laion_clap", "stable-audio-metrics"))
+    parser.add_argument("--feeding", default="laion_clap",
+                        choices=("laion_clap", "stable-audio-metrics", "audioldm_eval"))
+    parser.add_argument("--original-python", type=Path, default=None,
+                        help="--feeding audioldm_eval: a Python with laion_clap and torchaudio (clap_original.py)")
     parser.add_argument("--tolerance", type=float, default=1e-4)
     args = parser.parse_args(argv)
     try:
@@ -176,8 +195,11 @@ def main(argv: list[str] | None = None) -> int:
         from audiofidelity.captions import read_captions
         from audiofidelity.evaluate import evaluate
 
+        if args.feeding == "audioldm_eval" and args.original_python is None:
+            parser.error("--feeding audioldm_eval needs --original-python (its audio side needs torchaudio)")
         theirs_scores = original_clap_score(original, audio_files([args.audio]), read_captions(args.audio_captions),
-                                            args.feeding)
+                                            args.feeding, model=args.model, source=args.source,
+                                            side_python=args.original_python)
         result = evaluate(args.audio, args.audio, metrics=["clap_score"], fad_model=args.model, per_file=True,
                           captions=args.audio_captions, models_dir=args.models_dir, clap_feeding=args.feeding,
                           progress=False)

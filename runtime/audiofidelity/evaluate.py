@@ -211,9 +211,11 @@ class Evaluator:
             if adjust is not None and adjust.kl is not None:
                 self.kl_definition = adjust.kl
             self.stages.append(self._backbone_stage(artifact, adjust))
+        tokens = None
         if "fad" in needed:
-            self.stages.append(self._fad_stage(self.artifacts[self.fad.artifact]))
-        self.text_tower = TextTower(self.artifacts[text_name]) if text_name else None
+            stage, tokens = self._fad_stage(self.artifacts[self.fad.artifact])
+            self.stages.append(stage)
+        self.text_tower = TextTower(self.artifacts[text_name], max_length=tokens) if text_name else None
         self._check_roles()
         self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
@@ -229,12 +231,13 @@ class Evaluator:
         self.roles.update(roles)
         return stage
 
-    def _fad_stage(self, artifact: LoadedArtifact) -> ModelStage:
+    def _fad_stage(self, artifact: LoadedArtifact) -> tuple[ModelStage, int | None]:
+        """The FAD model's stage and the caption length its feeding tokenises to (None: the text tower's own)."""
         adjust = models.adjustment(models.family_of(self.fad.artifact), "fad", self.config.model_options,
                                    artifact.manifest.sample_rate)
         stage, roles = fad_stage(artifact, self.run_settings(), self.fad, adjust=adjust)
         self.roles.update(roles)
-        return stage
+        return stage, adjust.caption_tokens if adjust else None
 
     def run_settings(self) -> RunSettings:
         """How this evaluator runs its models (shared by every stage)."""

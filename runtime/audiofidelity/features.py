@@ -157,6 +157,9 @@ class StageInput:
     too_long_advice: str = "split the file, or raise --max-memory"
     conditioning: Conditioning | None = None
     channels: int = 1
+    resample_api: str = "transforms"
+    """torchaudio's entry point the step from ``conditioning_rate`` to ``model_rate`` reproduces
+    (``TORCHAUDIO_APIS``)."""
 
     def model_input(self, audio: np.ndarray, rate: int, conditioning: Conditioning,
                     conditioned: dict[tuple, np.ndarray]) -> Items:
@@ -176,7 +179,7 @@ class StageInput:
             make = condition if self.channels == 1 else condition_stereo
             conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
         wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
-                        method=mine.resampler, api="transforms")  # the input itself when the rates agree
+                        method=mine.resampler, api=self.resample_api)  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
         if not all(np.all(np.isfinite(item)) for item in (x if isinstance(x, list) else [x])):
@@ -483,9 +486,10 @@ class RunSettings:
 
 def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, collect: str | None,
                 features: tuple[Feature, ...], conditioning: Mapping[str, Any], post,
-                too_long_advice: str) -> ModelStage:
+                too_long_advice: str, resample_api: str | None = None) -> ModelStage:
     """One artifact's stage: audio conditioned at ``rate`` (the run's ``Conditioning`` with the fields
-    ``conditioning`` sets: a toolkit's reading of a file), ``frontend`` (``collect``: how a clip's items become one
+    ``conditioning`` sets: a toolkit's reading of a file) and resampled from there to the model's rate through
+    torchaudio's ``resample_api`` (default ``transforms``), ``frontend`` (``collect``: how a clip's items become one
     row, MERT or CLAP windows averaged), the ``features`` kept, post-processing ``post``."""
     merged = replace(run.conditioning, **conditioning)
     own = None if merged == run.conditioning else merged
@@ -496,11 +500,12 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
                 "precision": run.precision, "batch_size": run.batch_size,
                 "features": [asdict(f) for f in features], **({"collect": collect} if collect else {}),
                 **({"channels": channels} if channels != 1 else {}),
-                **({"batch_across_clips": True} if run.across_clips else {})}
+                **({"batch_across_clips": True} if run.across_clips else {}),
+                **({"resample_api": resample_api} if resample_api else {})}
     runner = EmbeddingRunner(artifact, batch_size=run.batch_size, collect=collect, precision=run.precision,
                              across_clips=run.across_clips)
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
-                             run.memory_budget, too_long_advice, own, channels)
+                             run.memory_budget, too_long_advice, own, channels, resample_api or "transforms")
     return ModelStage(stage_input, runner, post, settings, features)
 
 
@@ -543,7 +548,7 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adju
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
     adjust = adjust or Adjustment()
-    stage = build_stage(artifact, run, rate=manifest.sample_rate,
+    stage = build_stage(artifact, run, rate=adjust.rate or manifest.sample_rate, resample_api=adjust.resample_api,
                         frontend={**manifest.frontend, **dict(fad.frontend), **adjust.frontend},
                         collect=fad.collect or adjust.collect,
                         features=keep or (Feature(fad.name, output, fad.layer),),

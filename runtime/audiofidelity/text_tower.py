@@ -33,16 +33,20 @@ class TextTower:
     ----------
     artifact : LoadedArtifact
         An artifact whose manifest declares a ``text_embedding`` output and a ``frontend.kind`` of ``TOKENIZERS``.
+    max_length : int, optional
+        Tokens per caption (padded and truncated to it): the manifest's ``max_length`` (LAION-CLAP's 77) by default,
+        at most its ``max_tokens`` (audioldm_eval's CLAP score: 512).
 
     Raises
     ------
     ManifestError
-        If the artifact is not a text tower or its manifest lacks the tokenizer's files.
+        If the artifact is not a text tower, its manifest lacks the tokenizer's files, or it cannot take
+        ``max_length`` tokens.
     TokenizerFilesError
         If a tokenizer file is missing, altered (sha256) or malformed.
     """
 
-    def __init__(self, artifact: LoadedArtifact) -> None:
+    def __init__(self, artifact: LoadedArtifact, max_length: int | None = None) -> None:
         manifest = artifact.manifest
         frontend = manifest.frontend
         if "text_embedding" not in manifest.roles() or frontend.get("kind") not in TOKENIZERS:
@@ -55,7 +59,12 @@ class TextTower:
         paths = {key: plain_file_name(files[key].get("file"), artifact.path.parent, f"frontend.files.{key}.file")
                  for key in files}
         self.artifact = artifact
-        self.max_length = int(frontend["max_length"])
+        self.max_length = int(frontend["max_length"]) if max_length is None else max_length
+        longest = int(frontend.get("max_tokens", frontend["max_length"]))
+        if not 2 <= self.max_length <= longest:
+            raise ManifestError(f"artifact {literal(repr(manifest.name))} takes 2 to {longest} tokens per caption, "
+                                f"not {self.max_length}" + ("; re-export it (a current export takes up to 512)"
+                                                            if "max_tokens" not in frontend else ""))
         self.tokenizer = TOKENIZERS[frontend["kind"]].from_files(
             paths["vocab"], paths["merges"], vocab_sha256=files["vocab"]["sha256"],
             merges_sha256=files["merges"]["sha256"])

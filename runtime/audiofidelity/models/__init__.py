@@ -149,10 +149,14 @@ def check_model_options(values: dict[str, Any], *, backbone: str, fad_model: str
         option = known[name]
         if value is None or (option.flag_only and not value):
             continue
+        model = backbone if option.stage == "backbone" else fad_model
         chosen = backbone_family(backbone) if option.stage == "backbone" else family_of(fad_model)
         if option not in chosen.options:
-            raise ModelOptionError(option, owner_models(option), backbone if option.stage == "backbone" else fad_model)
+            raise ModelOptionError(option, owner_models(option), model)
         out[name] = option.check(value)
+        reason = option.refuse(out[name], model) if option.refuse else None
+        if reason:
+            raise ValueError(f"{option.flag} {value}: {reason}")
     return out
 
 
@@ -187,7 +191,10 @@ def adjustment(family: ModelFamily, stage: str, values: Mapping[str, Any], model
                       collect=next((a.collect for a in found if a.collect), None),
                       postprocess=any(a.postprocess for a in found),
                       conditioning={k: v for a in found for k, v in a.conditioning.items()},
-                      kl=next((a.kl for a in found if a.kl is not None), None))
+                      kl=next((a.kl for a in found if a.kl is not None), None),
+                      rate=next((a.rate for a in found if a.rate), None),
+                      resample_api=next((a.resample_api for a in found if a.resample_api), None),
+                      caption_tokens=next((a.caption_tokens for a in found if a.caption_tokens), None))
 
 
 def backbone_family(backbone: str) -> ModelFamily:

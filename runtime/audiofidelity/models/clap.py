@@ -50,27 +50,42 @@ def repeat_pad(wave: np.ndarray, samples: int) -> np.ndarray:
     return np.pad(np.tile(wave, samples // len(wave)), (0, samples % len(wave)))
 
 
+WINDOWINGS = ("repeat", "first")
+
+
 def clap_log_mel(wave: np.ndarray, *, sample_rate: int, window_samples: int, quantize: bool = True,
-                 **spectrogram: Any) -> np.ndarray:
+                 windowing: str = "repeat", **spectrogram: Any) -> np.ndarray:
     """LAION-CLAP's input (``get_audio_embedding_from_data``, non-fusion): the log-mel of 10-s windows.
 
     ``quantize``: the int16 round trip laion_clap applies to NumPy input (clip to [-1, 1], x 32767, truncate
-    to int16, / 32767); frechet_audio_distance passes tensors, which skip it. A clip no longer than
-    ``window_samples`` is repeated whole as often as it fits and zero-padded to the window (``repeatpad``);
-    a longer one, which laion_clap crops at random, becomes consecutive windows plus one ending at the clip's
-    end (``window_starts``), whose embeddings the FAD model averages. ``spectrogram``: ``log_mel``'s
-    parameters (torchlibrosa's, as HTS-AT sets them). Returns (windows, 1, frames, n_mels) float32.
+    to int16, / 32767); frechet_audio_distance passes tensors, which skip it. ``windowing="repeat"`` (laion_clap):
+    a clip no longer than ``window_samples`` is repeated whole as often as it fits and zero-padded to the window
+    (``repeatpad``); a longer one, which laion_clap crops at random, becomes consecutive windows plus one ending at
+    the clip's end (``window_starts``), whose embeddings the FAD model averages. ``windowing="first"``
+    (audioldm_eval's vendored ``get_audio_features``): the first ``window_samples`` only, a shorter clip as it is
+    (fewer frames, which HTS-AT stretches to its 1024). ``spectrogram``: ``log_mel``'s parameters (torchlibrosa's,
+    as HTS-AT sets them). Returns (windows, 1, frames, n_mels) float32.
     """
+    if windowing not in WINDOWINGS:
+        raise ValueError(f"windowing must be one of {WINDOWINGS}, got {windowing!r}")
     x = np.asarray(wave, dtype=np.float32)
     if quantize:
         x = int16_round_trip(x)
-    if len(x) <= window_samples:
+    if windowing == "first":
+        windows = [x[:window_samples]] if len(x) else []
+    elif len(x) <= window_samples:
         windows = [repeat_pad(x, window_samples)] if len(x) else []
     else:
         windows = [x[s:s + window_samples] for s in window_starts(len(x), window_samples)]
     if not windows:
         return np.zeros((0, 1, 0, spectrogram.get("n_mels", 64)), np.float32)
     return np.concatenate([log_mel(w, sample_rate=sample_rate, **spectrogram) for w in windows])
+
+
+def clap_log_mel_fitting(n: int, *, window_samples: int, windowing: str = "repeat", **_: Any) -> str | None:
+    """``"cut"`` when ``windowing="first"`` drops the samples after the first window; None otherwise (laion_clap's
+    windows cover the whole clip)."""
+    return "cut" if windowing == "first" and n > window_samples else None
 
 
 def clap_log_mel_bytes(n: int, *, window_samples: int, n_fft: int, hop_length: int, **_: Any) -> float:
@@ -148,9 +163,14 @@ def clap_fusion_mel_bytes(n: int, *, window_samples: int, n_fft: int, hop_length
 
 
 _LIBROSA_LOAD = {"channel": "mean", "remove_dc": False, "resampler": "soxr_hq", "min_samples": 0}
+AUDIOLDM_EVAL_RATE = 32000
 FEEDINGS: dict[str, Adjustment] = {
     "laion_clap": Adjustment(conditioning=_LIBROSA_LOAD),
     "stable-audio-metrics": Adjustment(conditioning={**_LIBROSA_LOAD, "peak_dbfs": -1.0}),
+    "audioldm_eval": Adjustment(conditioning={"channel": "first", "remove_dc": True, "resampler": "torchaudio",
+                                              "min_samples": AUDIOLDM_EVAL_RATE},
+                                frontend={"quantize": False, "windowing": "first"}, rate=AUDIOLDM_EVAL_RATE,
+                                resample_api="functional", caption_tokens=512),
 }
 """How a toolkit reads files for its CLAP score (``--clap-feeding``); without it, the FAD model's feeding
 (frechet_audio_distance's):
@@ -158,9 +178,14 @@ FEEDINGS: dict[str, Adjustment] = {
 - ``laion_clap`` (``CLAP_Module.get_audio_embedding_from_file``): ``librosa.load(sr=48000)`` (channel mean,
   soxr_hq), the int16 round trip;
 - ``stable-audio-metrics`` (``clap_score.py``): the same load, peak to -1 dBFS (pyloudnorm's ``normalize.peak``),
-  the int16 round trip, ``get_audio_embedding_from_data``.
+  the int16 round trip, ``get_audio_embedding_from_data``;
+- ``audioldm_eval`` (its ``passt_replace_panns`` branch, ``metrics/clap_score.py``): ``WaveDataset(sr=32000)``
+  (first channel, mean removed, ``torchaudio.functional.resample`` to 32 kHz, zero-padded to 32000 samples), then
+  ``CLAPAudioEmbeddingClassifierFreev2`` resamples 32 -> 48 kHz (``functional.resample`` again), keeps the first
+  10 s and feeds a shorter clip as it is (no repeat-padding, no int16 round trip); captions tokenised to 512 ids.
 
-A clip over 10 s, which laion_clap crops at random, gives the mean of its 10-s windows (``clap_log_mel``)."""
+With ``laion_clap`` and ``stable-audio-metrics`` a clip over 10 s, which laion_clap crops at random, gives the
+mean of its 10-s windows (``clap_log_mel``)."""
 
 
 def clap_feeding(name: str) -> str:
@@ -168,6 +193,16 @@ def clap_feeding(name: str) -> str:
     if name not in FEEDINGS:
         raise ValueError(f"clap_feeding must be one of {', '.join(FEEDINGS)}, got {name!r}")
     return name
+
+
+def refuse_feeding(name: str, fad_model: str) -> str | None:
+    """Why ``--clap-feeding name`` cannot feed ``fad_model``: audioldm_eval's CLAP score runs non-fusion towers
+    only (its wrapper hard-codes ``enable_fusion=False``)."""
+    tower = next((t for n, _, t in CHECKPOINTS if n == fad_model), None)
+    if name == "audioldm_eval" and tower in FUSION_TOWERS:
+        return (f"audioldm_eval's CLAP score runs non-fusion LAION-CLAP towers only; {fad_model} is a fusion model "
+                f"(use laion_clap or stable-audio-metrics feeding, or another --fad-model)")
+    return None
 
 
 def _audio(name: str, source: str, tower: str) -> ArtifactEntry:
@@ -192,12 +227,12 @@ FAMILY = ModelFamily(
     artifacts=(*(_audio(*c) for c in CHECKPOINTS), *(_text(name, source) for name, source, _ in CHECKPOINTS)),
     fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect=None if tower in FUSION_TOWERS else "mean")
                      for name, _, tower in CHECKPOINTS),
-    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes),
+    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes, clap_log_mel_fitting),
                Frontend("clap_fusion_mel", clap_fusion_mel, clap_fusion_mel_bytes)),
     options=(ModelOption("clap_feeding", "fad", "clap: read files as this toolkit's CLAP score does: "
                          + ", ".join(FEEDINGS) + " (default: the FAD model's feeding, frechet_audio_distance's)",
                          adjust=lambda name, rate: FEEDINGS[name], parse=str, check=clap_feeding, metavar="TOOLKIT",
-                         provenance="clap_feeding"),),
+                         provenance="clap_feeding", refuse=refuse_feeding),),
     package_models=tuple(PackageModel("frechet_audio_distance", "clap", 48000, name, submodel=submodel,
                                       frontend=(("quantize", False),)) for submodel, name in SUBMODELS.items()),
 )

@@ -163,13 +163,21 @@ AUDIOLDM_EVAL_KL = KLDefinition()
 class Adjustment:
     """How a model option changes one stage: frontend parameters set, ``Conditioning`` fields set (a toolkit's
     reading of a file), how a clip's items become its rows (``COLLECTS``), post-processing applied (a manifest
-    post-processing kind), and the KL the ``kl`` metrics compute on its logits (a toolkit's definition)."""
+    post-processing kind), and the KL the ``kl`` metrics compute on its logits (a toolkit's definition).
+
+    ``rate``: condition audio at this rate instead of the model's own, then resample to the model's rate with
+    torchaudio's ``resample_api`` entry point (audioldm_eval's CLAP score: 32 kHz, padded there, then 48 kHz);
+    ``caption_tokens``: the length captions are padded and truncated to for the stage's text tower (audioldm_eval's
+    CLAP score: 512)."""
 
     frontend: dict[str, Any] = field(default_factory=dict)
     collect: str | None = None
     postprocess: bool = False
     conditioning: dict[str, Any] = field(default_factory=dict)
     kl: KLDefinition | None = None
+    rate: int | None = None
+    resample_api: str | None = None
+    caption_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,9 @@ class ModelOption:
     metavar: str | None = None
     provenance: str | None = None
     """The report's provenance key for its value (``None``: the option's name)."""
+    refuse: Callable[[Any, str], str | None] | None = None
+    """``refuse(value, model) -> reason`` when a valid value cannot serve the chosen model of the family (a feeding
+    its toolkit never gives that model), else None."""
 
     @property
     def flag(self) -> str:
