@@ -125,3 +125,34 @@ def test_command_line_misuse_exits_2_naming_the_fix(tmp_path, capsys):
         with pytest.raises(SystemExit) as exited:
             cli.main(["eval", str(tmp_path / "g"), str(tmp_path / "g"), *args])
         assert exited.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_shuffled_captions_never_pair_a_file_with_its_own_and_are_the_same_every_run():
+    from audiofidelity.metrics.clap_score import shuffled_partners
+
+    names = [f"f{i}" for i in range(9)]
+    partners = shuffled_partners(names)
+    assert sorted(partners) == names and sorted(partners.values()) == names  # a permutation
+    assert all(partner != name for name, partner in partners.items())
+    assert partners == shuffled_partners(names) and shuffled_partners(["a"]) == {}
+    assert shuffled_partners(["a", "b"]) == {"a": "b", "b": "a"}
+
+
+def test_the_floor_is_the_score_against_shuffled_captions_and_warns_within_noise():
+    from audiofidelity.metrics.clap_score import floor, shuffled_partners
+
+    rng = np.random.default_rng(3)
+    text = {f"f{i}": rng.standard_normal(16) for i in range(12)}
+    matched = {n: t + 0.3 * rng.standard_normal(16) for n, t in text.items()}  # audio that follows its caption
+    unrelated = {n: rng.standard_normal(16) for n in text}
+    partners = shuffled_partners(list(text))
+    cos = lambda a, b: float(torch.nn.functional.cosine_similarity(torch.tensor(a)[None], torch.tensor(b)[None])[0])  # noqa: E731
+    for audio, noisy in ((matched, False), (unrelated, True)):
+        found = floor(audio, text)
+        own = np.array([cos(audio[n], text[n]) for n in text])
+        other = np.array([cos(audio[n], text[partners[n]]) for n in text])
+        assert found.score == pytest.approx(own.mean(), abs=1e-12)
+        assert found.floor == pytest.approx(other.mean(), abs=1e-12)
+        assert found.standard_error == pytest.approx(np.std(own - other, ddof=1) / np.sqrt(12), abs=1e-12)
+        assert found.within_noise is noisy
+    assert floor({"a": np.ones(3)}, {"a": np.ones(3)}) is None

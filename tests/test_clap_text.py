@@ -160,6 +160,11 @@ def test_eval_reports_the_score_per_file_and_every_unmatched_file_and_caption(al
     unused = next(p for p in problems if p["side"] == "captions")
     assert unused["ids"] == ["gone", "nothing"] and unused["action"] == "not scored"
     assert report["provenance"]["clap_feeding"] == "stable-audio-metrics"
+    sanity = report["details"]["clap_score"]["sanity"]  # the same folder on both sides: the same figures
+    assert sanity["generated"] == sanity["reference"] and sanity["generated"]["files"] == 4
+    assert sanity["generated"]["score"] == pytest.approx(report["metrics"]["clap_score"], abs=1e-12)
+    # random stand-in towers: audio follows no caption, so the score is within noise of the floor and it says so
+    assert len(sanity["warnings"]) == 2 and "within noise" in sanity["warnings"][0]
 
 
 def test_the_text_export_refuses_a_checkpoint_without_a_text_tower(all_checkpoints_dir, tmp_path):

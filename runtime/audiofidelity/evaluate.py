@@ -429,13 +429,13 @@ class Evaluator:
                                     + (_without_partner(gen_names, ref_names) if paired else []), self.strict)
         generated_names = set(gen.files)
         kl_pairs = [n for n in ref.files if n in generated_names] if paired else []
-        captioned = None
+        captioned = reference_captioned = None
         if "clap_score" in selected and captions is not None:
-            captioned, caption_problems = self._caption_embeddings(gen, captions)
+            captioned, reference_captioned, caption_problems = self._caption_embeddings(gen, ref, captions)
             problems += caption_problems
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
                               kl_definition=self.kl_definition, reference_probabilities=probabilities,
-                              captions=captioned)
+                              captions=captioned, reference_captions=reference_captioned)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
         nothing_usable = _nothing_usable({"generated": gen} if reference_file else sides, bool(self.stages),
                                          paired, usable_pairs)
@@ -476,9 +476,11 @@ class Evaluator:
             report["per_file"] = self._per_file(data, pair_values, bool(signal_keys))
         return EvaluationResult(finite_json(report), sides)
 
-    def _caption_embeddings(self, gen: SideFeatures, captions: Captions) -> tuple[dict[str, np.ndarray], list[dict]]:
-        """Each usable generated file's caption embedding (the text tower of the CLAP ``--fad-model``), and the
-        problems: the captions file's own, each generated file without a caption, the captions naming no file."""
+    def _caption_embeddings(self, gen: SideFeatures, ref: SideFeatures,
+                            captions: Captions) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], list[dict]]:
+        """Each usable generated and reference file's caption embedding (the text tower of the CLAP
+        ``--fad-model``; a reference file without one is only counted), and the problems: the captions file's own,
+        each generated file without a caption, the captions naming no generated file."""
         assert self.text_tower is not None
         where = captions.path.name
         problems = [{"side": "captions", "file": where, **p} for p in captions.problems]
@@ -495,10 +497,12 @@ class Evaluator:
                 f"{p['file']}: {p['reason']}" for p in problems))
         for p in problems:
             log.warning("%s: %s: %s (%s)", p["side"], p["file"], p["reason"], p["action"])
-        distinct = sorted({t for t in texts.values() if t is not None})
+        own = {name: captions.caption_for(name) for name in ref.files}
+        distinct = sorted({t for t in [*texts.values(), *own.values()] if t is not None})
         with timed(f"caption embeddings ({len(distinct)} captions)"):
             rows = dict(zip(distinct, self.text_tower.embed(distinct, progress=self.progress)))
-        return {name: rows[text] for name, text in texts.items() if text is not None}, problems
+        return ({name: rows[text] for name, text in texts.items() if text is not None},
+                {name: rows[text] for name, text in own.items() if text is not None}, problems)
 
     def _per_file(self, data: EvaluationData, pair_values: PairValues | None, signal_rate: bool) -> dict[str, dict]:
         """Each usable generated file's pair metrics (paired mode), its FAD against the reference Gaussian and

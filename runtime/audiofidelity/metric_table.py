@@ -7,6 +7,7 @@ module per family; ``evaluate.py`` gathers the features and calls ``compute_metr
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, Mapping, Sequence, overload
 
@@ -22,6 +23,8 @@ from .paired import PairValues
 from .probabilities import ReferenceProbabilities
 from .stats import ReferenceStats
 from .errors import MetricUnavailableError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -49,6 +52,8 @@ class EvaluationData:
     """The reference as class probabilities per id (a reference-probabilities file): KL only."""
     captions: Mapping[str, np.ndarray] | None = None
     """Each generated file's caption embedding (text tower), for the files that have a caption: CLAP score."""
+    reference_captions: Mapping[str, np.ndarray] | None = None
+    """The same for the reference folder's files (CLAP score's sanity figures)."""
     per_file: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per-file values a metric computes on the way (file -> key -> value), for ``--per-file``."""
 
@@ -278,9 +283,40 @@ def _clap_score(data: EvaluationData) -> dict[str, float]:
         raise MetricUnavailableError("no usable generated file has a caption in the captions file")
     for name, value in scores.items():
         data.per_file.setdefault(name, {})[key] = value
-    data.details[key] = {"files": len(scores), "without_caption": len(audio) - len(scores),
-                         "definition": "mean over captioned files of cos(audio embedding, caption embedding)"}
+    details: dict = {"files": len(scores), "without_caption": len(audio) - len(scores),
+                     "definition": "mean over captioned files of cos(audio embedding, caption embedding)",
+                     "sanity": _clap_sanity(data, audio)}
+    data.details[key] = details
     return {key: clap_score.clap_score(scores)}
+
+
+def _clap_sanity(data: EvaluationData, audio: Mapping[str, np.ndarray]) -> dict:
+    """Each side's score against its own captions and against shuffled ones (``clap_score.floor``), and a warning
+    for a side whose score is within noise of its floor."""
+    sides = {"generated": (audio, data.captions or {})}
+    if data.reference_captions:
+        reference = dict(zip(data.reference.files, data.reference.per_file[data.output("fad")]))
+        sides["reference"] = (reference, data.reference_captions)
+    out: dict = {"definition": f"each file's caption against a caption of another file (a seeded derangement, "
+                               f"seed {clap_score.SHUFFLE_SEED}); within noise: margin <= "
+                               f"{clap_score.NOISE_STANDARD_ERRORS:g} standard errors"}
+    warnings = []
+    for side, (rows, text) in sides.items():
+        found = clap_score.floor(rows, text)
+        if found is None:
+            out[side] = {"files": len([n for n in rows if n in text]), "reason": "fewer than two captioned files"}
+            continue
+        out[side] = found.as_dict()
+        if found.within_noise:
+            warnings.append(f"the {side} audio scores {found.score:.4f} against its captions and {found.floor:.4f} "
+                            f"against shuffled ones (margin {found.margin:.4f} +- {found.standard_error:.4f}): within "
+                            f"noise, so the audio does not follow its captions or the pipeline is broken (the "
+                            f"checkpoint, or captions not matched to their files)")
+    if warnings:
+        out["warnings"] = warnings
+        for warning in warnings:
+            log.warning("clap_score: %s", warning)
+    return out
 
 
 METRICS: dict[str, MetricSpec] = {
