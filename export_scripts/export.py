@@ -177,6 +177,8 @@ def write_artifact(name: str, program, spec: dict, out: Path, *, source: Path, s
         "outputs": spec["outputs"],
         "license": entry.license,
         "citation": spec["citation"],
+        # how an output maps to the units reported (audiobox-aesthetics' target_transform), by output name
+        **({"output_transforms": spec["output_transforms"]} if spec.get("output_transforms") else {}),
     }
     if postprocess is not None:
         manifest["postprocess"] = postprocess(out)

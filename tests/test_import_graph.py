@@ -26,7 +26,8 @@ LAYERS: list[tuple[str, list[str]]] = [  # lowest first; "x.*" is every module u
     ("statistics and reference-probabilities files, metric table, SC09, the settings object",
      ["stats", "probabilities", "metric_table", "sc09", "settings"]),
     ("evaluate", ["evaluate"]),
-    ("Python API over evaluate", ["", "multidevice", "embedder", "reporting", "training_logs", "compat.*"]),
+    ("Python API over evaluate, pictures of reports",
+     ["", "multidevice", "embedder", "reporting", "training_logs", "plots", "compat.*"]),
     ("service", ["server.*"]),
     ("command line", ["cli.*", "__main__"]),
 ]

@@ -197,7 +197,9 @@ def test_missing_sides_are_refused(tmp_path, recordings_dir):
     with make_client(tmp_path, run_jobs=False) as client:
         only_generated = [f for f in upload(recordings_dir) if f[0] == "generated_files"]
         answer = client.post("/evaluate", files=only_generated)
-        assert answer.status_code == 400 and answer.json()["error"] == "No reference files provided"
+        assert answer.status_code == 400 and answer.json()["error"] == ("No reference files provided (only "
+                                                                        "reference-free metrics, AESTHETICS, run "
+                                                                        "without them)")
         answer = client.post("/evaluate", files=only_generated, data={"reference_files": "not a file"})
         assert answer.status_code == 400 and "reference_files must be file uploads" in answer.json()["error"]
 

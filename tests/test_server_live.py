@@ -309,6 +309,27 @@ def test_the_page_submits_two_sets_shows_the_jobs_metrics_and_deletes_it(models_
         live.stop()
 
 
+@pytest.mark.parity  # a browser and one MERT evaluation: ~25 s
+def test_the_page_shows_a_finished_jobs_pictures(server, recordings_dir, browser, tmp_path):
+    pytest.importorskip("matplotlib")
+    browser.open(f"{server.url}/")
+    for side in ("generated", "reference"):
+        browser.set_files(f"#{side}", sorted((recordings_dir / side).iterdir())[:4])
+    browser.evaluate("document.getElementById('backbone').value = 'mert'")
+    job_id, shown = submit_from_the_page(browser, "vggish", "FD_layers", seconds=300)
+    drawn = browser.wait_for("(() => { const i = [...document.querySelectorAll('#job-plots img')];"
+                             " return i.length && i.every(e => e.complete && e.naturalWidth > 0)"
+                             " && i.map(e => [e.alt, e.naturalWidth]); })()", seconds=60)
+    assert [name for name, _ in drawn] == ["mert_layers"] and drawn[0][1] > 300
+    plots = httpx.get(f"{server.url}/jobs/{job_id}/plots", timeout=30).json()["plots"]
+    assert [p["name"] for p in plots] == ["mert_layers"] and "frechet_distance_mert_layers" in shown
+    browser.evaluate("document.querySelector('#job-plots img').scrollIntoView()")
+    shot = browser.screenshot()
+    (tmp_path / "pictures.png").write_bytes(shot)
+    assert colour_share(shot, (31, 119, 180)) > 0.0004  # the line and markers of the picture (matplotlib blue)
+    only_the_server_was_asked(browser, server)
+
+
 @pytest.mark.parity  # a token-protected server and two jobs: ~10 s
 def test_with_a_token_every_route_is_private_no_body_names_a_server_path_and_only_the_owner_reads_the_data(
         models_dir, folders, tmp_path):

@@ -9,10 +9,11 @@ original's, with laion_clap and transformers added), as a subprocess, and talks 
     PYTHON clap_original.py fusion CKPT IN.npz OUT.npz    # get_audio_embedding_from_data with enable_fusion
     PYTHON clap_original.py audioldm_eval CKPT AMODEL FILE... OUT.npz    # audioldm_eval's CLAP score's audio side
 
-``fusion``: ``IN.npz``'s arrays ``clip<i>`` of 48-kHz waveforms (n,) float32 -> ``OUT.npz`` ``clip<i>`` (512,).
-The model is laion_clap 1.1.7's own ``CLAP`` built as ``CLAP_Module(enable_fusion=True)`` builds it (HTSAT-tiny, ``aff_2d``) with a
-small text tower that is never run (``CLAP_Module.__init__`` would fetch RoBERTa), the checkpoint's audio side loaded
-through ``load_state_dict``. Called on NumPy input, as stable-audio-metrics calls it: the int16 round trip, then
+``fusion``: ``IN.npz``'s arrays ``clip<i>`` of 48-kHz waveforms (n,) float32 -> ``OUT.npz`` ``clip<i>`` (512,). The
+model is laion_clap 1.1.7's own ``CLAP`` built as ``CLAP_Module(enable_fusion=True)`` builds it (HTSAT-tiny,
+``aff_2d``) with a small text tower that is never run (``CLAP_Module.__init__`` would fetch RoBERTa), the
+checkpoint's audio side loaded through ``load_state_dict``. Called on NumPy input, as stable-audio-metrics calls it:
+the int16 round trip, then
 ``get_audio_features(data_truncating="fusion", data_filling="repeatpad")``. For a clip over 10 s laion_clap draws
 the three local chunks with ``np.random.choice``; here that draw takes each range's middle element, the rule
 audiofidelity documents, so the fusion machinery itself is compared exactly.

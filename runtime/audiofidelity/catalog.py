@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import artifacts, registry
+from .models import scorers
 
 
 def where(name: str, directory: Path | None) -> tuple[str, Path | None]:
@@ -39,4 +40,5 @@ def serves(entry: registry.ArtifactEntry) -> str:
         parts.append("--metrics clap_score (audio)")
     if entry.role == "text":
         parts.append("--metrics clap_score (captions); Embedder output='text'")
+    parts += [f"--metrics {s.name} (no reference needed)" for s in scorers().values() if s.artifact == entry.name]
     return "; ".join(parts)

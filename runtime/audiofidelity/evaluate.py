@@ -30,11 +30,10 @@ from .captions import Captions, read_captions
 from .errors import (BadFilesError, IncompleteResultError, InputFolderError, ManifestError, MetricUnavailableError,
                      ReferenceProbabilitiesError, literal)
 from .features import (TOO_LONG_ADVICE, ModelStage, Progress, RunSettings, SideFeatures, Watch, backbone_stage,
-                       extract_features,
-                       fad_stage, timed)
+                       extract_features, fad_stage, scorer_stage, timed)
 from .frontends import PAIRED_MEL
 from .metric_table import (BACKBONE_METRICS, BOOTSTRAP_METRICS, METRICS, OPT_IN_METRICS, EvaluationData,
-                           bootstrap_intervals, compute_metrics, resolve_metrics)
+                           bootstrap_intervals, check_reference_free, compute_metrics, resolve_metrics)
 from .metrics import frechet
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
@@ -197,6 +196,8 @@ class Evaluator:
         self.captions = read_captions(settings.captions) if settings.captions is not None else None
         text_name = registry_entry(self.fad.artifact).text_tower if "clap_score" in self.selected else ""
         names += [text_name] if text_name else []
+        scoring = [models.scorers()[m] for m in self.selected if METRICS[m].needs == "scorer"]
+        names += [scorer.artifact for scorer in scoring]
         # lazy: a program is loaded when a file first needs it, so a fully cached run reads no .pt2
         loaded = load_all(list(dict.fromkeys(names)), directory=settings.models_dir, device=settings.device,
                           require_pinned=settings.require_pinned, lazy=True)
@@ -216,6 +217,16 @@ class Evaluator:
             stage, tokens = self._fad_stage(self.artifacts[self.fad.artifact])
             self.stages.append(stage)
         self.text_tower = TextTower(self.artifacts[text_name], max_length=tokens) if text_name else None
+        self.output_transforms: dict[str, dict] = {}
+        self.scored_roles = {role for scorer in scoring for role in scorer.roles}
+        for scorer in scoring:
+            artifact = self.artifacts[scorer.artifact]
+            stage, roles = scorer_stage(artifact, self.run_settings(), scorer)
+            self.stages.append(stage)
+            self.roles.update(roles)
+            transforms = artifact.manifest.raw.get("output_transforms", {})
+            self.output_transforms.update({role: transforms[output] for role, output
+                                           in artifact.manifest.roles().items() if output in transforms})
         self._check_roles()
         self._reference_memo: tuple[tuple[tuple[str, ...], tuple[str, ...]], SideFeatures] | None = None
 
@@ -335,7 +346,8 @@ class Evaluator:
         names = list_folder(folder, limit=limit)
         side = self.side_features(Path(folder), names, "reference")
         problems = _report_problems({"reference": side}, [], self.strict)
-        per_role = {role: side.per_file[output] for role, output in self.roles.items() if role != "logits"}
+        per_role = {role: side.per_file[output] for role, output in self.roles.items()
+                    if role != "logits" and role not in self.scored_roles}  # per-file scores have no statistics
         if not side.files:
             raise InputFolderError("no usable audio file in {folder}", folder=Path(folder))
         stats = ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features)
@@ -364,10 +376,11 @@ class Evaluator:
         settings["artifacts"] = {name: spec for name, spec in settings["artifacts"].items() if name == self.entry.name}
         return settings
 
-    def evaluate(self, generated: str | Path, reference: str | Path, *, limit: int | None = None,
+    def evaluate(self, generated: str | Path, reference: str | Path | None = None, *, limit: int | None = None,
                  per_file: bool = False, bootstrap: int = 0, metrics: Sequence[str] | None = None,
                  watch: Watch | None = None, captions: str | Path | Captions | None = None) -> "EvaluationResult":
-        """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``).
+        """Compare a folder of generated audio with a reference folder or statistics file (see ``evaluate``), or
+        score it alone (``reference`` None: reference-free metrics only).
 
         ``metrics``: compute only these of the evaluator's metrics this time (the models stay loaded).
         ``captions``: this run's captions file for ``clap_score`` (default: the settings').
@@ -383,12 +396,17 @@ class Evaluator:
         captions = captions or self.captions
         check_captions(selected, captions.path if captions else None, self.fad)
         signal_keys = [METRICS[m].keys[0] for m in selected if METRICS[m].needs is None]
-        gen_folder, ref_path = Path(generated), Path(reference)
+        if reference is None:
+            check_reference_free(selected)
+        gen_folder = Path(generated)
+        ref_path = Path(reference) if reference is not None else gen_folder
         gen_names = list_folder(gen_folder)
         stats, probabilities = None, None
         ref_names: list[str] = []
         unpaired_reason: str | None = None
-        if ref_path.is_file() and is_probabilities_file(ref_path):
+        if reference is None:
+            paired, unpaired_reason = False, "no reference was given"
+        elif ref_path.is_file() and is_probabilities_file(ref_path):
             probabilities = read_reference_probabilities(ref_path)
             differ = settings_differences(probabilities.made_with, self.probability_settings()) \
                 if probabilities.made_with is not None else ""
@@ -409,8 +427,9 @@ class Evaluator:
         if limit is not None:
             gen_names, ref_names = gen_names[:limit], ref_names[:limit]
         reference_file = stats is not None or probabilities is not None
+        alone = reference_file or reference is None  # no reference folder to read
         gen = self.side_features(gen_folder, gen_names, "generated", watch)
-        ref = SideFeatures(ref_path, []) if reference_file else self._reference_features(ref_path, ref_names, watch)
+        ref = SideFeatures(ref_path, []) if alone else self._reference_features(ref_path, ref_names, watch)
         sides = {"generated": gen, "reference": ref}
         pair_values = None
         if paired and signal_keys:
@@ -424,7 +443,7 @@ class Evaluator:
                                             memory_budget=self.memory_budget)
             for p in pair_values.bad_files:
                 sides[p["side"]].add_problem(p["file"], p["reason"])
-        problems = _report_problems({"generated": gen} if reference_file else sides,
+        problems = _report_problems({"generated": gen} if alone else sides,
                                     (pair_values.excluded if pair_values else [])
                                     + (_without_partner(gen_names, ref_names) if paired else []), self.strict)
         generated_names = set(gen.files)
@@ -435,19 +454,21 @@ class Evaluator:
             problems += caption_problems
         data = EvaluationData(gen, ref, kl_pairs, self.roles, pair_values, stats, self.metric_options,
                               kl_definition=self.kl_definition, reference_probabilities=probabilities,
-                              captions=captioned, reference_captions=reference_captioned)
+                              captions=captioned, reference_captions=reference_captioned,
+                              output_transforms=self.output_transforms)
         usable_pairs = len(_usable_pairs(gen, ref)) if paired else 0
-        nothing_usable = _nothing_usable({"generated": gen} if reference_file else sides, bool(self.stages),
+        nothing_usable = _nothing_usable({"generated": gen} if alone else sides, bool(self.stages),
                                          paired, usable_pairs)
         if watch is not None:
             watch("metrics", 0, 1)
         with timed("metrics"):
             values, unavailable = compute_metrics(selected, data, unpaired_reason, nothing_usable)
         _check_complete(unavailable, self.strict)
+        reported = {"generated": gen} if reference is None else sides
         files = {side: {"folder": str(s.folder), "listed": len(s.listed),
                         "used": len(s.files) if self.stages else usable_pairs, "skipped": len(s.problems)}
-                 for side, s in sides.items()}
-        for side, s in sides.items():  # how many clips a model's window padded or cut (PaSST's 10 s)
+                 for side, s in reported.items()}
+        for side, s in reported.items():  # how many clips a model's window padded or cut (PaSST's 10 s)
             counts = pipeline.window_counts(s, self.stages, self.conditioning)
             if counts:
                 files[side]["windowing"] = counts
@@ -461,7 +482,8 @@ class Evaluator:
         report = {
             "metrics": values,
             "unavailable": unavailable,
-            "mode": "paired" if paired else "probabilities" if probabilities is not None else "unpaired",
+            "mode": "paired" if paired else "probabilities" if probabilities is not None
+            else "reference-free" if reference is None else "unpaired",
             "files": {**files, "pairs": usable_pairs},
             "problems": problems,
             "provenance": self._provenance(limit, signal_keys),
@@ -583,16 +605,17 @@ class Evaluator:
         return out
 
 
-def evaluate(generated: str | Path, reference: str | Path, *, limit: int | None = None, per_file: bool = False,
-             bootstrap: int = 0, **settings: Any) -> EvaluationResult:
+def evaluate(generated: str | Path, reference: str | Path | None = None, *, limit: int | None = None,
+             per_file: bool = False, bootstrap: int = 0, **settings: Any) -> EvaluationResult:
     """Compute audioldm_eval's metrics between two folders of audio.
 
     Parameters
     ----------
     generated : path
         Folder of audio files (not searched recursively).
-    reference : path
-        Folder of audio files, or a statistics file from ``audiofidelity stats`` (unpaired metrics only).
+    reference : path, optional
+        Folder of audio files, or a statistics file from ``audiofidelity stats`` (unpaired metrics only); None
+        for reference-free metrics only (``METRICS[m].reference_free``).
     **settings
         ``EvaluationSettings``' fields, by keyword (each below), and the model families' options by name
         (``models.model_options()``: ``mert_chunk``, ``fad_pca``, ...). A settings object itself may be
@@ -660,11 +683,14 @@ def evaluate(generated: str | Path, reference: str | Path, *, limit: int | None 
     InputFolderError, ArtifactNotFoundError, ChecksumMismatchError, BadFilesError, StatsFileError, ValueError
     """
     list_folder(generated)  # folder errors before the models load
-    if not Path(reference).is_file():
+    chosen = EvaluationSettings.from_keywords(**settings)
+    if reference is None:
+        check_reference_free(chosen.selected_metrics)
+    elif not Path(reference).is_file():
         list_folder(reference)
-    with Evaluator(EvaluationSettings.from_keywords(**settings)) as evaluator:
+    with Evaluator(chosen) as evaluator:
         return evaluator.evaluate(generated, reference, limit=limit, per_file=per_file, bootstrap=bootstrap)
 
 
 __all__ = ["evaluate", "Evaluator", "EvaluationResult", "METRICS", "BACKBONE_METRICS", "OPT_IN_METRICS",
-           "BOOTSTRAP_METRICS", "resolve_metrics"]
+           "BOOTSTRAP_METRICS", "check_reference_free", "resolve_metrics"]

@@ -27,7 +27,8 @@ from .audio import (Conditioning, FileIdentity, channels_read, check_memory, che
                     condition_stereo, conditioning_bytes, file_problem, load_audio, read_header, validate_audio)
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
-from .models import Adjustment, FadModel, apply_frontend, frontend_bytes, frontend_fitting, fits, postprocessor
+from .models import (Adjustment, FadModel, Scorer, apply_frontend, frontend_bytes, frontend_fitting, fits,
+                     postprocessor)
 from .registry import export_command
 from .resample import resample, resample_bytes, resampled_length
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec, Items
@@ -532,6 +533,25 @@ def backbone_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, adj
                         post=bound_postprocess(artifact) if adjust.postprocess else None,
                         too_long_advice=too_long_advice)
     return stage, roles
+
+
+def scorer_stage(artifact: LoadedArtifact, run: RunSettings, scorer: Scorer) -> tuple[ModelStage, dict[str, str]]:
+    """A reference-free score's stage (``Scorer``): audio conditioned at the model's rate as its toolkit reads files,
+    the manifest's frontend, every item's rows of the outputs playing the scorer's roles kept. Returns the stage and
+    its roles (role -> feature).
+
+    Raises ``ManifestError`` (with the re-export command) when the artifact lacks one of those outputs."""
+    manifest = artifact.manifest
+    roles = manifest.roles()
+    missing = [role for role in scorer.roles if role not in roles]
+    if missing:
+        raise ManifestError(f"artifact {scorer.artifact!r} declares no output with role(s) {', '.join(missing)}, "
+                            f"which {scorer.name!r} needs; re-export it: {export_command(scorer.artifact)}")
+    features = tuple(Feature(f"{scorer.name}.{roles[role]}", roles[role]) for role in scorer.roles)
+    stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend=dict(manifest.frontend), collect=None,
+                        features=features, conditioning=dict(scorer.conditioning), post=None,
+                        too_long_advice=TOO_LONG_ADVICE)
+    return stage, {role: feature.name for role, feature in zip(scorer.roles, features)}
 
 
 def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adjust: Adjustment | None = None,

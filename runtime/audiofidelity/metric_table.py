@@ -7,6 +7,7 @@ module per family; ``evaluate.py`` gathers the features and calls ``compute_metr
 """
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Literal, Mapping, Sequence, overload
@@ -14,7 +15,7 @@ from typing import Callable, Iterator, Literal, Mapping, Sequence, overload
 import numpy as np
 
 from .features import SideFeatures
-from .models import AUDIOLDM_EVAL_KL, KLDefinition, builtin_entries
+from .models import AUDIOLDM_EVAL_KL, KLDefinition, Scorer, builtin_entries, scorers
 from .metrics import chroma, clap_score, frechet, inception, kad, kernel, kl, prdc, signal
 from .metrics.bootstrap import DEFAULT_SEED, bootstrap_interval, stack_files
 from .metrics.extrapolation import extrapolate
@@ -54,6 +55,8 @@ class EvaluationData:
     """Each generated file's caption embedding (text tower), for the files that have a caption: CLAP score."""
     reference_captions: Mapping[str, np.ndarray] | None = None
     """The same for the reference folder's files (CLAP score's sanity figures)."""
+    output_transforms: dict[str, dict] = field(default_factory=dict)
+    """How an output role's values map to the units reported (a manifest's ``output_transforms``), by role."""
     per_file: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per-file values a metric computes on the way (file -> key -> value), for ``--per-file``."""
 
@@ -168,7 +171,10 @@ class MetricSpec:
     """Its values by result key (a list: one value per layer)."""
     paired_only: bool = False
     needs: str | None = "classifier"
-    """The model the metric reads (``classifier``: the backbone, ``fad``: the FAD model), or None."""
+    """The model the metric reads (``classifier``: the backbone, ``fad``: the FAD model, ``scorer``: the artifact of
+    the family's ``Scorer`` of the metric's name), or None."""
+    reference_free: bool = False
+    """Computed from the generated files alone (a reference, when given, is scored the same way for comparison)."""
     role: str | None = None
     """The feature role it reads (``embedding``, ``logits``, ``layers``, ``fad``), which a manifest must declare."""
     description: str = ""
@@ -319,6 +325,37 @@ def _clap_sanity(data: EvaluationData, audio: Mapping[str, np.ndarray]) -> dict:
     return out
 
 
+def _scorer_means(scorer: Scorer, data: EvaluationData) -> dict[str, float]:
+    """A reference-free score (``Scorer``): each generated file's values (``per_file``), their means; the
+    reference folder's means in the details when one was scored. A file whose values are not finite is named in the
+    details and left out of the means."""
+    def side_values(side: SideFeatures) -> tuple[dict[str, np.ndarray], list[str]]:
+        outputs = {role: side.per_file[data.output(role)] for role in scorer.roles}
+        values = {name: scorer.clip_values({role: rows[i] for role, rows in outputs.items()}, data.output_transforms)
+                  for i, name in enumerate(side.files)}
+        return {n: v for n, v in values.items() if np.all(np.isfinite(v))}, \
+            [n for n, v in values.items() if not np.all(np.isfinite(v))]
+
+    values, not_finite = side_values(data.generated)
+    if not values:
+        raise MetricUnavailableError("no generated file gave finite scores")
+    for name, row in values.items():
+        data.per_file.setdefault(name, {}).update(zip(scorer.keys, map(float, row)))
+    means = np.mean(np.stack(list(values.values())), axis=0)
+    details: dict = {"files": len(values), "definition": "mean over generated files of each file's score"}
+    if not_finite:
+        details["not_finite"] = {"files": not_finite, "action": "left out of the means"}
+    if data.reference.files and data.reference_stats is None:
+        reference, bad = side_values(data.reference)
+        if reference:
+            details["reference"] = {"files": len(reference), **dict(zip(scorer.keys, map(float, np.mean(
+                np.stack(list(reference.values())), axis=0))))}
+        if bad:
+            details["reference_not_finite"] = bad
+    data.details[scorer.keys[0]] = details
+    return dict(zip(scorer.keys, map(float, means)))
+
+
 METRICS: dict[str, MetricSpec] = {
     "fd": MetricSpec(
         (frechet.KEY_FRECHET_DISTANCE,),
@@ -378,6 +415,10 @@ METRICS: dict[str, MetricSpec] = {
         (clap_score.KEY_CLAP_SCORE,), _clap_score, needs="fad", role="fad", better="higher",
         description="CLAP score: mean cosine of each generated clip's audio embedding (a --fad-model with a text "
                     "tower) with its caption's text embedding (--captions)"),
+    **{scorer.name: MetricSpec(scorer.keys, functools.partial(_scorer_means, scorer), needs="scorer",
+                               role=scorer.roles[0], better="higher", description=scorer.description,
+                               reference_free=True)
+       for scorer in scorers().values()},
 }
 """Every metric, by its ``--metrics`` name."""
 
@@ -458,8 +499,18 @@ def _not_finite(values: Mapping[str, object]) -> str | None:
     return f"not finite ({', '.join(bad)} came out NaN or infinite from these features)" if bad else None
 
 
-OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf", "chroma_similarity", "clap_score")
+OPT_IN_METRICS = ("kad", "prdc", "fad_inf", "kad_inf", "fd_inf", "chroma_similarity", "clap_score",
+                  *scorers())
 """Metrics beyond audioldm_eval's, with either backbone, computed only when asked for (``--metrics``, ``--inf``)."""
+
+
+def check_reference_free(metrics: Sequence[str]) -> None:
+    """A run without a reference computes reference-free metrics only: ``ValueError`` naming the others."""
+    compared = [m for m in metrics if not METRICS[m].reference_free]
+    if compared:
+        free = ", ".join(m for m in METRICS if METRICS[m].reference_free)
+        raise ValueError(f"no reference given: only reference-free metrics run without one (--metrics {free}); "
+                         f"{', '.join(compared)} compare with a reference")
 
 
 def resolve_metrics(backbone: str, metrics: Sequence[str] | None) -> list[str]:

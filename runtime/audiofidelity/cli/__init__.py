@@ -1,10 +1,11 @@
 """The ``audiofidelity`` command line: a thin layer over ``audiofidelity.evaluate``.
 
-Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs`` (every generation
-folder of a training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache
-info/clear) in ``cli.eval``; ``models`` (artifacts), ``embed``, ``sc09`` and ``sc09-stats``, ``serve`` (the HTTP
-service; ``server`` extra) in modules of their own; ``cli.common`` holds what they share. Results (JSON) go to
-stdout, progress bars and per-file problems to stderr. Exit status: 0 on success, 2 on misuse (bad arguments,
+Commands: ``eval`` (two folders, or a folder and a statistics file), ``eval-logs`` (every generation folder of a
+training run), ``stats`` (a reference folder's statistics file), ``cache`` (feature cache info/clear) in
+``cli.eval``; ``models`` (artifacts), ``embed``, ``sc09`` and ``sc09-stats``, ``serve`` (the HTTP service;
+``server`` extra), ``plot`` (pictures of reports; ``plot`` extra) in modules of their own; ``cli.common`` holds what
+they share. Results (JSON) go to stdout, progress bars and per-file problems to stderr.
+Exit status: 0 on success, 2 on misuse (bad arguments,
 missing or empty folder), 1 when the run cannot complete (artifact missing or corrupt, bad files under
 ``--strict``), 130 after Ctrl-C (one line on stderr).
 """
@@ -16,7 +17,7 @@ import sys
 
 from .._version import __version__
 from ..errors import AudioFidelityError, InputFolderError
-from . import embed, models, sc09, serve
+from . import embed, models, plot, sc09, serve
 from . import eval as eval_command
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -30,12 +31,13 @@ def build_parser() -> argparse.ArgumentParser:
     embed.add_parser(commands)
     sc09.add_parsers(commands)
     serve.add_parser(commands)
+    plot.add_parser(commands)
     return parser
 
 
 RUNNERS = {"eval": eval_command.run_eval, "eval-logs": eval_command.run_eval_logs, "stats": eval_command.run_stats,
            "cache": eval_command.run_cache, "models": models.run, "embed": embed.run, "serve": serve.run_serve,
-           **sc09.RUNNERS}
+           "plot": plot.run, **sc09.RUNNERS}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -10,7 +10,8 @@ from typing import Callable
 
 from ..audio import CHANNEL_MODES, Conditioning
 from ..cache import FeatureCache
-from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, list_folder, resolve_metrics
+from ..evaluate import (BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, check_reference_free, list_folder,
+                        resolve_metrics)
 from ..metrics.covariance import COVARIANCES
 from ..metrics.kad import BANDWIDTH_SOURCES
 from ..metrics.options import INF_DRAWS, MetricOptions
@@ -120,10 +121,11 @@ def add_parsers(commands) -> None:
                              description="Compute audioldm_eval's metrics between two folders of audio.",
                              epilog=f"metrics:\n{metric_help}", formatter_class=argparse.RawDescriptionHelpFormatter)
     ev.add_argument("generated", type=Path, help="folder of generated audio")
-    ev.add_argument("reference", type=Path,
+    ev.add_argument("reference", type=Path, nargs="?", default=None,
                     help="folder of reference (ground-truth) audio, a statistics file from 'audiofidelity stats', or "
                          "a class-probabilities file for KL (.pkl as stable-audio-metrics ships them, or .npz with "
-                         "'ids' and 'probabilities'), paired with the generated files by name without extension")
+                         "'ids' and 'probabilities'), paired with the generated files by name without extension; "
+                         "leave it out for reference-free metrics only (see the metrics below)")
     _add_metric_options(ev)
     ev.add_argument("--json", type=Path, default=None, dest="json_out",
                     help="write the JSON report to this file instead of stdout (checked before any work)")
@@ -185,6 +187,13 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         check_model_options(_model_option_values(args), backbone=args.backbone, fad_model=args.fad_model)
     except ModelOptionError as exc:
         parser.error(exc.command_line())
+    except ValueError as exc:  # a value the chosen model cannot take (a family's refusal)
+        parser.error(str(exc))
+    if getattr(args, "reference", ...) is None:  # eval without a reference
+        try:
+            check_reference_free(resolve_metrics(args.backbone, args.metrics))
+        except ValueError as exc:
+            parser.error(str(exc))
     if hasattr(args, "captions"):
         try:
             check_captions(resolve_metrics(args.backbone, args.metrics), args.captions, fad_model(args.fad_model))
@@ -239,7 +248,7 @@ def _is_writer() -> bool:
 
 def run_eval(args: argparse.Namespace) -> int:
     list_folder(args.generated)  # folder errors before the models load
-    if not args.reference.is_file():
+    if args.reference is not None and not args.reference.is_file():
         list_folder(args.reference)
     if _is_writer():
         for path, option in ((args.json_out, "--json"), (args.csv, "--csv"), (args.save_features, "--save-features"),
@@ -262,7 +271,7 @@ def run_eval(args: argparse.Namespace) -> int:
     files = result.report["files"]
     logging.getLogger("audiofidelity").info(
         "%s mode; used %d generated and %d reference files (%d pairs)", result.report["mode"],
-        files["generated"]["used"], files["reference"]["used"], files["pairs"])
+        files["generated"]["used"], files.get("reference", {}).get("used", 0), files["pairs"])
     if result.report["problems"]:
         logging.getLogger("audiofidelity").warning(
             "skipped %d bad file(s); they are listed under 'problems' in the report", len(result.report["problems"]))

@@ -1,9 +1,10 @@
 """The model families: the one place the runtime learns what models exist and how each is fed.
 
-Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``passt``, ``sc09``) declaring a
-``FAMILY`` (see ``family.py``); this collection gathers them and answers every question the generic core asks:
-which artifacts and FAD embeddings exist, which frontend a manifest's ``kind`` names, which post-processing, which
-model options a run may carry, and the defaults. Nothing outside ``models/`` names a model.
+Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``passt``, ``sc09``,
+``aesthetics``) declaring a ``FAMILY`` (see ``family.py``); this collection gathers them and answers every
+question the generic core asks: which artifacts, FAD embeddings and reference-free scores exist, which frontend a
+manifest's ``kind`` names, which post-processing, which model options a run may carry, and the defaults. Nothing
+outside ``models/`` names a model.
 
 ``register(family)`` adds a family at run time (a plug-in, a test's toy model); every lookup reads the current
 list, so the command line, the service and the pipeline see it at once.
@@ -16,12 +17,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ManifestError
-from . import clap, cnn14, encodec, mert, passt, sc09, vggish
+from . import aesthetics, clap, cnn14, encodec, mert, passt, sc09, vggish
 from .family import (AUDIOLDM_EVAL_KL, Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, KLDefinition,
-                     ModelFamily, ModelOption, PackageModel)
+                     ModelFamily, ModelOption, PackageModel, Scorer)
 
 _FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, passt.FAMILY,
-                                 sc09.FAMILY]
+                                 sc09.FAMILY, aesthetics.FAMILY]
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ def unregister(name: str) -> None:
     _FAMILIES[:] = [f for f in _FAMILIES if f.name != name]
 
 
-ROLE_ORDER = ("classifier", "embedding", "text", "benchmark")
+ROLE_ORDER = ("classifier", "embedding", "text", "quality", "benchmark")
 
 
 def builtin_entries() -> tuple[ArtifactEntry, ...]:
@@ -197,6 +198,11 @@ def adjustment(family: ModelFamily, stage: str, values: Mapping[str, Any], model
                       caption_tokens=next((a.caption_tokens for a in found if a.caption_tokens), None))
 
 
+def scorers() -> dict[str, Scorer]:
+    """Every family's reference-free scores, by metric name."""
+    return {s.name: s for f in _FAMILIES for s in f.scorers}
+
+
 def backbone_family(backbone: str) -> ModelFamily:
     """The family whose classifier artifacts serve ``backbone``."""
     for family in _FAMILIES:
@@ -215,8 +221,8 @@ def package_models(package: str) -> tuple[PackageModel, ...]:
 
 
 __all__ = ["AUDIOLDM_EVAL_KL", "Adjustment", "ArtifactEntry", "DEFAULTS", "Defaults", "FadModel", "Frontend", "HubPin",
-           "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "adjustment",
+           "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "Scorer", "adjustment",
            "all_fad_models", "apply_frontend", "backbone_family", "backbone_names", "builtin_entries",
            "check_model_options", "families", "family_of", "fits", "frontend_bytes", "frontend_fitting",
            "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor", "register",
-           "unregister"]
+           "scorers", "unregister"]

@@ -13,7 +13,8 @@ A family declares:
 - ``postprocessors``: post-processing kinds its manifests carry data for (VGGish's PCA);
 - ``options``: its model-specific settings (``--mert-chunk``, ``--fad-pca``) with their validation, and how
   each changes a stage (``Adjustment``);
-- ``package_models``: how a reference package (frechet_audio_distance) names its models.
+- ``package_models``: how a reference package (frechet_audio_distance) names its models;
+- ``scorers``: the reference-free per-file scores its artifacts give (``Scorer``).
 
 Which outputs a family's artifacts provide to which metric is declared in each artifact's manifest (output
 ``roles``), written by the family's export module.
@@ -43,7 +44,8 @@ class ArtifactEntry:
 
     ``role``: ``"classifier"`` artifacts are backbones (embedding + logits for FD/KL/IS/KID);
     ``"embedding"`` artifacts (VGGish, EnCodec, CLAP) only embed, for FAD; ``"text"`` artifacts embed captions
-    (CLAP's text towers); the ``"benchmark"`` artifact (SC09's classifier) serves its benchmark's metrics.
+    (CLAP's text towers); ``"quality"`` artifacts score each file without a reference (audiobox-aesthetics);
+    the ``"benchmark"`` artifact (SC09's classifier) serves its benchmark's metrics.
     ``rates``: the evaluation sample rates a backbone serves (the model's own input rate is in its manifest).
     """
 
@@ -110,6 +112,23 @@ class FadModel:
     collect: str | None = None
     """How a clip's items become its rows (``COLLECTS``): CLAP's 10-s windows of a longer clip, averaged."""
 
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A reference-free per-file score a family's artifact gives (audiobox-aesthetics): the metric ``name`` that
+    reports it, the ``artifact``, the output ``roles`` its stage keeps (each row per item: a clip's windows), and
+    the ``Conditioning`` fields its toolkit's reading of a file sets."""
+
+    name: str
+    artifact: str
+    roles: tuple[str, ...]
+    keys: tuple[str, ...]
+    """The result keys, one per value ``clip_values`` gives."""
+    clip_values: Callable[[dict[str, np.ndarray], dict[str, Any]], np.ndarray]
+    """``(rows by role, output transforms by role) -> one value per key`` for one clip."""
+    description: str = ""
+    conditioning: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +255,7 @@ class ModelFamily:
     postprocessors: dict[str, Callable[..., np.ndarray]] = field(default_factory=dict)
     options: tuple[ModelOption, ...] = ()
     package_models: tuple[PackageModel, ...] = ()
+    scorers: tuple[Scorer, ...] = ()
     too_long_advice: Callable[[Any, int, int, int, Any], str] | None = None
     """``(memory model, model rate, budget, batch size, options) -> advice`` for a clip too long for the memory
     budget (MERT: the ``--mert-chunk`` that would fit), or None for the generic advice."""

@@ -23,6 +23,7 @@ from .._version import __version__
 from ..evaluate import BACKBONE_METRICS, METRICS, OPT_IN_METRICS, SIDES, is_paired, resolve_metrics
 from ..models import DEFAULTS
 from ..metric_table import api_names
+from ..plots import PlotUnavailableError, report_figures, svg_bytes
 from ..settings import check_captions
 from ..validation import check_int, check_optional
 from .config import ServerConfig
@@ -151,14 +152,21 @@ def _captions_upload(form, settings: dict) -> UploadFile | None:
     return upload
 
 
-def _uploads(form, side: str) -> list[UploadFile]:
-    """The files of one side, sent as ``<side>_files`` or ``<side>_files[]``."""
+def _uploads(form, side: str, *, required: bool = True) -> list[UploadFile]:
+    """The files of one side, sent as ``<side>_files`` or ``<side>_files[]`` (none allowed unless ``required``)."""
     items = form.getlist(f"{side}_files") + form.getlist(f"{side}_files[]")
     if any(not isinstance(item, UploadFile) for item in items):
         raise HTTPException(400, f"{side}_files must be file uploads")
-    if not items:
-        raise HTTPException(400, f"No {side} files provided")
+    if not items and required:
+        free = ", ".join(api_names()[m] for m in METRICS if METRICS[m].reference_free)
+        raise HTTPException(400, f"No {side} files provided" + (
+            f" (only reference-free metrics, {free}, run without them)" if side == "reference" else ""))
     return items
+
+
+def _reference_free(settings: dict) -> bool:
+    """Whether every metric of a submission runs without a reference (its reference files are then optional)."""
+    return all(METRICS[m].reference_free for m in settings["metrics"] or resolve_metrics(settings["backbone"], None))
 
 
 def process_memory() -> dict:
@@ -262,10 +270,11 @@ def models(config: Config, runner: Runner) -> dict:
 
 
 UPLOAD_SCHEMA = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
-    "type": "object", "required": ["generated_files", "reference_files"],
+    "type": "object", "required": ["generated_files"],
     "properties": {
         "generated_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
-        "reference_files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+        "reference_files": {"type": "array", "items": {"type": "string", "format": "binary"},
+                            "description": "required unless every metric asked for is reference-free"},
         "backbone": {"type": "string", "default": DEFAULT_BACKBONE},
         "sampling_rate": {"type": "integer", "default": DEFAULT_SAMPLING_RATE},
         "fad_model": {"type": "string", "default": DEFAULTS.fad_model, "description": "the embedding FAD reads"},
@@ -283,7 +292,8 @@ async def submit(request: Request, config: Config, store: Store, runner: Runner,
     form = await request.form(max_files=limits.max_files, max_fields=100, max_part_size=64 * 1024)
     try:
         settings = _request_settings(form)
-        files = {side: _uploads(form, side) for side in SIDES}
+        files = {side: _uploads(form, side, required=side == "generated" or not _reference_free(settings))
+                 for side in SIDES}
         captions = _captions_upload(form, settings)
         job_id = uuid.uuid4().hex
         staging = config.incoming_dir / job_id
@@ -292,7 +302,8 @@ async def submit(request: Request, config: Config, store: Store, runner: Runner,
                 store_side, side, [(f.filename, f.file) for f in files[side]], staging / side, limits)
                 for side in SIDES}
             names = {side: [f["name"] for f in stored[side]] for side in SIDES}
-            mode = "paired" if is_paired(names["generated"], names["reference"]) else "unpaired"
+            mode = "reference-free" if not names["reference"] \
+                else "paired" if is_paired(names["generated"], names["reference"]) else "unpaired"
             extra = {}
             if captions is not None:
                 extra["captions"] = await run_in_threadpool(store_captions, captions.filename, captions.file,
@@ -330,6 +341,21 @@ def get_job(job_id: str, store: Store) -> dict:
     if job is None:
         raise HTTPException(404, f"Job {job_id[:64]} not found")
     return job_view(job)
+
+
+@router.get("/jobs/{job_id}/plots", summary="A finished job's pictures (SVG): MERT's per-layer FD, the FAD∞ fits")
+def job_plots(job_id: str, store: Store) -> dict:
+    job = store.get(job_id)
+    if job is None:
+        raise HTTPException(404, f"Job {job_id[:64]} not found")
+    if job.report is None:
+        return {"job_id": job.id, "plots": []}
+    try:  # matplotlib (the plot extra) is imported on the first picture
+        figures = report_figures(job.report)
+    except PlotUnavailableError as exc:
+        raise HTTPException(501, str(exc)) from None
+    return {"job_id": job.id, "plots": [{"name": name, "svg": svg_bytes(figure).decode()}
+                                        for name, figure in figures.items()]}
 
 
 @router.delete("/jobs/{job_id}", summary="Delete a job; a running one is stopped at its next chunk of files")

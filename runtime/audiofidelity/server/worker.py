@@ -134,7 +134,8 @@ class JobRunner:
             evaluator = self._evaluator(request["backbone"], request["sampling_rate"], request["metrics"],
                                         request.get("fad_model", DEFAULTS.fad_model))
             captions = request.get("captions")
-            result = evaluator.evaluate(folder / "generated", folder / "reference", limit=request["limit_num"],
+            reference = folder / "reference" if request["uploads"]["reference"] else None  # reference-free metrics
+            result = evaluator.evaluate(folder / "generated", reference, limit=request["limit_num"],
                                         metrics=request["metrics"], watch=job_watch(self.store, job.id),
                                         captions=folder / "captions" / captions["name"] if captions else None)
         except JobCancelled:

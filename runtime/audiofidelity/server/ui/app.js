@@ -79,7 +79,8 @@ async function showJob() {
   for (const [key, value] of Object.entries(job.metrics || {})) {
     const row = metrics.insertRow();
     cell(row, key);
-    cell(row, value === null ? "null: " + ((job.unavailable || {})[key] || "not computed") : String(value));
+    cell(row, value === null ? "null: " + ((job.unavailable || {})[key] || "not computed")
+      : Array.isArray(value) ? value.map((v) => v === null ? "null" : v.toPrecision(6)).join(", ") : String(value));
   }
   const problems = $("job-problems");
   problems.replaceChildren();
@@ -88,6 +89,33 @@ async function showJob() {
     item.textContent = (problem.side ? problem.side + "/" : "") + problem.file + ": " + problem.reason
       + (problem.action ? " (" + problem.action + ")" : "");
     problems.appendChild(item);
+  }
+  if (job.status === "completed" && plotsShown !== job.job_id) showPlots(job.job_id);
+  if (job.status !== "completed") { $("job-plots").replaceChildren(); say("plots-message", ""); plotsShown = null; }
+}
+
+// A finished job's pictures, drawn by the server as SVG once per job shown; each goes into an <img> as a data: URL
+// (an SVG in an <img> runs no script), fetched with the token like every other call.
+let plotsShown = null;
+async function showPlots(jobId) {
+  plotsShown = jobId;
+  const box = $("job-plots");
+  box.replaceChildren();
+  say("plots-message", "drawing ...");
+  try {
+    const answer = await api("/jobs/" + encodeURIComponent(jobId) + "/plots");
+    if (plotsShown !== jobId) return;
+    for (const plot of answer.plots) {
+      const img = document.createElement("img");
+      img.alt = plot.name;
+      img.title = plot.name;
+      img.src = "data:image/svg+xml;base64," + btoa(unescape(encodeURIComponent(plot.svg)));
+      box.appendChild(img);
+    }
+    say("plots-message", answer.plots.length ? "" : "no pictures for this job (MERT's fd_layers and the FAD∞, "
+      + "KAD∞ and FD∞ fits have one)");
+  } catch (error) {
+    say("plots-message", error.message, true);
   }
 }
 
