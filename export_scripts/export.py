@@ -169,7 +169,10 @@ def write_artifact(name: str, program, spec: dict, out: Path, *, source: Path, s
         "backbone": entry.backbone,
         "sample_rate": frontend.get("sample_rate"),  # None: a text tower
         "source": {"file": source.name, "sha256": source_sha256(source), "url": entry.source_url,
-                   **({"revision": source_revision} if source_revision else {})},
+                   **({"revision": source_revision} if source_revision else {}),
+                   # further files read at export only (PAM's GPT-2 tokenizer): what the constants came from
+                   **({"read": {key: {"file": Path(path).name, "sha256": file_sha256(Path(path))}
+                                for key, path in spec["read_files"].items()}} if spec.get("read_files") else {})},
         "exported_with": {"torch": torch.__version__, "python": platform.python_version(),
                           "audiofidelity": audiofidelity.__version__},
         "frontend": frontend,

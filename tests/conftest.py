@@ -20,7 +20,7 @@ import pytest
 
 from audiofidelity.artifacts import torch_version
 
-from fixtures import aesthetics, checkpoints, clap, passt, recordings
+from fixtures import aesthetics, checkpoints, clap, pam, passt, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -92,7 +92,7 @@ def built_once(kind: str, key: str, build) -> Path:
 
 
 CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap", "clap_text", "passt",
-                      "aesthetics")
+                      "aesthetics", "pam")
 """The stand-in generators whose text keys the machine's checkpoint cache (SC09's has its own pins)."""
 CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name in CHECKPOINT_MODULES),
                           DATA / "checkpoint_sha256.json"],
@@ -104,7 +104,7 @@ CLAP_SAME_TOWER = {"clap-music-speech-audioset": "clap-music", "clap-music-speec
 """CLAP artifacts exported from another stand-in of the same tower (HTSAT-base): their entries and export path are
 tested, not new weights (the shared recipe pins the stand-ins' tensors)."""
 PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
-               "passt-s-30s", "clap-630k-audioset-text", "clap-630k-audioset-fusion", "audiobox-aesthetics",
+               "passt-s-30s", "clap-630k-audioset-text", "clap-630k-audioset-fusion", "audiobox-aesthetics", "pam",
                *CLAP_SAME_TOWER)
 ROBERTA_FILES = ("--vocab", str(DATA / "roberta" / "vocab.json"), "--merges", str(DATA / "roberta" / "merges.txt"))
 """The stand-in tokenizer files (``fixtures/roberta_vocab.py``) the text towers are exported with."""
@@ -169,6 +169,8 @@ def _write_fad_only_checkpoints(out: Path) -> None:
     for model in [*checkpoints.CLAP, *clap.FUSION]:
         checkpoints.write_clap(out, model)
     aesthetics.write_aesthetics(out)
+    pam.write_pam(out)
+    pam.write_gpt2_tokenizer(out / "gpt2")
 
 
 def _export_fad_only(out: Path) -> None:
@@ -182,7 +184,9 @@ def _export_fad_only(out: Path) -> None:
                   *((model, sources / checkpoints.CLAP[tower]["file"], out) for model, tower in CLAP_SAME_TOWER.items()),
                   *((model, sources / spec["file"], out) for model, spec in clap.FUSION.items()),
                   *((model, sources / file, out) for model, file in passt.FILES.items()),
-                  ("audiobox-aesthetics", sources / aesthetics.FILE, out)])
+                  ("audiobox-aesthetics", sources / aesthetics.FILE, out),
+                  ("pam", sources / pam.FILE, out, "--vocab", str(sources / "gpt2" / "vocab.json"), "--merges",
+                   str(sources / "gpt2" / "merges.txt"))])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),

@@ -104,6 +104,8 @@ def test_every_frontend_declares_a_peak_at_least_what_it_allocates():
         "passt_mel": dict(sample_rate=32000, n_fft=1024, hop_length=320, win_length=800, n_mels=128, fmin=0.0,
                           fmax=15000.0, preemphasis=0.97, log_offset=1e-5, shift=4.5, scale=5.0),
         "aesthetics_windows": dict(sample_rate=16000, window=160000, hop=160000),
+        "pam_chunks": dict(sample_rate=44100, chunk_samples=308700, mel_sample_rate=32000, n_fft=1024,
+                           hop_length=320, win_length=1024, n_mels=64, fmin=50, fmax=14000),
     }
     assert set(specs) == set(frontend_kinds())
     for kind, params in specs.items():

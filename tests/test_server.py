@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient  # noqa: E402
 
 from audiofidelity import features  # noqa: E402
 from audiofidelity.evaluate import METRICS  # noqa: E402
+from audiofidelity.metric_table import api_names  # noqa: E402
 from audiofidelity.server import worker  # noqa: E402
 from audiofidelity.server.app import ServerConfig, create_app  # noqa: E402
 from audiofidelity.server.jobstore import MAX_ATTEMPTS, JobStore  # noqa: E402
@@ -197,9 +198,10 @@ def test_missing_sides_are_refused(tmp_path, recordings_dir):
     with make_client(tmp_path, run_jobs=False) as client:
         only_generated = [f for f in upload(recordings_dir) if f[0] == "generated_files"]
         answer = client.post("/evaluate", files=only_generated)
-        assert answer.status_code == 400 and answer.json()["error"] == ("No reference files provided (only "
-                                                                        "reference-free metrics, AESTHETICS, run "
-                                                                        "without them)")
+        free = ", ".join(api_names()[m] for m, spec in METRICS.items() if spec.reference_free)
+        assert answer.status_code == 400 and answer.json()["error"] == (f"No reference files provided (only "
+                                                                        f"reference-free metrics, {free}, run "
+                                                                        f"without them)")
         answer = client.post("/evaluate", files=only_generated, data={"reference_files": "not a file"})
         assert answer.status_code == 400 and "reference_files must be file uploads" in answer.json()["error"]
 

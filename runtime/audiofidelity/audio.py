@@ -19,17 +19,18 @@ import soundfile as sf
 
 from .errors import InvalidAudioError, TooLongForMemoryError, UnreadableFileError
 from .memory import format_bytes
-from .resample import RESAMPLERS, resample, resample_bytes
+from .resample import RESAMPLERS, TORCHAUDIO_APIS, resample, resample_bytes
 from .validation import check_int, check_number, check_optional
 
-CHANNEL_MODES = ("first", "mean")
+CHANNEL_MODES = ("first", "mean", "concatenate")
 
 
 @dataclass(frozen=True)
 class Conditioning:
     """How decoded audio is turned into a model-rate waveform; every field changes the features.
 
-    channel : "first" (audioldm_eval) or "mean" (mixdown).
+    channel : "first" (audioldm_eval), "mean" (mixdown) or "concatenate" (the channels one after the other, as
+        PAM's ``audio.reshape(-1)`` of a (channels, n) tensor makes one signal of a stereo file).
     remove_dc : subtract the clip's mean before resampling (audioldm_eval).
     resampler : "torchaudio" (audioldm_eval: its float32 torch ops, no torchaudio), "resampy", or "soxr_hq"
         (``librosa.load``'s default).
@@ -37,6 +38,8 @@ class Conditioning:
     min_duration : clips shorter than this many seconds (before padding) are rejected as too short.
     peak_dbfs : scale the resampled clip so that its peak is this many dB below full scale (stable-audio-metrics:
         -1, pyloudnorm's ``normalize.peak``), or None to leave the level alone.
+    resample_api : with ``resampler="torchaudio"``, the torchaudio entry point reproduced (``TORCHAUDIO_APIS``):
+        None is ``functional.resample`` (audioldm_eval), ``"transforms"`` ``transforms.Resample`` (PAM).
     """
 
     channel: str = "first"
@@ -45,6 +48,7 @@ class Conditioning:
     min_samples: int = 32000
     min_duration: float = 0.1
     peak_dbfs: float | None = None
+    resample_api: str | None = None
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNEL_MODES:
@@ -54,6 +58,8 @@ class Conditioning:
         check_int(self.min_samples, "min_samples", minimum=0)
         check_number(self.min_duration, "min_duration", minimum=0.0)  # NaN and inf are refused too
         check_optional(check_number, self.peak_dbfs, "peak_dbfs", minimum=-math.inf, maximum=0.0)  # dB re full scale
+        if self.resample_api not in (None, *TORCHAUDIO_APIS):
+            raise ValueError(f"resample_api must be one of {TORCHAUDIO_APIS} or None, got {self.resample_api!r}")
 
     def as_dict(self) -> dict:
         """The fields that are set (an optional one left unset adds no key: the keys runs without it have always
@@ -268,10 +274,18 @@ def channels_read(audio: np.ndarray, mode: str, channels: int = 1) -> np.ndarray
 
 
 def select_channel(audio: np.ndarray, mode: str) -> np.ndarray:
-    """Mono signal of a (channels, n) clip: the first channel, or the mean of all channels."""
+    """Mono signal of a (channels, n) clip: the first channel, the mean of all channels, or all channels one after
+    the other (``concatenate``: channels x n samples)."""
     if mode == "first":
         return audio[0]
+    if mode == "concatenate":
+        return np.ascontiguousarray(audio).reshape(-1)
     return audio.mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def mono_length(frames: int, channels: int, mode: str) -> int:
+    """Samples of ``select_channel``'s signal for a clip of ``channels`` x ``frames``."""
+    return frames * channels if mode == "concatenate" else frames
 
 
 def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditioning: Conditioning) -> np.ndarray:
@@ -290,7 +304,8 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     mono = select_channel(audio, conditioning.channel)
     if conditioning.remove_dc:  # in float64: the original's float32 torch mean depends on torch's thread count
         mono = mono - np.float32(mono.mean(dtype=np.float64))
-    wave = resample(mono, sample_rate, target_rate, method=conditioning.resampler)
+    wave = resample(mono, sample_rate, target_rate, method=conditioning.resampler,
+                    api=conditioning.resample_api or "functional")
     if conditioning.peak_dbfs is not None:
         wave = peak_normalise(wave, conditioning.peak_dbfs)
     if len(wave) < conditioning.min_samples:

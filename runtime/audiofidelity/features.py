@@ -24,7 +24,8 @@ import numpy as np
 
 from .artifacts import LoadedArtifact, load_postprocess
 from .audio import (Conditioning, FileIdentity, channels_read, check_memory, check_sample_rate, condition,
-                    condition_stereo, conditioning_bytes, file_problem, load_audio, read_header, validate_audio)
+                    condition_stereo, conditioning_bytes, file_problem, load_audio, mono_length, read_header,
+                    validate_audio)
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
 from .models import (Adjustment, FadModel, Scorer, apply_frontend, frontend_bytes, frontend_fitting, fits,
@@ -174,9 +175,9 @@ class StageInput:
         if key not in conditioned:
             check_sample_rate(rate)
             validate_audio(channels_read(audio, mine.channel, self.channels), rate, min_duration=mine.min_duration)
-            check_memory(self.peak_bytes(audio.shape[-1], rate, conditioning), self.memory_budget,
-                         f"conditioning and the {self.frontend.get('kind')} frontend of {audio.shape[-1]} samples "
-                         f"at {rate} Hz")
+            frames = mono_length(audio.shape[-1], audio.shape[0], mine.channel)
+            check_memory(self.peak_bytes(frames, rate, conditioning), self.memory_budget,
+                         f"conditioning and the {self.frontend.get('kind')} frontend of {frames} samples at {rate} Hz")
             make = condition if self.channels == 1 else condition_stereo
             conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
         wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
@@ -296,7 +297,8 @@ def compute_inputs(path: Path, inputs: Sequence[StageInput], missing: Sequence[i
     budget = min((b for b in (inputs[i].memory_budget for i in missing) if b is not None), default=None)
 
     def cost(frames: int, channels: int, rate: int) -> float:  # what the stages will allocate for this clip
-        return sum(inputs[i].peak_bytes(frames, rate, conditioning) for i in missing)
+        return sum(inputs[i].peak_bytes(mono_length(frames, channels, (inputs[i].conditioning or conditioning).channel),
+                                        rate, conditioning) for i in missing)
 
     try:
         audio, rate = load_audio(path, memory_budget=budget, cost=cost, expected=identity)

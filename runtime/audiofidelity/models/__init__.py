@@ -1,7 +1,7 @@
 """The model families: the one place the runtime learns what models exist and how each is fed.
 
 Each family is one module here (``cnn14``, ``vggish``, ``mert``, ``encodec``, ``clap``, ``passt``, ``sc09``,
-``aesthetics``) declaring a ``FAMILY`` (see ``family.py``); this collection gathers them and answers every
+``aesthetics``, ``pam``) declaring a ``FAMILY`` (see ``family.py``); this collection gathers them and answers every
 question the generic core asks: which artifacts, FAD embeddings and reference-free scores exist, which frontend a
 manifest's ``kind`` names, which post-processing, which model options a run may carry, and the defaults. Nothing
 outside ``models/`` names a model.
@@ -17,12 +17,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ManifestError
-from . import aesthetics, clap, cnn14, encodec, mert, passt, sc09, vggish
+from . import aesthetics, clap, cnn14, encodec, mert, pam, passt, sc09, vggish
 from .family import (AUDIOLDM_EVAL_KL, Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, KLDefinition,
                      ModelFamily, ModelOption, PackageModel, Scorer)
 
 _FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, passt.FAMILY,
-                                 sc09.FAMILY, aesthetics.FAMILY]
+                                 sc09.FAMILY, aesthetics.FAMILY, pam.FAMILY]
 
 
 @dataclass(frozen=True)
