@@ -156,3 +156,15 @@ def test_the_floor_is_the_score_against_shuffled_captions_and_warns_within_noise
         assert found.standard_error == pytest.approx(np.std(own - other, ddof=1) / np.sqrt(12), abs=1e-12)
         assert found.within_noise is noisy
     assert floor({"a": np.ones(3)}, {"a": np.ones(3)}) is None
+
+
+def test_files_sharing_a_caption_are_never_each_others_floor():
+    from audiofidelity.metrics.clap_score import floor, shuffled_partners
+
+    captions = {"a1": "cat", "a2": "cat", "a3": "cat", "b1": "dog", "c1": "car"}
+    partners = shuffled_partners(list(captions), captions)
+    assert all(captions[p] != captions[n] for n, p in partners.items()) and set(partners) == set(captions)
+    assert shuffled_partners(["a", "b"], {"a": "x", "b": "x"}) == {}
+    rng = np.random.default_rng(5)
+    same = rng.standard_normal(8)
+    assert floor({f"g{i}": rng.standard_normal(8) for i in range(4)}, {f"g{i}": same for i in range(4)}) is None

@@ -158,7 +158,7 @@ def test_eval_reports_the_score_per_file_and_every_unmatched_file_and_caption(al
     problems = [p for p in report["problems"] if "clap_score" in p["action"] or p["side"] == "captions"]
     assert {(p["side"], p["file"]) for p in problems} == {("generated", "clip_02.wav"), ("captions", "captions.json")}
     unused = next(p for p in problems if p["side"] == "captions")
-    assert unused["ids"] == ["gone", "nothing"] and unused["action"] == "not scored"
+    assert unused["ids"] == ["gone", "nothing"] and unused["action"] == "not scored against generated audio"
     assert report["provenance"]["clap_feeding"] == "stable-audio-metrics"
     sanity = report["details"]["clap_score"]["sanity"]  # the same folder on both sides: the same figures
     assert sanity["generated"] == sanity["reference"] and sanity["generated"]["files"] == 4

@@ -10,7 +10,8 @@ import pytest
 pytest.importorskip("matplotlib")
 
 from audiofidelity import cli  # noqa: E402
-from audiofidelity.plots import Step, inf_figure, layers_figure, report_figures, steps_figure, worst_figure  # noqa: E402
+from audiofidelity.plots import (Step, inf_figure, layers_figure, read_steps, report_figures, steps_figure,  # noqa: E402
+                                 worst_figure)
 
 FIT = {"slope": 31.5, "r2": 0.97, "unit": "frames", "seed": 0,
        "points": [[500, 10.2], [1000, 9.1], [2000, 8.4], [4000, 8.1]]}
@@ -103,10 +104,60 @@ def test_the_service_draws_a_finished_jobs_pictures(tmp_path):
         store = client.app.state.store
         store.add("a" * 32, {"backbone": "cnn14", "sampling_rate": 16000, "metrics": None, "limit_num": None,
                              "uploads": {"generated": [], "reference": []}}, "unpaired")
-        assert client.get("/jobs/" + "a" * 32 + "/plots").json()["plots"] == []  # not finished
+        queued = client.get("/jobs/" + "a" * 32 + "/plots")  # not finished: nothing to draw yet, and it says so
+        assert queued.status_code == 409 and "it is queued" in queued.json()["error"]
         store.complete("a" * 32, {k: v for k, v in REPORT.items() if k != "per_file"})
         plots = client.get("/jobs/" + "a" * 32 + "/plots").json()["plots"]
         assert client.get("/jobs/" + "b" * 32 + "/plots").status_code == 404
     assert [p["name"] for p in plots] == ["mert_layers", "frechet_audio_distance_inf"]
     for plot in plots:
         assert ET.fromstring(plot["svg"]).tag.endswith("svg")
+
+
+def test_hostile_reports_draw_nothing_or_plain_text_and_never_raise(tmp_path, capsys):
+    """Strings, nulls, NaN and huge series where numbers belong; ``$`` markup (matplotlib's mathematics) and
+    ``<script>`` in names: pictures are left out or drawn as plain text."""
+    hostile = {"metrics": {"$\\frac{$": 1.0, "<script>alert(1)</script>": 2.0, "frechet_distance_mert_layers":
+                           [1.0] * 100_000, "frechet_audio_distance_inf": "7.7", "bad": float("nan")},
+               "details": {"frechet_audio_distance_inf": {"slope": None, "points": [["a", 1]]}},
+               "per_file": {"$x$<b>": {"fad": 3.0, "flags": "not a list"}, "n": {"fad": None}, "m": [1, 2]}}
+    figures = report_figures(hostile)
+    assert set(figures) == {"worst_files"}  # layers too many, the fit malformed
+    assert [t.get_text() for t in figures["worst_files"].axes[0].get_yticklabels()] == ["\\$x\\$<b>"]
+    steps_fig = steps_figure([Step(1, "a", hostile), Step(2, "b", hostile)])
+    titles = [ax.get_title() for ax in steps_fig.axes if ax.get_visible()]
+    assert titles == ["\\$\\frac{\\$", "<script>alert(1)</script>"]
+    (tmp_path / "r.json").write_text(json.dumps(hostile))
+    assert cli.main(["plot", str(tmp_path / "r.json"), "--out", str(tmp_path / "out"), "--format", "svg"]) == 0
+    svg = (tmp_path / "out" / "worst_files.svg").read_text()
+    assert "<b>" not in svg and "&lt;b&gt;" in svg  # escaped in the SVG
+    many = steps_figure([Step(i, "v", {"metrics": {f"m{k}": float(k + i) for k in range(5000)}}) for i in range(3)])
+    assert sum(ax.get_visible() for ax in many.axes) == 24 and "24 of 5000 metrics" in many._suptitle.get_text()
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "val_1.json").write_text('{"step": "1", "report": []}')
+    assert cli.main(["plot", str(tmp_path / "logs"), "--out", str(tmp_path / "out")]) == 2
+    assert "not an eval-logs result" in capsys.readouterr().err
+
+
+def test_eval_logs_bootstrap_gives_the_steps_picture_its_bands(models_dir, recordings_dir, tmp_path, capsys):
+    """A real training run: two generation folders, FAD with ``--bootstrap``; the picture's bands are the results'
+    intervals. Without a reference, eval-logs takes reference-free metrics only."""
+    import shutil
+
+    names = sorted(p.name for p in (recordings_dir / "generated").iterdir())[:4]
+    for step in (100, 200):
+        (tmp_path / "logs" / f"val_{step}").mkdir(parents=True)
+        for name in names:
+            shutil.copy(recordings_dir / "generated" / name, tmp_path / "logs" / f"val_{step}" / name)
+    assert cli.main(["eval-logs", str(tmp_path / "logs"), "--reference", str(recordings_dir / "reference"),
+                     "--metrics", "fad", "--bootstrap", "5", "--models-dir", str(models_dir), "--quiet",
+                     "--no-cache"]) == 0
+    results = sorted((tmp_path / "logs" / "audiofidelity-results").glob("*.json"))
+    intervals = [json.loads(p.read_text())["report"]["bootstrap"]["frechet_audio_distance"] for p in results]
+    figure = steps_figure(read_steps(tmp_path / "logs"))
+    band = figure.axes[0].collections[0].get_paths()[0].vertices[:, 1]
+    assert band.min() == pytest.approx(min(i["low"] for i in intervals))
+    assert band.max() == pytest.approx(max(i["high"] for i in intervals))
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["eval-logs", str(tmp_path / "logs"), "--metrics", "fad", "--quiet"])
+    assert exited.value.code == 2 and "no reference given" in capsys.readouterr().err

@@ -163,8 +163,25 @@ def test_csv_with_foreign_columns_is_refused(recordings_dir, models_dir, tmp_pat
     table.write_text("a,b\n1,2\n")
     status = cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"),
                        "--metrics", "psnr", "--quiet", "--csv", str(table)])
-    assert status == 1 and "other columns" in capsys.readouterr().err
+    assert status == 1 and "has no column for time, generated" in capsys.readouterr().err
     assert table.read_text() == "a,b\n1,2\n"
+
+
+def test_a_csv_an_earlier_version_wrote_takes_the_rows_that_fit_it(recordings_dir, tmp_path, capsys):
+    """A file whose header lacks newer metrics' columns: a run of the metrics it has appends there (under its own
+    header); a run of a metric it has no column for is refused before any work."""
+    from audiofidelity.reporting import CSV_COLUMNS
+
+    older = [c for c in CSV_COLUMNS if not c.startswith(("aesthetics_", "pam"))]
+    table = tmp_path / "runs.csv"
+    table.write_text(",".join(older) + "\n")
+    assert cli.main(["eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--metrics",
+                     "psnr", "--quiet", "--csv", str(table), "--json", str(tmp_path / "r.json")]) == 0
+    rows = table.read_text().splitlines()
+    assert rows[0] == ",".join(older) and len(rows) == 2 and rows[1].count(",") == len(older) - 1
+    assert cli.main(["eval", str(recordings_dir / "generated"), "--metrics", "pam", "--quiet", "--csv",
+                     str(table)]) == 1
+    assert "has no column for pam" in capsys.readouterr().err and len(table.read_text().splitlines()) == 2
 
 
 @pytest.mark.parametrize("damage", ["garbage", "truncated", "pickled"])

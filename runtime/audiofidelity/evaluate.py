@@ -219,10 +219,12 @@ class Evaluator:
         self.text_tower = TextTower(self.artifacts[text_name], max_length=tokens) if text_name else None
         self.output_transforms: dict[str, dict] = {}
         self.scored_roles = {role for scorer in scoring for role in scorer.roles}
+        self.scorer_stages: list[ModelStage] = []
         for scorer in scoring:
             artifact = self.artifacts[scorer.artifact]
             stage, roles = scorer_stage(artifact, self.run_settings(), scorer)
             self.stages.append(stage)
+            self.scorer_stages.append(stage)
             self.roles.update(roles)
             transforms = artifact.manifest.raw.get("output_transforms", {})
             self.output_transforms.update({role: transforms[output] for role, output
@@ -269,7 +271,7 @@ class Evaluator:
                 "conditioning": self.conditioning.as_dict(), **self.config.option_record(),
                 **({"fad_model": self.fad.name} if self.fad.name != DEFAULTS.fad_model else {}),
                 "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
-                              for st in self.stages}}
+                              for st in self.stages if all(st is not x for x in self.scorer_stages)}}
 
     def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
         """Features of ``names`` in ``folder`` (empty when no selected metric needs a model)."""
@@ -417,7 +419,8 @@ class Evaluator:
             paired = False  # KL pairs names with ids; no other pair metric has a reference
         elif ref_path.is_file():
             stats = ReferenceStats.load(ref_path)
-            stats.check_settings(self.settings())
+            if not all(METRICS[m].reference_free for m in selected):  # a reference-free score never reads it
+                stats.check_settings(self.settings())
             paired = False
             unpaired_reason = "the reference is a statistics file"
         else:
@@ -513,7 +516,8 @@ class Evaluator:
         unused = sorted(set(captions.by_id) - captions.ids_used_by(gen.listed))
         if unused:
             problems.append({"side": "captions", "file": where, "ids": unused,
-                             "reason": f"{len(unused)} caption(s) name no generated file", "action": "not scored"})
+                             "reason": f"{len(unused)} caption(s) name no generated file",
+                             "action": "not scored against generated audio"})
         if self.strict and problems:
             raise IncompleteResultError(f"{len(problems)} captions problem(s) and --strict is set: " + "; ".join(
                 f"{p['file']}: {p['reason']}" for p in problems))

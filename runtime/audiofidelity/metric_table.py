@@ -179,7 +179,8 @@ class MetricSpec:
     """The feature role it reads (``embedding``, ``logits``, ``layers``, ``fad``), which a manifest must declare."""
     description: str = ""
     better: str = "lower"
-    """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads."""
+    """Which direction is better for the first key (``lower`` or ``higher``); later keys are spreads, except for a
+    reference-free score, whose keys are all scores."""
     api_name: str = ""
     """audioldm_eval's service name for the metric (``ISc``, ``KL_Sigmoid``); empty: the ``--metrics`` name in upper
     case. ``api_names()`` gives them all."""
@@ -310,7 +311,8 @@ def _clap_sanity(data: EvaluationData, audio: Mapping[str, np.ndarray]) -> dict:
     for side, (rows, text) in sides.items():
         found = clap_score.floor(rows, text)
         if found is None:
-            out[side] = {"files": len([n for n in rows if n in text]), "reason": "fewer than two captioned files"}
+            out[side] = {"files": len([n for n in rows if n in text]),
+                         "reason": "fewer than two different captions: no floor to compare with"}
             continue
         out[side] = found.as_dict()
         if found.within_noise:

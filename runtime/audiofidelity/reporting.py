@@ -28,7 +28,7 @@ CSV_COLUMNS = (["time", "generated", "reference", "backbone", "sample_rate", "mo
 def _direction(key: str) -> str:
     for spec in METRICS.values():
         if key in spec.keys:
-            return f"{spec.better} is better" if key == spec.keys[0] else "spread"
+            return f"{spec.better} is better" if key == spec.keys[0] or spec.reference_free else "spread"
     return ""
 
 
@@ -86,42 +86,69 @@ def write_per_file_csv(path: str | Path, per_file: dict[str, dict], *, option: s
     write_text(path, text.getvalue(), option=option)
 
 
+def _csv_header(path: Path) -> list[str] | None:
+    """The header of an existing, non-empty CSV file, else None."""
+    if not path.exists() or not path.stat().st_size:
+        return None
+    with open(path, newline="") as f:
+        return next(csv.reader(f), [])
+
+
+def check_csv(path: str | Path, metrics: Sequence[str], *, option: str = "--csv") -> None:
+    """Before a run: an existing ``path`` must have a column for everything a row of these ``metrics`` holds (a file
+    an earlier version wrote, for fewer metrics, takes rows that fit it). Raises ``AudioFidelityError`` naming the
+    columns it lacks."""
+    header = _csv_header(Path(path))
+    if header is None:
+        return
+    keys = [key for m in metrics for key in METRICS[m].keys]
+    needed = CSV_COLUMNS[:CSV_COLUMNS.index("problems") + 1] + keys + [f"{METRICS[m].keys[0]}_{end}" for m in metrics
+                                                                       if m in BOOTSTRAP_METRICS
+                                                                       for end in ("low", "high")]
+    missing = [c for c in needed if c not in header]
+    if missing:
+        raise AudioFidelityError(f"{option} {path} has no column for {', '.join(missing[:4])}"
+                                 f"{' ...' if len(missing) > 4 else ''} (written for other metrics or by another "
+                                 f"version); pass another {option} file")
+
+
 def append_csv(path: str | Path, report: dict, *, option: str = "--csv") -> None:
-    """Append one row for this run to ``path`` (header written when the file is new), whole or not at all.
+    """Append one row for this run to ``path`` (header written when the file is new; an existing file keeps its own
+    columns, which ``check_csv`` checked before the run), whole or not at all.
 
     Raises
     ------
     AudioFidelityError
-        If ``path`` exists with another header (a file not written by this version).
+        If ``path`` exists without a column this row needs.
     OutputPathError
         If the row cannot be written (naming ``option``); the file keeps its previous rows, and no half row.
     """
     path = Path(path)
-    if path.exists() and path.stat().st_size:
-        with open(path, newline="") as f:
-            header = next(csv.reader(f), [])
-        if header != CSV_COLUMNS:
-            raise AudioFidelityError(f"{path} has other columns than this version writes; pass another --csv file")
+    header = _csv_header(path)
     provenance, files = report["provenance"], report["files"]
+    reference = files.get("reference", {})
     row = {
         "time": datetime.datetime.now().isoformat(timespec="seconds"),
         "generated": files["generated"]["folder"],
-        "reference": files["reference"].get("folder") or files["reference"].get("statistics"),
+        "reference": reference.get("folder") or reference.get("statistics") or reference.get("probabilities") or "",
         "backbone": provenance["backbone"],
         "sample_rate": provenance["sample_rate"],
         "mode": report["mode"],
         "generated_used": files["generated"]["used"],
-        "reference_used": files["reference"]["used"],
+        "reference_used": reference.get("used", ""),
         "problems": len(report["problems"]),
     }
     for key, value in report["metrics"].items():
         row[key] = json.dumps(value) if isinstance(value, list) else "" if value is None else repr(value)
     for key, interval in report.get("bootstrap", {}).items():
         row[f"{key}_low"], row[f"{key}_high"] = repr(interval["low"]), repr(interval["high"])
-    new = not path.exists() or not path.stat().st_size
+    columns = header or CSV_COLUMNS
+    outside = [key for key, value in row.items() if key not in columns and value != ""]
+    if outside:
+        raise AudioFidelityError(f"{path} has no column for {', '.join(outside[:4])}; pass another {option} file")
     text = io.StringIO(newline="")
-    writer = csv.DictWriter(text, fieldnames=CSV_COLUMNS, restval="")
-    if new:
+    writer = csv.DictWriter(text, fieldnames=columns, restval="", extrasaction="ignore")
+    if header is None:
         writer.writeheader()
     writer.writerow(row)
     append_text(path, text.getvalue(), option=option)

@@ -83,24 +83,29 @@ def _contents(path: Path, evaluator: Evaluator) -> list[tuple[str, str]]:
     return [(p.name, content_identity(p, evaluator.cache)) for p in files]
 
 
-def fingerprint(folder: Path, reference: Path, evaluator: Evaluator, limit: int | None) -> str:
-    """Hash of everything a folder's result depends on: the content of its files and of the reference,
-    metrics and settings (content, not timestamps: a file rewritten with its mtime put back still counts)."""
-    payload = {"files": _contents(folder, evaluator), "reference": _contents(reference, evaluator),
+def fingerprint(folder: Path, reference: Path | None, evaluator: Evaluator, limit: int | None,
+                bootstrap: int = 0) -> str:
+    """Hash of everything a folder's result depends on: the content of its files and of the reference (None: no
+    reference, reference-free metrics), metrics, settings and bootstrap (content, not timestamps: a file rewritten
+    with its mtime put back still counts)."""
+    payload = {"files": _contents(folder, evaluator),
+               "reference": _contents(reference, evaluator) if reference is not None else None,
                "metrics": evaluator.selected, "settings": evaluator.settings(), "limit": limit,
-               "lsd_offset": evaluator.lsd_offset}
+               "lsd_offset": evaluator.lsd_offset, **({"bootstrap": bootstrap} if bootstrap else {})}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Path, *, pattern: str = DEFAULT_GLOB,
-                  force: bool = False, limit: int | None = None, write: bool = True) -> list[LogResult]:
-    """Evaluate each generation folder against ``reference``; write (unless ``write`` is False: torchrun ranks
-    other than 0) and return the results, by step."""
-    reference = Path(reference)
+def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Path | None, *,
+                  pattern: str = DEFAULT_GLOB, force: bool = False, limit: int | None = None, write: bool = True,
+                  bootstrap: int = 0) -> list[LogResult]:
+    """Evaluate each generation folder against ``reference`` (None: reference-free metrics only); write (unless
+    ``write`` is False: torchrun ranks other than 0) and return the results, by step. ``bootstrap``: resamplings
+    for the 95% intervals (``Evaluator.evaluate``), which ``audiofidelity plot`` draws as bands."""
+    reference = Path(reference) if reference is not None else None
     results = []
     for folder in find_generation_folders(log_dir, pattern):
         target = result_path(folder, log_dir)
-        key = fingerprint(folder, reference, evaluator, limit)
+        key = fingerprint(folder, reference, evaluator, limit, bootstrap)
         if not force and target.is_file():
             try:
                 previous = json.loads(target.read_text())
@@ -111,7 +116,7 @@ def evaluate_logs(evaluator: Evaluator, log_dir: str | Path, reference: str | Pa
                 results.append(LogResult(folder, step_of(folder), previous["report"], reused=True))
                 continue
         try:
-            report = evaluator.evaluate(folder, reference, limit=limit).report
+            report = evaluator.evaluate(folder, reference, limit=limit, bootstrap=bootstrap).report
         except InputFolderError as exc:  # an empty generation folder: say so, go on with the others
             log.warning("%s: %s", folder, exc)
             results.append(LogResult(folder, step_of(folder), {"metrics": {}, "error": str(exc)}, reused=False))

@@ -21,7 +21,7 @@ from ..multidevice import DistributedEvaluator, distributed_rank
 from ..outputs import check_writable, write_text
 from ..probabilities import save_reference_probabilities
 from ..registry import artifact_for, backbones, fad_model, fad_models
-from ..reporting import append_csv, format_table, write_per_file_csv
+from ..reporting import append_csv, check_csv, format_table, write_per_file_csv
 from ..resample import RESAMPLERS
 from ..runner import PRECISIONS
 from ..settings import EvaluationSettings, check_captions
@@ -149,7 +149,11 @@ def add_parsers(commands) -> None:
                                            "(never into an evaluated folder). Exit status as eval's: 2 on misuse, "
                                            "1 when a folder could not be evaluated.")
     logs.add_argument("log_dir", type=Path, help="training log folder holding the generation folders")
-    logs.add_argument("--reference", type=Path, required=True, help="reference folder or statistics file")
+    logs.add_argument("--reference", type=Path, default=None,
+                      help="reference folder or statistics file (leave it out for reference-free metrics only)")
+    logs.add_argument("--bootstrap", type=_bootstrap, default=0, metavar="N",
+                      help="N resamplings for 95%% intervals of FD/FAD/KID in each result (audiofidelity plot draws "
+                           "them as bands)")
     logs.add_argument("--glob", default=DEFAULT_GLOB, help="generation folder name pattern (default %(default)s)")
     logs.add_argument("--force", action="store_true", help="re-evaluate folders that already have a current result")
     _add_metric_options(logs)
@@ -254,6 +258,8 @@ def run_eval(args: argparse.Namespace) -> int:
         for path, option in ((args.json_out, "--json"), (args.csv, "--csv"), (args.save_features, "--save-features"),
                              (args.per_file_csv, "--per-file-csv")):
             check_writable(path, option)
+        if args.csv is not None:  # before any work: a row that would not fit the file is refused now
+            check_csv(args.csv, resolve_metrics(args.backbone, args.metrics))
     with _evaluator(args, args.metrics) as evaluator:
         result = evaluator.evaluate(args.generated, args.reference, limit=args.limit,
                                     per_file=args.per_file or args.per_file_csv is not None, bootstrap=args.bootstrap)
@@ -288,12 +294,12 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_eval_logs(args: argparse.Namespace) -> int:
     """``eval-logs``: exits as ``eval`` does (2 on misuse, a missing reference or log folder included; 1 when a
     folder could not be evaluated, naming each)."""
-    if not args.reference.is_file():
+    if args.reference is not None and not args.reference.is_file():
         list_folder(args.reference)  # folder errors before the models load
     find_generation_folders(args.log_dir, args.glob)
     with _evaluator(args, args.metrics) as evaluator:
         results = evaluate_logs(evaluator, args.log_dir, args.reference, pattern=args.glob, force=args.force,
-                                limit=args.limit, write=_is_writer())
+                                limit=args.limit, write=_is_writer(), bootstrap=args.bootstrap)
     if _is_writer():
         print(format_steps(results))
     failed = [r for r in results if r.error]

@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from ..validation import arg_type, check_int
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+MAX_WORST = 200
+"""Bars in the worst-files picture at most: more would not be readable (nor quick to draw)."""
 
 
 def _formats(text: str) -> list[str]:
@@ -17,6 +19,13 @@ def _formats(text: str) -> list[str]:
     if not chosen or any(f not in FORMATS for f in chosen):
         raise argparse.ArgumentTypeError(f"--format takes a comma list of {', '.join(FORMATS)}, got {text!r}")
     return chosen
+
+
+def _worst(text: str) -> int:
+    value = arg_type(check_int, "--worst", int, minimum=1)(text)
+    if value > MAX_WORST:
+        raise argparse.ArgumentTypeError(f"--worst must be at most {MAX_WORST}, got {value}")
+    return value
 
 
 def add_parser(commands) -> None:
@@ -29,12 +38,12 @@ def add_parser(commands) -> None:
     pl.add_argument("--out", type=Path, required=True, help="folder to write <picture>.png and .svg into")
     pl.add_argument("--format", type=_formats, default=["png", "svg"], dest="formats",
                     help="comma list of png, svg (default both)")
-    pl.add_argument("--worst", type=arg_type(check_int, "--worst", int, minimum=1), default=12,
-                    help="files in the worst-files picture (default %(default)s)")
+    pl.add_argument("--worst", type=_worst, default=12,
+                    help=f"files in the worst-files picture (default %(default)s, at most {MAX_WORST})")
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..plots import read_steps, report_figures, save, steps_figure
+    from ..plots import read_report, read_steps, report_figures, save, steps_figure
 
     source: Path = args.source
     if source.is_dir():
@@ -48,11 +57,11 @@ def run(args: argparse.Namespace) -> int:
         what = f"{len(steps)} eval-logs result(s) under {source}"
     elif source.is_file():
         try:
-            report = json.loads(source.read_text())
+            report = read_report(source)
             report = report.get("report", report)  # an eval-logs result holds its report
             if not isinstance(report, dict) or "metrics" not in report:
                 raise ValueError("no 'metrics' in it")
-        except (OSError, UnicodeDecodeError, ValueError, AttributeError) as exc:
+        except (OSError, ValueError) as exc:
             print(f"audiofidelity: error: {source}: not an audiofidelity report ({exc})", file=sys.stderr)
             return EXIT_USAGE
         figures = report_figures(report, worst=args.worst)

@@ -50,13 +50,22 @@ NOISE_STANDARD_ERRORS = 2.0
 this many standard errors of that mean."""
 
 
-def shuffled_partners(names: Sequence[str], seed: int = SHUFFLE_SEED) -> dict[str, str]:
-    """Each name paired with another name's caption: a permutation drawn with ``seed``, each name taking the next
-    one's in it (a derangement: never its own, the same every run). Empty for fewer than two names."""
-    if len(names) < 2:
+def shuffled_partners(names: Sequence[str], captions: Mapping[str, object] | None = None,
+                      seed: int = SHUFFLE_SEED) -> dict[str, str]:
+    """Each name paired with another name whose caption differs: a permutation drawn with ``seed``, each name taking
+    the next one in it (cyclically) whose ``captions`` entry is another caption (by default every name's is its own:
+    a derangement). The same every run. Empty when fewer than two different captions exist."""
+    keys = {name: (captions[name] if captions is not None else name) for name in names}
+    if len(set(keys.values())) < 2:
         return {}
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
-    return {name: order[(k + 1) % len(order)] for k, name in enumerate(order)}
+    partners = {}
+    for k, name in enumerate(order):
+        step = 1
+        while keys[order[(k + step) % len(order)]] == keys[name]:
+            step += 1
+        partners[name] = order[(k + step) % len(order)]
+    return partners
 
 
 @dataclass(frozen=True)
@@ -80,11 +89,13 @@ class Floor:
 
 
 def floor(audio: Mapping[str, np.ndarray], text: Mapping[str, np.ndarray]) -> Floor | None:
-    """The score of the files in both mappings against their captions and against ``shuffled_partners``' captions:
-    per file ``cos(a_i, t_i) - cos(a_i, t_pi(i))``, whose mean is the margin and ``std(ddof=1) / sqrt(n)`` its
-    standard error. None for fewer than two files."""
+    """The score of the files in both mappings against their captions and against ``shuffled_partners``' captions
+    (always another caption: files generated from one prompt are never paired with each other): per file
+    ``cos(a_i, t_i) - cos(a_i, t_pi(i))``, whose mean is the margin and ``std(ddof=1) / sqrt(n)`` its standard
+    error. None when fewer than two different captions exist."""
     names = [name for name in audio if name in text]
-    partners = shuffled_partners(names)
+    captions = {name: np.asarray(text[name]).tobytes() for name in names}  # the same caption, the same embedding
+    partners = shuffled_partners(names, captions)
     if not partners:
         return None
     own = np.array([cosine(audio[n], text[n]) for n in names])

@@ -349,7 +349,7 @@ def job_plots(job_id: str, store: Store) -> dict:
     if job is None:
         raise HTTPException(404, f"Job {job_id[:64]} not found")
     if job.report is None:
-        return {"job_id": job.id, "plots": []}
+        raise HTTPException(409, f"Job {job.id} has no report to draw: it is {job.status}")
     try:  # matplotlib (the plot extra) is imported on the first picture
         figures = report_figures(job.report)
     except PlotUnavailableError as exc:
