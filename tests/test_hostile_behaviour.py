@@ -375,10 +375,11 @@ def test_eval_logs_exits_as_eval_does(recordings_dir, models_dir, tmp_path, caps
 
 def _registry_models():
     from audiofidelity import registry
+    from audiofidelity.embedder import EMBEDDING_ROLES
     from conftest import PARITY_ONLY
 
     return [pytest.param(name, marks=pytest.mark.parity if name in PARITY_ONLY else ())
-            for name in registry.names() if registry.registry_entry(name).role not in ("benchmark", "text")]
+            for name in registry.names() if registry.registry_entry(name).role in EMBEDDING_ROLES]
 
 
 @pytest.mark.parametrize("model", _registry_models())

@@ -35,6 +35,8 @@ OUTPUTS = {"embedding": "embedding", "frames": "fad", "logits": "logits", "layer
 TEXT = "text"
 DEFAULT_OUTPUTS = ("embedding", "frames")
 """What ``output=None`` reads: the first of these the model offers."""
+EMBEDDING_ROLES = ("classifier", "embedding")
+"""The registry roles an Embedder serves (besides text towers); quality scorers and benchmarks have none."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ class Embedder:
             self._init_text(model, entry, output, pooling, sample_rate, device, models_dir)
             return
         self.text: TextTower | None = None
-        if entry.role not in ("classifier", "embedding"):
+        if entry.role not in EMBEDDING_ROLES:
             raise ValueError(f"{model} is not an embedding model (its role is {entry.role!r}); "
                              + (f"audiofidelity {entry.backbone} runs it" if entry.role == "benchmark"
                                 else "it has no Embedder"))
