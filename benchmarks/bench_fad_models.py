@@ -25,7 +25,7 @@ from audiofidelity.features import compute_inputs
 from audiofidelity.registry import fad_models
 
 MODELS = ("vggish", "cnn14-8k", "cnn14-16k", "cnn14-32k", "encodec-24k", "encodec-48k", "mert-v1-95m-12",
-          "clap-630k-audioset", "clap-music")
+          "clap-630k-audioset", "clap-music", "openl3-music-mono", "openl3-music-stereo")
 
 
 def median_seconds(work, repeats: int) -> float:

@@ -20,7 +20,7 @@ import pytest
 
 from audiofidelity.artifacts import torch_version
 
-from fixtures import aesthetics, checkpoints, clap, pam, passt, recordings
+from fixtures import aesthetics, checkpoints, clap, openl3, pam, passt, recordings
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).resolve().parent / "data"
@@ -92,7 +92,7 @@ def built_once(kind: str, key: str, build) -> Path:
 
 
 CHECKPOINT_MODULES = ("checkpoints", "stand_in", "cnn14", "vggish", "mert", "encodec", "clap", "clap_text", "passt",
-                      "aesthetics", "pam")
+                      "aesthetics", "pam", "openl3")
 """The stand-in generators whose text keys the machine's checkpoint cache (SC09's has its own pins)."""
 CHECKPOINT_KEY = _digest([*(ROOT / "tests" / "fixtures" / f"{name}.py" for name in CHECKPOINT_MODULES),
                           DATA / "checkpoint_sha256.json"],
@@ -105,7 +105,7 @@ CLAP_SAME_TOWER = {"clap-music-speech-audioset": "clap-music", "clap-music-speec
 tested, not new weights (the shared recipe pins the stand-ins' tensors)."""
 PARITY_ONLY = ("cnn14-8k", "encodec-24k", "encodec-48k", "clap-630k-audioset", "clap-music", "passt-s", "passt-s-20s",
                "passt-s-30s", "clap-630k-audioset-text", "clap-630k-audioset-fusion", "audiobox-aesthetics", "pam",
-               *CLAP_SAME_TOWER)
+               *openl3.FILES, *CLAP_SAME_TOWER)
 ROBERTA_FILES = ("--vocab", str(DATA / "roberta" / "vocab.json"), "--merges", str(DATA / "roberta" / "merges.txt"))
 """The stand-in tokenizer files (``fixtures/roberta_vocab.py``) the text towers are exported with."""
 """Artifacts the fast tier never runs (the FAD-only embeddings, PaSST): their stand-ins written and exported on first
@@ -171,6 +171,7 @@ def _write_fad_only_checkpoints(out: Path) -> None:
     aesthetics.write_aesthetics(out)
     pam.write_pam(out)
     pam.write_gpt2_tokenizer(out / "gpt2")
+    openl3.write_openl3(out)
 
 
 def _export_fad_only(out: Path) -> None:
@@ -186,7 +187,8 @@ def _export_fad_only(out: Path) -> None:
                   *((model, sources / file, out) for model, file in passt.FILES.items()),
                   ("audiobox-aesthetics", sources / aesthetics.FILE, out),
                   ("pam", sources / pam.FILE, out, "--vocab", str(sources / "gpt2" / "vocab.json"), "--merges",
-                   str(sources / "gpt2" / "merges.txt"))])
+                   str(sources / "gpt2" / "merges.txt")),
+                  *((model, sources / file, out) for model, file in openl3.FILES.items())])
 
 
 EXPORT_KEY = _digest([*(ROOT / "export_scripts").glob("*.py"),

@@ -40,6 +40,8 @@ class Conditioning:
         -1, pyloudnorm's ``normalize.peak``), or None to leave the level alone.
     resample_api : with ``resampler="torchaudio"``, the torchaudio entry point reproduced (``TORCHAUDIO_APIS``):
         None is ``functional.resample`` (audioldm_eval), ``"transforms"`` ``transforms.Resample`` (PAM).
+    peak_before_resampling : apply ``peak_dbfs`` to the signal read before it is resampled, one gain for all the
+        channels a stereo stage reads (stable-audio-metrics' OpenL3); None or False: after resampling.
     """
 
     channel: str = "first"
@@ -49,6 +51,7 @@ class Conditioning:
     min_duration: float = 0.1
     peak_dbfs: float | None = None
     resample_api: str | None = None
+    peak_before_resampling: bool | None = None
 
     def __post_init__(self) -> None:
         if self.channel not in CHANNEL_MODES:
@@ -304,10 +307,13 @@ def condition(audio: np.ndarray, sample_rate: int, target_rate: int, conditionin
     mono = select_channel(audio, conditioning.channel)
     if conditioning.remove_dc:  # in float64: the original's float32 torch mean depends on torch's thread count
         mono = mono - np.float32(mono.mean(dtype=np.float64))
+    peak, first = conditioning.peak_dbfs, bool(conditioning.peak_before_resampling)
+    if peak is not None and first:
+        mono = peak_normalise(mono, peak)
     wave = resample(mono, sample_rate, target_rate, method=conditioning.resampler,
                     api=conditioning.resample_api or "functional")
-    if conditioning.peak_dbfs is not None:
-        wave = peak_normalise(wave, conditioning.peak_dbfs)
+    if peak is not None and not first:
+        wave = peak_normalise(wave, peak)
     if len(wave) < conditioning.min_samples:
         wave = np.pad(wave, (0, conditioning.min_samples - len(wave)))
     return np.ascontiguousarray(wave, dtype=np.float32)
@@ -328,10 +334,13 @@ def peak_normalise(wave: np.ndarray, peak_dbfs: float) -> np.ndarray:
 
 def condition_stereo(audio: np.ndarray, sample_rate: int, target_rate: int, conditioning: Conditioning) -> np.ndarray:
     """Two conditioned channels, shape (2, m), for a stereo model: a clip's first two channels, a mono clip's
-    one channel twice (as EnCodec's ``convert_audio``); each channel conditioned on its own."""
+    one channel twice (as EnCodec's ``convert_audio``); each channel conditioned on its own, but for a peak
+    normalisation before resampling, whose one gain is the two channels' peak (stable-audio-metrics' OpenL3)."""
     each = replace(conditioning, channel="first")
-    return np.stack([condition(channel[None], sample_rate, target_rate, each)
-                     for channel in channels_read(audio, "first", 2)])
+    pair = channels_read(audio, "first", 2)
+    if conditioning.peak_dbfs is not None and conditioning.peak_before_resampling:
+        pair, each = peak_normalise(pair, conditioning.peak_dbfs), replace(each, peak_dbfs=None)
+    return np.stack([condition(channel[None], sample_rate, target_rate, each) for channel in pair])
 
 
 def conditioning_bytes(frames: int, sample_rate: int, target_rate: int, conditioning: Conditioning,

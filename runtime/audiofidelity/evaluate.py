@@ -601,8 +601,16 @@ class Evaluator:
             }
             if stage.input.conditioning is not None:
                 entry["conditioning"] = stage.input.conditioning.as_dict()
-            if stage.postprocess is not None:
+            if stage.postprocess is not None and "postprocess" in manifest:
                 entry["postprocess"] = manifest["postprocess"]
+            if stage.rows:
+                entry["rows"] = stage.rows
+            if stage.input.conditioning_rate != stage.input.model_rate:
+                entry["conditioning_rate"] = stage.input.conditioning_rate
+                entry["model_resampler"] = stage.input.model_resampler or (
+                    stage.input.conditioning or self.conditioning).resampler
+            if stage.input.channels != stage.manifest.input.channels:
+                entry["channels"] = stage.input.channels
             out["artifacts"].append(entry)
         if signal_keys:
             out["signal"] = {"paired_mel": PAIRED_MEL.get(self.sample_rate), "lsd_offset": self.lsd_offset}

@@ -162,6 +162,8 @@ class StageInput:
     resample_api: str = "transforms"
     """torchaudio's entry point the step from ``conditioning_rate`` to ``model_rate`` reproduces
     (``TORCHAUDIO_APIS``)."""
+    model_resampler: str | None = None
+    """The resampler of that step (None: the conditioning's)."""
 
     def model_input(self, audio: np.ndarray, rate: int, conditioning: Conditioning,
                     conditioned: dict[tuple, np.ndarray]) -> Items:
@@ -181,7 +183,8 @@ class StageInput:
             make = condition if self.channels == 1 else condition_stereo
             conditioned[key] = make(audio, rate, self.conditioning_rate, mine)
         wave = resample(conditioned[key], self.conditioning_rate, self.model_rate,
-                        method=mine.resampler, api=self.resample_api)  # the input itself when the rates agree
+                        method=self.model_resampler or mine.resampler,
+                        api=self.resample_api)  # the input itself when the rates agree
         x = apply_frontend(wave, self.frontend)
         self.spec.check(x)
         if not all(np.all(np.isfinite(item)) for item in (x if isinstance(x, list) else [x])):
@@ -195,8 +198,8 @@ class StageInput:
         ``models.frontend_fitting``."""
         mine = self.conditioning or conditioning
         n = max(resampled_length(frames, rate, self.conditioning_rate, method=mine.resampler), mine.min_samples)
-        return frontend_fitting(resampled_length(n, self.conditioning_rate, self.model_rate, method=mine.resampler),
-                                self.frontend)
+        return frontend_fitting(resampled_length(n, self.conditioning_rate, self.model_rate,
+                                                 method=self.model_resampler or mine.resampler), self.frontend)
 
     def peak_bytes(self, frames: int, rate: int, conditioning: Conditioning) -> float:
         """Bytes this stage allocates for a clip of ``frames`` samples at ``rate`` before its model pass
@@ -206,7 +209,7 @@ class StageInput:
         at_model = math.ceil(conditioned * self.model_rate / self.conditioning_rate)
         return (conditioning_bytes(frames, rate, self.conditioning_rate, mine, self.channels)
                 + self.channels * resample_bytes(conditioned, self.conditioning_rate, self.model_rate,
-                                                 method=mine.resampler)
+                                                 method=self.model_resampler or mine.resampler)
                 + frontend_bytes(at_model, self.frontend))
 
 
@@ -230,6 +233,8 @@ class ModelStage:
     postprocess: Callable[[np.ndarray], np.ndarray] | None
     cache_settings: dict
     features: tuple[Feature, ...]
+    rows: str | None = None
+    """The family function that joins a clip's rows after the cache (``FadModel.rows``), by name, for the report."""
 
     @property
     def manifest(self):
@@ -489,26 +494,30 @@ class RunSettings:
 
 def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, frontend: dict, collect: str | None,
                 features: tuple[Feature, ...], conditioning: Mapping[str, Any], post,
-                too_long_advice: str, resample_api: str | None = None) -> ModelStage:
+                too_long_advice: str, resample_api: str | None = None, model_resampler: str | None = None,
+                channels: int = 0) -> ModelStage:
     """One artifact's stage: audio conditioned at ``rate`` (the run's ``Conditioning`` with the fields
-    ``conditioning`` sets: a toolkit's reading of a file) and resampled from there to the model's rate through
-    torchaudio's ``resample_api`` (default ``transforms``), ``frontend`` (``collect``: how a clip's items become one
-    row, MERT or CLAP windows averaged), the ``features`` kept, post-processing ``post``."""
+    ``conditioning`` sets: a toolkit's reading of a file) and resampled from there to the model's rate with
+    ``model_resampler`` (None: the conditioning's; torchaudio's through ``resample_api``, default ``transforms``),
+    ``frontend`` (``collect``: how a clip's items become one row, MERT or CLAP windows averaged), ``channels`` fed
+    (0: the manifest's), the ``features`` kept, post-processing ``post``."""
     merged = replace(run.conditioning, **conditioning)
     own = None if merged == run.conditioning else merged
     manifest = artifact.manifest
-    channels = manifest.input.channels
+    channels = channels or manifest.input.channels
     settings = {"artifact": manifest.sha256, "frontend": frontend, "conditioning_rate": rate,
                 "conditioning": merged.as_dict(), "device": run.device.split(":")[0],
                 "precision": run.precision, "batch_size": run.batch_size,
                 "features": [asdict(f) for f in features], **({"collect": collect} if collect else {}),
                 **({"channels": channels} if channels != 1 else {}),
                 **({"batch_across_clips": True} if run.across_clips else {}),
-                **({"resample_api": resample_api} if resample_api else {})}
+                **({"resample_api": resample_api} if resample_api else {}),
+                **({"model_resampler": model_resampler} if model_resampler else {})}
     runner = EmbeddingRunner(artifact, batch_size=run.batch_size, collect=collect, precision=run.precision,
                              across_clips=run.across_clips)
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
-                             run.memory_budget, too_long_advice, own, channels, resample_api or "transforms")
+                             run.memory_budget, too_long_advice, own, channels, resample_api or "transforms",
+                             model_resampler)
     return ModelStage(stage_input, runner, post, settings, features)
 
 
@@ -570,11 +579,21 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adju
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
                             f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
     adjust = adjust or Adjustment()
-    stage = build_stage(artifact, run, rate=adjust.rate or manifest.sample_rate, resample_api=adjust.resample_api,
+    post = bound_postprocess(artifact) if adjust.postprocess else None
+    if fad.rows is not None:
+        post = fad.rows if post is None else _then(post, fad.rows)
+    stage = build_stage(artifact, run, rate=adjust.rate or fad.rate or manifest.sample_rate,
+                        resample_api=adjust.resample_api, model_resampler=fad.model_resampler, channels=fad.channels,
                         frontend={**manifest.frontend, **dict(fad.frontend), **adjust.frontend},
                         collect=fad.collect or adjust.collect,
                         features=keep or (Feature(fad.name, output, fad.layer),),
                         conditioning={**dict(fad.conditioning), **adjust.conditioning},
-                        post=bound_postprocess(artifact) if adjust.postprocess else None,
-                        too_long_advice=TOO_LONG_ADVICE)
+                        post=post, too_long_advice=TOO_LONG_ADVICE)
+    if fad.rows is not None:
+        stage = replace(stage, rows=fad.rows.__name__)
     return stage, {"fad": fad.name}
+
+
+def _then(first: Callable[[np.ndarray], np.ndarray],
+          second: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda rows: second(first(rows))

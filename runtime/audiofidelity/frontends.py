@@ -51,6 +51,11 @@ def _mel_to_hz(mels: np.ndarray, htk: bool) -> np.ndarray:
     return freqs
 
 
+def mel_frequencies(n: int, fmin: float, fmax: float, htk: bool = False) -> np.ndarray:
+    """librosa's ``mel_frequencies``: ``n`` frequencies in Hz equally spaced on the mel scale (Slaney's or HTK's)."""
+    return _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n), htk)
+
+
 @lru_cache(maxsize=16)
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, htk: bool = False,
                    norm: str | None = "slaney") -> np.ndarray:
@@ -63,7 +68,7 @@ def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax:
         raise ValueError(f"mel norm must be 'slaney' or None, got {norm!r}")
     fmax = float(sample_rate) / 2 if fmax is None else fmax
     fftfreqs = np.fft.rfftfreq(n=n_fft, d=1.0 / sample_rate)
-    mel_f = _mel_to_hz(np.linspace(_hz_to_mel(fmin, htk), _hz_to_mel(fmax, htk), n_mels + 2), htk)
+    mel_f = mel_frequencies(n_mels + 2, fmin, fmax, htk)
     fdiff = np.diff(mel_f)
     ramps = np.subtract.outer(mel_f, fftfreqs)
     bank = np.zeros((n_mels, 1 + n_fft // 2), dtype=np.float64)

@@ -25,9 +25,10 @@ from .float32_conv import conv1d
 if TYPE_CHECKING:
     import torch
 
-RESAMPLERS = ("torchaudio", "resampy", "soxr_hq", "julius")
+RESAMPLERS = ("torchaudio", "resampy", "resampy_0.2", "soxr_hq", "soxr", "julius")
 """Names accepted by ``resample(method=...)``; ``torchaudio`` is audioldm_eval's behaviour, ``soxr_hq``
-``librosa.load``'s (stable-audio-metrics), ``julius`` audiocraft's."""
+``librosa.load``'s (stable-audio-metrics' PaSST), ``soxr`` a direct ``soxr.resample`` call's (its OpenL3),
+``resampy_0.2`` resampy 0.2's ``kaiser_best`` (openl3 pins ``resampy<0.3``), ``julius`` audiocraft's."""
 
 LOWPASS_FILTER_WIDTH = 6
 ROLLOFF = 0.99
@@ -63,7 +64,9 @@ def resample_bytes(n: int, orig_sr: int, target_sr: int, *, method: str = "torch
     out = math.ceil(n * target_sr / orig_sr)
     if method == "resampy":
         return 8.0 * (3 * n + 3 * out)
-    if method == "soxr_hq":  # soxr's float32 output, librosa's length fix and dtype copies; its filter is small
+    if method == "resampy_0.2":  # the tables, the input, the output times (and their running sum), one block's work
+        return 8.0 * 4 * RESAMPY02_TABLE + 4.0 * n + 28.0 * out + 8.0 * 16 * RESAMPY02_BLOCK
+    if method in ("soxr_hq", "soxr"):  # soxr's float32 output, librosa's length fix and dtype copies; small filter
         return 4.0 * (n + 3 * out) + 4_000_000
     gcd = math.gcd(orig_sr, target_sr)
     if method == "julius":  # built row by row in float32: the kernel, the stacked copy, one row's temporaries
@@ -75,15 +78,20 @@ def resample_bytes(n: int, orig_sr: int, target_sr: int, *, method: str = "torch
 
 def resampled_length(n: int, orig_sr: int, target_sr: int, *, method: str = "torchaudio") -> int:
     """How many samples ``resample`` returns for ``n`` (``n`` when the rates agree): ``floor`` for julius (its
-    float32 quotient) and resampy, ``ceil`` for torchaudio and soxr_hq (librosa fixes the length to it)."""
+    float32 quotient) and resampy, ``ceil`` for torchaudio and soxr_hq (librosa fixes the length to it), the nearest
+    integer for soxr (``floor(n / (orig / target) + 0.5)`` in float64, as python-soxr computes it)."""
     if orig_sr == target_sr:
         return n
     gcd = math.gcd(orig_sr, target_sr)
     old, new = orig_sr // gcd, target_sr // gcd
+    if method == "soxr":  # python-soxr's output length, its float64 arithmetic: a half rounds either way
+        return math.floor(n / (orig_sr / target_sr) + 0.5)
     if method == "julius":
         return int(np.floor(np.float32(new * n / old)))
     if method == "resampy":
         return int(n * target_sr / orig_sr)
+    if method == "resampy_0.2":
+        return int(n * (float(target_sr) / orig_sr))
     return math.ceil(new * n / old)
 
 
@@ -194,11 +202,16 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int, *, method: str = "torc
     x : np.ndarray, shape (n,), float32
     orig_sr, target_sr : int
         Sample rates in Hz.
-    method : {"torchaudio", "resampy", "soxr_hq", "julius"}
+    method : {"torchaudio", "resampy", "soxr_hq", "soxr", "julius"}
         ``torchaudio``: equal to ``torchaudio.functional.resample`` with its defaults (output length
         ``ceil(n * target_sr / orig_sr)``). ``resampy``: ``resampy.resample(..., filter="kaiser_best")``,
         torchvggish's choice (slower, a different filter, so features differ slightly). ``soxr_hq``:
         ``librosa.resample(res_type="soxr_hq")``, what ``librosa.load(sr=...)`` does (librosa itself runs it).
+        ``resampy_0.2``: resampy 0.2.2's ``resample(..., filter="kaiser_best")`` on float32 audio (openl3 and
+        stable-audio-metrics pin ``resampy<0.3``; 0.3 redesigned ``kaiser_best``): ``_resample_resampy02``.
+        ``soxr``: ``soxr.resample(x, orig_sr, target_sr)`` called directly (HQ; stable-audio-metrics' OpenL3): the
+        same samples without librosa's length fix (``resampled_length``), through librosa (soxr is its dependency,
+        not this package's).
         ``julius``: equal to ``julius.resample_frac`` with its defaults (audiocraft; output length
         ``floor(n * target_sr / orig_sr)``).
     api : {"functional", "transforms"}
@@ -217,11 +230,74 @@ def resample(x: np.ndarray, orig_sr: int, target_sr: int, *, method: str = "torc
         import resampy
 
         return resampy.resample(x.astype(np.float64), orig_sr, target_sr, filter="kaiser_best").astype(np.float32)
-    if method == "soxr_hq":
+    if method in ("soxr_hq", "soxr"):
         import librosa
 
-        return librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr,
-                                res_type="soxr_hq")
+        y = librosa.resample(np.asarray(x, dtype=np.float32), orig_sr=orig_sr, target_sr=target_sr,
+                             res_type="soxr_hq")
+        return y if method == "soxr_hq" else y[..., :resampled_length(x.shape[-1], orig_sr, target_sr, method=method)]
+    if method == "resampy_0.2":
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 2:  # a stereo stage's channels, each on its own
+            return np.stack([_resample_resampy02(channel, int(orig_sr), int(target_sr)) for channel in x])
+        return _resample_resampy02(x, int(orig_sr), int(target_sr))
     if method == "julius":
         return _resample_julius(x, int(orig_sr), int(target_sr))
     return _resample_sinc(x, int(orig_sr), int(target_sr), api)
+
+
+RESAMPY02_ZEROS, RESAMPY02_PRECISION = 64, 512
+RESAMPY02_ROLLOFF, RESAMPY02_BETA = 0.9475937167399596, 14.769656459379492
+RESAMPY02_TABLE = RESAMPY02_ZEROS * RESAMPY02_PRECISION + 1
+RESAMPY02_BLOCK = 1 << 15
+"""Output samples computed together (bounds the (block,)-sized float64 temporaries)."""
+
+
+@lru_cache(maxsize=1)
+def resampy02_filter() -> np.ndarray:
+    """resampy 0.2's ``kaiser_best`` table (``data/kaiser_best.npz``: the right wing of a Kaiser-windowed sinc, 64 zero
+    crossings, 512 samples each), regenerated as its ``sinc_window`` made it: within 1 ulp of the stored table
+    (99.85 % of the values identical), read-only, float64, shape (32769,)."""
+    from scipy.signal import windows
+
+    n = RESAMPY02_ZEROS * RESAMPY02_PRECISION
+    sinc = RESAMPY02_ROLLOFF * np.sinc(RESAMPY02_ROLLOFF * np.linspace(0, RESAMPY02_ZEROS, num=n + 1, endpoint=True))
+    table = windows.kaiser(2 * n + 1, RESAMPY02_BETA)[n:] * sinc
+    table.setflags(write=False)
+    return table
+
+
+def _resample_resampy02(x: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
+    """resampy 0.2.2's ``resample_f`` on a float32 signal, in NumPy, bit for bit: output times accumulated as its
+    ``time_register += 1 / ratio`` (a float64 running sum), the table scaled by the ratio when downsampling, each
+    output sample a float32 sum its loop adds to in order (left wing, then right), each weighted term formed in
+    float64 (``interp_win[...] + eta * interp_delta[...]`` times the sample). Vectorised over blocks of output times.
+
+    See Also: resampy 0.2.2 ``core.resample``, ``interpn.resample_f``."""
+    ratio = float(target_sr) / orig_sr
+    n_out = int(len(x) * ratio)
+    win = resampy02_filter() * ratio if ratio < 1 else resampy02_filter()
+    delta = np.zeros_like(win)
+    delta[:-1] = np.diff(win)
+    scale = min(1.0, ratio)
+    step = int(scale * RESAMPY02_PRECISION)
+    times = np.concatenate([[0.0], np.cumsum(np.full(max(n_out - 1, 0), 1.0 / ratio))])
+    y = np.zeros(n_out, dtype=np.float32)
+    for start in range(0, n_out, RESAMPY02_BLOCK):
+        t = times[start:start + RESAMPY02_BLOCK]
+        n = t.astype(np.int64)
+        frac = scale * (t - n)
+        acc = np.zeros(len(t), dtype=np.float32)
+        for wing, sign in ((frac, -1), (scale - frac, 1)):
+            index = wing * RESAMPY02_PRECISION
+            offset = index.astype(np.int64)
+            eta = index - offset
+            taps = (len(win) - offset) // step
+            count = np.minimum(n + 1, taps) if sign < 0 else np.minimum(len(x) - n - 1, taps)
+            for i in range(int(count.max(initial=0))):
+                live = i < count
+                k = offset[live] + i * step
+                sample = x[n[live] - i] if sign < 0 else x[n[live] + i + 1]
+                acc[live] = (acc[live] + (win[k] + eta[live] * delta[k]) * sample).astype(np.float32)
+        y[start:start + len(t)] = acc
+    return y

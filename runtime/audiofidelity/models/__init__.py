@@ -17,12 +17,12 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ..errors import ManifestError
-from . import aesthetics, clap, cnn14, encodec, mert, pam, passt, sc09, vggish
+from . import aesthetics, clap, cnn14, encodec, mert, openl3, pam, passt, sc09, vggish
 from .family import (AUDIOLDM_EVAL_KL, Adjustment, ArtifactEntry, FadModel, Frontend, HubPin, KLDefinition,
                      ModelFamily, ModelOption, PackageModel, Scorer)
 
 _FAMILIES: list[ModelFamily] = [cnn14.FAMILY, vggish.FAMILY, mert.FAMILY, encodec.FAMILY, clap.FAMILY, passt.FAMILY,
-                                 sc09.FAMILY, aesthetics.FAMILY, pam.FAMILY]
+                                 sc09.FAMILY, aesthetics.FAMILY, pam.FAMILY, openl3.FAMILY]
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,18 @@ class FadModel:
     """Frontend parameters set differently from the manifest's (a toolkit's other feeding of the model)."""
     collect: str | None = None
     """How a clip's items become its rows (``COLLECTS``): CLAP's 10-s windows of a longer clip, averaged."""
+    rate: int | None = None
+    """The rate the toolkit conditions audio at before the model's own (None: the model's), where the stage's second
+    resampling, with ``model_resampler``, takes it (stable-audio-metrics' OpenL3: soxr to 44.1 kHz, then openl3's
+    resampy to 48 kHz)."""
+    model_resampler: str | None = None
+    """The resampler of that second step (None: the conditioning's)."""
+    channels: int = 0
+    """Channels fed to the frontend (0: the manifest's): 2 gives a mono model both channels of a clip (a mono clip's
+    one twice), each its own items, for ``rows`` to join."""
+    rows: Callable[[np.ndarray], np.ndarray] | None = None
+    """How a clip's rows become the rows FAD reads (OpenL3's stereo: left and right joined per window), applied
+    after the cache (which keeps the model's own rows)."""
 
 
 
