@@ -1,6 +1,9 @@
 """A clip's features do not depend on the clips run with it; the runner enforces the artifact's input spec."""
+from pathlib import Path
+
 import numpy as np
 import pytest
+import soundfile as sf
 
 from audiofidelity import artifacts
 from audiofidelity.audio import Conditioning, load_conditioned
@@ -30,6 +33,90 @@ def test_a_clips_features_do_not_depend_on_the_other_clips_or_the_batch_size(rec
         alone = EmbeddingRunner(artifact, batch_size=1).run([x])
         for key in together:
             assert together[key][i].shape == alone[key][0].shape and np.array_equal(together[key][i], alone[key][0])
+
+
+def test_items_of_the_nominal_shape_run_in_full_passes_whatever_runs_beside_them(recordings_dir, artifact):
+    """Passes of exactly ``batch_size``, zero-filled: the same bits alone, among other clips in any order, and with
+    the clip's own items split over two passes; a pass of another size (the opt-in ``across_clips`` without a
+    nominal shape) is allowed to round differently."""
+    names = ["reference/clip_07.flac", "reference/clip_09.wav", "generated/clip_07.flac", "generated/clip_09.wav"]
+    inputs = _inputs(recordings_dir, artifact, names)  # equal lengths: one shape
+    shape = inputs[0].shape[1:]
+    runner = EmbeddingRunner(artifact, batch_size=3, nominal_shape=shape)
+    alone = [runner.run([x]) for x in inputs]
+    for order in ([3, 1, 0, 2], [2, 0]):
+        together = runner.run([inputs[i] for i in order])
+        for position, i in enumerate(order):
+            for key in together:
+                assert np.array_equal(together[key][position], alone[i][key][0]), (order, i, key)
+    each = EmbeddingRunner(artifact, batch_size=3, nominal_shape=shape, collect="each")
+    doubled = each.run([np.concatenate([inputs[0]] * 4)])  # four items of one clip: passes of 3, then 1 + zeros
+    assert all(np.array_equal(doubled[key][0][i], alone[0][key][0]) for key in doubled for i in range(4))
+
+
+def test_the_nominal_pass_budget_counts_the_whole_pass(artifact):
+    from dataclasses import replace
+
+    spec = EmbeddingRunner(artifact, batch_size=8).input_spec
+    one = np.zeros((1, 1, 1001, 64), np.float32)
+    assert replace(spec, nominal=(1, 1001, 64)).pass_bytes(one, 8) == spec.pass_bytes(np.repeat(one, 8, axis=0), 8)
+    assert spec.pass_bytes(one, 8) < spec.pass_bytes(np.repeat(one, 8, axis=0), 8)
+
+
+def write_clip(path: Path, seconds: float, rate: int, seed: int, channels: int = 1) -> None:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    x = 0.2 * np.sin(2 * np.pi * (200 + 150 * seed) * t) + 0.05 * rng.standard_normal(len(t))
+    sf.write(path, (np.stack([x, np.roll(x, 11)], axis=1) if channels == 2 else x).astype(np.float32), rate)
+
+
+def folder(root: Path, name: str, clips: list[tuple[str, float, int, int]]) -> Path:
+    """``clips``: (file name, seconds, rate, seed); the target is ``target.wav`` wherever it sorts."""
+    out = root / name
+    out.mkdir()
+    for file, seconds, rate, seed in clips:
+        write_clip(out / file, seconds, rate, seed, channels=2)
+    return out
+
+
+def embedding_models():
+    from audiofidelity import registry
+    from audiofidelity.embedder import EMBEDDING_ROLES
+
+    fast = ("vggish",)  # the fast tier's: items of a nominal shape (the others' run clip by clip, or in parity)
+    return [pytest.param(name, marks=() if name in fast else pytest.mark.parity)
+            for name in registry.names() if registry.registry_entry(name).role in EMBEDDING_ROLES]
+
+
+@pytest.mark.parametrize("model", embedding_models())
+def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(model, request, tmp_path):
+    """#34: one 10-s clip evaluated alone, among others in two orders (one of them also 10 s, so that its items share
+    passes with the target's), and after cache hits of a subset of its folder-mates: its features bit for bit."""
+    from conftest import PARITY_ONLY
+
+    from audiofidelity.cache import FeatureCache
+    from audiofidelity.embedder import Embedder
+
+    models = request.getfixturevalue("all_models_dir" if model in PARITY_ONLY else "models_dir")
+    target = ("target.wav", 10.0, 44100, 0)  # 10 s: the nominal length of whole-clip models (CNN14, MERT) too
+    others = [("a.wav", 10.0, 44100, 1), ("b.wav", 1.7, 22050, 2), ("c.wav", 5.2, 48000, 3), ("z.wav", 2.4, 16000, 4)]
+    alone = folder(tmp_path, "alone", [target])
+    mixed = folder(tmp_path, "mixed", [target, *others])
+    reordered = folder(tmp_path, "reordered", [(n, s, r, seed) for (n, _, _, _), (_, s, r, seed)
+                                                in zip([target, *others], [*others[::-1], target])])
+    first = Embedder(model, models_dir=models, cache=False).embed_folder(alone)
+    assert not first.problems, first.problems
+    expected = first.arrays["target.wav"]
+    cache = FeatureCache(tmp_path / "cache")
+    with_cache = Embedder(model, models_dir=models, cache=cache)
+    with_cache.embed_files([mixed / "a.wav", mixed / "c.wav"])  # a subset cached first: the rest runs without them
+    for where, embedder in ((mixed, with_cache), (mixed, Embedder(model, models_dir=models, cache=False))):
+        got = embedder.embed_folder(where).arrays["target.wav"]
+        assert got.dtype == expected.dtype and np.array_equal(got, expected), where
+    moved = Embedder(model, models_dir=models, cache=False).embed_folder(reordered).arrays
+    name = next(n for n, s, r, seed in [(n, s, r, seed) for (n, _, _, _), (_, s, r, seed)
+                                         in zip([target, *others], [*others[::-1], target])] if seed == 0)
+    assert np.array_equal(moved[name], expected), name
 
 
 def test_too_few_frames_is_reported_before_the_model_runs(artifact):

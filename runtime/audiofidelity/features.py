@@ -29,7 +29,7 @@ from .audio import (Conditioning, FileIdentity, channels_read, check_memory, che
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
 from .models import (Adjustment, FadModel, Scorer, apply_frontend, frontend_bytes, frontend_fitting, fits,
-                     postprocessor)
+                     nominal_item_shape, postprocessor)
 from .registry import export_command
 from .resample import resample, resample_bytes, resampled_length
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec, Items
@@ -344,6 +344,7 @@ def exit_with_parent(parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops the workers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since spawn_pool started this process
 
 
 def stop_pool(pool) -> None:
@@ -361,8 +362,20 @@ def spawn_pool(workers: int):
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
+    import signal
+
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=exit_with_parent,
                                initargs=(os.getpid(),))
+    # every worker is started now with Ctrl-C blocked (a mask survives exec), so one pressed while a worker is still
+    # starting Python cannot kill it mid-import with a fatal error on stderr; its initializer ignores Ctrl-C and
+    # unblocks it, and this process takes it as before
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for _ in range(workers):
+            pool.submit(int)  # each submit with no idle worker starts one
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return pool
 
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
@@ -513,8 +526,11 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
                 **({"batch_across_clips": True} if run.across_clips else {}),
                 **({"resample_api": resample_api} if resample_api else {}),
                 **({"model_resampler": model_resampler} if model_resampler else {})}
+    nominal = nominal_item_shape(frontend, channels)
     runner = EmbeddingRunner(artifact, batch_size=run.batch_size, collect=collect, precision=run.precision,
-                             across_clips=run.across_clips)
+                             across_clips=run.across_clips, nominal_shape=nominal)
+    settings["passes"] = {"nominal_shape": list(nominal) if nominal else None,  # which items run in full passes,
+                          "nominal_pass": runner.nominal_pass}  # and how many a pass holds
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
                              run.memory_budget, too_long_advice, own, channels, resample_api or "transforms",
                              model_resampler)

@@ -2,17 +2,27 @@
 
 A frontend gives each clip an array of *items* (one log-mel for CNN14, several 0.96 s examples for
 VGGish, the windows of a chunked MERT clip), or a list of items of different lengths (EnCodec 48 kHz's
-1-s segments, the last one shorter). By default a forward pass holds the items of one clip only, at most
-``batch_size`` of one shape: CPU convolutions round differently for different batch sizes, so batching
-clips together would make a clip's features depend on which clips ran with it (and on what the feature
-cache already held). ``across_clips`` trades that for speed. Outputs come back per clip, in input order:
+1-s segments, the last one shorter). CPU kernels round differently for different batch sizes, but at one batch
+size an item's output does not depend on the other items of its pass (``tests/test_runner.py`` checks it for every
+model). So a clip's features are the same bits whatever ran beside it (and whatever the feature cache held) when
+every pass an item can be in has one size:
+
+- items of the frontend's *nominal* shape (its window's: VGGish's examples, PaSST's, CLAP's and OpenL3's windows,
+  aesthetics' and PAM's chunks, EnCodec-48k's 1-s segments; a whole-clip model's 10-s clip: CNN14) run across
+  clips in passes of exactly one size (``batch_size``, or fewer for large items: ``NOMINAL_PASS_BYTES``), the last
+  one filled with zero items whose outputs are dropped;
+- items of any other shape (a whole clip of another length, a short clip's unpadded window) run one clip at a
+  time, at most ``batch_size`` per pass: a pass's size then depends on the clip alone.
+
+``across_clips`` batches those too (faster for CNN14 on equal-length clips; a clip's last bits then depend on its
+batch-mates). Outputs come back per clip, in input order:
 shape (D,) for one-item models, (items, D) otherwise; an output whose first per-item axis is named (frames)
 is concatenated along it, so a clip's frames come back as one (frames, D) array whatever its segmenting.
 """
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Collection, Sequence, Union
 
 import numpy as np
@@ -23,6 +33,9 @@ from .memory import MemoryModel, format_bytes
 from .models.family import COLLECTS
 
 DEFAULT_BATCH_SIZE = 8
+NOMINAL_PASS_BYTES = 1 << 29
+"""The most a pass of nominal items may take (512 MiB by the manifest's memory model): large items (a 10-s PaSST or
+WavLM window) gain little from batching on a CPU and would make one clip's call cost a whole pass of them."""
 Items = Union[np.ndarray, Sequence[np.ndarray]]
 """One clip's model input: an array with a leading items axis, or a list of items of different shapes."""
 
@@ -35,6 +48,18 @@ class InputSpec:
     axes: tuple
     minimum: dict
     memory: MemoryModel | None = None
+    nominal: tuple[int, ...] | None = None
+    """The frontend's nominal item shape: such items run in full passes of ``nominal_pass`` (``EmbeddingRunner``)."""
+    nominal_pass: int = 1
+
+    def nominal_pass_size(self, batch_size: int) -> int:
+        """How many items a pass of nominal ones holds: ``batch_size``, or fewer where one item is large, so a pass
+        stays within ``NOMINAL_PASS_BYTES`` (the same on every machine: never the memory available)."""
+        if self.nominal is None or self.memory is None:
+            return batch_size
+        units = self.nominal[self.axes.index(self.memory.axis)] if self.memory.axis else 0
+        fits = int((NOMINAL_PASS_BYTES - self.memory.fixed_bytes) // max(self.memory.item_bytes(units), 1.0))
+        return max(1, min(batch_size, fits))
 
     @classmethod
     def from_manifest(cls, manifest) -> "InputSpec":
@@ -46,7 +71,8 @@ class InputSpec:
         if self.memory is None or not len(x):
             return 0.0
         units = max(item.shape[self.axes.index(self.memory.axis)] for item in x) if self.memory.axis else 0
-        return self.memory.pass_bytes(min(batch_size, len(x)), units)
+        full = any(item.shape == self.nominal for item in x)
+        return self.memory.pass_bytes(self.nominal_pass if full else min(batch_size, len(x)), units)
 
     def check_memory(self, x: Items, batch_size: int, budget: int | None, advice: str) -> None:
         """Raise ``TooLongForMemoryError`` if one clip's pass would exceed ``budget`` bytes (None: no guard)."""
@@ -80,8 +106,12 @@ class EmbeddingRunner:
     batch_size : int
         Most items per forward pass; items are only batched with items of the same shape.
     across_clips : bool
-        Fill passes with items of several clips of the same shape (faster on the CPU, 1.7x for CNN14 here;
-        a clip's last bits then depend on which clips share its pass). Default: one clip per pass.
+        Fill passes with items of several clips of the same shape also where that shape is not the nominal one
+        (faster on the CPU, 1.2-1.7x for CNN14 here; a clip's last bits then depend on which clips share its pass).
+    nominal_shape : tuple, optional
+        The frontend's usual item shape (``models.nominal_item_shape``): items of it run across clips in passes of
+        exactly ``nominal_pass`` (``batch_size``, or fewer for large items: ``InputSpec.nominal_pass_size``),
+        zero-filled.
     collect : {"mean", "max", "each"}, optional
         Return one row per clip from its items (windows of a chunked clip): their mean, or each column's largest
         value; or one row per item (``each``) even for an artifact whose manifest feeds one item per clip;
@@ -92,7 +122,8 @@ class EmbeddingRunner:
     """
 
     def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
-                 collect: str | None = None, precision: str = "fp32", across_clips: bool = False) -> None:
+                 collect: str | None = None, precision: str = "fp32", across_clips: bool = False,
+                 nominal_shape: tuple[int, ...] | None = None) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -103,10 +134,13 @@ class EmbeddingRunner:
         self.artifact = artifact
         self.batch_size = batch_size
         self.across_clips = across_clips
+        self.nominal_shape = nominal_shape
         if collect not in (None, *COLLECTS):
             raise ValueError(f"collect must be one of {COLLECTS} or None, got {collect!r}")
         self.collect = collect
-        self.input_spec = InputSpec.from_manifest(artifact.manifest)
+        spec = replace(InputSpec.from_manifest(artifact.manifest), nominal=nominal_shape)
+        self.nominal_pass = spec.nominal_pass_size(batch_size)
+        self.input_spec = replace(spec, nominal_pass=self.nominal_pass)
         self.one_item = artifact.manifest.input.items_per_clip == 1 and collect != "each"
 
     def check_input(self, x: Items) -> None:
@@ -127,15 +161,21 @@ class EmbeddingRunner:
         items = [item for x in inputs for item in x]
         groups: dict = {}
         for k, item in enumerate(items):
-            groups.setdefault(item.shape if self.across_clips else (owner[k], item.shape), []).append(k)
+            shared = self.across_clips or item.shape == self.nominal_shape
+            groups.setdefault(item.shape if shared else (owner[k], item.shape), []).append(k)
         specs = [(j, spec) for j, spec in enumerate(self.artifact.manifest.output_specs)
                  if outputs is None or spec.name in outputs]
         rows: list[list[np.ndarray]] = [[] for _ in items]  # every item is in one group, so each is filled
         with torch.inference_mode(), _precision(self.precision, device):
             for members in groups.values():
-                for start in range(0, len(members), self.batch_size):
-                    chunk = members[start:start + self.batch_size]
-                    results = module(torch.from_numpy(np.stack([items[k] for k in chunk])).to(device))
+                full = items[members[0]].shape == self.nominal_shape
+                size = self.nominal_pass if full else self.batch_size
+                for start in range(0, len(members), size):
+                    chunk = members[start:start + size]
+                    batch = np.stack([items[k] for k in chunk])
+                    if full and len(chunk) < size:  # inert zero items: every such pass has one size
+                        batch = np.concatenate([batch, np.zeros((size - len(chunk), *batch.shape[1:]), batch.dtype)])
+                    results = module(torch.from_numpy(batch).to(device))
                     results = results if isinstance(results, (tuple, list)) else (results,)
                     arrays = [results[j].float().cpu().numpy() for j, _ in specs]
                     for row, k in enumerate(chunk):

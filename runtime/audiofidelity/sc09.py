@@ -26,7 +26,7 @@ from .artifacts import LoadedArtifact, load
 from .audio import Conditioning, condition, conditioning_bytes, load_audio, validate_audio
 from .memory import default_budget
 from .errors import InputFolderError, InvalidAudioError, MetricUnavailableError, StatsFileError, literal
-from .models import apply_frontend
+from .models import apply_frontend, nominal_item_shape
 from .metrics import sc09 as metrics
 from .outputs import atomic_write, npz
 from .runner import EmbeddingRunner
@@ -100,7 +100,9 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
     if inputs:
         import torch  # on first use: importing the CLI loads no torch
 
-        result = EmbeddingRunner(artifact, batch_size=BATCH, across_clips=True).run(inputs, ("logits", "1024"))
+        nominal = nominal_item_shape(artifact.manifest.frontend)
+        runner = EmbeddingRunner(artifact, batch_size=BATCH, nominal_shape=nominal)
+        result = runner.run(inputs, ("logits", "1024"))
         out.probs = torch.softmax(torch.from_numpy(np.stack(result["logits"])), dim=1).numpy()  # as the original
         out.activations = np.stack(result["1024"])
     return out

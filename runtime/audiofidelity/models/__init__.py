@@ -112,6 +112,18 @@ def frontend_bytes(n: int, spec: dict[str, Any]) -> float:
     return frontend.peak_bytes(n, **params)
 
 
+def nominal_item_shape(spec: dict[str, Any], channels: int = 1) -> tuple[int, ...] | None:
+    """The shape of the items the frontend a manifest describes usually gives (``Frontend.nominal_samples``): that of
+    its first item for a clip of that length (low-level noise, ``channels`` of it), or None when item shapes follow
+    each clip's length."""
+    frontend, params = _frontend(spec)
+    samples = frontend.nominal_samples(**params) if frontend.nominal_samples else None
+    if samples is None:
+        return None
+    noise = (1e-2 * np.random.default_rng(0).standard_normal((channels, samples) if channels == 2 else samples))
+    return tuple(frontend.compute(noise.astype(np.float32), **params)[0].shape)
+
+
 def fits(spec: dict[str, Any]) -> bool:
     """Whether the frontend a manifest describes may pad or cut a clip to its model's window."""
     return _frontend(spec)[0].fitting is not None
@@ -224,5 +236,5 @@ __all__ = ["AUDIOLDM_EVAL_KL", "Adjustment", "ArtifactEntry", "DEFAULTS", "Defau
            "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "Scorer", "adjustment",
            "all_fad_models", "apply_frontend", "backbone_family", "backbone_names", "builtin_entries",
            "check_model_options", "families", "family_of", "fits", "frontend_bytes", "frontend_fitting",
-           "frontend_kinds", "model_options", "owner_models", "package_models", "postprocessor", "register",
-           "scorers", "unregister"]
+           "frontend_kinds", "model_options", "nominal_item_shape", "owner_models", "package_models", "postprocessor",
+           "register", "scorers", "unregister"]

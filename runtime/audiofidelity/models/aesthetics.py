@@ -95,7 +95,8 @@ FAMILY = ModelFamily(
                              model_rate=16000, dimension=4, frames="4 scores per clip (10-s windows, weighted)",
                              description="audiobox-aesthetics WavLM-base + heads: CE, CU, PC, PQ per clip",
                              provides=("aesthetics", "aesthetics_weight")),),
-    frontends=(Frontend("aesthetics_windows", aesthetics_windows, aesthetics_windows_bytes, aesthetics_fitting),),
+    frontends=(Frontend("aesthetics_windows", aesthetics_windows, aesthetics_windows_bytes, aesthetics_fitting,
+                        nominal_samples=lambda window, **_: window),),
     scorers=(Scorer("aesthetics", "audiobox-aesthetics", ("aesthetics", "aesthetics_weight"),
                     tuple(f"aesthetics_{axis}" for axis in AXES), clip_values,
                     description="audiobox-aesthetics' content enjoyment, content usefulness, production complexity "

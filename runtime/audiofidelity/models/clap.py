@@ -227,8 +227,10 @@ FAMILY = ModelFamily(
     artifacts=(*(_audio(*c) for c in CHECKPOINTS), *(_text(name, source) for name, source, _ in CHECKPOINTS)),
     fad_models=tuple(FadModel(name, name, "embedding", "laion_clap", collect=None if tower in FUSION_TOWERS else "mean")
                      for name, _, tower in CHECKPOINTS),
-    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes, clap_log_mel_fitting),
-               Frontend("clap_fusion_mel", clap_fusion_mel, clap_fusion_mel_bytes)),
+    frontends=(Frontend("clap_log_mel", clap_log_mel, clap_log_mel_bytes, clap_log_mel_fitting,
+                        nominal_samples=lambda window_samples, **_: window_samples),
+               Frontend("clap_fusion_mel", clap_fusion_mel, clap_fusion_mel_bytes,
+                        nominal_samples=lambda window_samples, **_: window_samples)),
     options=(ModelOption("clap_feeding", "fad", "clap: read files as this toolkit's CLAP score does: "
                          + ", ".join(FEEDINGS) + " (default: the FAD model's feeding, frechet_audio_distance's)",
                          adjust=lambda name, rate: FEEDINGS[name], parse=str, check=clap_feeding, metavar="TOOLKIT",

@@ -8,7 +8,7 @@ logits. Export: ``export_scripts/cnn14.py``; verify: ``verify_scripts/verify_cnn
 from __future__ import annotations
 
 from ..frontends import log_mel, log_mel_bytes
-from .family import ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
+from .family import TYPICAL_CLIP_SECONDS, ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
 
 ZENODO = "https://zenodo.org/record/"
 RATES = {"cnn14-8k": 8000, "cnn14-16k": 16000, "cnn14-32k": 32000}
@@ -30,6 +30,7 @@ FAMILY = ModelFamily(
                       description="PANNs CNN14 at 8 kHz (frechet_audio_distance's pann)"),
     ),
     fad_models=tuple(FadModel(name, name, "embedding", "frechet_audio_distance") for name in RATES),
-    frontends=(Frontend("log_mel", log_mel, log_mel_bytes),),
+    frontends=(Frontend("log_mel", log_mel, log_mel_bytes,
+                        nominal_samples=lambda sample_rate, **_: TYPICAL_CLIP_SECONDS * sample_rate),),
     package_models=tuple(PackageModel("frechet_audio_distance", "pann", rate, name) for name, rate in RATES.items()),
 )

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .family import ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
+from .family import TYPICAL_CLIP_SECONDS, ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
 
 RELEASE = "https://dl.fbaipublicfiles.com/encodec/v0/"
 ORIGIN = "facebookresearch/encodec, dl.fbaipublicfiles.com"
@@ -51,7 +51,9 @@ FAMILY = ModelFamily(
     ),
     fad_models=(FadModel("encodec-24k", "encodec-24k", "fad", "fadtk"),
                 FadModel("encodec-48k", "encodec-48k", "fad", "fadtk")),
-    frontends=(Frontend("waveform_segments", waveform_segments, waveform_segments_bytes),),
+    frontends=(Frontend("waveform_segments", waveform_segments, waveform_segments_bytes,
+                        nominal_samples=lambda sample_rate, segment_samples=None, **_:
+                        segment_samples or TYPICAL_CLIP_SECONDS * sample_rate),),
     package_models=(PackageModel("frechet_audio_distance", "encodec", 24000, "encodec-24k"),
                     PackageModel("frechet_audio_distance", "encodec", 48000, "encodec-48k", channels=2,
                                  frontend=(("segment_samples", None),))),

@@ -143,6 +143,11 @@ class Scorer:
     conditioning: tuple[tuple[str, Any], ...] = ()
 
 
+TYPICAL_CLIP_SECONDS = 10
+"""The clip length evaluation sets use (AudioCaps, MusicCaps, audioldm_eval's and most generators' outputs): a
+whole-clip frontend's nominal items are those of a clip this long (``Frontend.nominal_samples``)."""
+
+
 @dataclass(frozen=True)
 class Frontend:
     """A frontend kind a manifest may name: ``compute(wave, **parameters) -> model input`` (items first),
@@ -156,6 +161,10 @@ class Frontend:
     """``fitting(n, **parameters)``: ``"padded"`` or ``"cut"`` when the frontend zero-pads or drops samples of a
     clip of ``n`` samples to fit the model's window (counted in the report), None when it feeds them all as they
     are; None: it never does."""
+    nominal_samples: Callable[..., int | None] | None = None
+    """``nominal_samples(**parameters)``: a clip length (at the model's rate) whose items all have the frontend's
+    usual shape (its window's), or None when item shapes follow the clip's length (CNN14's frames, MERT's samples).
+    Items of that shape run in full passes across clips (``runner``); others one clip at a time."""
 
 
 COLLECTS = ("mean", "max", "each")

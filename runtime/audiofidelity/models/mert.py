@@ -70,7 +70,7 @@ FAMILY = ModelFamily(
     ),
     fad_models=tuple(FadModel(f"mert-v1-95m-{layer}", "mert-v1-95m", "hidden_states", "fadtk", layer=layer)
                      for layer in LAYERS),
-    frontends=(Frontend("mert_waveform", mert_waveform, mert_waveform_bytes),),
+    frontends=(Frontend("mert_waveform", mert_waveform, mert_waveform_bytes),),  # no nominal shape: benchmarks (n)
     options=(ModelOption("mert_chunk", "backbone", "mert: average layer means over windows of this length (long "
                          "audio; not audioldm_eval's)", adjust=chunk, parse=float,
                          check=lambda value: check_positive(value, "mert_chunk"), metavar="SECONDS",

@@ -205,7 +205,8 @@ FAMILY = ModelFamily(
                       adapter_output="frames")
         for content in CONTENT_TYPES),
     fad_models=tuple(m for content in CONTENT_TYPES for m in _fad_models(content)),
-    frontends=(Frontend("openl3_mel", openl3_mel, openl3_mel_bytes, openl3_fitting),),
+    frontends=(Frontend("openl3_mel", openl3_mel, openl3_mel_bytes, openl3_fitting,
+                        nominal_samples=lambda window_samples, **_: window_samples),),
     options=(ModelOption("openl3_rate", "fad", "openl3: the rate stable-audio-metrics resamples to before openl3's own "
                          "48 kHz (its samplingrate; default 44100)", adjust=lambda rate, _: Adjustment(rate=rate),
                          parse=int, check=evaluation_rate, metavar="HZ"),),

@@ -78,7 +78,8 @@ FAMILY = ModelFamily(
                              model_rate=44100, dimension=1, frames="1 score per clip (7-s chunks averaged)",
                              description="PAM: Microsoft CLAP 2023 audio tower prompted for quality, 0-1 per clip",
                              provides=("pam",)),),
-    frontends=(Frontend("pam_chunks", pam_chunks, pam_chunks_bytes),),
+    frontends=(Frontend("pam_chunks", pam_chunks, pam_chunks_bytes,
+                        nominal_samples=lambda chunk_samples, **_: chunk_samples),),
     scorers=(Scorer("pam", "pam", ("pam",), ("pam",), clip_value,
                     description="PAM (Microsoft CLAP 2023 prompted for quality), 0-1, mean over files; no reference "
                                 "needed",

@@ -266,6 +266,12 @@ def passt_fitting(n: int, *, samples: int | None = None, windows: list[int] | No
     return None
 
 
+def passt_window(*, samples: int | None = None, windows: list[int] | None = None, **_: Any) -> int | None:
+    """The window every feeding's items usually have (``Frontend.nominal_samples``): the cut or padded window, a
+    stable-audio-metrics window or an audiocraft segment; None for the whole clip (its length is its own)."""
+    return samples if samples is not None else windows[0] if windows is not None else None
+
+
 WINDOW, HOP = 320000, 160000
 """PaSST-S's 10 s at 32 kHz, and stable-audio-metrics' 5-s hop between its windows."""
 AUDIOCRAFT_MINIMUM = 4800
@@ -343,7 +349,7 @@ FAMILY = ModelFamily(
           for name, backbone, seconds, file in VARIANTS),
     ),
     fad_models=(FadModel("passt-s", "passt-s", "embedding", "audioldm_eval", conditioning=()),),
-    frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes, passt_fitting),),
+    frontends=(Frontend("passt_mel", passt_mel, passt_mel_bytes, passt_fitting, nominal_samples=passt_window),),
     options=(ModelOption("passt_feeding", "backbone", "passt: feed PaSST and compute KL as this toolkit does: "
                          + ", ".join(FEEDINGS) + " (default audioldm_eval)", adjust=lambda name, rate: FEEDINGS[name],
                          parse=str, check=feeding, metavar="TOOLKIT", provenance="passt_feeding"),

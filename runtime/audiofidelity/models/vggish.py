@@ -86,7 +86,8 @@ FAMILY = ModelFamily(
                       description="VGGish, 128-d per 0.96 s (audioldm_eval's FAD embedding)", adapter_output="frames"),
     ),
     fad_models=(FadModel("vggish", "vggish", "fad", "audioldm_eval", conditioning=()),),
-    frontends=(Frontend("vggish_examples", vggish_examples, vggish_examples_bytes),),
+    frontends=(Frontend("vggish_examples", vggish_examples, vggish_examples_bytes,
+                        nominal_samples=lambda sample_rate, **_: sample_rate),),
     postprocessors={"vggish_pca": vggish_pca},
     options=(ModelOption("fad_pca", "fad", "apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before "
                          "FAD (not audioldm_eval's)", adjust=lambda on, rate: Adjustment(postprocess=bool(on)),
