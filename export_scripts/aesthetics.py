@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
-from mert import ConvFeatureEncoder, PositionalConvEmbedding, fold_weight_norm
+from .checkpoints import load_strict
+from .mert import ConvFeatureEncoder, PositionalConvEmbedding, fold_weight_norm
 
 FAMILY = "aesthetics"
 """The model family (``audiofidelity/models/aesthetics.py``) whose artifacts this module builds."""

@@ -29,9 +29,9 @@ from torch import nn
 
 from audiofidelity.models.clap import CHECKPOINTS
 from audiofidelity.registry import registry_entry
-from checkpoints import clap_state_dict, load_strict
-from clap_text import build_text
-from cnn14 import check_frontend_buffers
+from .checkpoints import clap_state_dict, load_strict
+from .clap_text import build_text
+from .cnn14 import check_frontend_buffers
 
 FAMILY = "clap"
 """The model family (``audiofidelity/models/clap.py``) whose artifacts this module builds; ``export.py`` finds

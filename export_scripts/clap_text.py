@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import clap_state_dict, load_strict
+from .checkpoints import clap_state_dict, load_strict
 
 WIDTH, LAYERS, HEADS, INTERMEDIATE, VOCAB, POSITIONS, EPS = 768, 12, 12, 3072, 50265, 514, 1e-5
 """roberta-base's configuration."""

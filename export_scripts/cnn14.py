@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "cnn14"
 """The model family (``audiofidelity/models/cnn14.py``) whose artifacts this module builds; ``export.py`` finds

@@ -1,58 +1,218 @@
-"""Fetch original checkpoints from their upstream locations for ``export.py --download``."""
+"""Fetch original checkpoints from their upstream locations (``audiofidelity models build``, ``export.py
+--download``).
+
+A download streams into a hidden part file beside its target and becomes the target only whole and checked: its
+length against the server's, its bytes against every digest known for them (the registry's sha256 pin, the sha256
+a Hugging Face server states for an LFS file, an md5 a server states in its ETag), and never a web page. Anything
+else removes the part file and raises ``DownloadError`` or ``ChecksumMismatchError`` naming the URL, so a half or
+wrong file is never used and the next run starts clean.
+"""
 from __future__ import annotations
 
+import hashlib
 import os
-import shutil
+import re
 import tempfile
+import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
+from audiofidelity._version import __version__
 from audiofidelity.artifacts import file_sha256
+from audiofidelity.errors import ChecksumMismatchError, DownloadError
 from audiofidelity.registry import ArtifactEntry
 
 HF_PREFIX = "https://huggingface.co/"
 VGGISH_PCA_FILE = "vggish_pca_params-970ea276.pth"
 MERT_FILES = ["config.json", "preprocessor_config.json", "pytorch_model.bin", "model.safetensors"]
+TIMEOUT_S = 60
+CHUNK = 1 << 20
 
 
-def fetch_url(url: str, target: Path, expected_sha256: str | None = None) -> Path:
-    """Download ``url`` to ``target`` atomically (kept if already there and matching); check the sha256 if pinned."""
-    if not target.is_file():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-        try:
-            with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-                shutil.copyfileobj(response, out, length=1 << 22)
-            os.replace(tmp, target)
-        except OSError as exc:
-            raise SystemExit(f"cannot download {url}: {exc}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    if expected_sha256 is not None and file_sha256(target) != expected_sha256:
-        actual = file_sha256(target)
+@dataclass(frozen=True)
+class Digest:
+    """A digest the downloaded bytes must have: ``algorithm`` (``sha256`` or ``md5``), its hex value and, in
+    words, where it comes from."""
+
+    algorithm: str
+    value: str
+    stated_by: str
+
+
+def stated_digests(headers: list) -> list[Digest]:
+    """The digests the server states in its response headers (redirects' included): Hugging Face's
+    ``X-Linked-Etag`` (an LFS file's sha256) and Zenodo's ``ETag: "md5:<hex>"``."""
+    found = []
+    for h in headers:
+        linked = (h.get("X-Linked-Etag") or "").strip('"W/ ')
+        if re.fullmatch(r"[a-f0-9]{64}", linked):
+            found.append(Digest("sha256", linked, "the sha256 the Hugging Face server states (X-Linked-Etag)"))
+        etag = (h.get("ETag") or "").strip('"W/ ')
+        if re.fullmatch(r"md5:[a-f0-9]{32}", etag):
+            found.append(Digest("md5", etag[4:], "the md5 the server states (ETag)"))
+    return found
+
+
+class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirect handling (at most 10, a loop refused) that keeps each redirect's headers: Hugging Face
+    states an LFS file's sha256 on the redirect to its storage, not on the file's response."""
+
+    def __init__(self) -> None:
+        self.headers: list = []
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+        self.headers.append(headers)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _open(url: str):
+    redirects = _RecordingRedirects()
+    opener = urllib.request.build_opener(redirects)
+    request = urllib.request.Request(url, headers={"User-Agent": f"audiofidelity/{__version__}"})
+    response = opener.open(request, timeout=TIMEOUT_S)
+    return response, [*redirects.headers, response.headers]
+
+
+def _check_digests(url: str, target: Path, digests: list[Digest], sha256: str, md5: str) -> None:
+    for d in digests:
+        actual = sha256 if d.algorithm == "sha256" else md5
+        if actual != d.value:
+            raise ChecksumMismatchError(
+                "{url}: the download's {algorithm} is {actual}, but {stated_by} is {expected}; nothing was kept "
+                "(a changed or corrupt upstream file, or a proxy in the way)", url=url, path=target,
+                algorithm=d.algorithm, actual=actual, expected=d.value, stated_by=d.stated_by)
+
+
+def fetch_url(url: str, target: Path, expected_sha256: str | None = None, *, progress: bool = True,
+              say: Callable[[str], None] = print) -> Path:
+    """``url`` as ``target`` (kept when already there and matching what is pinned), downloaded and checked as the
+    module says; returns ``target``.
+
+    Raises
+    ------
+    DownloadError
+        The server is unreachable, answers an error, a web page or a redirect loop, the transfer is cut short,
+        or ``target``'s folder cannot be written (a full disk included).
+    ChecksumMismatchError
+        The bytes differ from a pinned or stated digest.
+    """
+    pinned = [Digest("sha256", expected_sha256, "the registry's pin")] if expected_sha256 else []
+    if target.is_file():
+        if all(file_sha256(target) == d.value for d in pinned):
+            return target
+        say(f"{target.name}: the copy in {target.parent} does not match its pin; downloading it again")
         target.unlink()
-        raise SystemExit(f"{url}: downloaded sha256 {actual}, the registry pins {expected_sha256}; removed {target}")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as exc:
+        raise DownloadError("cannot write into {path} ({reason}); set AUDIOFIDELITY_CACHE to a writable folder",
+                            path=target.parent, reason=exc.strerror or exc, url=url) from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            sha256, md5, stated = _download(url, out, target, progress)
+        _check_digests(url, target, [*pinned, *stated], sha256, md5)
+        os.replace(part, target)
+        if not pinned and not stated:
+            say(f"{target.name}: no digest is published for it; its sha256 {sha256} is recorded in the manifest")
+    finally:
+        if os.path.exists(part):
+            os.unlink(part)
     return target
 
 
-def fetch_hf_folder(entry: ArtifactEntry, revision: str | None) -> Path:
-    """Download a Hugging Face model folder (MERT) at a commit; honours HF_HUB_OFFLINE and HF_HOME."""
+def _download(url: str, out, target: Path, progress: bool) -> tuple[str, str, list[Digest]]:
+    """Stream ``url`` into ``out``; return the bytes' sha256 and md5 and the digests the server states."""
+    from tqdm.auto import tqdm
+
+    try:
+        response, headers = _open(url)
+    except urllib.error.HTTPError as exc:
+        raise DownloadError("cannot download {url}: the server answered {code} {reason}", url=url,
+                            code=exc.code, reason=exc.reason, path=target) from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", None) or exc
+        raise DownloadError("cannot download {url}: {reason} (no network? build from a file at hand with "
+                            "--source FILE)", url=url, reason=str(reason), path=target) from None
+    with response:
+        kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if kind in ("text/html", "application/xhtml+xml"):
+            raise DownloadError("cannot download {url}: the server answered a web page ({kind}), not a checkpoint "
+                                "(a login, error or consent page)", url=url, kind=kind, path=target)
+        length = response.headers.get("Content-Length")
+        total = int(length) if length and length.isdigit() else None
+        sha256, md5, received = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
+                  disable=not progress, leave=False) as bar:
+            while True:
+                try:
+                    block = response.read(CHUNK)
+                except (OSError, ValueError) as exc:  # a reset or a cut connection (http.client.IncompleteRead)
+                    raise DownloadError("cannot download {url}: the transfer broke off after {received} bytes "
+                                        "({reason}); nothing was kept", url=url, received=received,
+                                        reason=type(exc).__name__, path=target) from None
+                if not block:
+                    break
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    raise DownloadError("cannot write {path}: {reason}; nothing was kept (free space there, or "
+                                        "set AUDIOFIDELITY_CACHE)", path=target.parent,
+                                        reason=exc.strerror or exc, url=url) from None
+                sha256.update(block)
+                md5.update(block)
+                received += len(block)
+                bar.update(len(block))
+    if total is not None and received != total:
+        raise DownloadError("cannot download {url}: {received} of {total} bytes arrived; nothing was kept",
+                            url=url, received=received, total=total, path=target)
+    if received == 0:
+        raise DownloadError("cannot download {url}: the server sent no bytes", url=url, path=target)
+    return sha256.hexdigest(), md5.hexdigest(), stated_digests(headers)
+
+
+def fetch_hf_folder(entry: ArtifactEntry, revision: str | None, *, say: Callable[[str], None] = print) -> Path:
+    """Download a Hugging Face model folder (MERT) at a commit (``main`` when none is given or pinned: the commit
+    it resolves to is the folder's name, recorded in the manifest); honours ``HF_HUB_OFFLINE`` and ``HF_HOME``."""
     from huggingface_hub import snapshot_download
 
     revision = revision or entry.source_revision
     if revision is None:
-        raise SystemExit(f"the registry pins no upstream revision for {entry.name}; pass --revision COMMIT "
-                         f"(a commit of {entry.source_url}) so the export records exactly what it used")
+        say(f"{entry.name}: no upstream commit is pinned for it; taking {entry.source_url} at main and recording "
+            f"the commit in the manifest")
     repo_id = entry.source_url[len(HF_PREFIX):]
     try:
-        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=MERT_FILES))
+        return Path(snapshot_download(repo_id, revision=revision or "main", allow_patterns=MERT_FILES))
     except Exception as exc:  # huggingface_hub raises several unrelated types for "not reachable / not cached"
-        raise SystemExit(f"cannot fetch {repo_id} at {revision}: {type(exc).__name__}: {exc}") from None
+        raise DownloadError("cannot fetch {url} at {revision}: {reason}", url=entry.source_url,
+                            revision=revision or "main", reason=f"{type(exc).__name__}: {exc}") from None
 
 
-def fetch_source(entry: ArtifactEntry, cache: Path, revision: str | None = None) -> Path:
+def hf_commit(folder: Path) -> str | None:
+    """The commit a Hugging Face snapshot folder holds (its name), or None for any other folder or file."""
+    return folder.name if folder.is_dir() and re.fullmatch(r"[0-9a-f]{40}", folder.name) else None
+
+
+def fetch_source(entry: ArtifactEntry, cache: Path, revision: str | None = None, *, progress: bool = True,
+                 say: Callable[[str], None] = print) -> Path:
     """The original checkpoint of ``entry``, downloaded (or reused) under ``cache``."""
-    if entry.source_url.startswith(HF_PREFIX):
-        return fetch_hf_folder(entry, revision)
-    return fetch_url(entry.source_url, cache / entry.source_file, entry.source_sha256)
+    if entry.source_url.startswith(HF_PREFIX) and "/resolve/" not in entry.source_url:
+        return fetch_hf_folder(entry, revision, say=say)
+    return fetch_url(entry.source_url, cache / entry.source_file, entry.source_sha256, progress=progress, say=say)
+
+
+def fetch_extras(entry: ArtifactEntry, cache: Path, given: dict[str, Path | None], *, progress: bool = True,
+                 say: Callable[[str], None] = print) -> dict[str, Path]:
+    """The further upstream files ``entry`` is built with that are not ``given`` (VGGish's PCA, beside its
+    checkpoint upstream; a tokenizer's files), downloaded (or reused) under ``cache``: option keyword -> path."""
+    fetched = {}
+    if entry.architecture == "vggish" and given.get("pca") is None:
+        fetched["pca"] = fetch_url(entry.source_url.rsplit("/", 1)[0] + "/" + VGGISH_PCA_FILE, cache / VGGISH_PCA_FILE,
+                                   progress=progress, say=say)
+    for option, url in zip(entry.extra_sources, entry.extra_urls):
+        key, file = option.split()[0][2:], option.split()[-1]
+        if given.get(key) is None:
+            fetched[key] = fetch_url(url, cache / entry.name / file, progress=progress, say=say)
+    return fetched

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch._higher_order_ops.scan import scan
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "encodec"
 """The model family (``audiofidelity/models/encodec.py``) whose artifacts this module builds; ``export.py`` finds

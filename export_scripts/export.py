@@ -47,9 +47,13 @@ import audiofidelity
 from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION, bound_fields, cache_root,
                                      file_sha256)
 from audiofidelity import models
+from audiofidelity.errors import AudioFidelityError
 from audiofidelity.registry import names, registry_entry
 
 HERE = Path(__file__).resolve().parent
+PACKAGE = "audiofidelity.exporters"
+"""What this folder is installed as (pyproject's ``package-dir``), so a family's module imports by that name
+whether this file runs as a script or from ``audiofidelity models build``."""
 
 
 def builders() -> dict[str, str]:
@@ -73,7 +77,7 @@ def builder_for(name: str):
     module = builders().get(family)
     if module is None:
         raise SystemExit(f"no export module in {HERE} declares FAMILY = {family!r} (needed for {name})")
-    return importlib.import_module(module)
+    return importlib.import_module(f"{PACKAGE}.{module}")
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -219,16 +223,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.revision is not None and not args.download:
         parser.error("--revision applies to --download only")
     if args.download:
-        from download import VGGISH_PCA_FILE, fetch_source, fetch_url  # sibling module
+        from audiofidelity.exporters.download import fetch_extras, fetch_source
 
         entry = registry_entry(args.model)
         cache = args.cache or cache_root() / "upstream"
-        args.source = fetch_source(entry, cache, args.revision)
-        if entry.architecture == "vggish" and args.pca is None:
-            args.pca = fetch_url(entry.source_url.rsplit("/", 1)[0] + "/" + VGGISH_PCA_FILE, cache / VGGISH_PCA_FILE)
-        for (key, file), url in zip(wanted.items(), entry.extra_urls):
-            if getattr(args, key) is None:
-                setattr(args, key, fetch_url(url, cache / entry.name / file))
+        try:
+            args.source = fetch_source(entry, cache, args.revision)
+            fetched = fetch_extras(entry, cache, given={k: getattr(args, k) for k in (*wanted, "pca")})
+        except AudioFidelityError as exc:  # no network, a web page, a cut transfer, a digest that differs
+            print(f"export.py: error: {exc}", file=sys.stderr)
+            return 1
+        for key, path in fetched.items():
+            setattr(args, key, path)
     missing = [f"--{key} {file}" for key, file in wanted.items() if getattr(args, key) is None]
     if missing:
         parser.error(f"{args.model} needs {', '.join(missing)} (or --download)")
@@ -240,7 +246,11 @@ def main(argv: list[str] | None = None) -> int:
                      f"from {registry_entry(args.model).source_url})")
     if args.pca is not None and not args.pca.is_file():
         parser.error(f"--pca {args.pca} does not exist")
-    revision = (args.revision or registry_entry(args.model).source_revision) if args.download else None
+    revision = None
+    if args.download:
+        from audiofidelity.exporters.download import hf_commit
+
+        revision = args.revision or registry_entry(args.model).source_revision or hf_commit(args.source)
     print(export(args.model, args.source, args.out, pca=args.pca, source_revision=revision,
                  extras={key: getattr(args, key) for key in wanted}))
     return 0

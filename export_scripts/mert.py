@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "mert"
 """The model family (``audiofidelity/models/mert.py``) whose artifacts this module builds; ``export.py`` finds

@@ -28,9 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
-from clap_htsat import HtsatBody, TOWERS
-from cnn14 import check_frontend_buffers
+from .checkpoints import load_strict
+from .clap_htsat import HtsatBody, TOWERS
+from .cnn14 import check_frontend_buffers
 
 FAMILY = "pam"
 """The model family (``audiofidelity/models/pam.py``) whose artifact this module builds."""

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "passt"
 """The model family (``audiofidelity/models/passt.py``) whose artifacts this module builds; ``export.py`` finds it by

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "sc09"
 """The model family (``audiofidelity/models/sc09.py``) whose artifacts this module builds; ``export.py`` finds

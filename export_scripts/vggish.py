@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from checkpoints import load_strict
+from .checkpoints import load_strict
 
 FAMILY = "vggish"
 """The model family (``audiofidelity/models/vggish.py``) whose artifacts this module builds; ``export.py`` finds

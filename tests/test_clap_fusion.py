@@ -65,7 +65,7 @@ def test_verify_clap_fusion_passes_on_short_long_and_edge_clips(all_models_dir, 
 
 def test_the_fusion_frontend_marks_only_clips_with_more_than_one_windows_frames():
     from audiofidelity.models import apply_frontend
-    from clap_htsat import FUSION_FRONTEND
+    from audiofidelity.exporters.clap_htsat import FUSION_FRONTEND
 
     rng = np.random.default_rng(0)
     for seconds, flag in ((0.5, 0.0), (10.0, 0.0), (10.009, 0.0), (10.01, 1.0), (30.0, 1.0)):

@@ -14,7 +14,7 @@ from audiofidelity.runner import EmbeddingRunner
 from conftest import GOLDEN, LazyRuns, eval_cli, run_export
 from fixtures import checkpoints
 
-import mert  # export_scripts/mert.py
+from audiofidelity.exporters import mert
 
 RUNS = {"mert_16k_paired": (16000, "generated"), "mert_16k_unpaired": (16000, "unpaired"),
         "mert_32k_paired": (32000, "generated")}

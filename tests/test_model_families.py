@@ -11,7 +11,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -56,11 +55,7 @@ def export_toy(out: Path) -> None:
     """A tiny random network (frames -> 8-d mean embedding -> 5 logits) exported as artifact ``toy-net``."""
     import torch
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export_scripts"))
-    try:
-        import export
-    finally:
-        sys.path.pop(0)
+    from audiofidelity.exporters import export
 
     class Toy(torch.nn.Module):
         def __init__(self) -> None:
@@ -212,10 +207,6 @@ def test_the_grep_finds_a_model_name_planted_in_generic_code():
 
 
 def test_each_family_has_its_export_module_found_by_name():
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "export_scripts"))
-    try:
-        import export
-    finally:
-        sys.path.pop(0)
+    from audiofidelity.exporters import export
     found = export.builders()
     assert set(found) == {f.name for f in models.families()}

@@ -217,7 +217,7 @@ def test_the_exporter_reads_the_keras_file_by_topology(tmp_path):
     """Names are not read (Keras loads by position): the stand-in with its layers renamed loads the same network."""
     import h5py
     import torch
-    from openl3 import load_net  # export_scripts/openl3.py
+    from audiofidelity.exporters.openl3 import load_net
 
     path = write_weights(tmp_path / "a.h5", "openl3-mel256-music")
     net = load_net(path)
@@ -245,7 +245,7 @@ def test_the_exporter_reads_the_keras_file_by_topology(tmp_path):
 
 def test_a_file_that_is_not_openl3s_is_refused_by_name(tmp_path):
     import h5py
-    from openl3 import load_net
+    from audiofidelity.exporters.openl3 import load_net
 
     (tmp_path / "text.h5").write_text("not hdf5")
     with pytest.raises(SystemExit, match="not an HDF5 file"):

@@ -27,7 +27,6 @@ from fixtures.passt import passt_state_dict, write_passt
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_MEL = ROOT / "tests" / "data" / "passt_mel.npz"
 ORIGINAL_SCRIPT = ROOT / "verify_scripts" / "passt_original.py"
-EXPORT_SCRIPTS = ROOT / "export_scripts"
 PARAMS = {k: v for k, v in passt.FRONTEND.items() if k != "kind"}
 MEL_TOLERANCE = 1e-4
 """Absolute, on values in [-1.41, 3.2], against the original run on the same machine in its own virtualenv: the
@@ -171,11 +170,7 @@ def test_the_family_declares_passt_s_and_its_export_module_is_found(passt_family
     assert entry.provides == ("embedding", "logits")
     assert "passt" in registry.backbones() and "passt-s" in registry.fad_models()
     assert "passt_mel" in models.frontend_kinds()
-    sys.path.insert(0, str(EXPORT_SCRIPTS))
-    try:
-        import export
-    finally:
-        sys.path.remove(str(EXPORT_SCRIPTS))
+    from audiofidelity.exporters import export
     assert export.builders()["passt"] == "passt"
     card = (ROOT / "model_cards" / "passt-s.md").read_text()
     meta = dict(line.split(": ", 1) for line in card.split("---\n")[1].splitlines())
@@ -184,11 +179,7 @@ def test_the_family_declares_passt_s_and_its_export_module_is_found(passt_family
 
 def export_stand_in(tmp_path: Path) -> tuple[Path, Path]:
     """The stand-in release file and its export through ``export.py`` (the family registered by the caller)."""
-    sys.path.insert(0, str(EXPORT_SCRIPTS))
-    try:
-        import export
-    finally:
-        sys.path.remove(str(EXPORT_SCRIPTS))
+    from audiofidelity.exporters import export
     source = write_passt(tmp_path)
     manifest = export.export("passt-s", source, tmp_path / "models")
     return source, manifest.parent

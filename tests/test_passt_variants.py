@@ -19,7 +19,7 @@ import pytest
 from audiofidelity import artifacts, registry
 from audiofidelity.models import passt
 from fixtures.passt import FILES, passt_state_dict
-from test_passt import EXPORT_SCRIPTS, run_original
+from test_passt import run_original
 
 VARIANTS = (("passt-s-20s", "passt_20sec", 20), ("passt-s-30s", "passt_30sec", 30))
 STAND_IN_SHA256 = {"passt-s-20s": "e9403be45dfe2408f58555f064e6e55a68bbc266fbc657b01b63b0faf6f55f6d",
@@ -49,11 +49,7 @@ def test_each_variant_is_a_backbone_with_its_own_window(model, arch, seconds):
     entry = registry.registry_entry(model)
     assert (entry.role, entry.backbone, entry.rates) == ("classifier", f"passt-{seconds}s", (32000,))
     assert entry.source_url == f"{passt.RELEASE}v0.0.5/{FILES[model]}" and entry.source_file == FILES[model]
-    sys.path.insert(0, str(EXPORT_SCRIPTS))
-    try:
-        import passt as exporter  # export_scripts/passt.py
-    finally:
-        sys.path.remove(str(EXPORT_SCRIPTS))
+    from audiofidelity.exporters import passt as exporter
     t_patches = exporter.time_patches(model)
     assert t_patches == 10 * seconds
     assert exporter.max_frames(t_patches) == 100 * seconds + 15 and exporter.window_samples(model) == 32000 * seconds

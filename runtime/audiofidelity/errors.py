@@ -68,6 +68,17 @@ class OutputPathError(AudioFidelityError, OSError):
     kept (``outputs``). ``errno`` is the failure's."""
 
 
+class DownloadError(AudioFidelityError, OSError):
+    """An original checkpoint could not be downloaded whole (``models build``): no network, an HTTP error, a web
+    page or a redirect loop instead of the file, a transfer cut short, or a folder that cannot take it. Fields:
+    ``url`` and, where one is involved, ``path``; nothing partial is ever kept."""
+
+
+class BuildError(AudioFidelityError, RuntimeError):
+    """An artifact could not be built from its original checkpoint (``models build``, ``eval`` on first use): the
+    checkpoint is not the one the exporter expects, or the export failed its check. Field: ``name``."""
+
+
 class DeviceError(AudioFidelityError, ValueError):
     """The requested device does not exist for this torch build or machine."""
 

@@ -1,0 +1,118 @@
+"""Downloads of original checkpoints (``audiofidelity.exporters.download``) from a loopback stand-in of the upstream
+servers: a file becomes the target only whole and checked, and every way a server fails is refused by name with
+nothing left behind, so the next run starts clean."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+
+import pytest
+
+from audiofidelity.errors import ChecksumMismatchError, DownloadError
+from audiofidelity.exporters.download import fetch_url
+
+from upstream import Upstream
+
+URL = "https://zenodo.org/record/1/files/Model%3D0.5.pth"
+DATA = bytes(range(256)) * 4096  # 1 MiB
+
+
+@pytest.fixture()
+def upstream():
+    with Upstream() as server:
+        yield server
+
+
+def _left(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_whole_file_is_kept_and_reused_without_a_second_request(upstream, tmp_path):
+    local = upstream.serve(URL, DATA)
+    said = []
+    target = fetch_url(local, tmp_path / "Model=0.5.pth", hashlib.sha256(DATA).hexdigest(), progress=False,
+                       say=said.append)
+    assert target.read_bytes() == DATA and _left(tmp_path) == ["Model=0.5.pth"]
+    fetch_url(local, target, hashlib.sha256(DATA).hexdigest(), progress=False, say=said.append)
+    assert len(upstream.requests) == 1 and said == []
+
+
+def test_an_unpinned_file_says_its_sha256_is_recorded(upstream, tmp_path):
+    said = []
+    fetch_url(upstream.serve(URL, DATA), tmp_path / "m.pth", progress=False, say=said.append)
+    assert said and hashlib.sha256(DATA).hexdigest() in said[0] and "no digest is published" in said[0]
+
+
+def test_bytes_that_differ_from_the_pin_are_refused_and_nothing_is_kept(upstream, tmp_path):
+    with pytest.raises(ChecksumMismatchError) as caught:
+        fetch_url(upstream.serve(URL, DATA), tmp_path / "m.pth", "0" * 64, progress=False)
+    assert caught.value.expected == "0" * 64 and caught.value.actual == hashlib.sha256(DATA).hexdigest()
+    assert "the registry's pin" in str(caught.value) and _left(tmp_path) == []
+
+
+def test_a_copy_that_no_longer_matches_its_pin_is_downloaded_again(upstream, tmp_path):
+    (tmp_path / "m.pth").write_bytes(b"rotten")
+    said = []
+    fetch_url(upstream.serve(URL, DATA), tmp_path / "m.pth", hashlib.sha256(DATA).hexdigest(), progress=False,
+              say=said.append)
+    assert (tmp_path / "m.pth").read_bytes() == DATA and "does not match its pin" in said[0]
+
+
+def test_the_sha256_a_hugging_face_server_states_is_checked(upstream, tmp_path):
+    good = upstream.serve("https://huggingface.co/a/b/resolve/main/good.pt", DATA,
+                          fault="stated:" + hashlib.sha256(DATA).hexdigest())
+    assert fetch_url(good, tmp_path / "good.pt", progress=False).read_bytes() == DATA
+    bad = upstream.serve("https://huggingface.co/a/b/resolve/main/bad.pt", DATA, fault="stated:" + "1" * 64)
+    with pytest.raises(ChecksumMismatchError, match="X-Linked-Etag"):
+        fetch_url(bad, tmp_path / "bad.pt", progress=False)
+    assert _left(tmp_path) == ["good.pt"]
+
+
+@pytest.mark.parametrize("fault,match", [
+    ("html", r"answered a web page \(text/html\), not a checkpoint"),
+    ("loop", r"answered 302 .*infinite loop"),
+    ("404", r"answered 404"),
+    ("cut", r"(broke off after|of 1048576 bytes arrived)"),
+])
+def test_a_failing_server_is_refused_by_name_and_nothing_is_kept(upstream, tmp_path, fault, match):
+    local = upstream.serve(URL, DATA, fault=fault)
+    with pytest.raises(DownloadError, match=match) as caught:
+        fetch_url(local, tmp_path / "m.pth", progress=False)
+    assert caught.value.url == local and _left(tmp_path) == []
+
+
+def test_a_server_that_dies_mid_download_leaves_nothing_and_the_next_run_starts_clean(upstream, tmp_path):
+    local = upstream.serve(URL, DATA, fault="die")
+    with pytest.raises(DownloadError):
+        fetch_url(local, tmp_path / "m.pth", progress=False)
+    assert _left(tmp_path) == []
+    with pytest.raises(DownloadError, match="no network"):  # gone: refused, not hanging
+        fetch_url(local, tmp_path / "m.pth", progress=False)
+    with Upstream() as again:
+        assert fetch_url(again.serve(URL, DATA), tmp_path / "m.pth", progress=False).read_bytes() == DATA
+
+
+def test_no_network_is_a_clear_error(tmp_path):
+    with pytest.raises(DownloadError, match=r"no network\? build from a file at hand with --source FILE"):
+        fetch_url("http://127.0.0.1:9/x.pth", tmp_path / "x.pth", progress=False)
+
+
+def test_a_folder_that_cannot_be_written_is_named(upstream, tmp_path):
+    (tmp_path / "file").write_bytes(b"")
+    with pytest.raises(DownloadError, match="cannot write into .*AUDIOFIDELITY_CACHE") as caught:
+        fetch_url(upstream.serve(URL, DATA), tmp_path / "file" / "sub" / "m.pth", progress=False)
+    assert caught.value.path == tmp_path / "file" / "sub"
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(upstream, tmp_path):
+    """A file-size limit (RLIMIT_FSIZE) stands in for a full disk: the write fails mid-download as it would."""
+    local = upstream.serve(URL, DATA)
+    code = ("import resource, sys; from pathlib import Path; resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536));"
+            "from audiofidelity.exporters.download import fetch_url; from audiofidelity.errors import DownloadError\n"
+            "try: fetch_url(sys.argv[1], Path(sys.argv[2]), progress=False)\n"
+            "except DownloadError as exc: print(exc); sys.exit(3)")
+    done = subprocess.run([sys.executable, "-c", code, local, str(tmp_path / "m.pth")], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 3, done.stderr
+    assert "cannot write" in done.stdout and "nothing was kept" in done.stdout and _left(tmp_path) == []
