@@ -37,8 +37,9 @@ def shared_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path, monkeypatch, shared_cache):
-    """No run may read the developer's models or caches, or write outside a temp dir."""
+    """No run may read the developer's models or caches, download, or write outside a temp dir."""
     monkeypatch.delenv("AUDIOFIDELITY_MODELS", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # nor download: eval would build missing models on first use
     monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(shared_cache))
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))

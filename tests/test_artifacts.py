@@ -19,17 +19,22 @@ def _copy_artifact(models_dir, tmp_path, name="cnn14-16k"):
     return out
 
 
-def test_missing_artifact_names_the_file_and_the_export_command(tmp_path):
+def test_missing_artifact_names_the_files_the_folder_and_the_build_command(tmp_path):
     with pytest.raises(ArtifactNotFoundError) as info:
         artifacts.resolve("cnn14-32k", tmp_path)
     message = str(info.value)
-    assert str(tmp_path / "cnn14-32k.pt2") in message
-    assert "python export_scripts/export.py cnn14-32k --source Cnn14_mAP=0.431.pth" in message
+    assert "cnn14-32k.pt2 and cnn14-32k.json missing in " + str(tmp_path) in message
+    assert info.value.models == tmp_path
+    assert f"audiofidelity models build cnn14-32k --models-dir {tmp_path}" in message
 
 
-def test_no_models_directory_says_how_to_set_one():
-    with pytest.raises(ArtifactNotFoundError, match="AUDIOFIDELITY_MODELS"):
+def test_without_a_models_directory_the_default_one_is_looked_in(monkeypatch, tmp_path):
+    monkeypatch.setenv("AUDIOFIDELITY_CACHE", str(tmp_path / "cache"))
+    assert artifacts.models_dir() == tmp_path / "cache" / "models"
+    with pytest.raises(ArtifactNotFoundError) as info:
         artifacts.resolve("cnn14-16k")
+    assert info.value.models == tmp_path / "cache" / "models"
+    assert str(info.value).endswith("Build it with: audiofidelity models build cnn14-16k")  # no folder to name
 
 
 def test_environment_variable_is_honoured(models_dir, monkeypatch):
@@ -93,6 +98,6 @@ def test_every_fad_model_is_listed_with_its_artifact():
 
 def test_an_artifact_without_the_role_a_fad_model_reads_is_refused_with_the_export_command(models_dir):
     lacking = dataclasses.replace(fad_models()["cnn14-16k"], name="x", role="hidden_states")
-    with pytest.raises(ManifestError, match="declares no output with role 'hidden_states'.*export.py cnn14-16k"):
+    with pytest.raises(ManifestError, match="no output with role 'hidden_states'.*audiofidelity models build cnn14-16k --source"):
         Evaluator(metrics=["fad"], fad_model=lacking, models_dir=models_dir, progress=False, cache=False)
     assert isinstance(lacking, FadModel)

@@ -243,7 +243,7 @@ def test_relative_data_and_models_folders_leave_reports_and_errors_intact(record
                                                    data={"metrics": "fd"}).json()["job_id"])
     assert failed["status"] == "failed"
     assert failed["error"].startswith("1 model artifact(s) missing in MODELS_DIR: cnn14-16k. They are not published")
-    assert "--out MODELS_DIR" in failed["error"] and str(tmp_path) not in failed["error"]
+    assert "--models-dir MODELS_DIR" in failed["error"] and str(tmp_path) not in failed["error"]
 
 
 def test_a_job_whose_folder_vanished_fails_naming_only_job_relative_paths(tmp_path):

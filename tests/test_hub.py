@@ -95,7 +95,7 @@ def test_a_missing_revision_gives_the_build_instructions(hub_env, models_dir, re
     done = _eval(env, recordings_dir)
     assert done.returncode == 1
     assert f"at revision {REVISION}" in done.stderr
-    assert "python export_scripts/export.py cnn14-16k --source Cnn14_16k_mAP=0.438.pth" in done.stderr
+    assert "audiofidelity models build cnn14-16k --source Cnn14_16k_mAP=0.438.pth" in done.stderr
 
 
 def test_require_pinned_refuses_a_local_build(hub_env, models_dir, recordings_dir, tmp_path):

@@ -7,13 +7,15 @@ import pytest
 from audiofidelity.evaluate import is_paired, list_folder
 
 
-def test_import_loads_none_of_the_heavy_stacks():
+def test_import_loads_none_of_the_heavy_stacks_nor_the_exporters():
     code = ("import sys, audiofidelity, audiofidelity.cli;"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
-    loaded = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-                 .stdout.split())
+            "print(' '.join(sorted(sys.modules)))")
+    modules = set(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                  .stdout.split())
+    loaded = {m.split(".")[0] for m in modules}
     assert not loaded & {"transformers", "torchaudio", "torchlibrosa", "skimage", "sklearn"}
     assert "torch" not in loaded and "librosa" not in loaded  # loaded on first use only
+    assert not any(m.startswith("audiofidelity.exporters") for m in modules)
 
 
 def test_python_dash_m_and_version():

@@ -528,7 +528,7 @@ def test_the_server_refuses_to_start_without_its_default_models_unless_lazy(tmp_
     done = subprocess.run([sys.executable, "-m", "audiofidelity", "serve", "--data-dir", str(tmp_path / "data"),
                            "--models-dir", str(empty), "--port", "1"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert "missing: cnn14-16k, vggish" in done.stderr and "export_scripts/export.py cnn14-16k" in done.stderr
+    assert "missing: cnn14-16k, vggish" in done.stderr and "audiofidelity models build cnn14-16k vggish" in done.stderr
     assert "--lazy-models" in done.stderr
 
 

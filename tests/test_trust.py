@@ -245,7 +245,7 @@ def test_an_artifact_without_a_needed_role_is_refused_with_the_export_command(mo
     real = artifacts.Manifest.roles
     monkeypatch.setattr(artifacts.Manifest, "roles",
                         lambda self: {r: o for r, o in real(self).items() if r != "logits"})
-    with pytest.raises(ManifestError, match=r"role 'logits'.*export_scripts/export.py cnn14-16k"):
+    with pytest.raises(ManifestError, match=r"role 'logits'.*audiofidelity models build cnn14-16k --source"):
         Evaluator(metrics=["isc"], models_dir=models_dir, progress=False)
 
 
@@ -304,8 +304,9 @@ def test_every_missing_artifact_is_named_at_once_with_its_origin_and_commands(re
     err = capsys.readouterr().err
     assert status == 1 and "2 model artifact(s) missing" in err and "cnn14-16k, vggish" in err
     for text in ("Zenodo record 3987831", "torchvggish GitHub release v0.1",
-                 f"export.py cnn14-16k --download --out {empty}", f"export.py vggish --download --out {empty}",
-                 "--pca vggish_pca_params-970ea276.pth", "source repository"):
+                 f"audiofidelity models build cnn14-16k vggish --models-dir {empty}", "(CC-BY-4.0)",
+                 f"audiofidelity models build vggish --source vggish-10086976.pth --pca "
+                 f"vggish_pca_params-970ea276.pth --models-dir {empty}"):
         assert text in err, text
 
 

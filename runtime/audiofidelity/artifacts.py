@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError, literal
-from .registry import ArtifactEntry, HubPin, build_instructions, export_command, registry_entry
+from .registry import ArtifactEntry, HubPin, build_command, build_instructions, export_command, registry_entry
 
 MANIFEST_SCHEMA_VERSION = 2
 EMBEDDED_MANIFEST = "audiofidelity.json"
@@ -127,7 +127,7 @@ class Manifest:
         unroled = [o.get("name") for o in manifest.outputs if not o.get("roles")]
         if unroled:
             raise ManifestError(f"{{path}}: outputs {literal(unroled)} declare no roles (an export from before roles "
-                                f"existed); re-export the artifact with export_scripts/export.py", path=path)
+                                f"existed); build the artifact again (audiofidelity models build)", path=path)
         return manifest
 
 
@@ -236,10 +236,11 @@ def _check_digest(path: Path, actual: str, expected: str) -> None:
             expected=expected)
 
 
-def models_dir(explicit: str | Path | None = None) -> Path | None:
-    """The models directory in force: ``explicit``, else ``$AUDIOFIDELITY_MODELS``, else None."""
+def models_dir(explicit: str | Path | None = None) -> Path:
+    """The models directory in force: ``explicit``, else ``$AUDIOFIDELITY_MODELS``, else ``models`` in the cache
+    directory (``cache_root``), where ``audiofidelity models build`` and ``eval``'s first run put artifacts."""
     chosen = explicit if explicit is not None else os.environ.get(MODELS_ENV)
-    return Path(chosen).expanduser() if chosen else None
+    return Path(chosen).expanduser() if chosen else cache_root() / "models"
 
 
 @dataclass(frozen=True)
@@ -252,10 +253,24 @@ class Resolved:
     entry: ArtifactEntry
 
 
-def local_files(name: str, directory: str | Path | None = None) -> tuple[Path, Path] | None:
-    """``(<name>.pt2, <name>.json)`` in the models directory in force, or None when there is none."""
+PLACEHOLDER = "\0"
+
+
+def _named(directory: str | Path | None) -> str | None:
+    """What a build command names as its models folder: a placeholder for the ``{models}`` field (the service shows
+    it by its option name, never its path), or None for the default folder."""
+    return None if directory is None and not os.environ.get(MODELS_ENV) else PLACEHOLDER
+
+
+def _as_field(text: str) -> str:
+    """``text`` for an error template whose ``models`` field stands where ``_named``'s placeholder is."""
+    return literal(text).replace(PLACEHOLDER, "{models}")
+
+
+def local_files(name: str, directory: str | Path | None = None) -> tuple[Path, Path]:
+    """``(<name>.pt2, <name>.json)`` in the models directory in force."""
     root = models_dir(directory)
-    return (root / f"{name}.pt2", root / f"{name}.json") if root is not None else None
+    return root / f"{name}.pt2", root / f"{name}.json"
 
 
 def _hub_files(entry: ArtifactEntry, pin: HubPin, files: list[str]) -> list[Path]:
@@ -272,7 +287,7 @@ def _hub_files(entry: ArtifactEntry, pin: HubPin, files: list[str]) -> list[Path
         raise ArtifactNotFoundError(
             f"artifact {entry.name!r} could not be fetched from {pin.repo_id} at revision {pin.revision} "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}). Build it from the original "
-            f"instead: {export_command(entry.name)}, then pass --models-dir") from exc
+            f"instead: {build_command([entry.name])}") from exc
 
 
 def resolve(name: str, directory: str | Path | None = None) -> Resolved:
@@ -287,19 +302,15 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
     """
     entry = registry_entry(name)
     root = models_dir(directory)
-    local = local_files(name, directory)
-    looked = ""
-    if local is not None:
-        program, manifest_path = local
-        if program.is_file() and manifest_path.is_file():
-            return Resolved(program, _read_manifest(manifest_path, name, program), "local", entry)
-        looked = f"missing {' and '.join(str(p) for p in local if not p.is_file())}. "
+    program, manifest_path = local_files(name, directory)
+    if program.is_file() and manifest_path.is_file():
+        return Resolved(program, _read_manifest(manifest_path, name, program), "local", entry)
     if entry.hub is None:
-        where = looked or (f"no models directory (pass --models-dir DIR or models_dir=, or set {MODELS_ENV}) "
-                           f"and ")
+        files = " and ".join(p.name for p in (program, manifest_path) if not p.is_file())
         raise ArtifactNotFoundError(
-            f"artifact {name!r} not found: {where}it is not published on the Hugging Face Hub yet. "
-            f"Build it with: {export_command(name, str(root) if root else 'MODELS_DIR')}")
+            f"artifact {literal(name)} not found: {literal(files)} missing in {{models}}; it is not published on "
+            f"the Hugging Face Hub yet. Build it with: {_as_field(build_command([name], _named(directory)))}",
+            models=root)
     program, manifest_path = _hub_files(entry, entry.hub, [f"{name}.pt2", f"{name}.json"])
     verify_sha256(manifest_path, entry.hub.manifest_sha256)
     manifest = _read_manifest(manifest_path, name, program)
@@ -405,14 +416,13 @@ def load_all(names: list[str], *, directory: str | Path | None = None, device: s
             missing[name] = str(exc)
     if missing:
         root = models_dir(directory)
-        where = "in {models}" if root else f"(no models directory: --models-dir, models_dir= or ${MODELS_ENV})"
         published = [n for n in missing if registry_entry(n).hub is not None]
         hub = "; ".join(missing[n] for n in published)
         raise ArtifactNotFoundError(
-            f"{len(missing)} model artifact(s) missing {where}: {', '.join(missing)}. "
+            f"{len(missing)} model artifact(s) missing in {{models}}: {', '.join(missing)}. "
             + (f"Hub: {literal(hub)}. " if hub else "They are not published on the Hugging Face Hub yet. ")
-            + literal(build_instructions(list(missing), "\0")).replace("\0", "{models}" if root else "MODELS_DIR"),
-            **({"models": root} if root else {}), names=list(missing))
+            + _as_field(build_instructions(list(missing), _named(directory))),
+            models=root, names=list(missing))
     return [_artifact(found[name], device=device, require_pinned=require_pinned, lazy=lazy) for name in names]
 
 

@@ -11,7 +11,7 @@ from .models import scorers
 def where(name: str, directory: Path | None) -> tuple[str, Path | None]:
     """Where an artifact resolves now without downloading: local, cached, downloadable or unavailable."""
     local = artifacts.local_files(name, directory)
-    if local is not None and all(p.is_file() for p in local):
+    if all(p.is_file() for p in local):
         return "local", local[0]
     entry = registry.registry_entry(name)
     if entry.hub is None:

@@ -94,27 +94,35 @@ def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
     raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
 
 
-def export_command(name: str, out: str = "MODELS_DIR") -> str:
-    """The command that builds artifact ``name`` from its original checkpoint."""
+def export_command(name: str, out: str | Path | None = None) -> str:
+    """The command that builds artifact ``name`` from its original checkpoint at hand, into the models folder
+    ``out`` (None: the default one)."""
     entry = registry_entry(name)
     extra = "".join(f" {option}" for option in entry.extra_sources)
-    return f"python export_scripts/export.py {name} --source {entry.source_file}{extra} --out {out}"
+    where = f" --models-dir {out}" if out is not None else ""
+    return f"audiofidelity models build {name} --source {entry.source_file}{extra}{where}"
 
 
-def build_instructions(missing: list[str], out: str = "MODELS_DIR") -> str:
-    """How to build every artifact in ``missing``: where each original comes from and the two commands
-    (fetch it, or use a copy you have), for one error message that names them all."""
-    lines = []
+def build_command(names: list[str], out: str | Path | None = None) -> str:
+    """The command that downloads the originals of ``names`` and builds them into ``out`` (None: the default
+    models folder)."""
+    return f"audiofidelity models build {' '.join(names)}" + (f" --models-dir {out}" if out is not None else "")
+
+
+def build_instructions(missing: list[str], out: str | Path | None = None) -> str:
+    """How to build every artifact in ``missing`` into ``out`` (None: the default models folder): the one command
+    that downloads and builds them all, and per artifact where its original comes from, under which licence, and
+    the command for a copy at hand; for one error message that names them all."""
+    lines = [f"Build them once with: {build_command(missing, out)}",
+             "(it downloads each original checkpoint from its upstream location, exports and seals it; eval does "
+             "this itself unless --offline or HF_HUB_OFFLINE is set)"]
     for name in missing:
         entry = registry_entry(name)
         files = " + ".join([entry.source_file, *(o.split()[-1] for o in entry.extra_sources)])
         lines += [f"  {name}: {files} from {entry.origin} ({entry.license})",
-                  f"    python export_scripts/export.py {name} --download --out {out}",
-                  f"    or, with the file at hand: {export_command(name, out)}"]
-    return "\n".join(["Build them once from the original checkpoints with the export scripts (they come with the "
-                      "audiofidelity source repository, not with the installed package; the export needs the "
-                      "'export' extra for MERT), then pass --models-dir " + out + ":", *lines])
+                  f"    with the file at hand: {export_command(name, out)}"]
+    return "\n".join(lines)
 
 
-__all__ = ["ArtifactEntry", "FadModel", "HubPin", "artifact_for", "backbones", "build_instructions", "entries",
-           "export_command", "fad_model", "fad_models", "names", "registry_entry"]
+__all__ = ["ArtifactEntry", "FadModel", "HubPin", "artifact_for", "backbones", "build_command", "build_instructions",
+           "entries", "export_command", "fad_model", "fad_models", "names", "registry_entry"]

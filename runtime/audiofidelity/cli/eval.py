@@ -4,12 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable
 
+from ..artifacts import models_dir
 from ..audio import CHANNEL_MODES, Conditioning
 from ..cache import FeatureCache
+from ..errors import ArtifactNotFoundError
 from ..evaluate import (BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, check_reference_free, list_folder,
                         resolve_metrics)
 from ..metrics.covariance import COVARIANCES
@@ -66,6 +69,9 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                            help=option.help)
     p.add_argument("--require-pinned", action="store_true",
                    help="refuse artifacts whose sha256 is not pinned in the registry (no local builds)")
+    p.add_argument("--offline", action="store_true",
+                   help="never download: a missing model artifact is an error naming the command that builds it "
+                        "(also when HF_HUB_OFFLINE is set); by default eval builds what it lacks on first use")
     p.add_argument("--batch-across-clips", action="store_true",
                    help="fill forward passes with several clips (faster on the CPU; the last bits of a clip's "
                         "features then depend on the clips run with it; not the default)")
@@ -208,7 +214,31 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         args.metrics = chosen + [f"{m}_inf" for m in ("fad", "fd", "kad") if m in chosen and f"{m}_inf" not in chosen]
 
 
+def offline(args: argparse.Namespace) -> bool:
+    """Whether downloads are refused: ``--offline`` or ``HF_HUB_OFFLINE`` (the Hub's own switch) set."""
+    return args.offline or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
+    """``_new_evaluator``, first building the model artifacts it lacks (the first run) unless ``offline``, under
+    ``--require-pinned`` (which refuses local builds) or on ``torchrun`` (ranks would build side by side)."""
+    try:
+        return _new_evaluator(args, metrics)
+    except ArtifactNotFoundError as exc:
+        missing = getattr(exc, "names", None)
+        if not missing or offline(args) or args.require_pinned or distributed_rank() is not None:
+            raise
+        from ..exporters.build import build_missing  # torch and the exporters load for a build only
+
+        folder = models_dir(args.models_dir)
+        print(f"audiofidelity: building {len(missing)} model artifact(s) on first use into {folder}: "
+              f"{', '.join(missing)} (--offline refuses instead)", file=sys.stderr)
+        build_missing(missing, folder, progress=not args.quiet,
+                      say=lambda line: print(f"audiofidelity: {line}", file=sys.stderr))
+    return _new_evaluator(args, metrics)
+
+
+def _new_evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator:
     """The evaluator for these options: one process, or this rank's share under ``torchrun``."""
     conditioning = Conditioning(channel=args.channel, resampler=args.resampler, min_duration=args.min_duration)
     settings = EvaluationSettings(

@@ -1,7 +1,8 @@
-"""``audiofidelity models``: list, download, verify and locate the artifacts of the registry."""
+"""``audiofidelity models``: build, list, download, verify and locate the artifacts of the registry."""
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from .. import artifacts, registry
@@ -11,8 +12,23 @@ from ..reporting import align
 
 
 def add_parser(commands) -> None:
-    models = commands.add_parser("models", help="list, download, verify or locate the model artifacts")
+    models = commands.add_parser("models", help="build, list, download, verify or locate the model artifacts")
     verbs = models.add_subparsers(dest="verb", required=True)
+    build = verbs.add_parser("build", help="download original checkpoints from their upstream locations, export "
+                             "and seal them into the models folder (default: $AUDIOFIDELITY_MODELS, else the "
+                             "cache directory's models folder)")
+    build.add_argument("name", nargs="+", choices=registry.names() + ["all"], metavar="NAME",
+                       help="artifacts to build (or all); models list names them")
+    build.add_argument("--models-dir", type=Path, default=None)
+    build.add_argument("--source", type=Path, default=None,
+                       help="the original checkpoint (file or folder) at hand instead of a download (one NAME only)")
+    for key, file in sorted({o.split()[0][2:]: o.split()[-1] for n in registry.names()
+                             for o in registry.registry_entry(n).extra_sources}.items()):
+        build.add_argument(f"--{key}", type=Path, default=None, help=f"the upstream {file} at hand (one NAME only)")
+    build.add_argument("--revision", default=None, help="a Hugging Face source's commit (MERT; default: main, "
+                       "recorded in the manifest)")
+    build.add_argument("--force", action="store_true", help="build again what the models folder already holds")
+    build.add_argument("--quiet", action="store_true", help="no progress bars")
     for verb, text in (("list", "each artifact and where it resolves now"),
                        ("download", "fetch pinned artifacts into the Hugging Face cache"),
                        ("verify", "re-hash every artifact that resolves locally or from the cache"),
@@ -23,8 +39,51 @@ def add_parser(commands) -> None:
         p.add_argument("--models-dir", type=Path, default=None)
 
 
+def _built(name: str, folder: Path) -> bool:
+    """Whether ``folder`` holds artifact ``name`` whole: its manifest belongs to its program and its sha256 holds."""
+    try:
+        found = artifacts.resolve(name, folder)
+        artifacts.verify_sha256(found.program, found.manifest.sha256)
+    except AudioFidelityError:
+        return False
+    return found.origin == "local"
+
+
+def run_build(args: argparse.Namespace) -> int:
+    """``models build``: each artifact downloaded, exported and sealed, or kept when already whole; 1 when any
+    failed (each named with why), else 0."""
+    chosen = list(dict.fromkeys(registry.names() if "all" in args.name else args.name))
+    at_hand = {key: getattr(args, key) for key in ("source", *{o.split()[0][2:] for n in registry.names()
+                                                            for o in registry.registry_entry(n).extra_sources})
+               if getattr(args, key, None) is not None}
+    if at_hand and len(chosen) != 1:
+        print(f"audiofidelity: error: {', '.join('--' + k for k in sorted(at_hand))} name(s) a file for one "
+              f"artifact; give one NAME", file=sys.stderr)
+        return 2
+    from ..exporters.build import build  # torch and the exporters load for this verb only
+
+    folder = artifacts.models_dir(args.models_dir)
+    failed = []
+    for name in chosen:
+        if not args.force and _built(name, folder):
+            print(f"{name}: already in {folder} (sha256 checked); --force builds it again")
+            continue
+        try:
+            build(name, folder, source=at_hand.get("source"),
+                  extras={k: v for k, v in at_hand.items() if k != "source"}, revision=args.revision,
+                  progress=not args.quiet)
+        except AudioFidelityError as exc:
+            failed.append(name)
+            print(f"{name}: failed: {exc}", file=sys.stderr)
+    if failed:
+        print(f"audiofidelity: error: {len(failed)} of {len(chosen)} not built: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run one ``models`` verb; returns the exit status."""
+    if args.verb == "build":
+        return run_build(args)
     if args.verb == "list":
         rows = [("name", "rate", "ch", "dim", "rows", "licence", "serves", "where")]
         for name in registry.names():
@@ -43,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
         failed = 0
         for name in chosen:
             if registry.registry_entry(name).hub is None:
-                print(f"{name}: not published on the Hub; build it with: {registry.export_command(name)}")
+                print(f"{name}: not published on the Hub; build it with: {registry.build_command([name])}")
                 failed += args.name != "all"
                 continue
             found = artifacts.resolve(name)  # the Hub path (no models directory here)

@@ -1,0 +1,176 @@
+"""A pip user's first run: ``audiofidelity eval GEN REF`` builds the model artifacts it lacks (each original
+downloaded, exported and sealed into the default models folder), ``--offline`` refuses instead, and
+``models build`` does it on its own. The originals are the stand-in checkpoints, served on loopback under their
+upstream paths (the registry's source-URL override, ``$AUDIOFIDELITY_REGISTRY``); the last test runs the whole path
+from a built wheel in a fresh virtualenv."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from audiofidelity.exporters.vggish import PCA_FILE_SUFFIX
+from audiofidelity.registry import registry_entry
+
+from fixtures import checkpoints
+from upstream import Upstream
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT = ("cnn14-16k", "vggish")
+"""What ``eval GEN REF`` needs with its defaults (the PANNs backbone, VGGish FAD)."""
+PCA_URL = registry_entry("vggish").source_url.rsplit("/", 1)[0] + "/" + checkpoints.VGGISH_PCA_FILE
+
+VGGISH_PCA = "vggish" + PCA_FILE_SUFFIX
+pytestmark = pytest.mark.parity  # every test here exports the stand-ins at least once
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture()
+def upstream():
+    with Upstream() as server:
+        yield server
+
+
+def _serve(upstream: Upstream, checkpoint_dir: Path, tmp_path: Path, *, fault: str = "",
+           pin: str | None = None) -> dict[str, str]:
+    """Serve the default models' stand-ins under their upstream paths; return the environment of a first run
+    (no models, an empty cache, downloads allowed, the registry pointing upstream here)."""
+    sources = {"cnn14-16k": checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"],
+               "vggish": checkpoint_dir / checkpoints.VGGISH_FILE}
+    overrides = {}
+    for name, source in sources.items():
+        url = upstream.serve(registry_entry(name).source_url, source, fault=fault if name == "cnn14-16k" else "")
+        overrides[name] = {"source_url": url, "source_sha256": pin or _sha256(source)}
+    upstream.serve(PCA_URL, checkpoint_dir / checkpoints.VGGISH_PCA_FILE)
+    (tmp_path / "registry.json").write_text(json.dumps({"artifacts": overrides}))
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDIOFIDELITY_MODELS", "HF_HUB_OFFLINE")}
+    env.update(AUDIOFIDELITY_REGISTRY=str(tmp_path / "registry.json"), AUDIOFIDELITY_CACHE=str(tmp_path / "cache"))
+    return env
+
+
+def _run(env, *args, python=sys.executable, cwd=None, flags=()):
+    return subprocess.run([python, *flags, "-m", "audiofidelity", *args], capture_output=True, text=True, env=env,
+                          cwd=cwd, timeout=900)
+
+
+def _eval(env, recordings_dir, *args, **kwargs):
+    return _run(env, "eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--limit", "3",
+                "--quiet", *args, **kwargs)
+
+
+def _models(tmp_path):
+    folder = tmp_path / "cache" / "models"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def _parts(tmp_path):
+    return [p.name for p in (tmp_path / "cache").rglob("*.part")]
+
+
+def test_eval_builds_the_default_models_on_first_use_and_downloads_nothing_the_second_time(
+        upstream, checkpoint_dir, recordings_dir, models_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path)
+    first = _eval(env, recordings_dir)
+    assert first.returncode == 0, first.stderr
+    assert "building 2 model artifact(s) on first use" in first.stderr
+    assert f"downloading {checkpoints.CNN14['cnn14-16k']['file']} from {upstream.base}" in first.stderr
+    assert "licence CC-BY-4.0" in first.stderr and "licence Apache-2.0" in first.stderr
+    assert _models(tmp_path) == sorted(["cnn14-16k.json", "cnn14-16k.pt2", "vggish.json", "vggish.pt2", VGGISH_PCA])
+    served = len(upstream.requests)
+    assert served == 3  # the two checkpoints and VGGish's PCA file, once each
+    second = _eval(env, recordings_dir)
+    assert second.returncode == 0 and "downloading" not in second.stderr and len(upstream.requests) == served
+    # the same numbers as the artifacts the test session exported from the same stand-ins
+    built, exported = json.loads(first.stdout), json.loads(_eval(env, recordings_dir, "--models-dir",
+                                                                 str(models_dir), "--no-cache").stdout)
+    assert built["metrics"] == exported["metrics"]
+
+
+def test_offline_refuses_with_the_command_that_builds_them(upstream, checkpoint_dir, recordings_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path)
+    for done in (_eval(env, recordings_dir, "--offline"), _eval({**env, "HF_HUB_OFFLINE": "1"}, recordings_dir)):
+        assert done.returncode == 1 and "Traceback" not in done.stderr
+        assert "audiofidelity models build cnn14-16k vggish" in done.stderr
+    assert upstream.requests == [] and _models(tmp_path) == []
+
+
+def test_a_server_that_dies_mid_download_leaves_nothing_and_the_next_run_builds(upstream, checkpoint_dir,
+                                                                                   recordings_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path, fault="die")
+    done = _eval(env, recordings_dir)
+    assert done.returncode == 1 and "Traceback" not in done.stderr and "nothing was kept" in done.stderr
+    assert _models(tmp_path) == [] and _parts(tmp_path) == []
+    with Upstream() as again:
+        env = _serve(again, checkpoint_dir, tmp_path)
+        done = _eval(env, recordings_dir)
+        assert done.returncode == 0, done.stderr
+        assert {"cnn14-16k.pt2", "vggish.pt2"} <= set(_models(tmp_path))
+
+
+def test_a_checksum_mismatch_is_refused_and_nothing_is_written(upstream, checkpoint_dir, recordings_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path, pin="0" * 64)
+    done = _eval(env, recordings_dir)
+    assert done.returncode == 1 and "the registry's pin is " + "0" * 64 in done.stderr
+    assert _models(tmp_path) == [] and _parts(tmp_path) == [] and "Traceback" not in done.stderr
+
+
+def test_no_network_is_a_clear_error(checkpoint_dir, recordings_dir, tmp_path):
+    (tmp_path / "registry.json").write_text(json.dumps({"artifacts": {
+        "cnn14-16k": {"source_url": "http://127.0.0.1:9/Cnn14_16k_mAP%3D0.438.pth"}}}))
+    env = {k: v for k, v in os.environ.items() if k not in ("AUDIOFIDELITY_MODELS", "HF_HUB_OFFLINE")}
+    env.update(AUDIOFIDELITY_REGISTRY=str(tmp_path / "registry.json"), AUDIOFIDELITY_CACHE=str(tmp_path / "cache"))
+    done = _eval(env, recordings_dir)
+    assert done.returncode == 1 and "no network?" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_models_build_names_a_folder_it_cannot_write_and_keeps_a_built_one(upstream, checkpoint_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path)
+    (tmp_path / "file").write_bytes(b"")
+    refused = _run(env, "models", "build", "cnn14-16k", "--models-dir", str(tmp_path / "file" / "models"))
+    assert refused.returncode == 1 and "cannot write there" in refused.stderr
+    assert "--models-dir DIR or $AUDIOFIDELITY_MODELS" in refused.stderr and upstream.requests == []
+    source = checkpoint_dir / checkpoints.CNN14["cnn14-16k"]["file"]
+    built = _run(env, "models", "build", "cnn14-16k", "--source", str(source), "--quiet")
+    assert built.returncode == 0, built.stderr
+    assert "cnn14-16k: written to" in built.stdout and upstream.requests == []
+    again = _run(env, "models", "build", "cnn14-16k")
+    assert again.returncode == 0 and "already in" in again.stdout and upstream.requests == []
+
+
+def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkpoint_dir, recordings_dir, tmp_path):
+    """The package as pip delivers it: a wheel built from this tree, installed into a new virtualenv, run from
+    outside the source tree. Its dependencies come from this environment through a path file (not re-installed:
+    torch alone is a GB); the package itself, exporters included, must come from the wheel."""
+    wheel_dir = tmp_path / "dist"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(wheel_dir), str(ROOT)], check=True, capture_output=True, timeout=300)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = venv / "bin" / "python"
+    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    Path(site, "deps-of-the-test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+                    *map(str, wheel_dir.glob("*.whl"))], check=True, capture_output=True, timeout=300)
+    where = subprocess.run([str(python), "-c", "import audiofidelity.exporters.build as b, audiofidelity as a; "
+                            "print(a.__file__); print(b.__file__)"], capture_output=True, text=True, check=True,
+                           cwd=tmp_path).stdout.split()
+    assert all(path.startswith(site) for path in where), where
+    env = _serve(upstream, checkpoint_dir, tmp_path)
+    first = _eval(env, recordings_dir, python=python, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert {"cnn14-16k.pt2", "vggish.pt2"} <= set(_models(tmp_path)) and len(upstream.requests) == 3
+    second = _eval(env, recordings_dir, python=python, cwd=tmp_path, flags=("-X", "importtime"))
+    assert second.returncode == 0 and len(upstream.requests) == 3
+    assert "audiofidelity.exporters" not in second.stderr and "| audiofidelity.evaluate" in second.stderr  # not
+    # imported while evaluating (importtime lists every module imported)
+    assert json.loads(first.stdout)["metrics"] == json.loads(second.stdout)["metrics"]
