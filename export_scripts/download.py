@@ -112,7 +112,7 @@ def fetch_url(url: str, target: Path, expected_sha256: str | None = None, *, pro
                             path=target.parent, reason=exc.strerror or exc, url=url) from None
     try:
         with os.fdopen(fd, "wb") as out:
-            sha256, md5, stated = _download(url, out, target, progress)
+            sha256, md5, stated = _download(url, out, target, progress, say)
         _check_digests(url, target, [*pinned, *stated], sha256, md5)
         os.replace(part, target)
         if not pinned and not stated:
@@ -123,8 +123,10 @@ def fetch_url(url: str, target: Path, expected_sha256: str | None = None, *, pro
     return target
 
 
-def _download(url: str, out, target: Path, progress: bool) -> tuple[str, str, list[Digest]]:
-    """Stream ``url`` into ``out``; return the bytes' sha256 and md5 and the digests the server states."""
+def _download(url: str, out, target: Path, progress: bool,
+              say: Callable[[str], None]) -> tuple[str, str, list[Digest]]:
+    """Stream ``url`` into ``out`` (saying its size first); return the bytes' sha256 and md5 and the digests the
+    server states."""
     from tqdm.auto import tqdm
 
     try:
@@ -143,6 +145,7 @@ def _download(url: str, out, target: Path, progress: bool) -> tuple[str, str, li
                                 "(a login, error or consent page)", url=url, kind=kind, path=target)
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
+        say(f"{target.name}: {total / 1e6:.1f} MB" if total is not None else f"{target.name}: size not stated")
         sha256, md5, received = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
         with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
                   disable=not progress, leave=False) as bar:

@@ -206,11 +206,18 @@ def plain_file_name(value: Any, folder: Path, what: str) -> Path:
 
 
 def cache_root() -> Path:
-    """audiofidelity's one cache directory: ``$AUDIOFIDELITY_CACHE``, else ``$XDG_CACHE_HOME/audiofidelity``,
-    else ``~/.cache/audiofidelity``. Never inside the user's audio folders."""
+    """audiofidelity's one cache directory: ``$AUDIOFIDELITY_CACHE``, else ``$XDG_CACHE_HOME/audiofidelity``, else
+    the platform's user cache folder: ``~/Library/Caches`` on macOS, ``%LOCALAPPDATA%`` on Windows, ``~/.cache``
+    elsewhere. Never inside the user's audio folders."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "audiofidelity"
+    if os.environ.get("XDG_CACHE_HOME"):
+        return Path(os.environ["XDG_CACHE_HOME"]) / "audiofidelity"
+    if sys.platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "audiofidelity"
+    if sys.platform == "win32" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "audiofidelity"
+    return Path.home() / ".cache" / "audiofidelity"
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
