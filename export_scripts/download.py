@@ -9,15 +9,26 @@ wrong file is never used and the next run starts clean.
 """
 from __future__ import annotations
 
+import glob
 import hashlib
+import http.client
 import os
 import re
+import shutil
 import tempfile
 import urllib.error
+import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import Message
 from pathlib import Path
-from typing import Callable
+from typing import IO, Callable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
 
 from audiofidelity._version import __version__
 from audiofidelity.artifacts import file_sha256
@@ -41,7 +52,7 @@ class Digest:
     stated_by: str
 
 
-def stated_digests(headers: list) -> list[Digest]:
+def stated_digests(headers: list[Message]) -> list[Digest]:
     """The digests the server states in its response headers (redirects' included): Hugging Face's
     ``X-Linked-Etag`` (an LFS file's sha256) and Zenodo's ``ETag: "md5:<hex>"``."""
     found = []
@@ -55,20 +66,26 @@ def stated_digests(headers: list) -> list[Digest]:
     return found
 
 
-class _RecordingRedirects(urllib.request.HTTPRedirectHandler):
-    """urllib's redirect handling (at most 10, a loop refused) that keeps each redirect's headers: Hugging Face
-    states an LFS file's sha256 on the redirect to its storage, not on the file's response."""
+class _CheckedRedirects(urllib.request.HTTPRedirectHandler):
+    """urllib's redirect handling (at most 10, a loop refused) that keeps each redirect's headers (Hugging Face
+    states an LFS file's sha256 on the redirect to its storage, not on the file's response) and refuses a redirect
+    to anything but HTTP(S), or from HTTPS down to HTTP."""
 
     def __init__(self) -> None:
-        self.headers: list = []
+        self.headers: list[Message] = []
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001 - urllib's signature
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str, headers: Message,
+                         newurl: str) -> urllib.request.Request | None:
+        scheme, old = urllib.parse.urlsplit(newurl).scheme, urllib.parse.urlsplit(req.full_url).scheme
+        if scheme not in ("http", "https") or (old == "https" and scheme == "http"):
+            raise urllib.error.HTTPError(req.full_url, code, f"redirect to a {scheme}: URL refused", headers, fp)
         self.headers.append(headers)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _open(url: str):
-    redirects = _RecordingRedirects()
+def _open(url: str) -> tuple[http.client.HTTPResponse, list[Message]]:
+    """The response to ``url`` (redirects followed) and the headers of every response on the way."""
+    redirects = _CheckedRedirects()
     opener = urllib.request.build_opener(redirects)
     request = urllib.request.Request(url, headers={"User-Agent": f"audiofidelity/{__version__}"})
     response = opener.open(request, timeout=TIMEOUT_S)
@@ -85,6 +102,23 @@ def _check_digests(url: str, target: Path, digests: list[Digest], sha256: str, m
                 algorithm=d.algorithm, actual=actual, expected=d.value, stated_by=d.stated_by)
 
 
+@contextmanager
+def locked(path: Path, *, url: str) -> Iterator[None]:
+    """Hold the lock file ``path`` (created, with its folder) across processes: one download of a file, or one
+    build of an artifact, at a time; a second waits, then finds the first one's result. Without ``fcntl``
+    (Windows) nothing is locked and two such runs each do the whole work."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "w")
+    except OSError as exc:
+        raise DownloadError("cannot write into {path} ({reason}); set AUDIOFIDELITY_CACHE to a writable folder",
+                            path=path.parent, reason=exc.strerror or str(exc), url=url) from None
+    with handle:
+        if fcntl is not None:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def fetch_url(url: str, target: Path, expected_sha256: str | None = None, *, progress: bool = True,
               say: Callable[[str], None] = print) -> Path:
     """``url`` as ``target`` (kept when already there and matching what is pinned), downloaded and checked as the
@@ -94,39 +128,40 @@ def fetch_url(url: str, target: Path, expected_sha256: str | None = None, *, pro
     ------
     DownloadError
         The server is unreachable, answers an error, a web page or a redirect loop, the transfer is cut short,
-        or ``target``'s folder cannot be written (a full disk included).
+        or ``target``'s folder cannot be written or hold it (a full disk included).
     ChecksumMismatchError
         The bytes differ from a pinned or stated digest.
     """
     pinned = [Digest("sha256", expected_sha256, "the registry's pin")] if expected_sha256 else []
-    if target.is_file():
-        if all(file_sha256(target) == d.value for d in pinned):
-            return target
-        say(f"{target.name}: the copy in {target.parent} does not match its pin; downloading it again")
-        target.unlink()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+    with locked(target.parent / f".{target.name}.lock", url=url):
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part"):  # of a killed download
+            stale.unlink(missing_ok=True)
+        if target.is_file():
+            if all(file_sha256(target) == d.value for d in pinned):
+                say(f"{target.name}: the copy in {target.parent}")
+                return target
+            say(f"{target.name}: the copy in {target.parent} does not match its pin; downloading it again")
+            target.unlink()
+        say(f"{target.name}: downloading {url}")
         fd, part = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    except OSError as exc:
-        raise DownloadError("cannot write into {path} ({reason}); set AUDIOFIDELITY_CACHE to a writable folder",
-                            path=target.parent, reason=exc.strerror or exc, url=url) from None
-    try:
-        with os.fdopen(fd, "wb") as out:
-            sha256, md5, stated = _download(url, out, target, progress, say)
-        _check_digests(url, target, [*pinned, *stated], sha256, md5)
-        os.replace(part, target)
-        if not pinned and not stated:
-            say(f"{target.name}: no digest is published for it; its sha256 {sha256} is recorded in the manifest")
-    finally:
-        if os.path.exists(part):
-            os.unlink(part)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                sha256, md5, stated = _download(url, out, target, progress, say)
+            _check_digests(url, target, [*pinned, *stated], sha256, md5)
+            os.replace(part, target)
+            if not pinned and not stated:
+                say(f"{target.name}: no digest is published for it; its sha256 {sha256} is recorded in the "
+                    f"manifest")
+        finally:
+            if os.path.exists(part):
+                os.unlink(part)
     return target
 
 
-def _download(url: str, out, target: Path, progress: bool,
+def _download(url: str, out: IO[bytes], target: Path, progress: bool,
               say: Callable[[str], None]) -> tuple[str, str, list[Digest]]:
-    """Stream ``url`` into ``out`` (saying its size first); return the bytes' sha256 and md5 and the digests the
-    server states."""
+    """Stream ``url`` into ``out`` (saying its size first, refused when the folder has not the room); return the
+    bytes' sha256 and md5 and the digests the server states."""
     from tqdm.auto import tqdm
 
     try:
@@ -134,10 +169,11 @@ def _download(url: str, out, target: Path, progress: bool,
     except urllib.error.HTTPError as exc:
         raise DownloadError("cannot download {url}: the server answered {code} {reason}", url=url,
                             code=exc.code, reason=exc.reason, path=target) from None
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise DownloadError("cannot download {url}: {reason} (no network? build from a file at hand with "
-                            "--source FILE)", url=url, reason=str(reason), path=target) from None
+                            "--source FILE)", url=url, reason=str(reason) or type(exc).__name__,
+                            path=target) from None
     with response:
         kind = (response.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if kind in ("text/html", "application/xhtml+xml"):
@@ -146,13 +182,18 @@ def _download(url: str, out, target: Path, progress: bool,
         length = response.headers.get("Content-Length")
         total = int(length) if length and length.isdigit() else None
         say(f"{target.name}: {total / 1e6:.1f} MB" if total is not None else f"{target.name}: size not stated")
+        free = shutil.disk_usage(target.parent).free
+        if total is not None and total > free:
+            raise DownloadError("cannot download {url} into {path}: it is {size:.1f} MB and {free:.1f} MB are free "
+                                "(free space there, or set AUDIOFIDELITY_CACHE)", url=url, path=target.parent,
+                                size=total / 1e6, free=free / 1e6)
         sha256, md5, received = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-        with tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=target.name,
-                  disable=not progress, leave=False) as bar:
+        with tqdm(total=total, unit="B", unit_scale=True, desc=target.name, disable=not progress,
+                  leave=False) as bar:
             while True:
                 try:
                     block = response.read(CHUNK)
-                except (OSError, ValueError) as exc:  # a reset or a cut connection (http.client.IncompleteRead)
+                except (OSError, ValueError, http.client.HTTPException) as exc:  # a reset, a cut transfer
                     raise DownloadError("cannot download {url}: the transfer broke off after {received} bytes "
                                         "({reason}); nothing was kept", url=url, received=received,
                                         reason=type(exc).__name__, path=target) from None
@@ -163,7 +204,7 @@ def _download(url: str, out, target: Path, progress: bool,
                 except OSError as exc:
                     raise DownloadError("cannot write {path}: {reason}; nothing was kept (free space there, or "
                                         "set AUDIOFIDELITY_CACHE)", path=target.parent,
-                                        reason=exc.strerror or exc, url=url) from None
+                                        reason=exc.strerror or str(exc), url=url) from None
                 sha256.update(block)
                 md5.update(block)
                 received += len(block)

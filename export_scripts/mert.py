@@ -13,6 +13,7 @@ Training", ICLR 2024; Hsu et al., "HuBERT", 2021; transformers ``models/hubert/m
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 from pathlib import Path
 
@@ -189,17 +190,18 @@ def fold_weight_norm(state: dict[str, torch.Tensor], prefix: str) -> None:
 
 
 def load_state(source: Path) -> dict[str, torch.Tensor]:
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        path = source / name
-        if path.is_file():
-            if name.endswith(".safetensors"):
-                try:
-                    from safetensors.torch import load_file
-                except ImportError:
-                    raise SystemExit("reading model.safetensors needs the export extra: pip install "
-                                     "'audiofidelity[export]'") from None
-                return load_file(str(path))
-            return torch.load(path, map_location="cpu", weights_only=True)
+    """The folder's weights: ``model.safetensors`` where safetensors is installed (the export extra), else
+    ``pytorch_model.bin`` (MERT's repository has both; torch reads the second alone)."""
+    safetensors, legacy = source / "model.safetensors", source / "pytorch_model.bin"
+    if safetensors.is_file() and (importlib.util.find_spec("safetensors") or not legacy.is_file()):
+        try:
+            from safetensors.torch import load_file
+        except ImportError:
+            raise SystemExit("reading model.safetensors needs the export extra: pip install "
+                             "'audiofidelity[export]'") from None
+        return load_file(str(safetensors))
+    if legacy.is_file():
+        return torch.load(legacy, map_location="cpu", weights_only=True)
     raise SystemExit(f"{source}: no model.safetensors or pytorch_model.bin (pass the Hugging Face model folder)")
 
 

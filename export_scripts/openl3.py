@@ -28,6 +28,8 @@ from torch import nn
 FAMILY = "openl3"
 """The model family (``audiofidelity/models/openl3.py``) whose artifacts this module builds; ``export.py`` finds it by
 this."""
+REQUIRES = {"h5py": "pip install 'audiofidelity[export]'"}
+"""What this export imports beyond torch, and how to get it (``build`` checks before it downloads)."""
 
 FILTERS = (64, 64, 128, 128, 256, 256, 512, 512)
 POOLED_AFTER = (1, 3, 5)

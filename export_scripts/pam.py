@@ -34,6 +34,9 @@ from .cnn14 import check_frontend_buffers
 
 FAMILY = "pam"
 """The model family (``audiofidelity/models/pam.py``) whose artifact this module builds."""
+REQUIRES = {"transformers": "pip install transformers"}
+"""What this export imports beyond torch (GPT-2 computes the prompts' embeddings), and how to get it (``build``
+checks before it downloads)."""
 
 PROMPTS = ("the sound is clear and clean.", "the sound is noisy and with artifacts.")
 """``PAM_PROMPTS`` of ``PAM/PAM.py``: the score is the softmax's weight on the first."""

@@ -25,7 +25,8 @@ def upstream():
 
 
 def _left(folder):
-    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+    """What a download left in ``folder``, its lock file aside."""
+    return sorted(p.name for p in folder.iterdir() if not p.name.endswith(".lock")) if folder.exists() else []
 
 
 def test_a_whole_file_is_kept_and_reused_without_a_second_request(upstream, tmp_path):
@@ -34,9 +35,9 @@ def test_a_whole_file_is_kept_and_reused_without_a_second_request(upstream, tmp_
     target = fetch_url(local, tmp_path / "Model=0.5.pth", hashlib.sha256(DATA).hexdigest(), progress=False,
                        say=said.append)
     assert target.read_bytes() == DATA and _left(tmp_path) == ["Model=0.5.pth"]
-    assert said == ["Model=0.5.pth: 1.0 MB"]  # its size, as the server states it
+    assert said == [f"Model=0.5.pth: downloading {local}", "Model=0.5.pth: 1.0 MB"]  # its size, as stated
     fetch_url(local, target, hashlib.sha256(DATA).hexdigest(), progress=False, say=said.append)
-    assert len(upstream.requests) == 1 and len(said) == 1
+    assert len(upstream.requests) == 1 and said[2:] == [f"Model=0.5.pth: the copy in {tmp_path}"]
 
 
 def test_an_unpinned_file_says_its_sha256_is_recorded(upstream, tmp_path):
@@ -75,6 +76,10 @@ def test_the_sha256_a_hugging_face_server_states_is_checked(upstream, tmp_path):
     ("loop", r"answered 302 .*infinite loop"),
     ("404", r"answered 404"),
     ("cut", r"(broke off after|of 1048576 bytes arrived)"),
+    ("chunked-cut", r"broke off after"),
+    ("huge", r"it is 1000000000000\.0 MB and .* MB are free"),
+    ("redirect:file:///etc/passwd", r"answered 302 .*'file:///etc/passwd' is not allowed"),  # urllib's own
+    ("redirect:ftp://127.0.0.1/x", r"redirect to a ftp: URL refused"),
 ])
 def test_a_failing_server_is_refused_by_name_and_nothing_is_kept(upstream, tmp_path, fault, match):
     local = upstream.serve(URL, DATA, fault=fault)
@@ -117,3 +122,34 @@ def test_a_full_disk_is_named_and_leaves_nothing(upstream, tmp_path):
                           text=True, timeout=60)
     assert done.returncode == 3, done.stderr
     assert "cannot write" in done.stdout and "nothing was kept" in done.stdout and _left(tmp_path) == []
+
+
+def test_an_md5_the_server_states_in_its_etag_is_checked(upstream, tmp_path):
+    good = upstream.serve("https://zenodo.org/records/1/files/good.pth", DATA,
+                          fault="etag:" + hashlib.md5(DATA).hexdigest())
+    assert fetch_url(good, tmp_path / "good.pth", progress=False).read_bytes() == DATA
+    bad = upstream.serve("https://zenodo.org/records/1/files/bad.pth", DATA, fault="etag:" + "2" * 32)
+    with pytest.raises(ChecksumMismatchError, match=r"md5 .* the md5 the server states \(ETag\) is 2{32}"):
+        fetch_url(bad, tmp_path / "bad.pth", progress=False)
+    assert _left(tmp_path) == ["good.pth"]
+
+
+def test_the_part_file_of_a_killed_download_is_removed_by_the_next_one(upstream, tmp_path):
+    (tmp_path / ".m.pth.abc123.part").write_bytes(b"half")  # what a SIGKILL leaves
+    fetch_url(upstream.serve(URL, DATA), tmp_path / "m.pth", progress=False)
+    assert _left(tmp_path) == ["m.pth"]
+
+
+def test_a_model_whose_export_needs_a_missing_module_is_refused_before_any_download(tmp_path, monkeypatch):
+    import importlib.util
+
+    from audiofidelity.errors import BuildError
+    from audiofidelity.exporters.build import build
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "transformers" else real(name, *a))
+    with pytest.raises(BuildError, match=r"cannot build pam: its export needs transformers \(pip install "
+                                         r"transformers\)"):
+        build("pam", tmp_path / "models", cache=tmp_path / "upstream", progress=False, say=lambda line: None)
+    assert not (tmp_path / "upstream").exists()

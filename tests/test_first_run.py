@@ -65,7 +65,7 @@ def _run(env, *args, python=sys.executable, cwd=None, flags=()):
 
 def _eval(env, recordings_dir, *args, **kwargs):
     return _run(env, "eval", str(recordings_dir / "generated"), str(recordings_dir / "reference"), "--limit", "3",
-                "--quiet", *args, **kwargs)
+                *args, **kwargs)
 
 
 def _models(tmp_path):
@@ -83,7 +83,7 @@ def test_eval_builds_the_default_models_on_first_use_and_downloads_nothing_the_s
     first = _eval(env, recordings_dir)
     assert first.returncode == 0, first.stderr
     assert "building 2 model artifact(s) on first use" in first.stderr
-    assert f"downloading {checkpoints.CNN14['cnn14-16k']['file']} from {upstream.base}" in first.stderr
+    assert f"{checkpoints.CNN14['cnn14-16k']['file']}: downloading {upstream.base}/zenodo.org/" in first.stderr
     assert "licence CC-BY-4.0" in first.stderr and "licence Apache-2.0" in first.stderr
     assert _models(tmp_path) == sorted(["cnn14-16k.json", "cnn14-16k.pt2", "vggish.json", "vggish.pt2", VGGISH_PCA])
     served = len(upstream.requests)
@@ -145,6 +145,19 @@ def test_models_build_names_a_folder_it_cannot_write_and_keeps_a_built_one(upstr
     assert "cnn14-16k: written to" in built.stdout and upstream.requests == []
     again = _run(env, "models", "build", "cnn14-16k")
     assert again.returncode == 0 and "already in" in again.stdout and upstream.requests == []
+    for misuse in (("--vocab", str(source)), ("--revision", "main")):
+        refused = _run(env, "models", "build", "cnn14-16k", "--source", str(source), *misuse)
+        assert refused.returncode in (1, 2) and "Traceback" not in refused.stderr
+        assert ("does not apply to cnn14-16k" if misuse[0] == "--vocab" else "--revision applies to") in refused.stderr
+
+
+def test_models_build_rebuilds_an_artifact_missing_a_file_it_names(upstream, checkpoint_dir, tmp_path):
+    env = _serve(upstream, checkpoint_dir, tmp_path)
+    assert _run(env, "models", "build", "vggish", "--quiet").returncode == 0
+    (tmp_path / "cache" / "models" / VGGISH_PCA).unlink()  # the .pt2 and manifest alone are not the artifact
+    again = _run(env, "models", "build", "vggish", "--quiet")
+    assert again.returncode == 0 and "vggish: written to" in again.stdout, again.stderr
+    assert VGGISH_PCA in _models(tmp_path)
 
 
 def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkpoint_dir, recordings_dir, tmp_path):

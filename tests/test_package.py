@@ -40,8 +40,9 @@ def test_limit_keeps_the_first_sorted_names(tmp_path):
 
 
 def test_pyproject_packages_name_every_package_folder_and_the_exporters():
-    import tomllib
     from pathlib import Path
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     root = Path(__file__).resolve().parents[1]
     setup = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]

@@ -13,8 +13,10 @@ from pathlib import Path
 @dataclass
 class Upstream:
     """``files``: URL path -> bytes; ``faults``: URL path -> ``html``, ``loop``, ``cut`` (half the bytes sent, then
-    the connection closed), ``die`` (``cut``, and the server stops answering), ``404``, or
-    ``stated:<sha256>`` (the bytes redirected to with that ``X-Linked-Etag``, as the Hugging Face Hub does)."""
+    the connection closed), ``chunked-cut`` (the same without a length), ``die`` (``cut``, and the server stops
+    answering), ``404``, ``huge`` (a length no disk holds), ``redirect:<url>``, ``etag:<md5>`` (the bytes with a
+    Zenodo-style ``ETag``), or ``stated:<sha256>`` (the bytes redirected to with that ``X-Linked-Etag``, as the
+    Hugging Face Hub does)."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     faults: dict[str, str] = field(default_factory=dict)
@@ -38,6 +40,32 @@ class Upstream:
                     self.send_header("Location", self.path)
                     self.send_header("Content-Length", "0")
                     self.end_headers()
+                elif fault.startswith("redirect:"):
+                    self.send_response(302)
+                    self.send_header("Location", fault[9:])
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                elif fault == "huge":  # a length no disk holds, then nothing
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(10 ** 18))
+                    self.end_headers()
+                    self.close_connection = True
+                elif fault == "chunked-cut":  # one chunk, then the connection closed without the last chunk
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b"%x\r\n%s\r\n" % (1000, b"x" * 1000))
+                    self.wfile.flush()
+                    self.close_connection = True
+                elif fault.startswith("etag:"):
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/octet-stream")
+                    self.send_header("Content-Length", str(len(upstream.files[path])))
+                    self.send_header("ETag", f'"md5:{fault[5:]}"')
+                    self.end_headers()
+                    self.wfile.write(upstream.files[path])
                 elif fault.startswith("stated:"):
                     self.send_response(302)
                     self.send_header("Location", self.path + "?storage")

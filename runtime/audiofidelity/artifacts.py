@@ -2,7 +2,8 @@
 
 An artifact is ``<name>.pt2`` (a ``torch.export`` program) plus ``<name>.json`` (its manifest: sha256,
 frontend parameters, input/output spec, provenance). Resolution order: a models directory
-(``models_dir=`` / ``--models-dir`` / ``$AUDIOFIDELITY_MODELS``), then the Hugging Face cache or Hub at the
+(``models_dir=`` / ``--models-dir`` / ``$AUDIOFIDELITY_MODELS``, else ``models`` in the cache directory, where
+``audiofidelity models build`` writes), then the Hugging Face cache or Hub at the
 registry's pinned revision (``hf_hub_download``; honours ``HF_HUB_OFFLINE``, ``HF_HOME``, ``HF_ENDPOINT``),
 then an error saying how to build the artifact. The ``.pt2`` is hashed on every load, in a thread
 beside ``torch.export.load`` so the check costs no wall time; a mismatch is never used. Every manifest
@@ -134,10 +135,14 @@ class Manifest:
 def data_files(raw: dict[str, Any]) -> list[str]:
     """The files a manifest names beside its program (post-processing data, a tokenizer's files), which travel with
     it: published and downloaded together."""
-    named = [raw["postprocess"].get("file")] if isinstance(raw.get("postprocess"), dict) else []
+    return [name for f in _data_entries(raw) if isinstance(name := f.get("file"), str)]
+
+
+def _data_entries(raw: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest sections naming a file beside the program, each with its ``file`` and ``sha256``."""
+    named = [raw["postprocess"]] if isinstance(raw.get("postprocess"), dict) else []
     files = raw.get("frontend", {}).get("files") if isinstance(raw.get("frontend"), dict) else None
-    named += [f.get("file") for f in files.values() if isinstance(f, dict)] if isinstance(files, dict) else []
-    return [n for n in named if isinstance(n, str)]
+    return named + ([f for f in files.values() if isinstance(f, dict)] if isinstance(files, dict) else [])
 
 
 def bound_fields(raw: dict[str, Any]) -> dict[str, Any]:
@@ -188,7 +193,7 @@ def check_bound(manifest: "Manifest", program: Path, manifest_path: Path) -> Non
     if embedded is None:
         raise ManifestError(f"{{path}} carries no embedded manifest (extra/{EMBEDDED_MANIFEST}): it was exported "
                             f"by an older version or is not an audiofidelity artifact; re-export it with "
-                            f"{export_command(manifest.name)}", path=program)
+                            f"{export_command(manifest.name, force=True)}", path=program)
     field_path = first_difference(bound_fields(manifest.raw), embedded)
     if field_path is not None:
         raise ManifestError(f"{{path}}: field '{literal(field_path)}' differs from the copy sealed inside "
@@ -329,6 +334,26 @@ def resolve(name: str, directory: str | Path | None = None) -> Resolved:
     return Resolved(program, manifest, "hub", entry)
 
 
+def verify_local(name: str, directory: str | Path) -> Resolved:
+    """Prove that the models folder ``directory`` holds artifact ``name`` whole: its manifest belongs to its program
+    (``_read_manifest``), and the program and every file the manifest names beside it hash to what is pinned there.
+    Everything is hashed (``models build`` decides from this whether to build again).
+
+    Raises
+    ------
+    ArtifactNotFoundError, ManifestError, ChecksumMismatchError
+    """
+    folder = Path(directory)
+    program, manifest_path = local_files(name, folder)
+    if not (program.is_file() and manifest_path.is_file()):
+        raise ArtifactNotFoundError(f"{{models}} holds no whole {literal(name)}", models=folder)
+    manifest = _read_manifest(manifest_path, name, program)
+    verify_sha256(program, manifest.sha256)
+    for entry in _data_entries(manifest.raw):
+        verify_sha256(plain_file_name(entry.get("file"), folder, "data file"), str(entry.get("sha256")))
+    return Resolved(program, manifest, "local", registry_entry(name))
+
+
 def _read_manifest(path: Path, name: str, program: Path) -> Manifest:
     """Read ``path`` and prove it belongs to ``program``: its name, its file field, its sealed copy."""
     manifest = Manifest.read(path)
@@ -380,7 +405,8 @@ def load(name: str, *, directory: str | Path | None = None, device: str = "cpu",
     name : str
         Registry name, e.g. ``"cnn14-16k"``.
     directory : path, optional
-        Models directory; defaults to ``$AUDIOFIDELITY_MODELS``, then the Hub pin.
+        Models directory; defaults to ``models_dir()``'s (``$AUDIOFIDELITY_MODELS``, else the cache's), then the
+        Hub pin.
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
     require_pinned : bool
@@ -469,7 +495,7 @@ def load_postprocess(artifact: LoadedArtifact) -> dict[str, Any]:
     section = artifact.manifest.raw.get("postprocess")
     if section is None:
         raise ManifestError(f"artifact {artifact.manifest.name!r} carries no post-processing data; re-export it "
-                            f"with it: {export_command(artifact.manifest.name)}")
+                            f"with it: {export_command(artifact.manifest.name, force=True)}")
     path = plain_file_name(section.get("file"), artifact.path.parent, "postprocess.file")
     if not path.is_file():
         raise ArtifactNotFoundError(f"{{path}} (post-processing data of {literal(artifact.manifest.name)}) is missing",

@@ -263,7 +263,7 @@ class Evaluator:
             if role is not None and role not in self.roles:
                 owner = self.entry.name if METRICS[metric].needs == "classifier" else self.fad.artifact
                 raise ManifestError(f"artifact {owner!r} declares no output with role {role!r}, which metric "
-                                    f"{metric!r} needs; re-export it: {export_command(owner)}")
+                                    f"{metric!r} needs; re-export it: {export_command(owner, force=True)}")
 
     def settings(self) -> dict:
         """What the features depend on: compared when a reference statistics file is used."""
@@ -642,7 +642,8 @@ def evaluate(generated: str | Path, reference: str | Path | None = None, *, limi
     limit : int, optional
         Use only the first ``limit`` files of each sorted folder listing (audioldm_eval's ``limit_num``).
     models_dir : path, optional
-        Directory with the exported artifacts (default ``$AUDIOFIDELITY_MODELS``).
+        Directory with the exported artifacts (default ``$AUDIOFIDELITY_MODELS``, else ``models`` in the cache
+        directory).
     conditioning : Conditioning, optional
         Channel, DC, resampler, padding and minimum-duration settings (default: audioldm_eval's).
     strict : bool

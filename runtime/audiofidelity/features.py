@@ -573,7 +573,7 @@ def scorer_stage(artifact: LoadedArtifact, run: RunSettings, scorer: Scorer) -> 
     missing = [role for role in scorer.roles if role not in roles]
     if missing:
         raise ManifestError(f"artifact {scorer.artifact!r} declares no output with role(s) {', '.join(missing)}, "
-                            f"which {scorer.name!r} needs; re-export it: {export_command(scorer.artifact)}")
+                            f"which {scorer.name!r} needs; re-export it: {export_command(scorer.artifact, force=True)}")
     features = tuple(Feature(f"{scorer.name}.{roles[role]}", roles[role]) for role in scorer.roles)
     stage = build_stage(artifact, run, rate=manifest.sample_rate, frontend=dict(manifest.frontend), collect=None,
                         features=features, conditioning=dict(scorer.conditioning), post=None,
@@ -593,7 +593,7 @@ def fad_stage(artifact: LoadedArtifact, run: RunSettings, fad: FadModel, *, adju
     output = manifest.roles().get(fad.role)
     if output is None:
         raise ManifestError(f"artifact {fad.artifact!r} declares no output with role {fad.role!r}, which FAD "
-                            f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact)}")
+                            f"model {fad.name!r} needs; re-export it: {export_command(fad.artifact, force=True)}")
     adjust = adjust or Adjustment()
     post = bound_postprocess(artifact) if adjust.postprocess else None
     if fad.rows is not None:

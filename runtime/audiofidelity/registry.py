@@ -94,13 +94,13 @@ def artifact_for(backbone: str, sample_rate: int) -> ArtifactEntry:
     raise ValueError(f"no artifact for backbone {backbone!r} at {sample_rate} Hz; available: {choices}")
 
 
-def export_command(name: str, out: str | Path | None = None) -> str:
+def export_command(name: str, out: str | Path | None = None, *, force: bool = False) -> str:
     """The command that builds artifact ``name`` from its original checkpoint at hand, into the models folder
-    ``out`` (None: the default one)."""
+    ``out`` (None: the default one); ``force``: over a stale copy (which ``models build`` would otherwise keep)."""
     entry = registry_entry(name)
     extra = "".join(f" {option}" for option in entry.extra_sources)
     where = f" --models-dir {out}" if out is not None else ""
-    return f"audiofidelity models build {name} --source {entry.source_file}{extra}{where}"
+    return f"audiofidelity models build {name} --source {entry.source_file}{extra}{where}" + " --force" * force
 
 
 def build_command(names: list[str], out: str | Path | None = None) -> str:

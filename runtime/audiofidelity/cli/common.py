@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
+from typing import Callable
 
+from ..errors import BuildError
 from ..memory import parse_size
 from ..runner import DEFAULT_BATCH_SIZE
 from ..validation import arg_type, check_int
@@ -20,6 +25,21 @@ def memory_size(text: str) -> int:
         return parse_size(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def builder() -> ModuleType:
+    """``audiofidelity.exporters.build`` (torch and the exporters load for a build only), or a ``BuildError`` saying
+    how to get it when this installation lacks it (an editable install made before the exporters were packaged)."""
+    try:
+        return importlib.import_module("audiofidelity.exporters.build")
+    except ImportError as exc:
+        raise BuildError("cannot build models: the exporters do not import ({reason}); reinstall audiofidelity "
+                         "(pip install -e . in a checkout)", reason=str(exc)) from None
+
+
+def say_on_stderr(quiet: bool) -> Callable[[str], None]:
+    """How a build reports its steps: lines on stderr (stdout carries results), none with ``--quiet``."""
+    return (lambda line: None) if quiet else (lambda line: print(f"audiofidelity: {line}", file=sys.stderr))
 
 
 def available_cores() -> int:
@@ -42,7 +62,8 @@ def resolve_device(requested: str) -> str:
 def add_runtime_options(p: argparse.ArgumentParser) -> None:
     """Where the models come from and how they run: shared by the evaluating commands, ``embed`` and ``serve``."""
     p.add_argument("--models-dir", type=Path, default=None,
-                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
+                   help="directory with <artifact>.pt2 + .json (default: $AUDIOFIDELITY_MODELS, else models/ in the "
+                        "cache directory; then the Hub)")
     p.add_argument("--device", default="cpu",
                    help="cpu, cuda, cuda:N or auto (a GPU when there is one); under torchrun each rank uses "
                         "cuda:LOCAL_RANK")

@@ -30,7 +30,7 @@ from ..runner import PRECISIONS
 from ..settings import EvaluationSettings, check_captions
 from ..training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
 from ..validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
-from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, resolve_device
+from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, builder, resolve_device, say_on_stderr
 
 
 def _metric_list(text: str) -> list[str]:
@@ -228,13 +228,11 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
         missing = getattr(exc, "names", None)
         if not missing or offline(args) or args.require_pinned or distributed_rank() is not None:
             raise
-        from ..exporters.build import build_missing  # torch and the exporters load for a build only
-
-        folder = models_dir(args.models_dir)
-        print(f"audiofidelity: building {len(missing)} model artifact(s) on first use into {folder}: "
-              f"{', '.join(missing)} (--offline refuses instead)", file=sys.stderr)
-        build_missing(missing, folder, progress=not args.quiet,
-                      say=lambda line: print(f"audiofidelity: {line}", file=sys.stderr))
+        build, folder, say = builder().build, models_dir(args.models_dir), say_on_stderr(args.quiet)
+        say(f"building {len(missing)} model artifact(s) on first use into {folder}: {', '.join(missing)} "
+            f"(--offline refuses instead)")
+        for name in missing:
+            build(name, folder, progress=not args.quiet, say=say)
     return _new_evaluator(args, metrics)
 
 

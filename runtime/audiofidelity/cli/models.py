@@ -9,6 +9,7 @@ from .. import artifacts, registry
 from ..catalog import serves, where
 from ..errors import AudioFidelityError
 from ..reporting import align
+from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, builder, say_on_stderr
 
 
 def add_parser(commands) -> None:
@@ -39,45 +40,38 @@ def add_parser(commands) -> None:
         p.add_argument("--models-dir", type=Path, default=None)
 
 
-def _built(name: str, folder: Path) -> bool:
-    """Whether ``folder`` holds artifact ``name`` whole: its manifest belongs to its program and its sha256 holds."""
-    try:
-        found = artifacts.resolve(name, folder)
-        artifacts.verify_sha256(found.program, found.manifest.sha256)
-    except AudioFidelityError:
-        return False
-    return found.origin == "local"
-
-
 def run_build(args: argparse.Namespace) -> int:
-    """``models build``: each artifact downloaded, exported and sealed, or kept when already whole; 1 when any
-    failed (each named with why), else 0."""
+    """``models build``: each artifact downloaded, exported and sealed, or kept when already whole (a line on
+    stdout for each), its steps on stderr; 1 when any failed (each named with why), 2 on misuse, else 0."""
     chosen = list(dict.fromkeys(registry.names() if "all" in args.name else args.name))
-    at_hand = {key: getattr(args, key) for key in ("source", *{o.split()[0][2:] for n in registry.names()
-                                                            for o in registry.registry_entry(n).extra_sources})
-               if getattr(args, key, None) is not None}
+    extra_keys = {o.split()[0][2:] for n in registry.names() for o in registry.registry_entry(n).extra_sources}
+    at_hand = {key: getattr(args, key) for key in ("source", *extra_keys) if getattr(args, key, None) is not None}
     if at_hand and len(chosen) != 1:
         print(f"audiofidelity: error: {', '.join('--' + k for k in sorted(at_hand))} name(s) a file for one "
               f"artifact; give one NAME", file=sys.stderr)
-        return 2
-    from ..exporters.build import build  # torch and the exporters load for this verb only
-
+        return EXIT_USAGE
+    takes = {o.split()[0][2:] for o in registry.registry_entry(chosen[0]).extra_sources} | {"source"}
+    if set(at_hand) - takes:
+        print(f"audiofidelity: error: {', '.join('--' + k for k in sorted(set(at_hand) - takes))} does not apply "
+              f"to {chosen[0]}", file=sys.stderr)
+        return EXIT_USAGE
+    build = builder().build
     folder = artifacts.models_dir(args.models_dir)
     failed = []
     for name in chosen:
-        if not args.force and _built(name, folder):
-            print(f"{name}: already in {folder} (sha256 checked); --force builds it again")
-            continue
         try:
-            build(name, folder, source=at_hand.get("source"),
-                  extras={k: v for k, v in at_hand.items() if k != "source"}, revision=args.revision,
-                  progress=not args.quiet)
+            made = build(name, folder, source=at_hand.get("source"), revision=args.revision, force=args.force,
+                         extras={k: v for k, v in at_hand.items() if k != "source"}, progress=not args.quiet,
+                         say=say_on_stderr(args.quiet))
         except AudioFidelityError as exc:
             failed.append(name)
-            print(f"{name}: failed: {exc}", file=sys.stderr)
+            print(f"audiofidelity: {name}: failed: {exc}", file=sys.stderr)
+            continue
+        print(f"{name}: written to {folder}" if made else
+              f"{name}: already in {folder} (every file's sha256 checked; --force builds it again)")
     if failed:
         print(f"audiofidelity: error: {len(failed)} of {len(chosen)} not built: {', '.join(failed)}", file=sys.stderr)
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def run(args: argparse.Namespace) -> int:

@@ -18,7 +18,8 @@ from .common import EXIT_OK
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models-dir", type=Path, default=None,
-                   help="directory with sc09-resnext.pt2 + .json (default: $AUDIOFIDELITY_MODELS, then the Hub)")
+                   help="directory with sc09-resnext.pt2 + .json (default: $AUDIOFIDELITY_MODELS, else models/ in the "
+                        "cache directory; then the Hub)")
     p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
 
 

@@ -430,7 +430,8 @@ class FrechetAudioDistance(_FrechetMetric):
     model : str
         The FAD model (``eval --fad-model``: ``registry.fad_models()``; default audioldm_eval's, ``vggish``).
     models_dir : path, optional
-        Where the exported artifacts are (default ``$AUDIOFIDELITY_MODELS``, else the Hub pins).
+        Where the exported artifacts are
+        (default ``$AUDIOFIDELITY_MODELS``, else ``models`` in the cache directory, then the Hub pins).
     reset_real_features : bool
         False: ``reset()`` keeps the real side (compute the reference once, compare every epoch's generations).
     reference_stats : path, optional

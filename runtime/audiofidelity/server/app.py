@@ -208,8 +208,9 @@ def serve(config: ServerConfig, *, host: str = "127.0.0.1", port: int = 2600, re
         missing = [] if lazy_models else missing_artifacts(config.run.models_dir)
         if missing:
             raise ServerStateError(f"the models a default request needs are missing: {', '.join(missing)}. "
-                                   f"{registry.build_instructions(missing)}\n(--lazy-models starts the server "
-                                   f"anyway; requests that need a missing model then fail with this message)")
+                                   f"{registry.build_instructions(missing, config.run.models_dir)}\n(--lazy-models "
+                                   f"starts the server anyway; requests that need a missing model then fail with "
+                                   f"this message)")
         uvicorn.run(app, host=host, port=port, log_level="info", timeout_keep_alive=5,
                     http=HeaderDeadlineH11, limit_concurrency=MAX_CONNECTIONS,
                     h11_max_incomplete_event_size=MAX_HEADER_BYTES)
