@@ -35,6 +35,20 @@ def shared_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("shared-cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_session(tmp_path_factory, shared_cache):
+    """``_isolated_environment`` from the session's start: module- and session-scoped fixtures are set up before any
+    test's own fixtures, and must not read or fill the developer's cache or models, or download, either."""
+    home = tmp_path_factory.mktemp("session-home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AUDIOFIDELITY_MODELS", raising=False)
+        patch.setenv("HF_HUB_OFFLINE", "1")
+        patch.setenv("AUDIOFIDELITY_CACHE", str(shared_cache))
+        patch.setenv("HF_HOME", str(home / "hf_home"))
+        patch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(tmp_path, monkeypatch, shared_cache):
     """No run may read the developer's models or caches, download, or write outside a temp dir."""

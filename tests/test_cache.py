@@ -188,3 +188,27 @@ def test_batching_across_clips_keeps_its_own_entries(folders, models_dir, tmp_pa
                       batch_across_clips=True).report
     assert len(decodes) == len(os.listdir(folders[0])) + len(os.listdir(folders[1]))  # no exact entry reused
     assert report["provenance"]["batch_across_clips"] is True
+
+
+def test_a_file_changed_within_the_clocks_tick_of_its_hashing_is_hashed_again(tmp_path, monkeypatch):
+    """The kernel stamps files from a coarse clock: a same-size rewrite right after hashing can keep every stamp
+    (simulated here by putting mtime back; ctime then differs by well under a tick's worth of 2 s). A memo is
+    only written for a file older than ``RACY_NS``, so the second content is hashed, not taken for the first."""
+    import hashlib
+    import time
+
+    from audiofidelity import cache as cache_module
+
+    target = tmp_path / "a.wav"
+    target.write_bytes(b"A" * 64)
+    store = FeatureCache(tmp_path / "cache")
+    assert store.content_sha256(target) == hashlib.sha256(b"A" * 64).hexdigest()
+    stamp = target.stat()
+    target.write_bytes(b"B" * 64)
+    os.utime(target, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert store.content_sha256(target) == hashlib.sha256(b"B" * 64).hexdigest()
+    assert not list(store.hashes_dir.glob("*.json"))  # nothing vouched for a file this fresh
+    later = time.time_ns() + 2 * cache_module.RACY_NS
+    monkeypatch.setattr(time, "time_ns", lambda: later)  # the same file, long settled
+    assert store.content_sha256(target) == hashlib.sha256(b"B" * 64).hexdigest()
+    assert len(list(store.hashes_dir.glob("*.json"))) == 1

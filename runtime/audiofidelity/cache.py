@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 
 PROBLEM_KEY = "__problem__"
 CACHE_FORMAT = 2
+RACY_NS = 2 * 10**9
+"""A file changed less than this before it is hashed is hashed again next time, not memoised: the kernel stamps
+files from a coarse clock (a few ms per tick), so a same-size rewrite within one tick keeps every stamp the memo
+compares (git's "racily clean" rule)."""
 """2: per-clip forward passes, batch size in the key, path-free rejection reasons."""
 
 
@@ -99,7 +104,7 @@ class FeatureCache:
 
     def identify(self, path: Path) -> tuple[str, FileIdentity]:
         """(sha256 of the file's bytes, the identity they were read under): re-hashed unless its device, inode,
-        size, mtime and ctime are all as when it was last hashed.
+        size, mtime and ctime are all as when it was last hashed, and were then older than ``RACY_NS``.
 
         Raises ``UnreadableFileError`` for a path that is not a regular file or changed while it was hashed.
         """
@@ -114,6 +119,8 @@ class FeatureCache:
         except (OSError, ValueError, KeyError, TypeError):
             pass
         digest = _sha256(path, identity)
+        if time.time_ns() - max(identity.mtime_ns, identity.ctime_ns) < RACY_NS:
+            return digest, identity  # too recent to vouch for its content later
         try:
             _atomic_write(memo, lambda f: f.write(json.dumps({**stamp, "sha256": digest}).encode()))
         except OSError:
