@@ -78,6 +78,7 @@ def test_positional_old_form_and_unsupported_rate(models_dir, monkeypatch):
         EvaluationHelper(22050, "cpu")
 
 
+@pytest.mark.parity  # 10 s of two full evaluations; test_two_shards_give_bit_identical_features keeps the split fast
 def test_parallel_falls_back_to_what_exists_with_a_warning(recordings_dir, models_dir):
     with pytest.warns(RuntimeWarning, match="2 GPU"):
         parallel = EvaluationHelperParallel(16000, 2, models_dir=models_dir, progress=False, write_json=False)
