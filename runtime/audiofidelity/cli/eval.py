@@ -5,6 +5,7 @@ import argparse
 import json
 import logging
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
@@ -12,7 +13,7 @@ from typing import Callable
 from ..artifacts import models_dir
 from ..audio import CHANNEL_MODES, Conditioning
 from ..cache import FeatureCache
-from ..errors import ArtifactNotFoundError
+from ..errors import ArtifactNotFoundError, BuildError
 from ..evaluate import (BACKBONE_METRICS, METRICS, OPT_IN_METRICS, Evaluator, check_reference_free, list_folder,
                         resolve_metrics)
 from ..metrics.covariance import COVARIANCES
@@ -30,7 +31,7 @@ from ..runner import PRECISIONS
 from ..settings import EvaluationSettings, check_captions
 from ..training_logs import DEFAULT_GLOB, evaluate_logs, find_generation_folders, format_steps
 from ..validation import LIMIT, MIN_DURATION, arg_type, check_int, check_positive
-from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, builder, resolve_device, say_on_stderr
+from .common import EXIT_FAILED, EXIT_OK, add_runtime_options, resolve_device, say_on_stderr
 
 
 def _metric_list(text: str) -> list[str]:
@@ -228,11 +229,15 @@ def _evaluator(args: argparse.Namespace, metrics: list[str] | None) -> Evaluator
         missing = getattr(exc, "names", None)
         if not missing or offline(args) or args.require_pinned or distributed_rank() is not None:
             raise
-        build, folder, say = builder().build, models_dir(args.models_dir), say_on_stderr(args.quiet)
-        say(f"building {len(missing)} model artifact(s) on first use into {folder}: {', '.join(missing)} "
-            f"(--offline refuses instead)")
-        for name in missing:
-            build(name, folder, progress=not args.quiet, say=say)
+        folder = models_dir(args.models_dir)
+        say_on_stderr(args.quiet)(f"building {len(missing)} model artifact(s) on first use into {folder}: "
+                                  f"{', '.join(missing)} (--offline refuses instead)")
+        # in a process of its own: tracing and exporting leave nothing in the process that then evaluates
+        done = subprocess.run([sys.executable, "-m", "audiofidelity", "models", "build", *missing, "--models-dir",
+                               str(folder), *(["--quiet"] if args.quiet else [])], stdout=sys.stderr)
+        if done.returncode != 0:
+            raise BuildError("the model artifact(s) {names} could not be built (why is said above); --offline "
+                             "refuses instead of building", names=", ".join(missing)) from None
     return _new_evaluator(args, metrics)
 
 
