@@ -47,6 +47,7 @@ def test_second_run_decodes_nothing_and_matches_bit_for_bit(folders, models_dir,
             assert all(np.array_equal(x, y) for x, y in zip(a.per_file[output], b.per_file[output]))
 
 
+@pytest.mark.parity  # 6 s; test_trust's in-place overwrite test keeps a changed file's recomputation fast
 def test_a_changed_file_is_the_only_one_decoded_again(folders, models_dir, tmp_path, decodes, recordings_dir):
     cache = FeatureCache(tmp_path / "cache")
     _run(folders, models_dir, cache)

@@ -91,6 +91,7 @@ def test_no_matching_folder_is_a_usage_error(tmp_path, recordings_dir, models_di
     assert "no folder matching 'val_*'" in capsys.readouterr().err
 
 
+@pytest.mark.parity  # 6 s; the fast tier's test_trust checks the same for eval (audio overwritten, mtime kept)
 def test_a_file_rewritten_with_its_mtime_put_back_is_evaluated_again(log_dir, recordings_dir, models_dir, capsys):
     assert _eval_logs(log_dir, recordings_dir, models_dir) == 0
     before = json.loads((log_dir / RESULTS_DIR / "samples" / "val_500.json").read_text())["report"]["metrics"]
