@@ -92,15 +92,14 @@ def build(name: str, out: Path, *, source: Path | None = None, extras: dict[str,
     check_models_folder(out)
     _check_requirements(name)
     cache = cache if cache is not None else cache_root() / "upstream"
-    with locked(cache / f".{name}.build.lock", url=entry.source_url):  # in the cache: the models folder holds
-        # artifacts only
+    with locked(cache / f".{name}.build.lock", url=entry.source_url):  # the models folder holds artifacts only
         if not force and is_built(name, out):
             return False
         say(f"{name}: {entry.source_file} from {entry.origin} ({licence_note(entry)})")
         given = dict(extras or {})
         if source is None:
             source = fetch_source(entry, cache, revision, progress=progress, say=say)
-        revision = hf_commit(source) or revision if folder_source else None
+        revision = (hf_commit(source) or revision) if folder_source else None
         given.update(fetch_extras(entry, cache, given, progress=progress, say=say))
         say(f"{name}: exporting with torch.export and checking against eager PyTorch")
         try:

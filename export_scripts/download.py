@@ -33,7 +33,7 @@ except ImportError:  # Windows
 from audiofidelity._version import __version__
 from audiofidelity.artifacts import file_sha256
 from audiofidelity.errors import ChecksumMismatchError, DownloadError
-from audiofidelity.registry import ArtifactEntry
+from audiofidelity.registry import ArtifactEntry, extra_files
 
 HF_PREFIX = "https://huggingface.co/"
 VGGISH_PCA_FILE = "vggish_pca_params-970ea276.pth"
@@ -255,8 +255,7 @@ def fetch_extras(entry: ArtifactEntry, cache: Path, given: dict[str, Path | None
     if entry.architecture == "vggish" and given.get("pca") is None:
         fetched["pca"] = fetch_url(entry.source_url.rsplit("/", 1)[0] + "/" + VGGISH_PCA_FILE, cache / VGGISH_PCA_FILE,
                                    progress=progress, say=say)
-    for option, url in zip(entry.extra_sources, entry.extra_urls):
-        key, file = option.split()[0][2:], option.split()[-1]
+    for (key, file), url in zip(extra_files(entry).items(), entry.extra_urls):
         if given.get(key) is None:
             fetched[key] = fetch_url(url, cache / entry.name / file, progress=progress, say=say)
     return fetched

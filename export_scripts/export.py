@@ -48,7 +48,7 @@ from audiofidelity.artifacts import (EMBEDDED_MANIFEST, MANIFEST_SCHEMA_VERSION,
                                      file_sha256)
 from audiofidelity import models
 from audiofidelity.errors import AudioFidelityError
-from audiofidelity.registry import names, registry_entry
+from audiofidelity.registry import extra_files, names, registry_entry
 
 HERE = Path(__file__).resolve().parent
 PACKAGE = "audiofidelity.exporters"
@@ -116,8 +116,7 @@ def _check_against_eager(module: torch.nn.Module, program, example_inputs: tuple
 def extra_options(name: str) -> dict[str, str]:
     """The further upstream files artifact ``name`` is built from (its entry's ``extra_sources`` but VGGish's
     optional ``--pca``): keyword of ``build`` -> the file's upstream name."""
-    return {option.split()[0][2:]: option.split()[-1] for option in registry_entry(name).extra_sources
-            if not option.startswith("--pca ")}
+    return {key: file for key, file in extra_files(registry_entry(name)).items() if key != "pca"}
 
 
 def export(name: str, source: Path, out: Path, *, pca: Path | None = None, source_revision: str | None = None,

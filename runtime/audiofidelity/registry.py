@@ -76,6 +76,12 @@ def names() -> list[str]:
     return [e.name for e in models.builtin_entries()]
 
 
+def extra_files(entry: ArtifactEntry) -> dict[str, str]:
+    """The further upstream files ``entry`` is built from (its ``extra_sources``, ``--OPTION FILE`` each): option
+    keyword -> the file's upstream name."""
+    return {option.split()[0][2:]: option.split()[-1] for option in entry.extra_sources}
+
+
 def backbones() -> dict[str, tuple[int, ...]]:
     """Backbone name -> the evaluation sample rates it has artifacts for."""
     out: dict[str, tuple[int, ...]] = {}
@@ -118,11 +124,11 @@ def build_instructions(missing: list[str], out: str | Path | None = None) -> str
              "this itself unless --offline or HF_HUB_OFFLINE is set)"]
     for name in missing:
         entry = registry_entry(name)
-        files = " + ".join([entry.source_file, *(o.split()[-1] for o in entry.extra_sources)])
+        files = " + ".join([entry.source_file, *extra_files(entry).values()])
         lines += [f"  {name}: {files} from {entry.origin} ({entry.license})",
                   f"    with the file at hand: {export_command(name, out)}"]
     return "\n".join(lines)
 
 
 __all__ = ["ArtifactEntry", "FadModel", "HubPin", "artifact_for", "backbones", "build_command", "build_instructions",
-           "entries", "export_command", "fad_model", "fad_models", "names", "registry_entry"]
+           "entries", "export_command", "extra_files", "fad_model", "fad_models", "names", "registry_entry"]

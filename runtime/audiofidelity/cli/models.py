@@ -12,6 +12,11 @@ from ..reporting import align
 from .common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, builder, say_on_stderr
 
 
+def _extra_files_of_all() -> dict[str, str]:
+    """Every further upstream file an artifact may be built from: ``models build``'s ``--OPTION FILE`` options."""
+    return {key: file for entry in registry.entries() for key, file in registry.extra_files(entry).items()}
+
+
 def add_parser(commands) -> None:
     models = commands.add_parser("models", help="build, list, download, verify or locate the model artifacts")
     verbs = models.add_subparsers(dest="verb", required=True)
@@ -23,8 +28,7 @@ def add_parser(commands) -> None:
     build.add_argument("--models-dir", type=Path, default=None)
     build.add_argument("--source", type=Path, default=None,
                        help="the original checkpoint (file or folder) at hand instead of a download (one NAME only)")
-    for key, file in sorted({o.split()[0][2:]: o.split()[-1] for n in registry.names()
-                             for o in registry.registry_entry(n).extra_sources}.items()):
+    for key, file in sorted(_extra_files_of_all().items()):
         build.add_argument(f"--{key}", type=Path, default=None, help=f"the upstream {file} at hand (one NAME only)")
     build.add_argument("--revision", default=None, help="a Hugging Face source's commit (MERT; default: main, "
                        "recorded in the manifest)")
@@ -44,13 +48,13 @@ def run_build(args: argparse.Namespace) -> int:
     """``models build``: each artifact downloaded, exported and sealed, or kept when already whole (a line on
     stdout for each), its steps on stderr; 1 when any failed (each named with why), 2 on misuse, else 0."""
     chosen = list(dict.fromkeys(registry.names() if "all" in args.name else args.name))
-    extra_keys = {o.split()[0][2:] for n in registry.names() for o in registry.registry_entry(n).extra_sources}
-    at_hand = {key: getattr(args, key) for key in ("source", *extra_keys) if getattr(args, key, None) is not None}
+    at_hand = {key: getattr(args, key) for key in ("source", *_extra_files_of_all())
+               if getattr(args, key, None) is not None}
     if at_hand and len(chosen) != 1:
         print(f"audiofidelity: error: {', '.join('--' + k for k in sorted(at_hand))} name(s) a file for one "
               f"artifact; give one NAME", file=sys.stderr)
         return EXIT_USAGE
-    takes = {o.split()[0][2:] for o in registry.registry_entry(chosen[0]).extra_sources} | {"source"}
+    takes = {"source", *registry.extra_files(registry.registry_entry(chosen[0]))}
     if set(at_hand) - takes:
         print(f"audiofidelity: error: {', '.join('--' + k for k in sorted(set(at_hand) - takes))} does not apply "
               f"to {chosen[0]}", file=sys.stderr)
