@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-from audiofidelity.artifacts import MODELS_ENV, cache_root, verify_local
+from audiofidelity.artifacts import MODELS_ENV, cache_root, file_sha256, verify_local
 from audiofidelity.errors import AudioFidelityError, BuildError, OutputPathError
 from audiofidelity.registry import ArtifactEntry, registry_entry
 
@@ -99,6 +99,9 @@ def build(name: str, out: Path, *, source: Path | None = None, extras: dict[str,
         given = dict(extras or {})
         if source is None:
             source = fetch_source(entry, cache, revision, progress=progress, say=say)
+        elif entry.source_sha256 and source.is_file() and file_sha256(source) != entry.source_sha256:
+            say(f"{name}: note: {source.name} is not the published {entry.source_file} (sha256 "
+                f"{entry.source_sha256[:12]}...); the artifact is built from it, and its manifest names its sha256")
         revision = (hf_commit(source) or revision) if folder_source else None
         given.update(fetch_extras(entry, cache, given, progress=progress, say=say))
         say(f"{name}: exporting with torch.export and checking against eager PyTorch")

@@ -153,3 +153,40 @@ def test_a_model_whose_export_needs_a_missing_module_is_refused_before_any_downl
                                          r"transformers\)"):
         build("pam", tmp_path / "models", cache=tmp_path / "upstream", progress=False, say=lambda line: None)
     assert not (tmp_path / "upstream").exists()
+
+
+PUBLISHED = {"cnn14-16k": "e2ee543a27919542c2ea03eabaa70b24dcd4e6c8e05621de6b67a94e4c5058e6",
+             "clap-music": "fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+             "audiobox-aesthetics": "a4931a7a01c3e6733352e9d85371835f03bf9135f8b31e1583c23538811d4a32",
+             "pam": "2cef4016d47d00eb28d153d522f397222057f95000e9bad6b9583c631284a1e6"}
+"""Digests the upstream files are published with (Zenodo's md5-checked copy, Hugging Face's LFS object ids), as
+public projects quote them."""
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_a_build_refuses_bytes_other_than_the_published_digest(upstream, tmp_path, monkeypatch, name):
+    import json
+
+    from audiofidelity.exporters.download import fetch_source
+    from audiofidelity.registry import registry_entry
+
+    entry = registry_entry(name)
+    local = upstream.serve(entry.source_url, DATA)  # under its upstream path, pin left as the registry has it
+    (tmp_path / "registry.json").write_text(json.dumps({"artifacts": {name: {"source_url": local}}}))
+    monkeypatch.setenv("AUDIOFIDELITY_REGISTRY", str(tmp_path / "registry.json"))
+    with pytest.raises(ChecksumMismatchError, match="the registry's pin") as caught:
+        fetch_source(registry_entry(name), tmp_path / "upstream", progress=False, say=lambda line: None)
+    assert caught.value.expected == PUBLISHED[name] and _left(tmp_path / "upstream") == []
+
+
+def test_a_checkpoint_at_hand_that_is_not_the_published_one_is_named(tmp_path):
+    from audiofidelity.errors import BuildError
+    from audiofidelity.exporters.build import build
+
+    source = tmp_path / "Cnn14_16k_mAP=0.438.pth"
+    source.write_bytes(DATA)
+    said: list[str] = []
+    with pytest.raises(BuildError):  # not a checkpoint at all; said before the export refuses it
+        build("cnn14-16k", tmp_path / "models", source=source, cache=tmp_path / "upstream", progress=False,
+              say=said.append)
+    assert any("is not the published Cnn14_16k_mAP=0.438.pth (sha256 e2ee543a2791...)" in line for line in said)

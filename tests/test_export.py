@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from audiofidelity.artifacts import embedded_manifest, file_sha256
+from audiofidelity.models import mert
 from conftest import run_export
 from fixtures import checkpoints
 
@@ -98,7 +99,7 @@ def test_download_of_mert_takes_a_pinned_revision_from_the_hf_cache(checkpoint_d
         os.link(file, snap / file.name)
     env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
     missing = run_export("mert-v1-95m", None, tmp_path / "out", env=env)
-    assert missing.returncode != 0 and "at main" in missing.stderr  # unpinned: main, not cached offline
+    assert missing.returncode != 0 and f"at {mert.REVISION}" in missing.stderr  # the registry's commit, not cached
     done = run_export("mert-v1-95m", None, tmp_path / "out", "--revision", revision, env=env)
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "out" / "mert-v1-95m.json").read_text())

@@ -20,9 +20,11 @@ from .family import ArtifactEntry, Frontend, ModelFamily, Scorer
 AXES = ("ce", "cu", "pc", "pq")
 """The four scores, in the artifact's output order (``AXES_NAME`` of the package, lower-cased for result keys)."""
 SOURCE_FILE = "checkpoint.pt"
-SOURCE_URL = "https://dl.fbaipublicfiles.com/audiobox-aesthetics/checkpoint.pt"
-"""``audiobox_aesthetics.utils.DEFAULT_S3_URL`` (the same file as ``checkpoint.pt`` of Hugging Face
-``facebook/audiobox-aesthetics``)."""
+SOURCE_URL = "https://huggingface.co/facebook/audiobox-aesthetics/resolve/main/checkpoint.pt"
+"""``checkpoint.pt`` of Hugging Face ``facebook/audiobox-aesthetics``, the copy whose digest is published (the package's
+``DEFAULT_S3_URL``, ``dl.fbaipublicfiles.com/audiobox-aesthetics/checkpoint.pt``, serves the same file)."""
+SOURCE_SHA256 = "a4931a7a01c3e6733352e9d85371835f03bf9135f8b31e1583c23538811d4a32"
+"""That file's sha256 (415,520,834 bytes) as public projects pin it (not measured here: no network)."""
 
 
 def aesthetics_windows(wave: np.ndarray, *, window: int, hop: int, **_: Any) -> np.ndarray:
@@ -90,8 +92,8 @@ FAMILY = ModelFamily(
     "aesthetics",
     artifacts=(ArtifactEntry("audiobox-aesthetics", "quality", "aesthetics", (), "wavlm_aesthetics", SOURCE_FILE,
                              SOURCE_URL, "CC-BY-4.0",
-                             origin="Meta audiobox-aesthetics, dl.fbaipublicfiles.com (also Hugging Face "
-                                    "facebook/audiobox-aesthetics)",
+                             source_sha256=SOURCE_SHA256,
+                             origin="Meta audiobox-aesthetics, Hugging Face facebook/audiobox-aesthetics",
                              model_rate=16000, dimension=4, frames="4 scores per clip (10-s windows, weighted)",
                              description="audiobox-aesthetics WavLM-base + heads: CE, CU, PC, PQ per clip",
                              provides=("aesthetics", "aesthetics_weight")),),

@@ -22,6 +22,13 @@ from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, 
 
 RELEASE = "https://huggingface.co/lukewys/laion_clap/resolve/main/"
 ORIGIN = "LAION-CLAP, Hugging Face repository lukewys/laion_clap"
+SHA256 = {"630k-audioset-best.pt": "8053c9775516af2f4902e1e8281e356cc1bf7a85e8b761908170767b77c3f037",
+          "630k-audioset-fusion-best.pt": "fb171dd9b608aebdac3d89286cd7615c5100af4cc7dc37797c7fb8d3cc15e3a5",
+          "music_audioset_epoch_15_esc_90.14.pt": "fae3e9c087f2909c28a09dc31c8dfcdacbc42ba44c70e972b58c1bd1caf6dedd",
+          "music_speech_audioset_epoch_15_esc_89.98.pt":
+              "51c68f12f9d7ea25fdaaccf741ec7f81e93ee594455410f3bca4f47f88d8e006",
+          "music_speech_epoch_15_esc_89.25.pt": "a27dfbd00d96781020d83044136f084343edab799d2657ef3cfe5c4f2222bb28"}
+"""Each checkpoint's sha256: its Git LFS object id in lukewys/laion_clap, which the Hub also states on download."""
 TOKENIZER_RELEASE = "https://huggingface.co/FacebookAI/roberta-base/resolve/main/"
 """roberta-base's ``vocab.json`` and ``merges.txt``: what ``RobertaTokenizer.from_pretrained("roberta-base")`` reads."""
 CHECKPOINTS = (("clap-630k-audioset", "630k-audioset-best.pt", "HTSAT-tiny"),
@@ -208,13 +215,14 @@ def refuse_feeding(name: str, fad_model: str) -> str | None:
 def _audio(name: str, source: str, tower: str) -> ArtifactEntry:
     frames = "1 per clip (fusion of the whole clip)" if tower in FUSION_TOWERS else "1 per clip (10-s windows averaged)"
     return ArtifactEntry(name, "embedding", "clap", (), "clap", source, RELEASE + source, "CC0-1.0", origin=ORIGIN,
-                         model_rate=48000, dimension=512, frames=frames,
+                         source_sha256=SHA256[source], model_rate=48000, dimension=512, frames=frames,
                          description=f"LAION-CLAP {tower} audio tower + projection, 512-d per clip",
                          text_tower=name + TEXT_SUFFIX)
 
 
 def _text(name: str, source: str) -> ArtifactEntry:
     return ArtifactEntry(name + TEXT_SUFFIX, "text", "clap", (), "clap", source, RELEASE + source, "CC0-1.0",
+                         source_sha256=SHA256[source],
                          origin=ORIGIN + "; tokenizer files of FacebookAI/roberta-base (MIT)",
                          extra_sources=("--vocab vocab.json", "--merges merges.txt"),
                          extra_urls=(TOKENIZER_RELEASE + "vocab.json", TOKENIZER_RELEASE + "merges.txt"),

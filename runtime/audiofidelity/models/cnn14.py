@@ -11,6 +11,10 @@ from ..frontends import log_mel, log_mel_bytes
 from .family import TYPICAL_CLIP_SECONDS, ArtifactEntry, FadModel, Frontend, ModelFamily, PackageModel
 
 ZENODO = "https://zenodo.org/record/"
+# The files' sha256 as public projects pin them after checking Zenodo's published md5 (not measured here: no
+# network); the 8 kHz checkpoint has no published digest, so its download records the sha256 it gets.
+SHA256 = {"cnn14-16k": "e2ee543a27919542c2ea03eabaa70b24dcd4e6c8e05621de6b67a94e4c5058e6",
+          "cnn14-32k": "0dc499e40e9761ef5ea061ffc77697697f277f6a960894903df3ada000e34b31"}
 RATES = {"cnn14-8k": 8000, "cnn14-16k": 16000, "cnn14-32k": 32000}
 
 FAMILY = ModelFamily(
@@ -18,11 +22,13 @@ FAMILY = ModelFamily(
     artifacts=(
         ArtifactEntry("cnn14-16k", "classifier", "cnn14", (16000,), "cnn14", "Cnn14_16k_mAP=0.438.pth",
                       ZENODO + "3987831/files/Cnn14_16k_mAP%3D0.438.pth", "CC-BY-4.0",
-                      origin="PANNs, Zenodo record 3987831", model_rate=16000, dimension=2048, frames="1 per clip",
+                      source_sha256=SHA256["cnn14-16k"], origin="PANNs, Zenodo record 3987831", model_rate=16000,
+                      dimension=2048, frames="1 per clip",
                       description="PANNs CNN14 (AudioSet tagging), 2048-d embedding + 527 logits"),
         ArtifactEntry("cnn14-32k", "classifier", "cnn14", (32000,), "cnn14", "Cnn14_mAP=0.431.pth",
-                      ZENODO + "3576403/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0",
-                      origin="PANNs, Zenodo record 3576403", model_rate=32000, dimension=2048, frames="1 per clip",
+                      ZENODO + "3987831/files/Cnn14_mAP%3D0.431.pth", "CC-BY-4.0",
+                      source_sha256=SHA256["cnn14-32k"], origin="PANNs, Zenodo record 3987831", model_rate=32000,
+                      dimension=2048, frames="1 per clip",
                       description="PANNs CNN14 (AudioSet tagging), 2048-d embedding + 527 logits"),
         ArtifactEntry("cnn14-8k", "embedding", "cnn14", (), "cnn14", "Cnn14_8k_mAP=0.416.pth",
                       ZENODO + "3987831/files/Cnn14_8k_mAP%3D0.416.pth", "CC-BY-4.0",

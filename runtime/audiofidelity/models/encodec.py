@@ -14,6 +14,9 @@ from .family import TYPICAL_CLIP_SECONDS, ArtifactEntry, FadModel, Frontend, Mod
 
 RELEASE = "https://dl.fbaipublicfiles.com/encodec/v0/"
 ORIGIN = "facebookresearch/encodec, dl.fbaipublicfiles.com"
+SHA256_24K = "d7cc33bcf1aad7f2dad9836f36431530744abeace3ca033005e3290ed4fa47bf"
+"""The 24 kHz checkpoint's sha256 as public projects pin it (torch.hub's name carries its first 8 digits); the 48 kHz
+one has no published digest beyond its name's prefix."""
 
 
 def waveform_segments(wave: np.ndarray, *, sample_rate: int, channels: int,
@@ -39,7 +42,8 @@ FAMILY = ModelFamily(
     "encodec",
     artifacts=(
         ArtifactEntry("encodec-24k", "embedding", "encodec", (), "encodec", "encodec_24khz-d7cc33bc.th",
-                      RELEASE + "encodec_24khz-d7cc33bc.th", "MIT", origin=ORIGIN, model_rate=24000, dimension=128,
+                      RELEASE + "encodec_24khz-d7cc33bc.th", "MIT", origin=ORIGIN, source_sha256=SHA256_24K,
+                      model_rate=24000, dimension=128,
                       frames="75 per s", frame_seconds=320 / 24000,
                       description="EnCodec 24 kHz encoder, 128-d frames (fadtk's encodec-emb)",
                       adapter_output="frames"),

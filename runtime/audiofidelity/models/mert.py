@@ -16,6 +16,9 @@ from ..validation import check_positive
 from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, ModelOption
 
 LAYERS = range(1, 13)
+REVISION = "12af15fef9d0ac838c3f475bfbbf26d2060dd4f5"
+"""The m-a-p/MERT-v1-95M commit public projects pin (its ``pytorch_model.bin``, sha256 a2b8b747...3fcd, is the only
+weight file there); the Hub states each file's sha256 on download, which the build checks."""
 
 
 def mert_waveform(wave: np.ndarray, *, sample_rate: int, do_normalize: bool = True, padding_value: float = 0.0,
@@ -62,7 +65,7 @@ FAMILY = ModelFamily(
     "mert",
     artifacts=(
         ArtifactEntry("mert-v1-95m", "classifier", "mert", (16000, 32000), "mert", "MERT-v1-95M",
-                      "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0",
+                      "https://huggingface.co/m-a-p/MERT-v1-95M", "CC-BY-NC-4.0", source_revision=REVISION,
                       origin="Hugging Face repository m-a-p/MERT-v1-95M (a folder)", model_rate=24000, dimension=768,
                       frames="75 per s per layer", frame_seconds=320 / 24000,
                       description="MERT-v1-95M music encoder, 13 hidden-state means (audioldm_eval's MERT branch)",

@@ -23,6 +23,8 @@ from .family import ArtifactEntry, Frontend, ModelFamily, Scorer
 SOURCE_FILE = "CLAP_weights_2023.pth"
 SOURCE_URL = "https://huggingface.co/microsoft/msclap/resolve/main/CLAP_weights_2023.pth"
 """What ``PAM()`` downloads (``hf_hub_download("microsoft/msclap", "CLAP_weights_2023.pth")``)."""
+SOURCE_SHA256 = "2cef4016d47d00eb28d153d522f397222057f95000e9bad6b9583c631284a1e6"
+"""That file's sha256 (689,950,036 bytes) as public projects pin it (not measured here: no network)."""
 
 
 def pam_chunks(wave: np.ndarray, *, sample_rate: int, chunk_samples: int, mel_sample_rate: int,
@@ -70,6 +72,7 @@ def clip_value(rows: Mapping[str, np.ndarray], transforms: Mapping[str, Any]) ->
 FAMILY = ModelFamily(
     "pam",
     artifacts=(ArtifactEntry("pam", "quality", "pam", (), "msclap_htsat_pam", SOURCE_FILE, SOURCE_URL, "MIT",
+                             source_sha256=SOURCE_SHA256,
                              origin="Microsoft CLAP 2023, Hugging Face microsoft/msclap; prompts of PAM "
                                     "(github.com/soham97/PAM)",
                              extra_sources=("--vocab vocab.json", "--merges merges.txt"),

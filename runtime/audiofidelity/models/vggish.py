@@ -14,6 +14,9 @@ import numpy as np
 from .family import Adjustment, ArtifactEntry, FadModel, Frontend, ModelFamily, ModelOption, PackageModel
 
 RELEASE = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/"
+SHA256 = "10086976245803799d9194e9a73d9b6c1549c71d1b80106f5cade5608a561f4b"
+"""``vggish-10086976.pth``'s sha256 as public projects pin it (torch.hub's name carries its first 8 digits); the PCA
+file has no published digest beyond its name's prefix."""
 
 
 @lru_cache(maxsize=8)
@@ -81,6 +84,7 @@ FAMILY = ModelFamily(
     artifacts=(
         ArtifactEntry("vggish", "embedding", "vggish", (16000,), "vggish", "vggish-10086976.pth",
                       RELEASE + "vggish-10086976.pth", "Apache-2.0", origin="torchvggish GitHub release v0.1",
+                      source_sha256=SHA256,
                       extra_sources=("--pca vggish_pca_params-970ea276.pth",), model_rate=16000, dimension=128,
                       frames="1 per 0.96 s", frame_seconds=0.96,
                       description="VGGish, 128-d per 0.96 s (audioldm_eval's FAD embedding)", adapter_output="frames"),
