@@ -89,19 +89,25 @@ def model_stage(models_dir: Path, batch_sizes=(1, 4, 8, 16), repeats: int = 3, b
                       f"{rate / roof:.0%} of the conv roofline; {fp32[batch] / per_clip:.2f}x fp32")
 
 
-def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True) -> None:
-    """``eval`` (FAD + FD/KL/IS/KID + PSNR/SSIM/LSD) on ``clips`` paired 10-s clips at mixed rates, in a
-    fresh process (peak RSS is the process's own), against the model stages alone on the same clips
-    (``baseline=False`` skips that second pass: for peak-RSS runs at large N)."""
+def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True, rate: int | None = None,
+               metrics: str | None = None) -> None:
+    """``eval`` (default: FAD + FD/KL/IS/KID + PSNR/SSIM/LSD; ``metrics``: a comma-separated selection) on ``clips``
+    paired 10-s clips (at ``rate``, default mixed rates), in a fresh process (peak RSS is the process's own),
+    against the model stages alone and the pair metrics alone on the same clips, in the same run
+    (``baseline=False`` skips those: for peak-RSS runs at large N)."""
     with tempfile.TemporaryDirectory() as tmp:
-        gen, ref = write_pairs(Path(tmp), clips)
+        gen, ref = write_pairs(Path(tmp), clips, rate=rate)
         done = subprocess.run([sys.executable, __file__, "e2e-run", str(gen), str(ref), "--models-dir",
-                               str(models_dir), "--workers", str(workers)], capture_output=True, text=True, check=True)
+                               str(models_dir), "--workers", str(workers), *(["--metrics", metrics] if metrics else [])],
+                              capture_output=True, text=True, check=True)
         measured = json.loads(done.stdout.strip().splitlines()[-1])
         models = model_stages_alone(models_dir, [gen, ref]) if baseline else None
-    print(f"machine: {machine()}")
-    print(f"{clips} pairs of 10-s clips, workers {workers}: eval {measured['wall']:.1f} s "
-          f"({measured['wall'] / (2 * clips):.3f} s per clip), peak RSS {measured['rss_mb']:.0f} MB")
+        pairs = pair_metrics_alone(gen, ref, measured["pair_metrics"]) if baseline and measured["pair_metrics"] \
+            else None
+    print(f"machine: {machine()}, load average before the run {measured['load']}")
+    print(f"{clips} pairs of 10-s clips at {rate or 'mixed rates'}, metrics {metrics or 'default'}, workers {workers}: "
+          f"eval {measured['wall']:.1f} s ({measured['wall'] / (2 * clips):.3f} s per clip), "
+          f"peak RSS {measured['rss_mb']:.0f} MB")
     for phase in measured["phases"]:
         heap = (f"; at its end the heap holds {phase['heap_used_mb']:.0f} MB in use, {phase['heap_free_mb']:.0f} MB "
                 f"free, {phase['mmapped_mb']:.0f} MB mmapped") if "heap_used_mb" in phase else ""
@@ -109,6 +115,9 @@ def end_to_end(models_dir: Path, clips: int, workers: int, baseline: bool = True
     if models is not None:
         print(f"model stages alone (CNN14 + VGGish on precomputed inputs): {models:.1f} s; "
               f"eval / models = {measured['wall'] / models:.2f}")
+    if pairs is not None and models is not None:
+        print(f"pair metrics alone ({', '.join(measured['pair_metrics'])}, serial): {pairs:.1f} s; "
+              f"eval / (models + pairs) = {measured['wall'] / (models + pairs):.2f}")
 
 
 class MallInfo2(ctypes.Structure):
@@ -130,7 +139,7 @@ def heap_mb() -> dict[str, float]:
             "mmapped_mb": info.hblkhd / 2**20}
 
 
-def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: int) -> None:
+def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: int, metrics: str | None) -> None:
     """One ``evaluate`` in this process; print JSON with its wall time, peak RSS, and each logged phase
     (``... took N s``) with the highest RSS sampled (every 50 ms) since the previous phase ended."""
     import logging
@@ -163,12 +172,15 @@ def run_and_sample(generated: Path, reference: Path, models_dir: Path, workers: 
     logger.setLevel(logging.INFO)
     logger.addHandler(PhaseLog())
     threading.Thread(target=keep_sampling, daemon=True).start()
+    load = os.getloadavg()[0]
     start = time.perf_counter()
-    evaluate(generated, reference, models_dir=models_dir, cache=False, progress=False, workers=workers)
+    result = evaluate(generated, reference, models_dir=models_dir, cache=False, progress=False, workers=workers,
+                      metrics=metrics.split(",") if metrics else None)
     wall = time.perf_counter() - start
     stop.set()
+    pair_metrics = [m for m in ("psnr", "ssim", "lsd") if m in result.report["metrics"]]
     print(json.dumps({"wall": wall, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "phases": phases}))
+                      "phases": phases, "load": round(load, 2), "pair_metrics": pair_metrics}))
 
 
 def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
@@ -189,6 +201,18 @@ def model_stages_alone(models_dir: Path, folders: list[Path]) -> float:
     for stage, xs in zip(evaluator.stages, per_stage):
         for k in range(0, len(xs), 16):
             stage.runner.run(xs[k:k + 16])
+    return time.perf_counter() - start
+
+
+def pair_metrics_alone(generated: Path, reference: Path, metrics: list[str]) -> float:
+    """Seconds ``compute_pairs`` takes on the folders' pairs (decoding both sides included), in this process."""
+    from audiofidelity.audio import Conditioning
+    from audiofidelity.paired import compute_pairs
+
+    names = sorted(p.name for p in generated.iterdir())
+    compute_pairs(generated, reference, names[:1], sample_rate=16000, metrics=metrics, conditioning=Conditioning())
+    start = time.perf_counter()
+    compute_pairs(generated, reference, names, sample_rate=16000, metrics=metrics, conditioning=Conditioning())
     return time.perf_counter() - start
 
 
@@ -310,15 +334,18 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="e2e: worker processes")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                         help="model: bf16 also times bf16 autocast against fp32, in the same run")
+    parser.add_argument("--rate", type=int, help="e2e: every clip at this rate (default: mixed rates)")
+    parser.add_argument("--metrics", help="e2e: eval's --metrics (default: its default set)")
     parser.add_argument("--no-baseline", action="store_true",
                         help="e2e: skip timing the model stages alone (peak-RSS runs at large N)")
     args = parser.parse_args()
     if args.what == "model":
         model_stage(args.models_dir, bf16=args.precision == "bf16")
     elif args.what == "e2e-run":
-        run_and_sample(*args.folders, args.models_dir, args.workers)
+        run_and_sample(*args.folders, args.models_dir, args.workers, args.metrics)
     elif args.what == "e2e":
-        end_to_end(args.models_dir, args.clips, args.workers, baseline=not args.no_baseline)
+        end_to_end(args.models_dir, args.clips, args.workers, baseline=not args.no_baseline, rate=args.rate,
+                   metrics=args.metrics)
     elif args.what == "cached":
         cached_reruns(args.models_dir)
     elif args.what == "batching":

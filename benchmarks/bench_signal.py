@@ -26,12 +26,13 @@ from audiofidelity.audio import Conditioning, load_conditioned
 RATES = [16000, 22050, 32000, 44100, 48000]
 
 
-def write_pairs(root: Path, pairs: int, seconds: float = 10.0) -> tuple[Path, Path]:
+def write_pairs(root: Path, pairs: int, seconds: float = 10.0, rate: int | None = None) -> tuple[Path, Path]:
+    """``pairs`` paired clips of ``seconds``, at ``rate`` (default: cycling through ``RATES``)."""
     gen, ref = root / "generated", root / "reference"
     gen.mkdir(), ref.mkdir()
     rs = np.random.RandomState(0)
     for i in range(pairs):
-        sr = RATES[i % len(RATES)]
+        sr = rate or RATES[i % len(RATES)]
         t = np.arange(int(sr * seconds)) / sr
         x = sum(np.sin(2 * np.pi * rs.uniform(80, 4000) * t + rs.uniform(0, 6)) / k for k in range(1, 5))
         x = 0.5 * x / np.max(np.abs(x)) + 0.01 * rs.standard_normal(len(t))
