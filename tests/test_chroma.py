@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ import pytest
 
 from audiofidelity.errors import InvalidAudioError, MetricUnavailableError
 from audiofidelity.metrics import chroma as C
+import original_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "data" / "chroma_original.npz"
@@ -136,8 +136,7 @@ def run_original(inputs: dict[str, np.ndarray], folder: Path) -> dict[str, np.nd
                     f"see verify_scripts/passt_original.py's docstring)")
     src, dst = folder / "in.npz", folder / "out.npz"
     np.savez(src, **inputs)
-    done = subprocess.run([str(python), str(ORIGINAL_SCRIPT), str(src), str(dst)], capture_output=True, text=True,
-                          timeout=600)
+    done = original_runs.run_original(python, ORIGINAL_SCRIPT, [src, dst], dst, timeout=600)
     if done.returncode:
         if "ModuleNotFoundError" in done.stderr:
             pytest.skip(f"{python} cannot run the original: {done.stderr.strip().splitlines()[-1]}")

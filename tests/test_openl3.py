@@ -25,6 +25,7 @@ from audiofidelity.audio import Conditioning, condition, condition_stereo
 from audiofidelity.models import openl3
 from audiofidelity.resample import resample, resampled_length
 from fixtures.openl3 import FILES, LAYERS, weights, write_weights
+import original_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 PARAMS = {k: v for k, v in openl3.FRONTEND.items() if k != "kind"}
@@ -303,8 +304,8 @@ def openl3_dir(tmp_path_factory) -> Path:
 
 
 def run_original(*args: str) -> None:
-    done = subprocess.run([original_python(), str(ROOT / "verify_scripts" / "openl3_original.py"), *args],
-                          capture_output=True, text=True, timeout=1800)
+    done = original_runs.run_original(original_python(), ROOT / "verify_scripts" / "openl3_original.py", list(args),
+                                      timeout=1800)
     assert done.returncode == 0, done.stderr[-3000:]
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
@@ -23,6 +22,7 @@ from audiofidelity import artifacts, models, registry
 from audiofidelity.models import passt
 from audiofidelity.runner import EmbeddingRunner
 from fixtures.passt import passt_state_dict, write_passt
+import original_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN_MEL = ROOT / "tests" / "data" / "passt_mel.npz"
@@ -53,8 +53,7 @@ def run_original(*args: object) -> None:
     if not python.exists():
         pytest.skip(f"no virtualenv with hear21passt at {python} (set PASST_ORIGINAL_PYTHON; "
                     f"see {ORIGINAL_SCRIPT.name}'s docstring for how to make one)")
-    done = subprocess.run([str(python), str(ORIGINAL_SCRIPT), *map(str, args)], capture_output=True, text=True,
-                          timeout=600)
+    done = original_runs.run_original(python, ORIGINAL_SCRIPT, list(args), timeout=600)
     if done.returncode:
         if "ModuleNotFoundError" in done.stderr:
             pytest.skip(f"{python} cannot import the original: {done.stderr.strip().splitlines()[-1]}")

@@ -17,7 +17,6 @@ computes in fp32 (0.0.4).
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from common import audio_files, verdict
+import original_runs
 
 AXES = ("ce", "cu", "pc", "pq")
 
@@ -33,8 +33,8 @@ def original_scores(python: Path, source: Path, files: list[Path], precision: st
     """``aesthetics_original.py`` in ``python``: the package's four scores per file, by file name."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.npz"
-        done = subprocess.run([str(python), str(Path(__file__).with_name("aesthetics_original.py")), str(source),
-                               str(out), *map(str, files), "--precision", precision], capture_output=True, text=True)
+        done = original_runs.run_original(python, Path(__file__).with_name("aesthetics_original.py"),
+                                          [source, out, *files, "--precision", precision], out)
         if done.returncode:
             raise SystemExit(f"aesthetics_original.py failed in {python}:\n{done.stderr[-3000:]}")
         with np.load(out) as saved:

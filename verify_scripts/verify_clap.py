@@ -35,6 +35,7 @@ from audiofidelity.runner import EmbeddingRunner
 from common import (SMALL_TEXT_TOWER, add_two_set_options, audio_files, clap_module,
                     compare_two_sets, fad_model_conditioning, laion_clap_model, load_audio_side)
 from common import laion_clap_package as common_laion_clap_package
+import original_runs
 
 AUDIO_MODELS = {name: tower for name, _, tower in CHECKPOINTS}
 """Audio artifact -> laion_clap's ``amodel``."""
@@ -82,13 +83,12 @@ def original_embedding(original, wave: np.ndarray, window: int) -> np.ndarray:
 def run_clap_original(python: Path, mode: str, *arguments: str) -> dict[str, np.ndarray]:
     """``clap_original.py MODE ... OUT.npz`` in a virtualenv with torchaudio and torchvision (``--original-python``):
     the arrays it saves, by key."""
-    import subprocess
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.npz"
-        done = subprocess.run([str(python), str(Path(__file__).with_name("clap_original.py")), mode, *arguments,
-                               str(out)], capture_output=True, text=True)
+        done = original_runs.run_original(python, Path(__file__).with_name("clap_original.py"),
+                                          [mode, *arguments, out], out)
         if done.returncode:
             raise SystemExit(f"clap_original.py {mode} failed in {python}:\n{done.stderr[-3000:]}")
         with np.load(out) as saved:

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from common import verdict
+import original_runs
 
 ORIGINAL_SCRIPT = Path(__file__).resolve().parent / "openl3_original.py"
 RUNS = (("mono", "unbatched", 1), ("mono", "batched", 1), ("stereo", "batched", 2),
@@ -43,8 +43,8 @@ the network on the same mel within 1e-5, the mel above -40 dB within 2e-3 dB (``
 def run_original(python: Path, source: Path, content_type: str, rate: int, generated: Path, reference: Path,
                  out: Path) -> dict[str, np.ndarray]:
     """``openl3_original.py fd`` in the original's virtualenv; its arrays."""
-    done = subprocess.run([str(python), str(ORIGINAL_SCRIPT), "fd", str(source), content_type, str(rate),
-                           str(generated), str(reference), str(out)], capture_output=True, text=True, timeout=3600)
+    done = original_runs.run_original(python, ORIGINAL_SCRIPT,
+                                      ["fd", source, content_type, rate, generated, reference, out], out, timeout=3600)
     if done.returncode:
         raise SystemExit(f"openl3_original.py fd failed in {python}:\n{done.stderr[-3000:]}")
     with np.load(out) as saved:

@@ -13,7 +13,6 @@ by both, each file's PAM and the mean within ``--tolerance`` relative (default 1
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -21,14 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from common import audio_files, verdict
+import original_runs
 
 
 def original_scores(python: Path, source: Path, vocab: Path, merges: Path, files: list[Path]) -> dict[str, float]:
     """``pam_original.py`` in ``python``: each file's PAM, by file name."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.npz"
-        done = subprocess.run([str(python), str(Path(__file__).with_name("pam_original.py")), str(source),
-                               str(vocab), str(merges), str(out), *map(str, files)], capture_output=True, text=True)
+        done = original_runs.run_original(python, Path(__file__).with_name("pam_original.py"),
+                                          [source, vocab, merges, out, *files], out)
         if done.returncode:
             raise SystemExit(f"pam_original.py failed in {python}:\n{done.stderr[-3000:]}")
         with np.load(out) as saved:

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from common import verdict
+import original_runs
 
 ORIGINAL_SCRIPT = Path(__file__).resolve().parent / "passt_original.py"
 RUNS = (("audioldm_eval", "audioldm_eval", ()), ("av-benchmark", "av-benchmark", ()),
@@ -56,8 +56,8 @@ BOUNDS = {
 
 def run_original(python: Path, source: Path, generated: Path, reference: Path, out: Path) -> dict:
     """``passt_original.py toolkits`` in the original's virtualenv; its JSON."""
-    done = subprocess.run([str(python), str(ORIGINAL_SCRIPT), "toolkits", str(source), str(generated), str(reference),
-                           str(out)], capture_output=True, text=True, timeout=3600)
+    done = original_runs.run_original(python, ORIGINAL_SCRIPT, ["toolkits", source, generated, reference, out], out,
+                                      timeout=3600)
     if done.returncode:
         raise SystemExit(f"passt_original.py toolkits failed in {python}:\n{done.stderr[-3000:]}")
     return json.loads(out.read_text())
