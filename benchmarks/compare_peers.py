@@ -14,21 +14,24 @@ Each row is one fresh process on hard-linked copies of the same folders (``--cli
   PSNR/SSIM and ``recalculate=True`` (its ``main`` would reuse feature caches written beside the folders);
 - ``audiofidelity (FAD only)``: the same command with ``--metrics fad``;
 - ``frechet_audio_distance``: ``FrechetAudioDistance(model_name="vggish")``, its ``score``;
-- ``fadtk``: ``fadtk vggish`` as its command line does it (embeddings in ``--fadtk-workers`` spawned processes).
+- ``fadtk``: ``fadtk vggish`` as its command line does it (embeddings in ``--fadtk-workers`` spawned processes,
+  default 8 as its ``-w``, each loading VGGish).
 
 Per row: whole-process wall seconds (interpreter start to exit: imports, model loading and evaluation, as a user
-waits for it) and clips per second (generated + reference files over that wall); the runner's own split (imports,
-model construction, evaluation; ``benchmarks/peers/*_run.py``); peak RSS of the largest single process
+waits for it) and clips per second (generated + reference files over that wall); the seconds after the imports
+(model construction and evaluation: the runners' own split in ``benchmarks/peers/*_run.py``, audiofidelity's
+``--verbose`` phases, where the artifacts load within the first); peak RSS of the largest single process
 (``os.wait4``'s ``ru_maxrss``, which covers waited-for descendants one at a time) and the sampled (0.2 s) peak of
-the whole process tree's summed RSS (pages shared by forked workers count once per process); the 1-minute load
+the whole process tree's summed PSS (workers included; a page they share counts once in all); the 1-minute load
 average just before the run; the values computed; ``pip freeze`` of the environment.
 
 Virtualenvs: one per peer under ``~/.cache/audiofidelity-bench/<name>-<pins>``, built once per machine from the
 package index into ``<dir>.partial`` and renamed when the import check passes; a peer whose build fails is a
-skipped row with the reason. All peers get torch 2.8.0 + torchaudio 2.8.0 (CUDA wheels from the index, about
-5 GB per virtualenv): the pair the golden audioldm_eval runs used, and the last torchaudio whose ``load`` and
-``save`` still go through soundfile (from 2.9 they need torchcodec and FFmpeg's shared libraries, which
-audioldm_eval and fadtk would then need too). audiofidelity runs in this interpreter's environment.
+skipped row with the reason. All peers get torch 2.8.0 + torchaudio 2.8.0 (CUDA wheels from the index: about
+7 GB per virtualenv, 6 GB of it, torch, the CUDA libraries and triton, hard-linked between the virtualenvs where
+util-linux's ``hardlink`` is installed): the pair the golden audioldm_eval runs used, and the last torchaudio whose
+``load`` and ``save`` still go through soundfile (from 2.9 they need torchcodec and FFmpeg's shared libraries,
+which audioldm_eval and fadtk would then need too). audiofidelity runs in this interpreter's environment.
 
 Weights, offline: every peer runs on the stand-in checkpoints (``--checkpoints``) that the test suite generates,
 the same files the exported artifacts in ``--models-dir`` were made from. Each run gets a temporary HOME and
@@ -64,6 +67,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from bench_signal import write_pairs
 
 HERE = Path(__file__).resolve().parent
 CACHE_ROOT = Path.home() / ".cache" / "audiofidelity-bench"
@@ -131,6 +136,7 @@ def export_git(git_dir: Path, into: Path) -> None:
 
 
 def cache_key(peer: Peer, source: str | None) -> str:
+    """The virtualenv's folder name: the peer, its source commit (if installed from one) and every pin."""
     pins = [r.replace("==", "") for r in (*peer.requirements, *peer.no_deps) if "==" in r]
     return "-".join([peer.name, *([f"src{source}"] if source else []), *pins])
 
@@ -176,7 +182,21 @@ def build_venv(peer: Peer, cache_root: Path, audioldm_eval_source: Path) -> tupl
     except subprocess.TimeoutExpired as e:
         return None, f"could not build its virtualenv: {' '.join(map(str, e.cmd[:4]))}... timed out after {e.timeout} s"
     partial.rename(venv)
-    return python, f"built {venv}"
+    return python, f"built {venv}{share_identical_files(venv, cache_root)}"
+
+
+def share_identical_files(venv: Path, cache_root: Path) -> str:
+    """Hard-link the new virtualenv's files of 1 MB or more that are byte-identical to the other virtualenvs' (the
+    same torch, CUDA and triton wheels: about 6 GB each), with util-linux's ``hardlink``; a note of what happened."""
+    others = [d / "lib" for d in cache_root.iterdir() if d != venv and (d / "bin" / "python").exists()]
+    if not others or shutil.which("hardlink") is None:
+        return ""
+    try:
+        subprocess.run(["hardlink", "--content", "--respect-name", "--minimum-size", "1M", "--quiet",
+                        str(venv / "lib"), *map(str, others)], check=True, timeout=900, capture_output=True)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
+        return f" (identical files not shared: {e})"
+    return " (files identical to the other virtualenvs' hard-linked)"
 
 
 def tail(text: str | bytes | None, lines: int = 2) -> str:
@@ -191,7 +211,7 @@ def tail(text: str | bytes | None, lines: int = 2) -> str:
 def freeze(python: Path) -> list[str]:
     done = subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "freeze", "--all"],
                           capture_output=True, text=True, timeout=120)
-    return done.stdout.split()
+    return done.stdout.splitlines()
 
 
 def offline_home(root: Path, checkpoints: Path, torchvggish_source: Path) -> tuple[dict[str, str], str | None]:
@@ -232,8 +252,9 @@ def link_folders(folders: list[Path], into: Path) -> list[Path]:
     return copies
 
 
-def tree_rss(root: int) -> int:
-    """Summed resident bytes of ``root`` and its descendants now (from /proc)."""
+def tree_pss(root: int) -> int:
+    """Bytes of memory ``root`` and its descendants hold now: the sum of their proportional set sizes (from /proc;
+    a page shared by forked workers counts once in all, where summed RSS would count it in every process)."""
     parents: dict[int, int] = {}
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
@@ -251,15 +272,15 @@ def tree_rss(root: int) -> int:
     total = 0
     for pid in tree:
         try:
-            with open(f"/proc/{pid}/statm") as statm:
-                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-        except (OSError, IndexError, ValueError):
+            with open(f"/proc/{pid}/smaps_rollup") as rollup:
+                total += next(int(line.split()[1]) for line in rollup if line.startswith("Pss:")) * 1024
+        except (OSError, IndexError, ValueError, StopIteration):
             continue
     return total
 
 
 def measure(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float) -> dict:
-    """Run ``command`` once: wall seconds, the largest process's peak RSS, the tree's sampled peak RSS, the load
+    """Run ``command`` once: wall seconds, the largest process's peak RSS, the tree's sampled peak PSS, the load
     average before, the exit status, and its last JSON line on stdout (the runners' report), if any."""
     load = os.getloadavg()[0]
     peak_tree = [0]
@@ -270,7 +291,7 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float
 
         def sample() -> None:
             while not stop.wait(0.2):
-                peak_tree[0] = max(peak_tree[0], tree_rss(proc.pid))
+                peak_tree[0] = max(peak_tree[0], tree_pss(proc.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -291,7 +312,7 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, timeout_s: float
             except json.JSONDecodeError:
                 continue
     return {"returncode": proc.returncode, "wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024,
-            "peak_tree_rss_mb": peak_tree[0] / 2**20, "load_before": round(load, 2), "report": report,
+            "peak_tree_pss_mb": peak_tree[0] / 2**20, "load_before": round(load, 2), "report": report,
             "stderr_tail": tail((cwd / "stderr.txt").read_text(errors="replace"), 3) if proc.returncode else None}
 
 
@@ -352,7 +373,7 @@ def run_row(row: Row, folders: list[Path], env: dict[str, str], work: Path, time
     return run
 
 
-def summarise(name: str, runs: list[dict], clips: int) -> dict:
+def summarise(runs: list[dict], clips: int) -> dict:
     """Medians over the row's successful runs."""
     good = [r for r in runs if "error" not in r]
     if not good:
@@ -361,7 +382,7 @@ def summarise(name: str, runs: list[dict], clips: int) -> dict:
     inner = [r["runner"]["after_imports_s"] for r in good if (r.get("runner") or {}).get("after_imports_s")]
     return {"status": "ok", "wall_s": wall, "clips_per_s": 2 * clips / wall,
             "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in good),
-            "peak_tree_rss_mb": statistics.median(r["peak_tree_rss_mb"] for r in good),
+            "peak_tree_pss_mb": statistics.median(r["peak_tree_pss_mb"] for r in good),
             "load_before": [r["load_before"] for r in runs],
             "after_imports_s": statistics.median(inner) if inner else None,
             "values": good[-1]["values"]}
@@ -383,7 +404,7 @@ def values_text(values: dict) -> str:
 
 
 def table(rows: dict[str, dict]) -> str:
-    lines = ["| row | wall s | clips/s | after imports s | peak RSS MB (largest process) | peak RSS MB (tree) | "
+    lines = ["| row | wall s | clips/s | after imports s | peak RSS MB (largest process) | peak PSS MB (tree) | "
              "load before | values |", "|---|---|---|---|---|---|---|---|"]
     for name, row in rows.items():
         if row["status"] != "ok":
@@ -391,7 +412,7 @@ def table(rows: dict[str, dict]) -> str:
             continue
         inner = f"{row['after_imports_s']:.1f}" if row["after_imports_s"] is not None else "—"
         lines.append(f"| {name} | {row['wall_s']:.1f} | {row['clips_per_s']:.2f} | {inner} | "
-                     f"{row['peak_rss_mb']:.0f} | {row['peak_tree_rss_mb']:.0f} | "
+                     f"{row['peak_rss_mb']:.0f} | {row['peak_tree_pss_mb']:.0f} | "
                      f"{', '.join(f'{x:.2f}' for x in row['load_before'])} | {values_text(row['values'])} |")
     return "\n".join(lines)
 
@@ -438,8 +459,6 @@ def main() -> None:
     rows += [peer_row(p, args) for p in peers if p.name == "audioldm_eval"]
     rows += [audiofidelity_row("audiofidelity (FAD only)", "fad", args.models_dir)]
     rows += [peer_row(p, args) for p in peers if p.name != "audioldm_eval"]
-    from bench_signal import write_pairs
-
     with tempfile.TemporaryDirectory() as tmp:
         env, missing = offline_home(Path(tmp), args.checkpoints, args.torchvggish_source)
         for row in rows:
@@ -459,7 +478,7 @@ def main() -> None:
                 print(f"run {repeat + 1}/{args.repeats}: {row.name}", file=sys.stderr)
                 runs[row.name].append(run_row(row, folders, env, Path(tmp) / "runs" / f"{repeat}-{i}", args.timeout))
     summary = {row.name: ({"status": "skipped", "reason": row.skipped} if row.skipped
-                          else summarise(row.name, runs[row.name], args.clips)) for row in rows}
+                          else summarise(runs[row.name], args.clips)) for row in rows}
     print(f"{args.clips} pairs of {SECONDS:.0f}-s clips at {RATE} Hz, evaluated at {EVAL_RATE} Hz; "
           f"{machine()['processor']}, {machine()['cores']} cores; medians of {args.repeats} run(s)\n")
     print(table(summary))
