@@ -3,6 +3,7 @@
 PaSST reaches, fp32 and bf16 (issue #31). Run by hand; not part of the tests.
 
     python benchmarks/bench_passt.py --models-dir DIR [--models-dir DIR2]   # folders holding the three artifacts
+    python benchmarks/bench_passt.py --models-dir DIR --only passt-s --baseline DIR0  # against an earlier export
 
 Per model: the forward pass of one 10-s clip's input (frontend output precomputed, as ``eval`` feeds it: CNN14 at
 16 kHz, MERT at 24 kHz, PaSST's one 1000-frame window at 32 kHz), batch 1 and 4, median of 3 after a warm-up. The
@@ -58,6 +59,9 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models-dir", type=Path, action="append", required=True)
+    parser.add_argument("--only", help="time this artifact only")
+    parser.add_argument("--baseline", type=Path, help="a folder with an earlier export of the same artifacts, timed "
+                        "beside them in the same run (rows marked 'baseline')")
     args = parser.parse_args()
     rng = np.random.default_rng(0)
     print(f"machine: {machine()}")
@@ -68,18 +72,22 @@ def main() -> None:
     print("| model | precision | batch | s per 10-s clip | GFLOP/s | of the matmul roofline |")
     print("|---|---|---|---|---|---|")
     for name, rate in (("cnn14-16k", 16000), ("mert-v1-95m", 24000), ("passt-s", 32000)):
-        artifact = load(name, directory=find(name, args.models_dir))
+        if args.only and name != args.only:
+            continue
+        folders = [("", find(name, args.models_dir))] + ([(" (baseline)", args.baseline)] if args.baseline else [])
+        artifacts = [(label, load(name, directory=folder)) for label, folder in folders]
         wave = (0.1 * rng.standard_normal(10 * rate)).astype(np.float32)
-        clip = np.asarray(apply_frontend(wave, {**artifact.manifest.frontend, **extra.get(name, {})}))
+        clip = np.asarray(apply_frontend(wave, {**artifacts[0][1].manifest.frontend, **extra.get(name, {})}))
         for precision in ("fp32", "bf16"):
             for batch in (1, 4):
-                x = torch.from_numpy(np.repeat(clip, batch, axis=0))
-                with torch.inference_mode(), _precision(precision, "cpu"):
-                    per_clip = median_seconds(lambda x=x, run=artifact.program: run(x), repeats=3) / batch
-                rate_of = gflop.get(name)
-                flops = f"{rate_of / per_clip:.0f}" if rate_of else "–"
-                share = f"{rate_of / per_clip / roof[precision]:.0%}" if name == "passt-s" and rate_of else "–"
-                print(f"| {name} | {precision} | {batch} | {per_clip:.3f} | {flops} | {share} |", flush=True)
+                for label, artifact in artifacts:
+                    x = torch.from_numpy(np.repeat(clip, batch, axis=0))
+                    with torch.inference_mode(), _precision(precision, "cpu"):
+                        per_clip = median_seconds(lambda x=x, run=artifact.program: run(x), repeats=3) / batch
+                    rate_of = gflop.get(name)
+                    flops = f"{rate_of / per_clip:.0f}" if rate_of else "–"
+                    share = f"{rate_of / per_clip / roof[precision]:.0%}" if name == "passt-s" and rate_of else "–"
+                    print(f"| {name}{label} | {precision} | {batch} | {per_clip:.3f} | {flops} | {share} |", flush=True)
 
 
 if __name__ == "__main__":

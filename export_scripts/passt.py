@@ -7,10 +7,10 @@ dict of the ``PaSST`` network that ``get_basic_model(mode="logits")`` (``base20s
 network's eval-mode ``forward`` (patchout and dropout off): the 16x16 patch convolution at stride 10 over (128 mel
 bins, frames) -> 12 x T patches, ``T = (frames - 16) // 10 + 1``; the time positional embedding cut to the first T
 columns (as hear21passt does for a shorter input) plus the frequency one; the patches flattened frequency-major; the
-cls and distillation tokens (each plus its ``new_pos_embed``) in front; 12 pre-norm blocks (12-head attention, GELU
-MLP, LayerNorm eps 1e-6); the final norm; ``features`` = the mean of the two tokens (768, what av-benchmark's
-FD_passt reads); ``logits`` = ``head`` (LayerNorm + Linear) of it. The distillation head ``head_dist`` is in the
-checkpoint but the eval forward never reads it: checked and dropped.
+cls and distillation tokens (each plus its ``new_pos_embed``) in front; 12 pre-norm blocks (12-head attention as
+``scaled_dot_product_attention``, GELU MLP, LayerNorm eps 1e-6); the final norm; ``features`` = the mean of the two
+tokens (768, what av-benchmark's FD_passt reads); ``logits`` = ``head`` (LayerNorm + Linear) of it. The distillation
+head ``head_dist`` is in the checkpoint but the eval forward never reads it: checked and dropped.
 
 Input: the mel of ``passt_mel`` (``audiofidelity/models/passt.py``), (batch, 1, 128, frames) with 16 <= frames <=
 1005 (the 99 time embeddings; a 10-s clip at 32 kHz gives 1000; 2015 and 3015 for the variants); batch and frames
@@ -65,9 +65,10 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, c = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, HEADS, c // HEADS).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv[0], qkv[1], qkv[2]
-        attn = ((q @ k.transpose(-2, -1)) * (c // HEADS) ** -0.5).softmax(dim=-1)  # the original's order of ops
-        return self.proj((attn @ v).transpose(1, 2).reshape(b, n, c))
+        # softmax(q k^T / sqrt(64)) v, the original's three steps, as one kernel that never holds the 12 x n x n
+        # weights: 4x faster on a CPU at n = 1190, within 1e-6 of them (the parity tier bounds the logits)
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2])
+        return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
 class Mlp(nn.Module):
