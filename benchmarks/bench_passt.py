@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Seconds per 10-s clip of PaSST-S next to CNN14 and MERT, and the fraction of this machine's matmul roofline
-PaSST reaches, fp32 and bf16 (issue #31). Run by hand; not part of the tests.
+"""Seconds per 10-s clip of PaSST-S next to CNN14, MERT and CLAP's HTSAT, and the fraction of this machine's matmul
+roofline PaSST reaches, fp32 and bf16 (issue #31). Run by hand; not part of the tests.
 
     python benchmarks/bench_passt.py --models-dir DIR [--models-dir DIR2]   # folders holding the three artifacts
     python benchmarks/bench_passt.py --models-dir DIR --only passt-s --baseline DIR0  # against an earlier export
@@ -71,7 +71,8 @@ def main() -> None:
     extra = {"passt-s": {"samples": 320000}}
     print("| model | precision | batch | s per 10-s clip | GFLOP/s | of the matmul roofline |")
     print("|---|---|---|---|---|---|")
-    for name, rate in (("cnn14-16k", 16000), ("mert-v1-95m", 24000), ("passt-s", 32000)):
+    models = (("cnn14-16k", 16000), ("mert-v1-95m", 24000), ("passt-s", 32000), ("clap-630k-audioset", 48000))
+    for name, rate in models:
         if args.only and name != args.only:
             continue
         folders = [("", find(name, args.models_dir))] + ([(" (baseline)", args.baseline)] if args.baseline else [])

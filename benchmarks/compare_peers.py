@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """audiofidelity against the other evaluation packages, on the same audio and the same weights, in one run (issue 34).
 
-    python benchmarks/compare_peers.py --clips 60 --out results.json   # builds the peers' virtualenvs on first use
-    python benchmarks/compare_peers.py --build-only                     # only build (or check) the virtualenvs
+    python benchmarks/compare_peers.py --checkpoints CKPT --models-dir DIR --audioldm-eval-source GIT \
+        --torchvggish-source GIT --clips 60 --out results.json --chart peers.svg  # builds the virtualenvs on first use
+    python benchmarks/compare_peers.py ... --build-only                  # only build (or check) the virtualenvs
 
 Each row is one fresh process on hard-linked copies of the same folders (``--clips`` pairs of 10-s clips at
 44.1 kHz, written by ``bench_signal.write_pairs``), run one after another:
 
 - ``audiofidelity (audioldm_eval set)``: ``python -m audiofidelity eval GEN REF --no-cache --sr 16000`` with the
-  metrics audioldm_eval computes below (FAD, FD, KL, KL-sigmoid, IS, PSNR, SSIM), in this interpreter;
+  metrics audioldm_eval computes below (FAD, FD, KL, KL-sigmoid, IS, PSNR, SSIM), in this interpreter; then the
+  same with ``--precision bf16``;
 - ``audioldm_eval``: the original at the commit this project's parity tests pin (8dc07ee, from a local git
   snapshot: the index's ``audioldm_eval`` 0.0.3 is an older release), CNN14 16 kHz, ``calculate_metrics`` with
   PSNR/SSIM and ``recalculate=True`` (its ``main`` would reuse feature caches written beside the folders);
@@ -73,10 +75,6 @@ from bench_signal import write_pairs
 HERE = Path(__file__).resolve().parent
 CACHE_ROOT = Path.home() / ".cache" / "audiofidelity-bench"
 STAND_INS = Path.home() / ".cache" / "audiofidelity-tests"
-DEFAULT_CHECKPOINTS = STAND_INS / "checkpoints-38bc0afcf95b296c22fa033a"
-DEFAULT_MODELS_DIR = STAND_INS / "models-a2491dbd2a2b483484b50078"
-DEFAULT_AUDIOLDM_EVAL = Path("/work/.mirror/haoheliu+audioldm_eval/repo")
-DEFAULT_TORCHVGGISH = Path("/work/.mirror/harritaylor+torchvggish/repo")
 AUDIOLDM_EVAL_COMMIT = "8dc07ee"
 """The commit of audioldm_eval that the golden data and the parity tests pin."""
 TORCH = ("torch==2.8.0", "torchaudio==2.8.0")
@@ -334,9 +332,9 @@ class Row:
     skipped: str | None = None
 
 
-def audiofidelity_row(name: str, metrics: str, models_dir: Path) -> Row:
+def audiofidelity_row(name: str, metrics: str, models_dir: Path, *extra: str) -> Row:
     command = [sys.executable, "-m", "audiofidelity", "eval", "GEN", "REF", "--json", "REPORT", "--no-cache", "-v",
-               "--sr", str(EVAL_RATE), "--models-dir", str(models_dir), "--metrics", metrics]
+               "--sr", str(EVAL_RATE), "--models-dir", str(models_dir), "--metrics", metrics, *extra]
     return Row(name, Path(sys.executable), command, f"this interpreter ({sys.executable})", "report")
 
 
@@ -426,14 +424,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=int, default=60, help="pairs of 10-s 44.1 kHz clips (default 60)")
     parser.add_argument("--out", type=Path, help="write every run and the summary as JSON here")
-    parser.add_argument("--checkpoints", type=Path, default=DEFAULT_CHECKPOINTS,
-                        help="the stand-in checkpoints in their upstream file names (default: the test suite's)")
-    parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR,
+    parser.add_argument("--checkpoints", type=Path, required=True,
+                        help="the checkpoints in their upstream file names (the test suite's stand-ins: "
+                             f"{STAND_INS}/checkpoints-<key>)")
+    parser.add_argument("--models-dir", type=Path, required=True,
                         help="audiofidelity's exported artifacts, made from those checkpoints")
-    parser.add_argument("--audioldm-eval-source", type=Path, default=DEFAULT_AUDIOLDM_EVAL,
-                        help="git directory of haoheliu/audioldm_eval (installed from its HEAD)")
-    parser.add_argument("--torchvggish-source", type=Path, default=DEFAULT_TORCHVGGISH,
-                        help="git directory of harritaylor/torchvggish (torch.hub's code for VGGish)")
+    parser.add_argument("--audioldm-eval-source", type=Path, required=True,
+                        help="git directory of a clone of haoheliu/audioldm_eval (installed from its HEAD)")
+    parser.add_argument("--torchvggish-source", type=Path, required=True,
+                        help="git directory of a clone of harritaylor/torchvggish (torch.hub's code for VGGish)")
+    parser.add_argument("--chart", type=Path, help="also draw clips per second and peak memory per row (.svg or .png)")
     parser.add_argument("--cache-root", type=Path, default=CACHE_ROOT, help="where the peers' virtualenvs are kept")
     parser.add_argument("--peers", default=",".join(p.name for p in PEERS),
                         help="comma-separated subset of the peers (default: all)")
@@ -456,6 +456,8 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
     rows = [audiofidelity_row("audiofidelity (audioldm_eval set)", AUDIOLDM_EVAL_METRICS, args.models_dir)]
+    rows += [audiofidelity_row("audiofidelity (audioldm_eval set, bf16)", AUDIOLDM_EVAL_METRICS, args.models_dir,
+                               "--precision", "bf16")]
     rows += [peer_row(p, args) for p in peers if p.name == "audioldm_eval"]
     rows += [audiofidelity_row("audiofidelity (FAD only)", "fad", args.models_dir)]
     rows += [peer_row(p, args) for p in peers if p.name != "audioldm_eval"]
@@ -492,6 +494,36 @@ def main() -> None:
         tmp_out = args.out.with_name(args.out.name + ".tmp")
         tmp_out.write_text(json.dumps(result, indent=1) + "\n")
         tmp_out.replace(args.out)
+    if args.chart is not None:
+        chart(summary, args.clips, args.chart)
+
+
+def chart(rows: dict[str, dict], clips: int, path: Path) -> None:
+    """Two panels, one bar per row that ran: clips per second (whole process) and peak memory (the tree's PSS)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ran = {name: row for name, row in rows.items() if row["status"] == "ok"}
+    names = list(ran)[::-1]  # the first row on top
+    ours = ["#1f77b4" if name.startswith("audiofidelity") else "#9e9e9e" for name in names]
+    fig, (speed, memory) = plt.subplots(1, 2, figsize=(10, 0.5 * len(names) + 1.4), sharey=True)
+    speed.barh(names, [ran[n]["clips_per_s"] for n in names], color=ours)
+    memory.barh(names, [ran[n]["peak_tree_pss_mb"] / 1024 for n in names], color=ours)
+    for axis, key, fmt in ((speed, "clips_per_s", "{:.2f}"), (memory, "peak_tree_pss_mb", "{:.1f} GB")):
+        for y, name in enumerate(names):
+            value = ran[name][key] / (1024 if key == "peak_tree_pss_mb" else 1)
+            axis.annotate(fmt.format(value), (value, y), xytext=(3, 0), textcoords="offset points", va="center",
+                          fontsize=8)
+        axis.spines[["top", "right"]].set_visible(False)
+        axis.margins(x=0.2)
+    speed.set_xlabel("clips per second (higher is better)")
+    memory.set_xlabel("peak memory, process tree PSS (lower is better)")
+    fig.suptitle(f"{clips} + {clips} ten-second clips at 44.1 kHz, one run, same weights", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
