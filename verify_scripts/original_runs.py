@@ -8,14 +8,15 @@ only our side, the code under test, runs on every CI stop. Unset, every run runs
 
 The key hashes the bytes of every ``*_original.py`` script (one may import another), the interpreter's path and the
 distributions installed beside it (the virtualenv's folder name carries its pins; a package added later changes the
-listing), and every argument: a path that exists by its content (a file's bytes, a folder's names and bytes), any
-other argument as written. The output path is left out of the key; only a run that succeeded is kept.
+listing), the processor, and every argument: a path that exists by its content (a file's bytes, a folder's names and
+bytes), any other argument as written. The output path is left out of the key; only a run that succeeded is kept.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -36,10 +37,15 @@ def _digest_path(path: Path, digest: "hashlib._Hash") -> None:
 
 
 def _environment(python: Path) -> list[str]:
-    """The interpreter's path and the distributions its virtualenv holds (names with versions)."""
+    """The interpreter's path, the distributions its virtualenv holds (names with versions), and the processor and
+    its core count (an original's float rounding can depend on them)."""
     root = python.parent.parent
     installed = sorted(p.name for p in root.glob("lib/python*/site-packages/*.dist-info"))
-    return [str(python), *installed]
+    cpu = ""
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "")
+    return [str(python), *installed, platform.machine(), cpu, str(os.cpu_count())]
 
 
 def run_key(python: Path, script: Path, args: list[str], output: Path) -> str:
