@@ -150,3 +150,34 @@ def test_batching_across_clips_is_an_opt_in_that_moves_only_the_last_bits(record
     for key in alone:
         a, b = np.stack(alone[key]), np.stack(together[key])
         assert a.shape == b.shape and np.max(np.abs(a - b)) <= 1e-5 * np.max(np.abs(a)), key
+
+
+PRIMITIVES = """import sys, numpy as np, torch
+from audiofidelity.artifacts import load
+program = load("cnn14-16k", directory=sys.argv[1]).program
+rng = np.random.default_rng(0)
+inputs = {n: torch.from_numpy(rng.standard_normal((2, 1, n, 64)).astype(np.float32)) for n in (101, 517, 1001)}
+with torch.inference_mode():
+    out = [program(inputs[n])[0].numpy() for n in (101, 517, 1001, 517, 101)]
+np.savez(sys.argv[2], *out)
+"""
+
+
+@pytest.mark.parity  # two fresh processes loading CNN14
+def test_the_onednn_primitive_cache_bound_changes_no_bit(models_dir, tmp_path):
+    """``artifacts.ONEDNN_CACHE_CAPACITY`` bounds the cache of compiled primitives that grows with every input length;
+    a primitive built afresh computes what a cached one does: the same bits with the cache off and at its default."""
+    import os
+    import subprocess
+    import sys
+
+    outputs = {}
+    for capacity in ("0", "1024"):
+        env = {**os.environ, "ONEDNN_PRIMITIVE_CACHE_CAPACITY": capacity}
+        done = subprocess.run([sys.executable, "-c", PRIMITIVES, str(models_dir), str(tmp_path / f"{capacity}.npz")],
+                              env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        with np.load(tmp_path / f"{capacity}.npz") as saved:
+            outputs[capacity] = [saved[k] for k in sorted(saved.files)]
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(outputs["0"], outputs["1024"]))
+    assert outputs["0"][1].tobytes() == outputs["0"][3].tobytes()  # the same shape again: the same bits

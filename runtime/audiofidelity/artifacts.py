@@ -534,7 +534,15 @@ def torch_version() -> str:
     return version("torch")
 
 
+ONEDNN_CACHE_CAPACITY = "128"
+"""Entries of oneDNN's cache of compiled CPU primitives (one per layer and input shape; its default is 1024). Clips of
+many lengths otherwise grow the resident memory with every new length, by about 1 GB for CNN14 before it levels off
+(``benchmarks/RESULTS.md`` (r)); 128 keeps a few shapes' worth at no measured cost, and a primitive computes the same
+bits whether cached or not. Set before the first pass, unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` is already set."""
+
+
 def _load_program(path: Path, device: str) -> Any:
+    os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)  # read at oneDNN's first use
     import torch
 
     exported = torch.export.load(str(path))
