@@ -139,6 +139,7 @@ def test_hostile_reports_draw_nothing_or_plain_text_and_never_raise(tmp_path, ca
     assert "not an eval-logs result" in capsys.readouterr().err
 
 
+@pytest.mark.parity  # eval-logs with bootstrap end to end; the fast tier draws the bands from a report
 def test_eval_logs_bootstrap_gives_the_steps_picture_its_bands(models_dir, recordings_dir, tmp_path, capsys):
     """A real training run: two generation folders, FAD with ``--bootstrap``; the picture's bands are the results'
     intervals. Without a reference, eval-logs takes reference-free metrics only."""

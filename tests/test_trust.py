@@ -119,6 +119,7 @@ def test_a_pt2_changed_in_place_with_its_mtime_restored_is_refused(models_dir, t
 
 # 3. the feature cache cannot serve stale features
 
+@pytest.mark.parity  # two evals; test_cache's racy-memo and rehash tests hold the mechanism in the fast tier
 def test_audio_overwritten_in_place_with_its_mtime_kept_is_recomputed(models_dir, recordings_dir, tmp_path):
     gen, ref = _folders(recordings_dir, tmp_path)
     cache = FeatureCache(tmp_path / "cache")
