@@ -75,3 +75,16 @@ def test_the_output_is_the_one_argument_that_does_not_exist_yet(fake, tmp_path, 
     for name in ("a", "b"):
         original_runs.run_original(sys.executable, fake, [tmp_path / "in.bin", tmp_path / f"{name}.bin"])
     assert runs(tmp_path) == 1 and (tmp_path / "b.bin").read_bytes() == b"zyx"
+
+
+@pytest.mark.parametrize("damage", ["output", "record"])
+def test_a_damaged_entry_is_run_again(fake, tmp_path, monkeypatch, damage):
+    monkeypatch.setenv(original_runs.CACHE_ENV, str(tmp_path / "cache"))
+    (tmp_path / "in.bin").write_bytes(b"abc")
+    call(fake, tmp_path / "in.bin", tmp_path / "a" / "out.bin")
+    (entry,) = (tmp_path / "cache").iterdir()
+    (entry / ("output" if damage == "output" else "done.json")).write_bytes(b"tampered")
+    again = call(fake, tmp_path / "in.bin", tmp_path / "b" / "out.bin")
+    assert again.returncode == 0 and runs(tmp_path) == 2 and (tmp_path / "b" / "out.bin").read_bytes() == b"cba"
+    call(fake, tmp_path / "in.bin", tmp_path / "c" / "out.bin")  # stored whole again
+    assert runs(tmp_path) == 2

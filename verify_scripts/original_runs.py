@@ -9,7 +9,8 @@ only our side, the code under test, runs on every CI stop. Unset, every run runs
 The key hashes the bytes of every ``*_original.py`` script (one may import another), the interpreter's path and the
 distributions installed beside it (the virtualenv's folder name carries its pins; a package added later changes the
 listing), the processor, and every argument: a path that exists by its content (a file's bytes, a folder's names and
-bytes), any other argument as written. The output path is left out of the key; only a run that succeeded is kept.
+bytes), any other argument as written. The output path is left out of the key; only a run that succeeded is kept,
+with its output's digest: an entry whose output no longer has it, or that cannot be read, is run again.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from audiofidelity.artifacts import file_sha256
+
 CACHE_ENV = "AUDIOFIDELITY_ORIGINALS_CACHE"
 HERE = Path(__file__).resolve().parent
 
@@ -30,10 +33,15 @@ def _digest_path(path: Path, digest: "hashlib._Hash") -> None:
     if path.is_dir():
         for child in sorted(path.rglob("*")):
             if child.is_file():
-                digest.update(child.relative_to(path).as_posix().encode() + b"\0")
-                digest.update(hashlib.sha256(child.read_bytes()).digest())
+                digest.update(f"{child.relative_to(path).as_posix()}\0{file_sha256(child)}".encode())
     else:  # its name too: an original may report by file name
-        digest.update(path.name.encode() + b"\0" + hashlib.sha256(path.read_bytes()).digest())
+        digest.update(f"{path.name}\0{file_sha256(path)}".encode())
+
+
+def _content(path: Path) -> str:
+    digest = hashlib.sha256()
+    _digest_path(path, digest)
+    return digest.hexdigest()
 
 
 def _environment(python: Path) -> list[str]:
@@ -80,22 +88,33 @@ def run_original(python: str | Path, script: Path, args: list[str | Path], outpu
     if not cache or output is None:
         return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     entry = Path(cache) / run_key(python, script, args, output)
-    if (entry / "done.json").is_file():
+    said = _stored(entry)
+    if said is not None:
         os.utime(entry)  # last use, for pruning
         _copy(entry / "output", output)
-        said = json.loads((entry / "done.json").read_text())
         return subprocess.CompletedProcess(command, 0, said["stdout"], said["stderr"])
+    shutil.rmtree(entry, ignore_errors=True)  # absent, or damaged: run again
     done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
     if done.returncode == 0 and output.exists():
         Path(cache).mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(dir=cache, prefix=f".{entry.name}."))
         _copy(output, partial / "output")
-        (partial / "done.json").write_text(json.dumps({"stdout": done.stdout, "stderr": done.stderr}))
+        (partial / "done.json").write_text(json.dumps({"stdout": done.stdout, "stderr": done.stderr,
+                                                       "output": _content(partial / "output")}))
         try:
             partial.rename(entry)
         except OSError:  # another run stored the same key meanwhile
             shutil.rmtree(partial, ignore_errors=True)
     return done
+
+
+def _stored(entry: Path) -> dict | None:
+    """A cache entry's record when it is whole: readable, and its output still has the digest it was stored with."""
+    try:
+        said = json.loads((entry / "done.json").read_text())
+        return said if _content(entry / "output") == said["output"] else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def _copy(source: Path, target: Path) -> None:

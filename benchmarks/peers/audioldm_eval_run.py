@@ -13,16 +13,13 @@ import time
 
 START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
 import math  # noqa: E402
+
+from runner_io import folders, report  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("generated")
-    parser.add_argument("reference")
-    args = parser.parse_args()
+    args = folders(__doc__)
     import torch
     from audioldm_eval import EvaluationHelper
 
@@ -34,10 +31,7 @@ def main() -> None:
     same_name = helper.get_filename_intersection_ratio(args.generated, args.reference)
     metrics = helper.calculate_metrics(args.generated, args.reference, same_name, calculate_psnr_ssim=True,
                                        recalculate=True)
-    done = time.perf_counter()
-    values = {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()}
-    print(json.dumps({"import_s": imported - START, "model_s": built - imported, "eval_s": done - built,
-                      "values": values, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+    report(START, imported, built, {k: (float(v) if math.isfinite(float(v)) else None) for k, v in metrics.items()})
 
 
 if __name__ == "__main__":

@@ -13,17 +13,11 @@ import time
 
 START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
+from runner_io import folders, report  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("generated")
-    parser.add_argument("reference")
-    parser.add_argument("--workers", type=int, default=8, help="fadtk's -w (its default 8)")
-    args = parser.parse_args()
-    import torch
+    args = folders(__doc__, [("--workers", {"type": int, "default": 8, "help": "fadtk's -w (its default 8)"})])
     from fadtk.fad import FrechetAudioDistance
     from fadtk.fad_batch import cache_embedding_files
     from fadtk.model_loader import VGGishModel
@@ -34,10 +28,7 @@ def main() -> None:
         cache_embedding_files(folder, model, workers=args.workers)
     fad = FrechetAudioDistance(model, audio_load_worker=args.workers, load_model=False)
     score = fad.score(args.reference, args.generated)
-    done = time.perf_counter()
-    print(json.dumps({"import_s": imported - START, "model_s": None, "eval_s": done - imported,
-                      "values": {"frechet_audio_distance": float(score)}, "torch": torch.__version__,
-                      "threads": torch.get_num_threads(), "workers": args.workers}))
+    report(START, imported, None, {"frechet_audio_distance": float(score)}, workers=args.workers)
 
 
 if __name__ == "__main__":

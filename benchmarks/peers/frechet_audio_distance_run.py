@@ -12,16 +12,11 @@ import time
 
 START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
+from runner_io import folders, report  # noqa: E402
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("generated")
-    parser.add_argument("reference")
-    args = parser.parse_args()
-    import torch
+    args = folders(__doc__)
     from frechet_audio_distance import FrechetAudioDistance
 
     imported = time.perf_counter()
@@ -29,10 +24,7 @@ def main() -> None:
                                verbose=False)
     built = time.perf_counter()
     score = fad.score(args.reference, args.generated, dtype="float32")
-    done = time.perf_counter()
-    print(json.dumps({"import_s": imported - START, "model_s": built - imported, "eval_s": done - built,
-                      "values": {"frechet_audio_distance": float(score)}, "torch": torch.__version__,
-                      "threads": torch.get_num_threads()}))
+    report(START, imported, built, {"frechet_audio_distance": float(score)})
 
 
 if __name__ == "__main__":
