@@ -14,8 +14,8 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "runtime" / "audiofidelity"
 
 LAYERS: list[tuple[str, list[str]]] = [  # lowest first; "x.*" is every module under package x (and x itself)
-    ("base: errors, checks, memory, atomic outputs",
-     ["_version", "errors", "validation", "memory", "float32_conv", "outputs"]),
+    ("base: errors, checks, memory, the C heap, atomic outputs",
+     ["_version", "errors", "validation", "memory", "heap", "float32_conv", "outputs"]),
     ("signal: decoding, resampling, frontends, text", ["resample", "audio", "frontends", "tokenizer", "captions"]),
     ("model families: what each model is and how it is fed", ["models.*"]),
     ("metric math (pure: see PURE)", ["metrics.*"]),

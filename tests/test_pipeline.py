@@ -1,6 +1,5 @@
 """The feature pipeline: worker processes and batch size do not change what comes out."""
 import os
-import platform
 import shutil
 
 import numpy as np
@@ -9,7 +8,6 @@ import pytest
 from audiofidelity import cli
 from audiofidelity.cli import eval as eval_command
 from audiofidelity.evaluate import Evaluator
-from audiofidelity.features import _malloc_trim, _return_free_heap
 
 CHUNK = 4
 """Chunk size in these tests (16 in use): a few files then span several chunks and use the workers."""
@@ -87,20 +85,6 @@ def test_worker_processes_give_identical_pair_metrics_and_problems_and_are_start
     assert [p["file"] for p in inline["problems"]] == [broken.name]
     assert pooled["per_file"] == inline["per_file"] and pooled["problems"] == inline["problems"]
     assert pooled["metrics"] == inline["metrics"]
-
-
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
-def test_freed_heap_pages_go_back_to_the_os():
-    def rss_mb():
-        with open("/proc/self/statm") as statm:
-            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    assert _malloc_trim() is not None
-    blocks = [np.ones(8192) for _ in range(4000)]  # 64 KB each: from the heap, below the mmap threshold
-    del blocks[::4], blocks[::3]  # free half of them, scattered: glibc keeps those pages
-    held = rss_mb()
-    _return_free_heap()
-    assert held - rss_mb() > 50  # of the ~125 MB freed
 
 
 @pytest.mark.parametrize("batch_size", [1, pytest.param(3, marks=pytest.mark.slow)])

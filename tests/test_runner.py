@@ -84,17 +84,19 @@ def embedding_models():
     from audiofidelity.embedder import EMBEDDING_ROLES
 
     fast = ("vggish",)  # the fast tier's: items of a nominal shape (the others' run clip by clip, or in parity)
-    return [pytest.param(name, marks=() if name in fast else pytest.mark.parity)
-            for name in registry.names() if registry.registry_entry(name).role in EMBEDDING_ROLES]
+    names = [name for name in registry.names() if registry.registry_entry(name).role in EMBEDDING_ROLES]
+    return [pytest.param(name, precision, marks=() if name in fast else pytest.mark.parity) for name in names
+            for precision in ("fp32", "bf16") if precision == "fp32" or name in ("vggish", "cnn14-16k")]
 
 
 PASS = 3
 
 
-@pytest.mark.parametrize("model", embedding_models())
-def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(model, request, tmp_path):
+@pytest.mark.parametrize("model, precision", embedding_models())
+def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(model, precision, request, tmp_path):
     """#34: one 10-s clip evaluated alone, among others in two orders (one of them also 10 s, so that its items share
-    passes with the target's), and after cache hits of a subset of its folder-mates: its features bit for bit.
+    passes with the target's), and after cache hits of a subset of its folder-mates: its features bit for bit; at bf16
+    too (its channels-last weights) for the two convolutional towers of audioldm_eval's metrics.
     Passes of ``PASS`` items: odd, so a clip of ten items (VGGish's examples, a 10-s clip's 1-s windows) shares its
     last pass with its neighbour's, as at the default 8; smaller, so PaSST-30s' zero-filled passes cost less."""
     from conftest import PARITY_ONLY
@@ -109,13 +111,13 @@ def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(
     mixed = folder(tmp_path, "mixed", [target, *others])
     reordered = folder(tmp_path, "reordered", [(n, s, r, seed) for (n, _, _, _), (_, s, r, seed)
                                                 in zip([target, *others], [*others[::-1], target])])
-    first = Embedder(model, models_dir=models, cache=False, batch_size=PASS).embed_folder(alone)
+    first = Embedder(model, models_dir=models, cache=False, batch_size=PASS, precision=precision).embed_folder(alone)
     assert not first.problems, first.problems
     expected = first.arrays["target.wav"]
     cache = FeatureCache(tmp_path / "cache")
-    with_cache = Embedder(model, models_dir=models, cache=cache, batch_size=PASS)
+    with_cache = Embedder(model, models_dir=models, cache=cache, batch_size=PASS, precision=precision)
     with_cache.embed_files([mixed / "a.wav", mixed / "c.wav"])  # a subset cached first: the rest runs without them
-    plain = Embedder(model, models_dir=models, cache=False, batch_size=PASS)
+    plain = Embedder(model, models_dir=models, cache=False, batch_size=PASS, precision=precision)
     for where, embedder in ((mixed, with_cache), (mixed, plain)):
         got = embedder.embed_folder(where).arrays["target.wav"]
         assert got.dtype == expected.dtype and np.array_equal(got, expected), where

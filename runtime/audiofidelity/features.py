@@ -28,8 +28,9 @@ from .audio import (Conditioning, FileIdentity, channels_read, check_memory, che
                     validate_audio)
 from .cache import FeatureCache
 from .errors import InvalidAudioError, ManifestError, TooLongForMemoryError, UnreadableFileError
+from .heap import return_free_heap
 from .models import (Adjustment, FadModel, Scorer, apply_frontend, frontend_bytes, frontend_fitting, fits,
-                     nominal_item_shape, postprocessor)
+                     nominal_item_shape, nominal_pass_scale, postprocessor)
 from .registry import export_command
 from .resample import resample, resample_bytes, resampled_length
 from .runner import DEFAULT_BATCH_SIZE, EmbeddingRunner, InputSpec, Items
@@ -380,7 +381,8 @@ def spawn_pool(workers: int):
 
 def extract_features(side: SideFeatures, stages: Sequence[ModelStage], conditioning: Conditioning, *,
                      cache: FeatureCache | None = None, progress: bool = True, label: str = "",
-                     pool=None, watch: Watch | None = None) -> SideFeatures:
+                     pool=None, watch: Watch | None = None,
+                     fold: Callable[[SideFeatures], None] | None = None) -> SideFeatures:
     """Fill ``side`` with every stage's outputs for the usable files; record the others as problems.
 
     Each file is looked up in ``cache`` per stage; only files with a missing entry are decoded (once,
@@ -390,7 +392,8 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
     the models run on the current one (at most ``LOOKAHEAD_CHUNKS`` chunks ahead, so memory stays
     bounded); results are taken in listing order, so they do not depend on the worker count. A file
     that any stage rejects (too short for it, say) is skipped for all of them, so every metric sees
-    the same files.
+    the same files. ``fold``, called after each chunk, may take the rows added so far out of ``side.per_file``
+    (into running statistics), so a folder's rows need not all be held at once.
     """
     side.per_file = {name: [] for st in stages for name in st.names}
     inputs = [st.input for st in stages]
@@ -428,32 +431,11 @@ def extract_features(side: SideFeatures, stages: Sequence[ModelStage], condition
             if index + ahead + 1 < len(chunks):
                 planned.append(plan(chunks[index + ahead + 1]))
             _run_chunk(side, stages, planned.pop(0), cache)
-            _return_free_heap()
+            if fold is not None:
+                fold(side)
+            return_free_heap()
             bar.update(len(chunk))
     return side
-
-
-@functools.cache
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library has none."""
-    import ctypes
-
-    try:
-        return ctypes.CDLL("libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc (macOS, Windows, musl): nothing to do
-        return None
-
-
-def _return_free_heap() -> None:
-    """Give the heap pages freed by a chunk back to the OS (glibc's ``malloc_trim``).
-
-    Each chunk allocates and frees model activations and worker results of varying sizes; glibc keeps
-    freed pages for reuse, scattered so that they are rarely reused whole, and the resident memory then
-    creeps up with the number of files (benchmarks/RESULTS.md).
-    """
-    trim = _malloc_trim()
-    if trim is not None:
-        trim(0)
 
 
 def _run_chunk(side: SideFeatures, stages: Sequence[ModelStage], jobs: list[_Job], cache: FeatureCache | None) -> None:
@@ -528,9 +510,11 @@ def build_stage(artifact: LoadedArtifact, run: RunSettings, *, rate: int, fronte
                 **({"model_resampler": model_resampler} if model_resampler else {})}
     nominal = nominal_item_shape(frontend, channels)
     runner = EmbeddingRunner(artifact, batch_size=run.batch_size, collect=collect, precision=run.precision,
-                             across_clips=run.across_clips, nominal_shape=nominal)
+                             across_clips=run.across_clips, nominal_shape=nominal,
+                             nominal_scale=nominal_pass_scale(frontend))
     settings["passes"] = {"nominal_shape": list(nominal) if nominal else None,  # which items run in full passes,
-                          "nominal_pass": runner.nominal_pass}  # and how many a pass holds
+                          "nominal_pass": runner.nominal_pass,  # how many a pass holds,
+                          "layout": runner.layout}  # and the layout of the weights (LoadedArtifact.program_for)
     stage_input = StageInput(rate, manifest.sample_rate, frontend, runner.input_spec, run.batch_size,
                              run.memory_budget, too_long_advice, own, channels, resample_api or "transforms",
                              model_resampler)

@@ -27,7 +27,7 @@ from typing import Collection, Sequence, Union
 
 import numpy as np
 
-from .artifacts import LoadedArtifact
+from .artifacts import LoadedArtifact, weight_layout
 from .errors import InvalidAudioError, TooLongForMemoryError
 from .memory import MemoryModel, format_bytes
 from .models.family import COLLECTS
@@ -110,8 +110,10 @@ class EmbeddingRunner:
         (faster on the CPU, 1.2-1.7x for CNN14 here; a clip's last bits then depend on which clips share its pass).
     nominal_shape : tuple, optional
         The frontend's usual item shape (``models.nominal_item_shape``): items of it run across clips in passes of
-        exactly ``nominal_pass`` (``batch_size``, or fewer for large items: ``InputSpec.nominal_pass_size``),
-        zero-filled.
+        exactly ``nominal_pass`` (``nominal_scale * batch_size``, or fewer for large items:
+        ``InputSpec.nominal_pass_size``), zero-filled.
+    nominal_scale : int
+        Batch sizes of nominal items per full pass (``models.nominal_pass_scale``).
     collect : {"mean", "max", "each"}, optional
         Return one row per clip from its items (windows of a chunked clip): their mean, or each column's largest
         value; or one row per item (``each``) even for an artifact whose manifest feeds one item per clip;
@@ -123,7 +125,7 @@ class EmbeddingRunner:
 
     def __init__(self, artifact: LoadedArtifact, *, batch_size: int = DEFAULT_BATCH_SIZE,
                  collect: str | None = None, precision: str = "fp32", across_clips: bool = False,
-                 nominal_shape: tuple[int, ...] | None = None) -> None:
+                 nominal_shape: tuple[int, ...] | None = None, nominal_scale: int = 1) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if precision not in PRECISIONS:
@@ -131,6 +133,7 @@ class EmbeddingRunner:
         if precision == "tf32" and not artifact.device.startswith("cuda"):
             raise ValueError("tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
         self.precision = precision
+        self.layout = weight_layout(precision)
         self.artifact = artifact
         self.batch_size = batch_size
         self.across_clips = across_clips
@@ -139,7 +142,7 @@ class EmbeddingRunner:
             raise ValueError(f"collect must be one of {COLLECTS} or None, got {collect!r}")
         self.collect = collect
         spec = replace(InputSpec.from_manifest(artifact.manifest), nominal=nominal_shape)
-        self.nominal_pass = spec.nominal_pass_size(batch_size)
+        self.nominal_pass = spec.nominal_pass_size(nominal_scale * batch_size)
         self.input_spec = replace(spec, nominal_pass=self.nominal_pass)
         self.one_item = artifact.manifest.input.items_per_clip == 1 and collect != "each"
 
@@ -154,7 +157,7 @@ class EmbeddingRunner:
 
         for x in inputs:
             self.check_input(x)
-        module, device = self.artifact.program, self.artifact.device
+        module, device = self.artifact.program_for(self.precision), self.artifact.device
         # each group's items go through the program together, in passes of batch_size: one clip's items of one
         # shape, or (across_clips) every item of one shape
         owner = [clip for clip, x in enumerate(inputs) for _ in range(len(x))]

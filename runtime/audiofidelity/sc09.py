@@ -26,7 +26,7 @@ from .artifacts import LoadedArtifact, load
 from .audio import Conditioning, condition, conditioning_bytes, load_audio, validate_audio
 from .memory import default_budget
 from .errors import InputFolderError, InvalidAudioError, MetricUnavailableError, StatsFileError, literal
-from .models import apply_frontend, nominal_item_shape
+from .models import apply_frontend, nominal_item_shape, nominal_pass_scale
 from .metrics import sc09 as metrics
 from .outputs import atomic_write, npz
 from .runner import EmbeddingRunner
@@ -101,7 +101,8 @@ def classify(files: list[Path], root: Path, artifact: LoadedArtifact) -> Classif
         import torch  # on first use: importing the CLI loads no torch
 
         nominal = nominal_item_shape(artifact.manifest.frontend)
-        runner = EmbeddingRunner(artifact, batch_size=BATCH, nominal_shape=nominal)
+        runner = EmbeddingRunner(artifact, batch_size=BATCH, nominal_shape=nominal,
+                                 nominal_scale=nominal_pass_scale(artifact.manifest.frontend))
         result = runner.run(inputs, ("logits", "1024"))
         out.probs = torch.softmax(torch.from_numpy(np.stack(result["logits"])), dim=1).numpy()  # as the original
         out.activations = np.stack(result["1024"])

@@ -124,6 +124,12 @@ def nominal_item_shape(spec: dict[str, Any], channels: int = 1) -> tuple[int, ..
     return tuple(frontend.compute(noise.astype(np.float32), **params)[0].shape)
 
 
+def nominal_pass_scale(spec: dict[str, Any]) -> int:
+    """How many batch sizes of nominal items a full pass of the frontend a manifest describes holds
+    (``Frontend.pass_scale``)."""
+    return _frontend(spec)[0].pass_scale
+
+
 def fits(spec: dict[str, Any]) -> bool:
     """Whether the frontend a manifest describes may pad or cut a clip to its model's window."""
     return _frontend(spec)[0].fitting is not None
@@ -236,5 +242,5 @@ __all__ = ["AUDIOLDM_EVAL_KL", "Adjustment", "ArtifactEntry", "DEFAULTS", "Defau
            "KLDefinition", "ModelFamily", "ModelOption", "ModelOptionError", "PackageModel", "Scorer", "adjustment",
            "all_fad_models", "apply_frontend", "backbone_family", "backbone_names", "builtin_entries",
            "check_model_options", "families", "family_of", "fits", "frontend_bytes", "frontend_fitting",
-           "frontend_kinds", "model_options", "nominal_item_shape", "owner_models", "package_models", "postprocessor",
-           "register", "scorers", "unregister"]
+           "frontend_kinds", "model_options", "nominal_item_shape", "nominal_pass_scale", "owner_models",
+           "package_models", "postprocessor", "register", "scorers", "unregister"]

@@ -165,6 +165,10 @@ class Frontend:
     """``nominal_samples(**parameters)``: a clip length (at the model's rate) whose items all have the frontend's
     usual shape (its window's), or None when item shapes follow the clip's length (CNN14's frames, MERT's samples).
     Items of that shape run in full passes across clips (``runner``); others one clip at a time."""
+    pass_scale: int = 1
+    """A full pass holds ``pass_scale`` times the run's batch size of nominal items (within the runner's memory
+    bound): more where one item is a small part of a clip and a pass of a batch size's worth leaves the CPU's
+    matrix units idle (VGGish's 0.96-s examples)."""
 
 
 COLLECTS = ("mean", "max", "each")

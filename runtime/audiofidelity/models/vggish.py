@@ -90,8 +90,10 @@ FAMILY = ModelFamily(
                       description="VGGish, 128-d per 0.96 s (audioldm_eval's FAD embedding)", adapter_output="frames"),
     ),
     fad_models=(FadModel("vggish", "vggish", "fad", "audioldm_eval", conditioning=()),),
+    # passes of 32 examples (a 10-s clip gives 10): 1.2x (fp32) and 1.8x (bf16) faster per example than 8 on a
+    # 2-core CPU; 64 gains more in bf16, but a lone clip would then pay for six times its own examples
     frontends=(Frontend("vggish_examples", vggish_examples, vggish_examples_bytes,
-                        nominal_samples=lambda sample_rate, **_: sample_rate),),
+                        nominal_samples=lambda sample_rate, **_: sample_rate, pass_scale=4),),
     postprocessors={"vggish_pca": vggish_pca},
     options=(ModelOption("fad_pca", "fad", "apply AudioSet's PCA + 8-bit quantisation to VGGish embeddings before "
                          "FAD (not audioldm_eval's)", adjust=lambda on, rate: Adjustment(postprocess=bool(on)),
