@@ -197,3 +197,35 @@ def test_a_damaged_statistics_file_is_refused_by_name_not_a_traceback(tmp_path, 
         np.save(path, np.array([object()], dtype=object), allow_pickle=True)
     with pytest.raises(StatsFileError, match=f"{path.name} is not an audiofidelity statistics file"):
         ReferenceStats.load(path)  # a StatsFileError: the CLI reports it and exits 1
+
+
+def test_reference_statistics_hold_one_chunk_of_rows_at_a_time(recordings_dir, models_dir, monkeypatch):
+    """#34: a reference folder's rows are folded into its statistics chunk by chunk (the memory is flat in the
+    number of files), and the statistics are those of all the rows at once to float64 rounding."""
+    import importlib
+
+    from audiofidelity.evaluate import Evaluator
+
+    monkeypatch.setattr(importlib.import_module("audiofidelity.features"), "CHUNK_FILES", 4)
+    held = []
+    real = Evaluator.side_features
+
+    def watched(self, folder, names, label, watch=None, fold=None):
+        def counting(side):
+            held.append({output: len(rows) for output, rows in side.per_file.items()})  # before the fold takes them
+            fold(side)
+        return real(self, folder, names, label, watch, counting if fold else None)
+
+    with Evaluator(models_dir=models_dir, progress=False, cache=False, metrics=["fd", "fad"]) as evaluator:
+        whole = evaluator.side_features(recordings_dir / "reference", sorted(
+            p.name for p in (recordings_dir / "reference").iterdir()), "reference")
+        monkeypatch.setattr(Evaluator, "side_features", watched)
+        streamed, _ = evaluator.reference_statistics(recordings_dir / "reference")
+    assert len(held) == -(-len(whole.files) // 4)  # every chunk folded
+    assert max(n for chunk in held for n in chunk.values()) <= 4  # no output's rows held beyond their chunk
+    for role, output in (("embedding", "2048"), ("fad", "vggish")):
+        rows = whole.matrix(output).astype(np.float64)
+        np.testing.assert_allclose(streamed.role(role).mean, rows.mean(axis=0), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(streamed.role(role).cov, np.cov(rows, rowvar=False), rtol=1e-10, atol=1e-13)
+        assert streamed.role(role).count == len(rows)
+        assert (streamed.role(role).per_file is not None) == (len(rows) <= rows.shape[1])  # rows kept iff singular

@@ -38,7 +38,7 @@ from .metrics import frechet
 from .outputs import atomic_write, npz
 from .models import DEFAULTS
 from .registry import artifact_for, export_command, registry_entry
-from .stats import ReferenceStats, settings_differences
+from .stats import ReferenceStats, role_accumulators, settings_differences
 from .paired import PairValues, compute_pairs
 from .probabilities import ReferenceProbabilities, is_probabilities_file, read_reference_probabilities
 from .runner import InputSpec
@@ -273,13 +273,15 @@ class Evaluator:
                 "artifacts": {st.manifest.name: {"sha256": st.manifest.sha256, "frontend": st.input.frontend}
                               for st in self.stages if all(st is not x for x in self.scorer_stages)}}
 
-    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
-        """Features of ``names`` in ``folder`` (empty when no selected metric needs a model)."""
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None,
+                      fold: Callable[[SideFeatures], None] | None = None) -> SideFeatures:
+        """Features of ``names`` in ``folder`` (empty when no selected metric needs a model); ``fold``: see
+        ``features.extract_features``."""
         side = SideFeatures(folder, names)
         if self.stages:
             with timed(f"{label} features ({len(names)} files)"):
                 extract_features(side, self.stages, self.conditioning, cache=self.cache, progress=self.progress,
-                                 label=label, pool=self._worker_pool(len(names)), watch=watch)
+                                 label=label, pool=self._worker_pool(len(names)), watch=watch, fold=fold)
         return side
 
     def _worker_pool(self, files: int) -> Callable | None:
@@ -346,13 +348,28 @@ class Evaluator:
         Raises ``MetricUnavailableError`` for ``probabilities`` when the backbone has no logits or its feeding gives a
         clip several rows (audiocraft's segments)."""
         names = list_folder(folder, limit=limit)
-        side = self.side_features(Path(folder), names, "reference")
+        outputs = {role: output for role, output in self.roles.items()
+                   if role != "logits" and role not in self.scored_roles}  # per-file scores have no statistics
+        accumulators = role_accumulators(outputs, keep_features=keep_features)
+        needed = {self.roles["logits"]} if probabilities and "logits" in self.roles else set()  # per file, kept
+        folded = dict.fromkeys(needed, 0)  # rows of a kept output already folded in
+
+        def fold(side: SideFeatures) -> None:  # each chunk's rows into the statistics: memory flat in the files
+            for role, output in outputs.items():
+                accumulators[role].add(side.per_file[output][folded.get(output, 0):])
+            for output in side.per_file:
+                if output in needed:
+                    folded[output] = len(side.per_file[output])
+                else:
+                    side.per_file[output] = []
+
+        side = self.side_features(Path(folder), names, "reference", fold=fold)
         problems = _report_problems({"reference": side}, [], self.strict)
-        per_role = {role: side.per_file[output] for role, output in self.roles.items()
-                    if role != "logits" and role not in self.scored_roles}  # per-file scores have no statistics
         if not side.files:
             raise InputFolderError("no usable audio file in {folder}", folder=Path(folder))
-        stats = ReferenceStats.from_features(per_role, side.files, self.settings(), keep_features=keep_features)
+        for accumulator in accumulators.values():
+            accumulator.all_reduce()  # torchrun: every rank's statistics (nothing in one process)
+        stats = ReferenceStats.from_accumulators(accumulators, side.files, self.settings())
         return stats, self._probabilities(side) if probabilities else None, problems
 
     def _probabilities(self, side: SideFeatures) -> ReferenceProbabilities:

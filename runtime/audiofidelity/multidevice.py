@@ -16,6 +16,7 @@ import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from .evaluate import Evaluator
 from .features import SideFeatures, Watch
@@ -71,16 +72,21 @@ class MultiDeviceEvaluator(Evaluator):
             replica.close(now=now)
         super().close(now=now)
 
-    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
-        """One shard per device, in threads; ``watch`` is told only of a single device's run."""
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None,
+                      fold: Callable[[SideFeatures], None] | None = None) -> SideFeatures:
+        """One shard per device, in threads; ``watch`` is told only of a single device's run; ``fold`` once, on the
+        joined shards (in listing order, as one device would)."""
         if len(self.replicas) == 1 or not self.stages:
-            return super().side_features(folder, names, label, watch)
+            return super().side_features(folder, names, label, watch, fold)
         shards = shard(names, len(self.replicas))
         with ThreadPoolExecutor(len(self.replicas)) as pool:
             parts = list(pool.map(
                 lambda job: Evaluator.side_features(job[0], folder, job[1], f"{label} [{job[0].device}]"),
                 zip(self.replicas, shards)))
-        return join(folder, names, parts)
+        joined = join(folder, names, parts)
+        if fold is not None:
+            fold(joined)
+        return joined
 
 
 def distributed_rank() -> tuple[int, int, int] | None:
@@ -121,12 +127,14 @@ class DistributedEvaluator(Evaluator):
         return {**super()._provenance(limit, signal_keys),
                 "distributed": {"world_size": self.world, "backend": dist.get_backend()}}
 
-    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None) -> SideFeatures:
-        """This rank's shard (``watch`` follows it), gathered from every rank."""
+    def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None,
+                      fold: Callable[[SideFeatures], None] | None = None) -> SideFeatures:
+        """This rank's shard (``watch`` follows it), gathered from every rank; ``fold`` folds this rank's rows only
+        (its caller merges every rank's statistics: ``stats.RoleAccumulator.all_reduce``)."""
         import torch.distributed as dist
 
         mine = shard(names, self.world)[self.rank]
-        part = super().side_features(folder, mine, f"{label} [rank {self.rank}]", watch)
+        part = super().side_features(folder, mine, f"{label} [rank {self.rank}]", watch, fold)
         parts: list = [None] * self.world
         dist.all_gather_object(parts, part)
         return join(folder, names, parts)

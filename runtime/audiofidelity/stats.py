@@ -53,6 +53,11 @@ def settings_differences(stored: dict[str, Any], settings: dict[str, Any]) -> st
     return "; ".join(f"{k}: file {a!r}, this run {b!r}" for k, a, b in differ)
 
 
+def role_accumulators(roles, *, keep_features: bool = False) -> dict[str, RoleAccumulator]:
+    """An empty ``RoleAccumulator`` for each of ``roles`` (``layers`` without statistics)."""
+    return {role: RoleAccumulator(keep=keep_features, gaussian=role != "layers") for role in roles}
+
+
 def save_gaussian(stats: GaussianStats, path: str | Path, *, role: str = "fad", settings: dict | None = None) -> None:
     """Write a reference-statistics file (``eval GEN FILE.npz``, ``stats``) holding ``stats`` as this ``role``."""
     if stats.mean is None:
@@ -78,6 +83,64 @@ class RoleStatistics:
 
 
 @dataclass
+class RoleAccumulator:
+    """One role's statistics, folded in as a folder's chunks of files come out of the models: a reference set of any
+    size then holds one mean and co-moment, not its rows. The per-file rows are kept only while there are no more of
+    them than dimensions (the covariance is then singular and FD is computed from the rows) or with ``keep``
+    (``--features``). ``gaussian`` False (``layers``): no statistics, the files counted and, with ``keep``, kept.
+
+    Folded chunk by chunk, the statistics equal those of all rows at once to float64 rounding (Chan et al.'s
+    pairwise update, ``GaussianStats.merge``), the same bits on every run of the same listing.
+    """
+
+    keep: bool = False
+    gaussian: bool = True
+    stats: GaussianStats = field(default_factory=GaussianStats)
+    files: int = 0
+    per_file: list[np.ndarray] | None = field(default_factory=list)
+
+    def add(self, arrays: list[np.ndarray]) -> None:
+        """Fold in the arrays of some files (each (d,) or (rows, d)), in listing order."""
+        if not arrays:
+            return
+        self.files += len(arrays)
+        if self.gaussian:
+            self.stats.update(np.concatenate([np.atleast_2d(a) for a in arrays]))
+        if self.per_file is not None:
+            self.per_file.extend(arrays)
+            if not self._keeps_rows():
+                self.per_file = None
+
+    def all_reduce(self) -> None:
+        """Merge every ``torch.distributed`` rank's accumulator, in rank order, on every rank (nothing without
+        one): the statistics by ``GaussianStats.all_reduce``, the kept rows gathered."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        self.stats.all_reduce()
+        gathered: list[Any] = [None] * dist.get_world_size()
+        dist.all_gather_object(gathered, (self.files, self.per_file))
+        self.files = sum(files for files, _ in gathered)
+        kept = [rows for _, rows in gathered]
+        self.per_file = None if any(rows is None for rows in kept) or not self._keeps_rows() \
+            else [a for rows in kept for a in rows]
+
+    def _keeps_rows(self) -> bool:
+        return self.keep or (self.gaussian and self.stats.count <= (self.stats.dim or 0))
+
+    def statistics(self) -> RoleStatistics:
+        """What a statistics file stores for the role."""
+        if not self.gaussian:
+            return RoleStatistics(np.zeros(0), np.zeros((0, 0)), self.files, self.per_file)
+        if self.stats.count < 2:
+            raise MetricUnavailableError(f"need a (n >= 2, d) feature matrix for a covariance, got {self.stats.count} "
+                                         f"row(s)")
+        assert self.stats.mean is not None  # two rows or more
+        return RoleStatistics(self.stats.mean, self.stats.cov, self.stats.count, self.per_file)
+
+
+@dataclass
 class ReferenceStats:
     """What unpaired metrics need from a reference set, and the settings it was computed with."""
 
@@ -89,18 +152,17 @@ class ReferenceStats:
     @classmethod
     def from_features(cls, per_file: dict[str, list[np.ndarray]], files: list[str], settings: dict[str, Any], *,
                       keep_features: bool = False) -> "ReferenceStats":
-        """Statistics of each role's per-file feature arrays (``roles``: role -> per-file arrays)."""
-        roles = {}
+        """Statistics of each role's per-file feature arrays (``roles``: role -> per-file arrays), all at once."""
+        accumulators = role_accumulators(per_file, keep_features=keep_features)
         for role, arrays in per_file.items():
-            rows = np.concatenate([np.atleast_2d(a) for a in arrays])
-            if role == "layers":
-                roles[role] = RoleStatistics(np.zeros(0), np.zeros((0, 0)), len(arrays),
-                                             list(arrays) if keep_features else None)
-                continue
-            mean, cov = frechet.gaussian_statistics(rows)  # GaussianStats, as the folder evaluator uses
-            keep = keep_features or rows.shape[0] <= rows.shape[1]
-            roles[role] = RoleStatistics(mean, cov, rows.shape[0], list(arrays) if keep else None)
-        return cls(settings, list(files), roles)
+            accumulators[role].add(list(arrays))
+        return cls.from_accumulators(accumulators, files, settings)
+
+    @classmethod
+    def from_accumulators(cls, accumulators: dict[str, RoleAccumulator], files: list[str],
+                          settings: dict[str, Any]) -> "ReferenceStats":
+        """Statistics of each role's ``RoleAccumulator``, folded in as the files were computed."""
+        return cls(settings, list(files), {role: acc.statistics() for role, acc in accumulators.items()})
 
     def save(self, path: str | Path, *, fadtk_name: str | None = None, option: str = "statistics file") -> None:
         """Write the file (atomically, under exactly this name); ``fadtk_name``: also the FAD statistics as fadtk's
