@@ -90,7 +90,7 @@ def main() -> None:
                     outputs[layout] = stage.runner.run(xs)
                 same = all(a.tobytes() == b.tobytes() for name in outputs["exported"]
                            for a, b in zip(outputs["exported"][name], outputs["channels_last"][name]))
-                print(f"| {artifact.manifest.name} ({label}) | {tuple(xs[0].shape[1:])} | "
+                print(f"| {artifact.manifest.name} ({label}) | {tuple(xs[0][0].shape)} | "
                       f"{timing['exported']:.3f} | {timing['channels_last']:.3f} | "
                       f"{timing['exported'] / timing['channels_last']:.2f}× | {'yes' if same else 'no'} |",
                       flush=True)

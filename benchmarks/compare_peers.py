@@ -495,10 +495,10 @@ def main() -> None:
         tmp_out.write_text(json.dumps(result, indent=1) + "\n")
         tmp_out.replace(args.out)
     if args.chart is not None:
-        chart(summary, args.clips, args.chart)
+        chart(summary, args.clips, args.chart, args.repeats)
 
 
-def chart(rows: dict[str, dict], clips: int, path: Path) -> None:
+def chart(rows: dict[str, dict], clips: int, path: Path, repeats: int = 1) -> None:
     """Two panels, one bar per row that ran: clips per second (whole process) and peak memory (the tree's PSS)."""
     import matplotlib
 
@@ -520,7 +520,8 @@ def chart(rows: dict[str, dict], clips: int, path: Path) -> None:
         axis.margins(x=0.2)
     speed.set_xlabel("clips per second (higher is better)")
     memory.set_xlabel("peak memory, process tree PSS (lower is better)")
-    fig.suptitle(f"{clips} + {clips} ten-second clips at 44.1 kHz, one run, same weights", fontsize=10)
+    runs = "one run" if repeats == 1 else f"medians of {repeats} runs"
+    fig.suptitle(f"{clips} + {clips} ten-second clips at 44.1 kHz, {runs}, same weights", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

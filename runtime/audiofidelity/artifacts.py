@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ArtifactNotFoundError, ChecksumMismatchError, DeviceError, ManifestError, literal
+from .heap import keep_freed_heap
 from .registry import ArtifactEntry, HubPin, build_command, build_instructions, export_command, registry_entry
 
 MANIFEST_SCHEMA_VERSION = 2
@@ -565,6 +566,7 @@ bits whether cached or not. Set before the first pass, unless ``ONEDNN_PRIMITIVE
 
 def _load_program(path: Path, device: str) -> Any:
     os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", ONEDNN_CACHE_CAPACITY)  # read at oneDNN's first use
+    keep_freed_heap()  # this process runs model passes: their large blocks are reused, not faulted in anew
     import torch
 
     exported = torch.export.load(str(path))

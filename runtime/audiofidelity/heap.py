@@ -7,8 +7,9 @@ anew and the kernel zeroes them: a third of the CPU time of CNN14 + VGGish passe
 (``benchmarks/RESULTS.md`` (s)). ``keep_freed_heap`` makes glibc serve them from its heap and keep what is freed
 for the next pass; ``return_free_heap`` gives it back between chunks of files, so the resident memory stays bounded.
 
-The command line (every ``audiofidelity`` command, the service included) calls ``keep_freed_heap`` at start; a
-program that embeds the library may call it too. It changes where memory comes from, never a computed bit.
+``keep_freed_heap`` is called when a process loads its first model program (``artifacts``), whatever loads it: the
+command line, the service, ``Embedder``. Setting any of ``ENVIRONMENT`` leaves glibc as set. It changes where memory
+comes from, never a computed bit.
 """
 from __future__ import annotations
 

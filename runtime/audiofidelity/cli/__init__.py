@@ -17,7 +17,6 @@ import sys
 
 from .._version import __version__
 from ..errors import AudioFidelityError, InputFolderError
-from ..heap import keep_freed_heap
 from . import embed, models, plot, sc09, serve
 from . import eval as eval_command
 from .common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
@@ -50,7 +49,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level, format="audiofidelity: %(message)s", stream=sys.stderr, force=True)
     if args.command in ("eval", "eval-logs", "stats"):
         eval_command.validate(parser, args)
-    keep_freed_heap()  # this process runs model passes: their large blocks are reused, not faulted in anew
     try:
         return RUNNERS[args.command](args)
     except InputFolderError as exc:
