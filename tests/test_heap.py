@@ -43,10 +43,6 @@ def _probe(mode, env=None, models=""):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_large_blocks_come_from_the_heap_after_keep_freed_heap():
-    assert _probe("call") == {"made": True, "mmapped": 0}
-
-
 def test_loading_a_program_keeps_freed_heap(models_dir):
     assert _probe("load", models=models_dir) == {"made": True, "mmapped": 0}
 

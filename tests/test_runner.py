@@ -83,10 +83,11 @@ def embedding_models():
     from audiofidelity import registry
     from audiofidelity.embedder import EMBEDDING_ROLES
 
-    fast = ("vggish",)  # the fast tier's: items of a nominal shape (the others' run clip by clip, or in parity)
+    fast = "vggish"  # the fast tier's: items of a nominal shape (the others' run clip by clip, or in parity)
     names = [name for name in registry.names() if registry.registry_entry(name).role in EMBEDDING_ROLES]
-    return [pytest.param(name, precision, marks=() if name in fast else pytest.mark.parity) for name in names
-            for precision in ("fp32", "bf16") if precision == "fp32" or name in ("vggish", "cnn14-16k")]
+    runs = [(name, "fp32") for name in names] + [(name, "bf16") for name in ("vggish", "cnn14-16k")]
+    return [pytest.param(name, precision, marks=() if (name, precision) == (fast, "fp32") else pytest.mark.parity)
+            for name, precision in runs]
 
 
 PASS = 3

@@ -313,6 +313,7 @@ def test_every_missing_artifact_is_named_at_once_with_its_origin_and_commands(re
 
 # 10. same answer whatever the cache holds
 
+@pytest.mark.parity  # the fast tier's sibling: test_runner's bit-stability test (VGGish, after cache hits of a subset)
 def test_features_do_not_depend_on_what_the_cache_already_held(models_dir, recordings_dir, tmp_path):
     gen, ref = _folders(recordings_dir, tmp_path, 8)
     settings = dict(metrics=["fd", "fad"], models_dir=models_dir, progress=False)
