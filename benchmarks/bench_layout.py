@@ -9,41 +9,17 @@ For each ``--fad-model`` (MERT at layer 12 only) and each reference-free scorer 
 inputs of ``--clips`` 10-s stereo clips at 44.1 kHz are computed once, then ``EmbeddingRunner.run`` on them at bf16
 is timed with the program as exported and with the channels-last copy (``LoadedArtifact.program_for("bf16")``),
 one after the other, median of ``--repeats`` after a warm-up, with glibc's heap set as the command line sets it
-(``heap.keep_freed_heap``). Prints a Markdown table.
+(``heap.keep_freed_heap``; loading a program sets it). Prints a Markdown table.
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-
+from bench_fad_models import median_seconds
 from bench_pipeline import machine
-
-
-def write_clips(root: Path, clips: int) -> list[Path]:
-    rng = np.random.default_rng(0)
-    t = np.arange(441000) / 44100
-    paths = []
-    for i in range(clips):
-        tone = 0.3 * np.sin(2 * np.pi * (200 + 40 * i) * t)
-        paths.append(root / f"clip_{i:02d}.wav")
-        sf.write(paths[-1], np.stack([tone + 0.05 * rng.standard_normal(len(t)), tone]).T.astype(np.float32), 44100)
-    return paths
-
-
-def seconds(run, repeats: int) -> float:
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from bench_quality import write_clips
 
 
 def main() -> None:
@@ -56,10 +32,8 @@ def main() -> None:
     from audiofidelity.audio import Conditioning
     from audiofidelity.evaluate import Evaluator
     from audiofidelity.features import compute_inputs
-    from audiofidelity.heap import keep_freed_heap
     from audiofidelity.registry import fad_models
 
-    keep_freed_heap()  # as the command line runs
 
     have = {p.stem for p in args.models_dir.glob("*.pt2")}
     runs = [(name, dict(fad_model=name, metrics=["fad"])) for name, model in fad_models().items()
@@ -73,7 +47,8 @@ def main() -> None:
           "same bits |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        paths = write_clips(Path(tmp), args.clips)
+        write_clips(Path(tmp) / "clips", args.clips)
+        paths = sorted((Path(tmp) / "clips").iterdir())
         for label, settings in runs:
             evaluator = Evaluator(models_dir=args.models_dir, cache=False, progress=False, precision="bf16",
                                   **settings)
@@ -86,7 +61,8 @@ def main() -> None:
                     artifact._programs.pop("channels_last", None)
                     if layout == "exported":  # the baseline: the program as exported stands in for the bf16 copy
                         artifact._programs["channels_last"] = artifact.program_for("fp32")
-                    timing[layout] = seconds(lambda runner=stage.runner, xs=xs: runner.run(xs), args.repeats) / len(xs)
+                    run = stage.runner.run
+                    timing[layout] = median_seconds(lambda run=run, xs=xs: run(xs), args.repeats) / len(xs)
                     outputs[layout] = stage.runner.run(xs)
                 same = all(a.tobytes() == b.tobytes() for name in outputs["exported"]
                            for a, b in zip(outputs["exported"][name], outputs["channels_last"][name]))
