@@ -34,7 +34,6 @@ def main() -> None:
     from audiofidelity.features import compute_inputs
     from audiofidelity.registry import fad_models
 
-
     have = {p.stem for p in args.models_dir.glob("*.pt2")}
     runs = [(name, dict(fad_model=name, metrics=["fad"])) for name, model in fad_models().items()
             if model.artifact in have and (model.layer is None or model.layer == 12)]
