@@ -53,18 +53,27 @@ def cache_bytes_per_model(cache: Path) -> dict[str, tuple[int, int]]:
     return {k: (v[0], v[1]) for k, v in found.items()}
 
 
-def run(folder: Path, models_dir: Path, cache: Path, extra: list[str]) -> tuple[float, float]:
-    """``audiofidelity stats`` in a fresh process: (wall seconds, peak RSS MB)."""
+def run(folder: Path, models_dir: Path, cache: Path, extra: list[str]) -> tuple[float, float, list]:
+    """``audiofidelity stats`` in a fresh process: (wall seconds, peak RSS MB, (seconds, RSS MB) each second)."""
     env = {**os.environ, "AUDIOFIDELITY_CACHE": str(cache)}
     command = [sys.executable, "-m", "audiofidelity", "stats", str(folder), "--out", str(folder.parent / "ref.npz"),
                "--models-dir", str(models_dir), "--quiet", *extra]
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    samples = []  # (seconds, resident MB of the stats process) every second: does the peak settle?
+    while child.poll() is None:
+        try:
+            status_text = Path(f"/proc/{child.pid}/status").read_text()
+            samples.append((time.perf_counter() - start,
+                            int(status_text.split("VmRSS:")[1].split()[0]) / 1024))
+        except (OSError, IndexError):
+            pass
+        time.sleep(1.0)
     _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
-    if status:
-        raise SystemExit(f"stats failed ({status}): {child.stderr.read()[-2000:] if child.stderr else ''}")
-    return wall, usage.ru_maxrss / 1024
+    if child.returncode:
+        raise SystemExit(f"stats failed ({child.returncode}): {child.stderr.read()[-2000:] if child.stderr else ''}")
+    return wall, usage.ru_maxrss / 1024, samples
 
 
 def main() -> None:
@@ -72,20 +81,24 @@ def main() -> None:
     parser.add_argument("--models-dir", type=Path, required=True)
     parser.add_argument("--clips", type=int, nargs="+", default=[500, 2000])
     parser.add_argument("--fad-model", help="stats' --fad-model (default: its default, VGGish)")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     args = parser.parse_args()
-    extra = ["--fad-model", args.fad_model] if args.fad_model else []
+    extra = ["--fad-model", args.fad_model] * bool(args.fad_model) + ["--precision", args.precision]
     print(f"machine: {machine()}, load average {os.getloadavg()[0]:.2f} at the start")
-    print("| clips | audio (s) | wall (s) | s per clip | s per s of audio | peak RSS (MB) | cache bytes per clip, per "
-          "model |")
-    print("|---|---|---|---|---|---|---|")
+    print(f"precision {args.precision}; RSS at a quarter, half and three quarters of the wall time, and the peak")
+    print("| clips | audio (s) | wall (s) | s per clip | s per s of audio | RSS at 1/4, 1/2, 3/4 (MB) | "
+          "peak RSS (MB) | cache bytes per clip, per model |")
+    print("|---|---|---|---|---|---|---|---|")
     for clips in args.clips:
         with tempfile.TemporaryDirectory() as tmp:
             audio = write_clips(Path(tmp) / "reference", clips)
-            wall, rss = run(Path(tmp) / "reference", args.models_dir, Path(tmp) / "cache", extra)
+            wall, rss, samples = run(Path(tmp) / "reference", args.models_dir, Path(tmp) / "cache", extra)
+            quarters = ", ".join(f"{max((m for t, m in samples if t <= wall * q), default=0):.0f}"
+                                 for q in (0.25, 0.5, 0.75))
             per_model = "; ".join(f"{outputs}: {size / max(entries, 1) / 1024:.1f} KB x {entries}"
                                   for outputs, (entries, size) in cache_bytes_per_model(Path(tmp) / "cache").items())
-            print(f"| {clips} | {audio:.0f} | {wall:.1f} | {wall / clips:.3f} | {wall / audio:.4f} | {rss:.0f} | "
-                  f"{per_model} |", flush=True)
+            print(f"| {clips} | {audio:.0f} | {wall:.1f} | {wall / clips:.3f} | {wall / audio:.4f} | {quarters} | "
+                  f"{rss:.0f} | {per_model} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import pytest
 from audiofidelity.compat.audioldm_eval import RESULT_KEYS, EvaluationHelper, EvaluationHelperParallel
 from audiofidelity.compat.frechet_audio_distance import FAD_CONDITIONING, FrechetAudioDistance, package_fad_model
 from audiofidelity.evaluate import evaluate
-from audiofidelity.multidevice import MultiDeviceEvaluator, shard
+from audiofidelity.multidevice import MultiDeviceEvaluator, hashed_shards, join, shard
 from conftest import GOLDEN, golden
 
 MAIN_KEYS = ("frechet_distance", "frechet_audio_distance", "kullback_leibler_divergence_sigmoid",
@@ -107,6 +107,37 @@ def test_shards_are_contiguous_and_complete():
     parts = shard(names, 3)
     assert [len(p) for p in parts] == [17, 17, 16] and sum(parts, []) == names
     assert shard(names[:2], 3) == [["000"], ["001"], []]
+
+
+def test_hashed_shards_keep_each_files_rank_when_others_come_and_go():
+    names = [f"clip_{i:04d}.wav" for i in range(300)]
+    parts = hashed_shards(names, 3)
+    assert sorted(sum(parts, [])) == names and all(part == sorted(part) for part in parts)
+    assert all(70 <= len(part) <= 130 for part in parts)  # 100 each on average
+    rank = {name: r for r, part in enumerate(parts) for name in part}
+    changed = [n for n in names if n[5:9] not in {f"{i:04d}" for i in range(0, 300, 7)}] + ["new_1.wav", "new_2.wav"]
+    after = hashed_shards(sorted(changed), 3)
+    assert all(rank[name] == r for r, part in enumerate(after) for name in part if name in rank)
+
+
+def test_hashed_shards_joined_are_the_one_process_features_in_listing_order(recordings_dir, models_dir, tmp_path):
+    from audiofidelity.evaluate import Evaluator
+
+    names = sorted(p.name for p in (recordings_dir / "reference").iterdir())[:6]
+    for name in names:
+        (tmp_path / name).symlink_to(recordings_dir / "reference" / name)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF not audio")
+    (tmp_path / "zz_empty.wav").write_bytes(b"")
+    listed = sorted(p.name for p in tmp_path.iterdir())
+    evaluator = Evaluator(metrics=["fd", "fad"], models_dir=models_dir, progress=False)
+    whole = evaluator.side_features(tmp_path, listed, "whole")
+    parts = hashed_shards(listed, 3)
+    assert all(parts) and sum(parts, []) != listed  # every rank holds files, not in listing order
+    joined = join(tmp_path, listed, [evaluator.side_features(tmp_path, part, "part") for part in parts])
+    assert joined.files == whole.files == names and joined.problems == whole.problems
+    assert [p["file"] for p in joined.problems] == ["broken.wav", "zz_empty.wav"]
+    for output in whole.per_file:
+        assert all(np.array_equal(x, y) for x, y in zip(joined.per_file[output], whole.per_file[output], strict=True))
 
 
 def test_fad_dropin_equals_eval_with_the_packages_conditioning(recordings_dir, models_dir, tmp_path):

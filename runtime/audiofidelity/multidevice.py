@@ -1,16 +1,18 @@
 """Split feature extraction across devices (threads in one process) or across ``torchrun`` ranks; the numbers
 equal a one-device run.
 
-Each folder listing is cut into contiguous shards, one per device; every device runs its shard with
-its own copy of the programs (in a thread: the model calls release the GIL), and the shards are joined
-in listing order, so files, rows and skipped files come out exactly as from one device. A forward pass
-holds one clip's items only, so a clip's features do not depend on which shard it falls in: the numbers
-are bit-identical to a one-device run (with the same thread count) wherever the shards are cut. Asking
-for more devices than exist falls back to those that do, with a warning.
+Devices of one process cut each folder listing into contiguous shards; ``torchrun`` ranks deal it by a hash of each
+file's name (``hashed_shards``), so a file keeps its rank, and that rank's feature cache, when files are added or
+removed. Every device runs its shard with its own copy of the programs (in a thread: the model calls release the GIL),
+and the shards are joined in listing order, so files, rows and skipped files come out exactly as from one device. A
+clip's features do not depend on which shard it falls in (fixed-shape passes, ``runner``): the numbers are
+bit-identical to a one-device run (with the same thread count) wherever the shards are cut. Asking for more devices
+than exist falls back to those that do, with a warning.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import warnings
@@ -43,14 +45,34 @@ def shard(names: list[str], parts: int) -> list[list[str]]:
     return [names[i * size:(i + 1) * size] for i in range(parts)]
 
 
+def hashed_shards(names: list[str], parts: int) -> list[list[str]]:
+    """``names`` dealt to ``parts`` shards by the SHA-256 of each name (as the file system holds it), each in listing
+    order: a file's shard does not depend on the other files. No file is repeated or dropped.
+
+    The name, not the content: a rank would otherwise read every file of the folder to find its own. A file whose
+    content changes keeps its rank, whose content-keyed cache then misses and computes it again.
+    """
+    shards: list[list[str]] = [[] for _ in range(parts)]
+    for name in names:
+        digest = hashlib.sha256(os.fsencode(name)).digest()
+        shards[int.from_bytes(digest[:8], "big") % parts].append(name)
+    return shards
+
+
 def join(folder: Path, names: list[str], parts: list[SideFeatures]) -> SideFeatures:
-    """One side's features from its shards, in shard order."""
+    """One side's features from its shards, in listing order whichever shard holds each file: the files and their
+    rows, and the skipped files (after those whose names are reported escaped, as one device reports them)."""
+    position = {name: index for index, name in enumerate(names)}
     joined = SideFeatures(folder, names)
-    for part in parts:
-        joined.files.extend(part.files)
-        joined.problems.extend(part.problems)
-        for output, values in part.per_file.items():
-            joined.per_file.setdefault(output, []).extend(values)
+    held = sorted(((position[name], part, row) for part in parts for row, name in enumerate(part.files)),
+                  key=lambda item: item[0])
+    joined.files = [part.files[row] for _, part, row in held]
+    for output in dict.fromkeys(output for part in parts for output in part.per_file):
+        joined.per_file[output] = [part.per_file[output][row] for _, part, row in held]
+    skipped = sorted((problem for part in parts for problem in part.problems),
+                     key=lambda problem: position.get(problem["file"], len(names)))
+    reported = {problem["file"] for problem in joined.problems}
+    joined.problems += [problem for problem in skipped if problem["file"] not in reported]
     return joined
 
 
@@ -129,11 +151,11 @@ class DistributedEvaluator(Evaluator):
 
     def side_features(self, folder: Path, names: list[str], label: str, watch: Watch | None = None,
                       fold: Callable[[SideFeatures], None] | None = None) -> SideFeatures:
-        """This rank's shard (``watch`` follows it), gathered from every rank; ``fold`` folds this rank's rows only
-        (its caller merges every rank's statistics: ``stats.RoleAccumulator.all_reduce``)."""
+        """This rank's shard (``hashed_shards``; ``watch`` follows it), gathered from every rank; ``fold`` folds this
+        rank's rows only (its caller merges every rank's statistics: ``stats.RoleAccumulator.all_reduce``)."""
         import torch.distributed as dist
 
-        mine = shard(names, self.world)[self.rank]
+        mine = hashed_shards(names, self.world)[self.rank]
         part = super().side_features(folder, mine, f"{label} [rank {self.rank}]", watch, fold)
         parts: list = [None] * self.world
         dist.all_gather_object(parts, part)
