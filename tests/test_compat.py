@@ -120,6 +120,7 @@ def test_hashed_shards_keep_each_files_rank_when_others_come_and_go():
     assert all(rank[name] == r for r, part in enumerate(after) for name in part if name in rank)
 
 
+@pytest.mark.parity  # three evaluations; the torchrun test runs the same join, test_hashed_shards_keep... stays fast
 def test_hashed_shards_joined_are_the_one_process_features_in_listing_order(recordings_dir, models_dir, tmp_path):
     from audiofidelity.evaluate import Evaluator
 
