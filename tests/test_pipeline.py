@@ -131,6 +131,17 @@ def test_tf32_needs_a_gpu(recordings_dir, capsys):
     assert stop.value.code == 2 and "CUDA devices only" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_bf16_instructions_is_warned(tmp_path, capsys, monkeypatch, native):
+    from audiofidelity import runner
+
+    monkeypatch.setattr(runner, "native_bf16", lambda: native)
+    (tmp_path / "gen").mkdir()
+    (tmp_path / "ref").mkdir()  # empty folders: the run stops after the options are checked, before any model
+    cli.main(["eval", str(tmp_path / "gen"), str(tmp_path / "ref"), "--precision", "bf16", "--offline"])
+    assert ("no bf16 instructions" in capsys.readouterr().err) is not native
+
+
 def test_pool_workers_exit_when_their_parent_is_killed(tmp_path):
     import os
     import signal

@@ -197,6 +197,14 @@ class EmbeddingRunner:
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
+def native_bf16() -> bool:
+    """Whether oneDNN runs bf16 on this CPU's own instructions (AVX-512 or AMX); elsewhere torch emulates it, and
+    ``--precision bf16`` was measured 6x slower than fp32 (``benchmarks/RESULTS.md`` (t))."""
+    import torch
+
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 @contextlib.contextmanager
 def _precision(precision: str, device: str):
     """Run the enclosed model calls at ``precision``; fp32 changes nothing."""
