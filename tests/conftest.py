@@ -15,10 +15,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from audiofidelity.cli.common import available_cores  # noqa: E402 (imports no torch)
+
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     # each test process gets its share of the cores: two torch pools of all of them oversubscribe and spin (a golden
     # run took 4x as long); set before torch loads, and inherited by the CLIs and exports the tests start
-    _share = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+    _share = str(max(1, available_cores() // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(_name, _share)
 
@@ -39,7 +41,7 @@ def shared_cache(tmp_path_factory) -> Path:
     """One feature cache for the whole session: the fixture recordings' features are computed once and read
     back by every later test (the cache is content-keyed and a clip's features do not depend on what it
     holds, test_trust.py). Tests about caching use their own ``FeatureCache`` or ``fresh_cache``. The test
-    processes of one run share it (its entries are written whole, under a lock)."""
+    processes of one run share it (each entry is written to a temporary file and renamed into place whole)."""
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the run's folder, above each process's own

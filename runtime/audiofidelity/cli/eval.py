@@ -193,9 +193,10 @@ def validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         resolve_metrics(args.backbone, getattr(args, "metrics", None))
     except ValueError as exc:
         parser.error(str(exc))
-    if args.precision == "tf32" and not resolve_device(args.device).startswith("cuda"):
+    device = resolve_device(args.device)
+    if args.precision == "tf32" and not device.startswith("cuda"):
         parser.error("--precision tf32 applies to CUDA devices only (use --device cuda, or bf16 on the CPU)")
-    if args.precision == "bf16" and resolve_device(args.device) == "cpu" and not runner.native_bf16():
+    if args.precision == "bf16" and device == "cpu" and not runner.native_bf16():
         print("audiofidelity: warning: this CPU has no bf16 instructions, so --precision bf16 is emulated: about 6x "
               "slower than fp32 where measured; fp32 is the default and the exact path", file=sys.stderr)
     try:  # each option is checked by its type; here, that the run uses a model of its family
