@@ -163,10 +163,11 @@ def test_verify_aesthetics_matches_the_package_on_every_file(all_models_dir, all
     python = side_python()
     done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_aesthetics.py"), "--source",
                            str(all_checkpoints_dir / FILE), "--models-dir", str(all_models_dir), "--audio",
-                           str(clips / "gen"), "--original-python", str(python), "--bf16"],
-                          capture_output=True, text=True)
+                           str(clips / "gen"), "--original-python", str(python), "--bf16", "--bf16-files", "1"],
+                          capture_output=True, text=True)  # ours in bf16: the first file (emulated: slow)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: 6 files' scores within 0.0001 of audiobox_aesthetics" in done.stdout
+    assert "bf16 vs fp32 (ours, 1 of 6 files)" in done.stdout
     assert "the package with precision='bf16': identical to its fp32 scores" in done.stdout
 
 

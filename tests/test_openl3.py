@@ -263,6 +263,7 @@ def write_clips(root: Path) -> tuple[Path, Path]:
     """Two folders of WAV files (stable-audio-metrics globs ``*.wav``): mono and stereo, 16 to 48 kHz, 0.4 to 4 s
     (one shorter than openl3's 1-s window), tones, chirps and noise, stored as 16-bit and float."""
     import soundfile as sf
+    from scipy.io import wavfile
 
     rng = np.random.default_rng(6)
     folders = root / "gen", root / "ref"
@@ -275,7 +276,10 @@ def write_clips(root: Path) -> tuple[Path, Path]:
             x = 0.3 * np.sin(2 * np.pi * (f0 + 400 * t * (i % 2)) * t) + 0.03 * rng.standard_normal(len(t))
             if channels == 2:
                 x = np.stack([x, 0.6 * np.roll(x, 29) + 0.02 * rng.standard_normal(len(t))], axis=1)
-            sf.write(folder / f"clip{i}.wav", x.astype(np.float32), rate, subtype="FLOAT" if i % 2 else "PCM_16")
+            if i % 2:  # float32 through scipy: libsndfile's float WAV holds a PEAK chunk stamped with the time of
+                wavfile.write(folder / f"clip{i}.wav", rate, x.astype(np.float32))  # writing (the originals' cache key)
+            else:
+                sf.write(folder / f"clip{i}.wav", x.astype(np.float32), rate, subtype="PCM_16")
     return folders
 
 

@@ -88,3 +88,32 @@ def test_a_damaged_entry_is_run_again(fake, tmp_path, monkeypatch, damage):
     assert again.returncode == 0 and runs(tmp_path) == 2 and (tmp_path / "b" / "out.bin").read_bytes() == b"cba"
     call(fake, tmp_path / "in.bin", tmp_path / "c" / "out.bin")  # stored whole again
     assert runs(tmp_path) == 2
+
+
+def _digests(folder) -> dict[str, str]:
+    from audiofidelity.artifacts import file_sha256
+
+    return {p.relative_to(folder).as_posix(): file_sha256(p) for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("writer", ["openl3 clips", "passt pairs", "toolkit clips"])
+def test_what_the_parity_tier_feeds_an_original_is_the_same_bytes_every_run(writer, tmp_path):
+    """The cache keys a run by its inputs' bytes: a test input that changes from run to run (libsndfile stamps a
+    float WAV's PEAK chunk with the time of writing) runs its original on every CI stop. Written twice, a second
+    apart: the same bytes."""
+    import time
+
+    from test_fad_models import write_clips
+    from test_openl3 import write_clips as openl3_clips
+    from test_passt_feedings import write_pairs
+
+    write = {"openl3 clips": openl3_clips, "passt pairs": write_pairs,
+             "toolkit clips": lambda root: write_clips(root / "c", 44100, [0.3, 1.2], channels=2, seed=5)}[writer]
+    found = []
+    for run in ("first", "second"):
+        if found:
+            time.sleep(1.1)
+        (tmp_path / run).mkdir()
+        write(tmp_path / run)
+        found.append(_digests(tmp_path / run))
+    assert found[0] and found[0] == found[1]

@@ -2,7 +2,7 @@
 """Prove the exported audiobox-aesthetics artifact scores files as the ``audiobox_aesthetics`` package does.
 
     python verify_scripts/verify_aesthetics.py --source checkpoint.pt --models-dir models/ --audio clips/ \
-        --original-python SIDE/bin/python [--bf16]
+        --original-python SIDE/bin/python [--bf16 [--bf16-files N]]
 
 The original is the package's own ``AesPredictor`` (``audiobox_aesthetics`` 0.0.4) built from ``--source`` on the CPU,
 fed each file as its ``read_wav`` reads it, run by ``aesthetics_original.py`` in a virtualenv with torchaudio (its
@@ -76,6 +76,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="a Python with torch, torchaudio, soundfile and audiobox_aesthetics (--no-deps)")
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--bf16", action="store_true", help="also run ours in bfloat16 and print the change")
+    parser.add_argument("--bf16-files", type=int, default=None, metavar="N",
+                        help="ours in bfloat16 on the first N scored files only (default: all); on a CPU without "
+                             "bf16 instructions bfloat16 is emulated, about ten times slower than fp32")
     args = parser.parse_args(argv)
     files = audio_files([args.audio])
     if not files:
@@ -91,11 +94,17 @@ def main(argv: list[str] | None = None) -> int:
     if worst > args.tolerance:
         failed.append(f"fp32 scores differ by {worst:.3g} relative (tolerance {args.tolerance:g})")
     if args.bf16:
-        ours_bf16, _ = our_scores(args.audio, args.models_dir, "bf16")
-        change = max(float(np.max(np.abs(ours_bf16[n] - ours[n]))) for n in ours)
-        relative = max(float(np.max(np.abs(ours_bf16[n] - ours[n]) / np.abs(ours[n]))) for n in ours)
-        print(f"bf16 vs fp32 (ours): largest change of a file's score {change:.3g} on the 1-10 scale "
-              f"({relative:.3g} relative)")
+        subset = scored[:args.bf16_files]
+        with tempfile.TemporaryDirectory() as tmp:  # the subset as a folder of links: eval reads folders
+            for path in subset:
+                (Path(tmp) / path.name).symlink_to(path.resolve())
+            ours_bf16, _ = our_scores(Path(tmp), args.models_dir, "bf16")
+        change = max(float(np.max(np.abs(ours_bf16[n] - ours[n]))) for n in ours_bf16)
+        relative = max(float(np.max(np.abs(ours_bf16[n] - ours[n]) / np.abs(ours[n]))) for n in ours_bf16)
+        print(f"bf16 vs fp32 (ours, {len(ours_bf16)} of {len(ours)} files): largest change of a file's score "
+              f"{change:.3g} on the 1-10 scale ({relative:.3g} relative)")
+        if set(ours_bf16) != {path.name for path in subset}:
+            failed.append(f"ours in bf16 scored {sorted(ours_bf16)}, in fp32 {sorted(p.name for p in subset)}")
         theirs_bf16 = original_scores(args.original_python, args.source, scored, "bf16")
         same = all(np.array_equal(theirs_bf16[n], theirs[n]) for n in theirs)
         print(f"the package with precision='bf16': {'identical to' if same else 'differs from'} its fp32 scores")
