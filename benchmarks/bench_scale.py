@@ -61,7 +61,10 @@ def run(folder: Path, models_dir: Path, cache: Path, extra: list[str]) -> tuple[
     start = time.perf_counter()
     child = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     samples = []  # (seconds, resident MB of the stats process) every second: does the peak settle?
-    while child.poll() is None:
+    while True:  # reaped here, not by Popen.poll: wait4 gives the child's peak RSS only to the call that reaps it
+        pid, status, usage = os.wait4(child.pid, os.WNOHANG)
+        if pid:
+            break
         try:
             status_text = Path(f"/proc/{child.pid}/status").read_text()
             samples.append((time.perf_counter() - start,
@@ -69,8 +72,8 @@ def run(folder: Path, models_dir: Path, cache: Path, extra: list[str]) -> tuple[
         except (OSError, IndexError):
             pass
         time.sleep(1.0)
-    _, status, usage = os.wait4(child.pid, 0)
     wall = time.perf_counter() - start
+    child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode:
         raise SystemExit(f"stats failed ({child.returncode}): {child.stderr.read()[-2000:] if child.stderr else ''}")
     return wall, usage.ru_maxrss / 1024, samples
