@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ours in bfloat16 on the first N scored files only (default: all); on a CPU without "
                              "bf16 instructions bfloat16 is emulated, about ten times slower than fp32")
     args = parser.parse_args(argv)
+    if args.bf16_files is not None and (not args.bf16 or args.bf16_files < 1):
+        parser.error("--bf16-files takes a number of files of 1 or more, with --bf16")
     files = audio_files([args.audio])
     if not files:
         parser.error(f"no audio files in {args.audio}")
