@@ -163,12 +163,22 @@ def test_verify_aesthetics_matches_the_package_on_every_file(all_models_dir, all
     python = side_python()
     done = subprocess.run([sys.executable, str(ROOT / "verify_scripts" / "verify_aesthetics.py"), "--source",
                            str(all_checkpoints_dir / FILE), "--models-dir", str(all_models_dir), "--audio",
-                           str(clips / "gen"), "--original-python", str(python), "--bf16", "--bf16-files", "1"],
-                          capture_output=True, text=True)  # ours in bf16: the first file (emulated: slow)
+                           str(clips / "gen"), "--original-python", str(python), "--bf16", "--bf16-files", "0"],
+                          capture_output=True, text=True)  # ours not in bf16: emulated here, 50 s a window
     assert done.returncode == 0, done.stdout + done.stderr
     assert "OK: 6 files' scores within 0.0001 of audiobox_aesthetics" in done.stdout
-    assert "bf16 vs fp32 (ours, 1 of 6 files)" in done.stdout
     assert "the package with precision='bf16': identical to its fp32 scores" in done.stdout
+    assert "bf16 vs fp32 (ours" not in done.stdout
+
+
+@pytest.mark.parametrize("options", [("--bf16-files", "-1", "--bf16"), ("--bf16-files", "1")])
+def test_verify_aesthetics_refuses_a_bf16_file_count_below_0_or_without_bf16(options, capsys):
+    import verify_aesthetics
+
+    with pytest.raises(SystemExit) as exit_:
+        verify_aesthetics.main(["--source", "x.pt", "--audio", ".", "--original-python", "python", *options])
+    assert exit_.value.code == 2
+    assert "--bf16-files takes a number of files of 0 or more, with --bf16" in capsys.readouterr().err
 
 
 @pytest.mark.parity

@@ -1,8 +1,8 @@
 """A pip user's first run: ``audiofidelity eval GEN REF`` builds the model artifacts it lacks (each original
 downloaded, exported and sealed into the default models folder), ``--offline`` refuses instead, and
 ``models build`` does it on its own. The originals are the stand-in checkpoints, served on loopback under their
-upstream paths (the registry's source-URL override, ``$AUDIOFIDELITY_REGISTRY``); the last test runs the whole path
-from a built wheel in a fresh virtualenv."""
+upstream paths (the registry's source-URL override, ``$AUDIOFIDELITY_REGISTRY``); the last test runs the first run
+from a built wheel in a fresh virtualenv, as a pip user has it."""
 from __future__ import annotations
 
 import hashlib
@@ -78,25 +78,6 @@ def _parts(tmp_path):
     return [p.name for p in (tmp_path / "cache").rglob("*.part")]
 
 
-def test_eval_builds_the_default_models_on_first_use_and_downloads_nothing_the_second_time(
-        upstream, checkpoint_dir, recordings_dir, models_dir, tmp_path):
-    env = _serve(upstream, checkpoint_dir, tmp_path)
-    first = _eval(env, recordings_dir)
-    assert first.returncode == 0, first.stderr
-    assert "building 2 model artifact(s) on first use" in first.stderr
-    assert f"{checkpoints.CNN14['cnn14-16k']['file']}: downloading {upstream.base}/zenodo.org/" in first.stderr
-    assert "licence CC-BY-4.0" in first.stderr and "licence Apache-2.0" in first.stderr
-    assert _models(tmp_path) == sorted(["cnn14-16k.json", "cnn14-16k.pt2", "vggish.json", "vggish.pt2", VGGISH_PCA])
-    served = len(upstream.requests)
-    assert served == 3  # the two checkpoints and VGGish's PCA file, once each
-    second = _eval(env, recordings_dir)
-    assert second.returncode == 0 and "downloading" not in second.stderr and len(upstream.requests) == served
-    # the same numbers as the artifacts the test session exported from the same stand-ins
-    built, exported = json.loads(first.stdout), json.loads(_eval(env, recordings_dir, "--models-dir",
-                                                                 str(models_dir), "--no-cache").stdout)
-    assert built["metrics"] == exported["metrics"]
-
-
 def test_offline_refuses_with_the_command_that_builds_them(upstream, checkpoint_dir, recordings_dir, tmp_path):
     env = _serve(upstream, checkpoint_dir, tmp_path)
     for done in (_eval(env, recordings_dir, "--offline"), _eval({**env, "HF_HUB_OFFLINE": "1"}, recordings_dir)):
@@ -161,10 +142,13 @@ def test_models_build_rebuilds_an_artifact_missing_a_file_it_names(upstream, che
     assert VGGISH_PCA in _models(tmp_path)
 
 
-def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkpoint_dir, recordings_dir, tmp_path):
+def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkpoint_dir, recordings_dir, models_dir,
+                                                                 tmp_path):
     """The package as pip delivers it: a wheel built from this tree, installed into a new virtualenv, run from
-    outside the source tree. Its dependencies come from this environment through a path file (not re-installed:
-    torch alone is a GB); the package itself, exporters included, must come from the wheel."""
+    outside the source tree: the first ``eval`` builds the default models (each original downloaded once), the second
+    downloads nothing and imports no exporter, and both give the numbers of the artifacts this session exported.
+    Its dependencies come from this environment through a path file (not re-installed: torch alone is a GB); the
+    package itself, exporters included, must come from the wheel."""
     wheel_dir = tmp_path / "dist"
     isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []  # else from the index
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *isolation, "-q", "-w", str(wheel_dir),
@@ -184,9 +168,16 @@ def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkp
     env = _serve(upstream, checkpoint_dir, tmp_path)
     first = _eval(env, recordings_dir, python=python, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert {"cnn14-16k.pt2", "vggish.pt2"} <= set(_models(tmp_path)) and len(upstream.requests) == 3
+    assert "building 2 model artifact(s) on first use" in first.stderr
+    assert f"{checkpoints.CNN14['cnn14-16k']['file']}: downloading {upstream.base}/zenodo.org/" in first.stderr
+    assert "licence CC-BY-4.0" in first.stderr and "licence Apache-2.0" in first.stderr
+    assert _models(tmp_path) == sorted(["cnn14-16k.json", "cnn14-16k.pt2", "vggish.json", "vggish.pt2", VGGISH_PCA])
+    assert len(upstream.requests) == 3  # the two checkpoints and VGGish's PCA file, once each
     second = _eval(env, recordings_dir, python=python, cwd=tmp_path, flags=("-X", "importtime"))
-    assert second.returncode == 0 and len(upstream.requests) == 3
+    assert second.returncode == 0 and "downloading" not in second.stderr and len(upstream.requests) == 3
     imported = re.findall(r"^import time:.*\|\s+([\w.]+)$", second.stderr, re.M)  # every module, workers' too
     assert "audiofidelity.evaluate" in imported and not [m for m in imported if "exporters" in m]
     assert json.loads(first.stdout)["metrics"] == json.loads(second.stdout)["metrics"]
+    # the same numbers as the artifacts the test session exported from the same stand-ins
+    exported = _eval(env, recordings_dir, "--models-dir", str(models_dir), "--no-cache", python=python, cwd=tmp_path)
+    assert exported.returncode == 0 and json.loads(exported.stdout)["metrics"] == json.loads(first.stdout)["metrics"]

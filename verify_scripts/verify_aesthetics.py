@@ -77,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--bf16", action="store_true", help="also run ours in bfloat16 and print the change")
     parser.add_argument("--bf16-files", type=int, default=None, metavar="N",
-                        help="ours in bfloat16 on the first N scored files only (default: all); on a CPU without "
-                             "bf16 instructions bfloat16 is emulated, about ten times slower than fp32")
+                        help="ours in bfloat16 on the first N scored files only (default: all; 0: none, the "
+                             "package's check alone); on a CPU without bf16 instructions bfloat16 is emulated, about "
+                             "ten times slower than fp32")
     args = parser.parse_args(argv)
-    if args.bf16_files is not None and (not args.bf16 or args.bf16_files < 1):
-        parser.error("--bf16-files takes a number of files of 1 or more, with --bf16")
+    if args.bf16_files is not None and (not args.bf16 or args.bf16_files < 0):
+        parser.error("--bf16-files takes a number of files of 0 or more, with --bf16")
     files = audio_files([args.audio])
     if not files:
         parser.error(f"no audio files in {args.audio}")
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     worst = compare(ours, theirs, "fp32")
     if worst > args.tolerance:
         failed.append(f"fp32 scores differ by {worst:.3g} relative (tolerance {args.tolerance:g})")
-    if args.bf16:
+    if args.bf16 and args.bf16_files != 0:
         subset = scored[:args.bf16_files]
         with tempfile.TemporaryDirectory() as tmp:  # the subset as a folder of links: eval reads folders
             for path in subset:
@@ -107,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{change:.3g} on the 1-10 scale ({relative:.3g} relative)")
         if set(ours_bf16) != {path.name for path in subset}:
             failed.append(f"ours in bf16 scored {sorted(ours_bf16)}, in fp32 {sorted(p.name for p in subset)}")
+    if args.bf16:
         theirs_bf16 = original_scores(args.original_python, args.source, scored, "bf16")
         same = all(np.array_equal(theirs_bf16[n], theirs[n]) for n in theirs)
         print(f"the package with precision='bf16': {'identical to' if same else 'differs from'} its fp32 scores")
