@@ -33,8 +33,8 @@ def run(*args):
 
 @pytest.fixture(scope="module")
 def train_stats(benchmark, tmp_path_factory):
-    """The 300 training clips classified once (``sc09-stats``), for the tests that read them: the training folder's
-    own path is the next-but-one test's (on a subset)."""
+    """The 300 training clips classified once (``sc09-stats``), for the tests that read them (``--train FOLDER``
+    is ``test_a_training_file_gives_the_folders_numbers_and_bad_files_are_named``'s, on a subset)."""
     out = tmp_path_factory.mktemp("sc09-train") / "train.npz"
     run("sc09-stats", benchmark / "audio" / "train", "--out", out, "--models-dir", benchmark / "models")
     return out
@@ -103,8 +103,8 @@ def test_per_file_outputs_equal_the_originals(benchmark, train_stats, side):
 
 
 def test_a_training_file_gives_the_folders_numbers_and_bad_files_are_named(benchmark, tmp_path):
-    """On 100 of the training clips (the first 10 of each digit: 2·K for NDB's K-means), so that the folder is
-    classified twice in 30 s, not 60."""
+    """On 100 of the training clips (the first 10 of each digit: 2·K for NDB's K-means): each path classifies them,
+    a third of the work of the whole training set."""
     audio = benchmark / "audio"
     train = tmp_path / "train"
     for digit in sorted(p for p in (audio / "train").iterdir() if p.is_dir()):
