@@ -11,6 +11,7 @@ import sys
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from audiofidelity import cli
@@ -169,6 +170,39 @@ def test_verify_aesthetics_matches_the_package_on_every_file(all_models_dir, all
     assert "OK: 6 files' scores within 0.0001 of audiobox_aesthetics" in done.stdout
     assert "the package with precision='bf16': identical to its fp32 scores" in done.stdout
     assert "bf16 vs fp32 (ours" not in done.stdout
+
+
+@pytest.mark.parametrize("skips", [False, True])
+def test_verify_aesthetics_runs_ours_in_bf16_on_the_first_files_and_fails_on_one_it_skips(skips, tmp_path,
+                                                                                       monkeypatch, capsys):
+    """The script's bf16 steps, with both sides' scores written here (the tier runs it with ``--bf16-files 0``: ours
+    in bf16 is emulated on CPUs without bf16 instructions, 50 s a window)."""
+    import verify_aesthetics
+
+    names = ["a.wav", "b.wav", "c.wav"]
+    for name in names:
+        sf.write(tmp_path / name, np.zeros(160, np.float32), 16000)
+    scores = {name: np.array([5.0, 6.0, 7.0, 8.0]) + i for i, name in enumerate(names)}
+    seen = []
+
+    def ours(folder, models_dir, precision):
+        listed = sorted(path.name for path in folder.iterdir())
+        seen.append((precision, listed))
+        kept = listed[1:] if skips and precision == "bf16" else listed
+        return {name: scores[name] * (1.001 if precision == "bf16" else 1.0) for name in kept}, {"problems": []}
+
+    monkeypatch.setattr(verify_aesthetics, "our_scores", ours)
+    monkeypatch.setattr(verify_aesthetics, "original_scores",
+                        lambda python, source, files, precision: {path.name: scores[path.name] for path in files})
+    status = verify_aesthetics.main(["--source", "x.pt", "--audio", str(tmp_path), "--original-python", "python",
+                                     "--bf16", "--bf16-files", "2"])
+    printed = capsys.readouterr()
+    assert seen == [("fp32", names), ("bf16", names[:2])]
+    if skips:
+        assert status == 1 and "ours in bf16 scored ['b.wav'], in fp32 ['a.wav', 'b.wav']" in printed.err
+    else:
+        assert status == 0
+        assert "bf16 vs fp32 (ours, 2 of 3 files): largest change of a file's score 0.009" in printed.out
 
 
 @pytest.mark.parametrize("options", [("--bf16-files", "-1", "--bf16"), ("--bf16-files", "1")])

@@ -161,11 +161,12 @@ def test_the_first_run_from_a_built_wheel_in_a_fresh_virtualenv(upstream, checkp
     Path(site, "deps-of-the-test-environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index",
                     *map(str, wheel_dir.glob("*.whl"))], check=True, capture_output=True, timeout=300)
+    # without $PYTHONPATH: a checkout on it would be imported instead of the wheel
+    env = {k: v for k, v in _serve(upstream, checkpoint_dir, tmp_path).items() if k != "PYTHONPATH"}
     where = subprocess.run([str(python), "-c", "import audiofidelity.exporters.build as b, audiofidelity as a; "
                             "print(a.__file__); print(b.__file__)"], capture_output=True, text=True, check=True,
-                           cwd=tmp_path).stdout.split()
+                           cwd=tmp_path, env=env).stdout.split()
     assert all(path.startswith(site) for path in where), where
-    env = _serve(upstream, checkpoint_dir, tmp_path)
     first = _eval(env, recordings_dir, python=python, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     assert "building 2 model artifact(s) on first use" in first.stderr

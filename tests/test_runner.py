@@ -96,8 +96,8 @@ PASS = 3
 @pytest.mark.parametrize("model, precision", embedding_models())
 def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(model, precision, request, tmp_path):
     """#34: one 10-s clip evaluated alone; in a folder after cache hits of two of its four folder-mates (so it runs
-    between the other two); and in another folder, with other names and order, first, beside two clips (one of them
-    also 10 s, so that its items share passes with the target's): its features bit for bit; at bf16 too (its
+    between the other two); and in another folder, under another name, last of three clips (one of them also 10 s,
+    so that its items share passes with the target's, after that clip's): its features bit for bit; at bf16 too (its
     channels-last weights) for the two convolutional towers of audioldm_eval's metrics.
     Passes of ``PASS`` items: odd, so a clip of ten items (VGGish's examples, a 10-s clip's 1-s windows) shares its
     last pass with its neighbour's, as at the default 8; smaller, so PaSST-30s' zero-filled passes cost less. Each
@@ -112,9 +112,10 @@ def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(
     others = [("a.wav", 10.0, 44100, 1), ("b.wav", 1.7, 22050, 2), ("c.wav", 5.2, 48000, 3), ("z.wav", 2.4, 16000, 4)]
     alone = folder(tmp_path, "alone", [target])
     mixed = folder(tmp_path, "mixed", [target, *others])
-    # the target's content first, as "a.wav"; a's as "target.wav"; c's as "m.wav"
-    reordered = folder(tmp_path, "reordered", [("a.wav", *target[1:]), ("m.wav", *others[2][1:]),
-                                               ("target.wav", *others[0][1:])])
+    # a's content as "a.wav", c's as "m.wav", the target's last as "x.wav": in the whole-clip models' pass it follows
+    # a's (row 1; alone it is row 0, and in the mixed folder after a's cache hit too)
+    reordered = folder(tmp_path, "reordered", [("a.wav", *others[0][1:]), ("m.wav", *others[2][1:]),
+                                               ("x.wav", *target[1:])])
     first = Embedder(model, models_dir=models, cache=False, batch_size=PASS, precision=precision).embed_folder(alone)
     assert not first.problems, first.problems
     expected = first.arrays["target.wav"]
@@ -125,7 +126,7 @@ def test_a_clips_features_are_the_same_bits_in_any_folder_order_and_cache_state(
     assert got.dtype == expected.dtype and np.array_equal(got, expected)
     plain = Embedder(model, models_dir=models, cache=False, batch_size=PASS, precision=precision)
     moved = plain.embed_folder(reordered).arrays
-    assert list(moved) == ["a.wav", "m.wav", "target.wav"] and np.array_equal(moved["a.wav"], expected)
+    assert list(moved) == ["a.wav", "m.wav", "x.wav"] and np.array_equal(moved["x.wav"], expected)
 
 
 def test_too_few_frames_is_reported_before_the_model_runs(artifact):

@@ -13,7 +13,8 @@ from audiofidelity import cli, sc09
 from conftest import GOLDEN, run_export
 from fixtures import sc09 as fixture
 
-pytestmark = pytest.mark.parity  # 500 clips through the classifier, and 100 of them twice more
+pytestmark = pytest.mark.parity  # the 300 training clips through the classifier once, the 200 generated twice,
+# and 100 and 40 of them twice more
 SC09 = GOLDEN / "sc09"
 
 

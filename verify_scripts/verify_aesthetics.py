@@ -9,8 +9,9 @@ fed each file as its ``read_wav`` reads it, run by ``aesthetics_original.py`` in
 resampler; no torchaudio wheel matches the runtime's torch), as a subprocess that saves arrays. Checked against
 ``audiofidelity eval CLIPS --metrics aesthetics --per-file`` (no reference): every file scored by both, each of its
 four scores and the four means within ``--tolerance`` relative (default 1e-4). With ``--bf16``: ours again with
-``--precision bf16`` (autocast), its largest change from fp32 printed (the figure the README quotes); and the
-package with ``precision="bf16"``, which must equal its fp32 scores: ``AesMultiOutput`` tests ``str(dtype)`` against
+``--precision bf16`` (autocast) on the first ``--bf16-files`` files (default all; 0 none), which it must score, its
+largest change from fp32 printed (the figure the README quotes); and the package with ``precision="bf16"``, which
+must equal its fp32 scores: ``AesMultiOutput`` tests ``str(dtype)`` against
 ``{"16", "bf16"}`` after turning the string into a torch dtype, so autocast is never enabled and the package always
 computes in fp32 (0.0.4).
 """
@@ -102,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
             for path in subset:
                 (Path(tmp) / path.name).symlink_to(path.resolve())
             ours_bf16, _ = our_scores(Path(tmp), args.models_dir, "bf16")
-        change = max(float(np.max(np.abs(ours_bf16[n] - ours[n]))) for n in ours_bf16)
-        relative = max(float(np.max(np.abs(ours_bf16[n] - ours[n]) / np.abs(ours[n]))) for n in ours_bf16)
-        print(f"bf16 vs fp32 (ours, {len(ours_bf16)} of {len(ours)} files): largest change of a file's score "
-              f"{change:.3g} on the 1-10 scale ({relative:.3g} relative)")
+        if ours_bf16:
+            change = max(float(np.max(np.abs(ours_bf16[n] - ours[n]))) for n in ours_bf16)
+            relative = max(float(np.max(np.abs(ours_bf16[n] - ours[n]) / np.abs(ours[n]))) for n in ours_bf16)
+            print(f"bf16 vs fp32 (ours, {len(ours_bf16)} of {len(ours)} files): largest change of a file's score "
+                  f"{change:.3g} on the 1-10 scale ({relative:.3g} relative)")
         if set(ours_bf16) != {path.name for path in subset}:
             failed.append(f"ours in bf16 scored {sorted(ours_bf16)}, in fp32 {sorted(p.name for p in subset)}")
     if args.bf16:
