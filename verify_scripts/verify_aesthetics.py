@@ -11,9 +11,8 @@ resampler; no torchaudio wheel matches the runtime's torch), as a subprocess tha
 four scores and the four means within ``--tolerance`` relative (default 1e-4). With ``--bf16``: ours again with
 ``--precision bf16`` (autocast) on the first ``--bf16-files`` files (default all; 0 none), which it must score, its
 largest change from fp32 printed (the figure the README quotes); and the package with ``precision="bf16"``, which
-must equal its fp32 scores: ``AesMultiOutput`` tests ``str(dtype)`` against
-``{"16", "bf16"}`` after turning the string into a torch dtype, so autocast is never enabled and the package always
-computes in fp32 (0.0.4).
+must equal its fp32 scores: ``AesMultiOutput`` tests ``str(dtype)`` against ``{"16", "bf16"}`` after turning the
+string into a torch dtype, so autocast is never enabled and the package always computes in fp32 (0.0.4).
 """
 from __future__ import annotations
 
